@@ -1,0 +1,1 @@
+"""Shared infrastructure: atomic result files and one-line errors for binaries."""
