@@ -1,0 +1,175 @@
+"""Model-side parts of the objectives: heads, penultimate dropout, output transforms.
+
+A network for objective `o` is `features -> o.penultimate() -> o.head(K) -> z ("final_layer")`
+and `z -> o.outputs() -> "outputs"`. The loss always sees `z`; `outputs` are the logits used
+for prediction (SPEC.md §2: what the released loss functions returned as `outputs`).
+
+All layers here are registered Keras serializables with `get_config`, so a model that uses
+them saves to and loads from `.keras` files.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from official.losses import hyperparameters
+from official.losses import normalization
+from official.losses import objectives
+
+_register = keras.saving.register_keras_serializable(
+    package=objectives.SERIALIZATION_PACKAGE)
+
+# Released final-layer initialisation (SPEC.md §2): kernel N(0, 0.01), bias 0.
+HEAD_KERNEL_STDDEV = 0.01
+
+
+def head_kernel_initializer() -> keras.initializers.Initializer:
+  return keras.initializers.RandomNormal(mean=0.0, stddev=HEAD_KERNEL_STDDEV)
+
+
+@_register
+class FinalLayerL2(keras.regularizers.Regularizer):
+  """Extra final-layer L2 penalty of paper eq. 4: `lambda_ * 0.5 * ||W||_F^2`.
+
+  Attached as the head's `kernel_regularizer`, so the penalty belongs to the layer that owns
+  the kernel (not found by variable name as in the released code) and appears in
+  `layer.losses` / `model.losses`. The released form has the 0.5 (`tf.nn.l2_loss`); eq. 4 omits
+  it. It is added on top of the global weight decay, which the training loop applies. Under
+  `tf.distribute` the loop that sums `model.losses` must divide them by the number of replicas
+  (Keras' own trainer does so in `_aggregate_additional_loss`); `keras.losses.Loss` does not.
+
+  Args:
+    lambda_: Penalty weight, >= 0.
+  """
+
+  def __init__(self, lambda_=8e-4):
+    self.lambda_ = hyperparameters.check_non_negative(
+        "lambda_", lambda_, "the extra final-layer L2 weight must be >= 0")
+
+  def __call__(self, x):
+    return self.lambda_ * 0.5 * ops.sum(ops.square(x))
+
+  def get_config(self):
+    return {"lambda_": self.lambda_}
+
+
+@_register
+class CosineSoftmaxHead(keras.layers.Layer):
+  """Cosine-similarity head of paper eq. 7: `z_k = cos(W_k, x) + b_k`, shape [batch, K].
+
+  With `normalize_features=True` (paper eq. 7) both the kernel columns `W_k` and the features
+  `x` are L2-normalised, so `z_k - b_k` is the cosine similarity. With
+  `normalize_features=False` it is the released head, which normalises only the kernel columns:
+  `z_k = <W_k / ||W_k||, x> + b_k`. The temperature is applied after the head (`outputs` layer
+  and loss divide the whole `z`, bias included, by tau, as released). Kernel [D, K] initialised
+  N(0, 0.01), bias 0 (released). L2 norms are floored at 1e-6 (`normalization.l2_normalize`), so
+  an all-zero feature vector gives `z = b`.
+
+  Args:
+    units: Number of classes K.
+    normalize_features: Normalise `x` (paper eq. 7) or not (released head).
+    kernel_initializer, bias_initializer, kernel_regularizer: Keras initializers/regularizer.
+  """
+
+  def __init__(self, units, normalize_features=True, kernel_initializer=None,
+               bias_initializer="zeros", kernel_regularizer=None, **kwargs):
+    super().__init__(**kwargs)
+    self.units = hyperparameters.check_num_classes(units)
+    self.normalize_features = hyperparameters.check_bool("normalize_features",
+                                                         normalize_features)
+    self.kernel_initializer = keras.initializers.get(
+        kernel_initializer or head_kernel_initializer())
+    self.bias_initializer = keras.initializers.get(bias_initializer)
+    self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+  def build(self, input_shape):
+    input_dim = input_shape[-1]
+    if input_dim is None:
+      raise ValueError(f"{self.name}: the feature dimension must be known, got input shape "
+                       f"{tuple(input_shape)}")
+    self.kernel = self.add_weight(name="kernel", shape=(input_dim, self.units),
+                                  initializer=self.kernel_initializer,
+                                  regularizer=self.kernel_regularizer)
+    self.bias = self.add_weight(name="bias", shape=(self.units,),
+                                initializer=self.bias_initializer)
+
+  def call(self, inputs):
+    kernel = normalization.l2_normalize(ops.cast(self.kernel, inputs.dtype), axis=0)
+    if self.normalize_features:
+      inputs = normalization.l2_normalize(inputs, axis=-1)
+    return ops.matmul(inputs, kernel) + ops.cast(self.bias, inputs.dtype)
+
+  def compute_output_shape(self, input_shape):
+    return tuple(input_shape[:-1]) + (self.units,)
+
+  def get_config(self):
+    return {**super().get_config(), "units": self.units,
+            "normalize_features": self.normalize_features,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)}
+
+
+@_register
+class TemperatureScaling(keras.layers.Layer):
+  """`outputs` of `cosine_softmax`: `z / tau`, the logits the loss and predictions use (eq. 7)."""
+
+  def __init__(self, tau=0.05, **kwargs):
+    super().__init__(**kwargs)
+    self.tau = hyperparameters.check_tau(tau)
+
+  def call(self, inputs):
+    return inputs / ops.cast(self.tau, inputs.dtype)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return {**super().get_config(), "tau": self.tau}
+
+
+@_register
+class LogitNormalization(keras.layers.Layer):
+  """`outputs` of `logit_normalization`: `z / (tau * ||z||)` (paper eq. 6), safe at `z = 0`."""
+
+  def __init__(self, tau=0.04, **kwargs):
+    super().__init__(**kwargs)
+    self.tau = hyperparameters.check_tau(tau)
+
+  def call(self, inputs):
+    return normalization.l2_normalize(inputs, axis=-1) / ops.cast(self.tau, inputs.dtype)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return {**super().get_config(), "tau": self.tau}
+
+
+def dense_head(num_classes, *, name="final_layer", bias_value=0.0, lambda_=None, dtype=None):
+  """Linear head `z = x W + b` (paper §2), kernel N(0, 0.01) and bias `bias_value`.
+
+  With `lambda_` the head's kernel carries the `FinalLayerL2(lambda_)` penalty (eq. 4).
+  """
+  num_classes = hyperparameters.check_num_classes(num_classes)
+  regularizer = None if lambda_ is None else FinalLayerL2(lambda_)
+  return keras.layers.Dense(
+      num_classes, kernel_initializer=head_kernel_initializer(),
+      bias_initializer=keras.initializers.Constant(bias_value),
+      kernel_regularizer=regularizer, name=name, dtype=dtype)
+
+
+def sigmoid_head(num_classes, *, name="final_layer", dtype=None):
+  """Linear head whose bias starts at `-log K` (paper §2, eq. 8): initial sigmoids are ~1/K."""
+  num_classes = hyperparameters.check_num_classes(num_classes)
+  return dense_head(num_classes, name=name, bias_value=-math.log(num_classes), dtype=dtype)
+
+
+def penultimate_dropout(keep_prob, *, name="penultimate_dropout", dtype=None):
+  """Penultimate dropout of paper eq. 3: in training `x -> x * xi / rho`, `xi ~ Bernoulli(rho)`.
+
+  Identity at inference. `keras.layers.Dropout(rate=1 - rho)` computes exactly this.
+  """
+  keep_prob = hyperparameters.check_keep_prob(keep_prob)
+  return keras.layers.Dropout(rate=1.0 - keep_prob, name=name, dtype=dtype)

@@ -1,0 +1,363 @@
+"""The nine training objectives of Kornblith et al. (2021) as Keras 3 losses (SPEC.md §1).
+
+Notation (paper §2): `z` is the head output ("final_layer", shape [batch, K]), `t` the one-hot
+target, `y` the true class. Every loss here is a `keras.losses.Loss` written with `keras.ops`
+only, so it runs on any Keras backend, and is called as
+
+    loss(labels, z)
+
+with `labels` either integer class ids of shape [batch] (or [batch, 1]) or one-hot targets of
+shape [batch, K]. It returns the mean over the batch of the per-example loss below (pass
+`reduction=None` for the per-example values).
+
+Precision: the math runs in float32 (float64 when `keras.backend.floatx()` is float64);
+bfloat16/float16 logits are cast up by `keras.losses.Loss.__call__`, which converts its inputs
+to the loss dtype. Cross-entropies use `log_softmax` and binary cross-entropies `softplus`, so
+logits of magnitude 1e4 give finite values and gradients.
+
+Distribution: with the default reduction ("sum_over_batch_size"), `Loss.__call__` ends in
+`keras.src.losses.loss.reduce_values`, which divides the per-replica mean by
+`tf.distribute.get_strategy().num_replicas_in_sync` (`scale_loss_for_distribution`). Summing
+the per-replica gradients, as `tf.distribute` does, then gives the gradient of the global-batch
+mean. A custom training loop must therefore NOT divide these losses by the number of replicas
+again. Penalties that live in the model (`model.losses`, e.g. `heads.FinalLayerL2`) are not
+scaled by Keras' `Loss`; Keras' own TF trainer scales them in `_aggregate_additional_loss`, and
+a custom loop must do the same.
+
+Labels are validated: static shapes always (also inside `tf.function`), label values whenever
+they are concrete (eager execution); a violation raises a one-line `ValueError`.
+"""
+
+import keras
+from keras import ops
+import numpy as np
+
+from official.losses import hyperparameters
+from official.losses import normalization
+
+SERIALIZATION_PACKAGE = "loss_transfer"
+
+_register = keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+
+
+def _static_shape(x) -> tuple:
+  if not hasattr(x, "shape"):
+    x = np.asarray(x)
+  return tuple(None if d is None else int(d) for d in x.shape)
+
+
+def _concrete_value(x):
+  """Returns `x` as a NumPy array when its value is known now, else None (symbolic tensors)."""
+  if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
+    return np.asarray(x)
+  if keras.backend.is_keras_tensor(x):
+    return None
+  try:
+    return np.asarray(ops.convert_to_numpy(x))
+  except (RuntimeError, TypeError):
+    # Graph tensors (tf.function) and traced arrays (jax.jit) have no value yet.
+    return None
+
+
+def check_labels_and_logits(labels, logits) -> None:
+  """Raises a one-line ValueError when `labels` cannot be targets for `logits` [batch, K].
+
+  Shapes are checked from static shapes; values (class ids in [0, K), one-hot rows that are
+  non-negative and sum to 1) are checked when they are concrete.
+  """
+  logits_shape = _static_shape(logits)
+  if len(logits_shape) != 2:
+    raise ValueError(f"logits: expected shape [batch, num_classes], got shape {logits_shape}")
+  batch, num_classes = logits_shape
+  if num_classes is None:
+    raise ValueError(f"logits: the number of classes (last dimension) must be known "
+                     f"statically, got shape {logits_shape}")
+  labels_shape = _static_shape(labels)
+  if len(labels_shape) == 2 and labels_shape[1] == num_classes:
+    one_hot = True
+  elif len(labels_shape) == 1 or (len(labels_shape) == 2 and labels_shape[1] == 1):
+    one_hot = False
+  else:
+    raise ValueError(f"labels: shape {labels_shape} does not match logits shape {logits_shape}; "
+                     f"expected class ids [batch] or one-hot targets [batch, {num_classes}]")
+  if batch is not None and labels_shape[0] is not None and labels_shape[0] != batch:
+    raise ValueError(f"labels: batch size {labels_shape[0]} differs from the logits' batch size "
+                     f"{batch}; expected one label per row of logits {logits_shape}")
+  values = _concrete_value(labels)
+  if values is None or values.size == 0:
+    return
+  values = values.astype(np.float64)
+  if one_hot:
+    if (not np.all(np.isfinite(values)) or np.any(values < 0) or
+        not np.allclose(values.sum(axis=-1), 1.0, atol=1e-3)):
+      raise ValueError(f"labels: one-hot targets of shape {labels_shape} must be non-negative "
+                       "with rows summing to 1")
+  elif (not np.all(np.isfinite(values)) or np.any(values != np.round(values)) or
+        values.min() < 0 or values.max() >= num_classes):
+    raise ValueError(f"labels: class ids must be integers in [0, {num_classes}), got values in "
+                     f"[{values.min():g}, {values.max():g}]")
+
+
+def targets_from_labels(labels, logits):
+  """Returns float targets t [batch, K] from class ids [batch] / [batch, 1] or one-hot [batch, K]."""
+  num_classes = logits.shape[-1]
+  if len(labels.shape) == 2 and labels.shape[-1] == num_classes:
+    return ops.cast(labels, logits.dtype)
+  if len(labels.shape) == 2:
+    labels = ops.squeeze(labels, axis=-1)
+  return ops.one_hot(ops.cast(labels, "int32"), num_classes, dtype=logits.dtype)
+
+
+def softmax_cross_entropy(targets, logits):
+  """Per-example `-sum_k t_k log softmax(z)_k` = `logsumexp(z) - z_y` for one-hot t (eq. 1)."""
+  return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
+
+
+def _math_dtype() -> str:
+  return "float64" if keras.backend.floatx() == "float64" else "float32"
+
+
+class ObjectiveLoss(keras.losses.Loss):
+  """Base class: label checks, targets, float32 math; subclasses define `per_example_loss`.
+
+  Args:
+    name: Name of the loss (defaults to the objective's registry name).
+    reduction: Keras reduction; the default "sum_over_batch_size" is the mean over the batch
+      (divided by the number of replicas under `tf.distribute`, see the module docstring).
+  """
+
+  def __init__(self, name: str, reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction, dtype=_math_dtype())
+
+  def __call__(self, y_true, y_pred, sample_weight=None):
+    # Keras maps conversion over nested lists element by element; make them arrays first.
+    if isinstance(y_true, (list, tuple)):
+      y_true = np.asarray(y_true)
+    if isinstance(y_pred, (list, tuple)):
+      y_pred = np.asarray(y_pred)
+    check_labels_and_logits(y_true, y_pred)
+    return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
+  def call(self, y_true, y_pred):
+    return self.per_example_loss(targets_from_labels(y_true, y_pred), y_pred)
+
+  def per_example_loss(self, targets, logits):
+    """Loss of each example, shape [batch], from targets t and logits z, both [batch, K]."""
+    raise NotImplementedError(f"{type(self).__name__} must define per_example_loss")
+
+
+@_register
+class SoftmaxCrossEntropy(ObjectiveLoss):
+  """`softmax`: softmax cross-entropy, paper eq. 1: `logsumexp(z) - z_y`."""
+
+  def __init__(self, name="softmax", reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction)
+
+  def per_example_loss(self, targets, logits):
+    return softmax_cross_entropy(targets, logits)
+
+
+@_register
+class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
+  """`extra_final_layer_l2`, paper eq. 4: the loss value is plain softmax cross-entropy.
+
+  The penalty `lambda_ * 0.5 * ||W||_F^2` on the final-layer kernel (released form; eq. 4 omits
+  the 0.5, the released lambda = 8e-4 goes with it) is owned by the head layer
+  (`heads.FinalLayerL2` kernel regularizer) and reaches training through `model.losses`.
+  `lambda_` is recorded here so that the loss's config names the whole objective.
+
+  Args:
+    lambda_: Extra L2 weight on the final-layer kernel, >= 0.
+  """
+
+  def __init__(self, lambda_=8e-4, name="extra_final_layer_l2",
+               reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction)
+    self.lambda_ = hyperparameters.check_non_negative(
+        "lambda_", lambda_, "the extra final-layer L2 weight must be >= 0")
+
+  def get_config(self):
+    return {**super().get_config(), "lambda_": self.lambda_}
+
+
+@_register
+class PenultimateDropoutCrossEntropy(SoftmaxCrossEntropy):
+  """`dropout`, paper eq. 3: the loss value is softmax cross-entropy of the dropped-out logits.
+
+  The dropout `x -> x * xi / rho`, `xi ~ Bernoulli(rho)` acts on the penultimate features inside
+  the model (`Objective.penultimate()`), so the loss sees `z~ = W x~ + b` and eq. 3's expectation
+  over xi is taken by SGD. `keep_prob` is recorded so that the loss's config names the objective.
+
+  Args:
+    keep_prob: Keep probability rho, in (0, 1].
+  """
+
+  def __init__(self, keep_prob=0.7, name="dropout", reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction)
+    self.keep_prob = hyperparameters.check_keep_prob(keep_prob)
+
+  def get_config(self):
+    return {**super().get_config(), "keep_prob": self.keep_prob}
+
+
+@_register
+class LabelSmoothingCrossEntropy(ObjectiveLoss):
+  """`label_smoothing`, paper eq. 2.
+
+  Cross-entropy with targets `t' = (1 - alpha) t + alpha / K`, multiplied by `1 / (1 - alpha)`
+  so that the gradient with respect to the correct-class logit keeps its scale (paper and
+  released code agree).
+
+  Args:
+    alpha: Smoothing weight, in [0, 1).
+  """
+
+  def __init__(self, alpha=0.1, name="label_smoothing", reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction)
+    self.alpha = hyperparameters.check_alpha(alpha)
+
+  def per_example_loss(self, targets, logits):
+    num_classes = logits.shape[-1]
+    smoothed = targets * (1.0 - self.alpha) + self.alpha / num_classes
+    return softmax_cross_entropy(smoothed, logits) / (1.0 - self.alpha)
+
+  def get_config(self):
+    return {**super().get_config(), "alpha": self.alpha}
+
+
+@_register
+class SigmoidCrossEntropy(ObjectiveLoss):
+  """`sigmoid`, paper eq. 8: one-vs-rest binary cross-entropy summed over the K classes.
+
+  Per example `sum_k softplus(z_k) - z_y`, computed as
+  `sum_k t_k softplus(-z_k) + (1 - t_k) softplus(z_k)` (equal for t in {0, 1}) so that no
+  large terms cancel. The `-log K` prior of the paper lives in the head's bias initialisation
+  (`Objective.head`); the released code instead subtracted `log K` from the logits here, which
+  is the same model. Predictions rank the logits.
+  """
+
+  def __init__(self, name="sigmoid", reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction)
+
+  def per_example_loss(self, targets, logits):
+    return ops.sum(targets * ops.softplus(-logits) + (1.0 - targets) * ops.softplus(logits),
+                   axis=-1)
+
+
+@_register
+class LogitPenaltyCrossEntropy(ObjectiveLoss):
+  """`logit_penalty`, paper eq. 5: softmax cross-entropy + `beta * 0.5 * ||z||^2`.
+
+  The 0.5 is the released form (eq. 5 omits it); the released beta = 6e-4 goes with it.
+
+  Args:
+    beta: Logit penalty weight, >= 0.
+  """
+
+  def __init__(self, beta=6e-4, name="logit_penalty", reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction)
+    self.beta = hyperparameters.check_non_negative(
+        "beta", beta, "the logit penalty weight must be >= 0")
+
+  def per_example_loss(self, targets, logits):
+    penalty = self.beta * 0.5 * ops.sum(ops.square(logits), axis=-1)
+    return softmax_cross_entropy(targets, logits) + penalty
+
+  def get_config(self):
+    return {**super().get_config(), "beta": self.beta}
+
+
+@_register
+class LogitNormalizationCrossEntropy(ObjectiveLoss):
+  """`logit_normalization`, paper eq. 6: softmax cross-entropy of `z / (tau * ||z||)`.
+
+  `||z||` is floored at 1e-6 as in `tf.math.l2_normalize` (the released code), so `z = 0`
+  gives the value `log K` and a finite gradient. With `scale_loss_by_tau` the loss is
+  multiplied by tau when tau < 0.05 (paper §3.4, footnote 1; off in the released runs).
+
+  Args:
+    tau: Temperature, > 0.
+    scale_loss_by_tau: Multiply the loss by tau when tau < 0.05.
+  """
+
+  def __init__(self, tau=0.04, scale_loss_by_tau=False, name="logit_normalization",
+               reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction)
+    self.tau = hyperparameters.check_tau(tau)
+    self.scale_loss_by_tau = hyperparameters.check_bool("scale_loss_by_tau", scale_loss_by_tau)
+
+  def per_example_loss(self, targets, logits):
+    scaled = normalization.l2_normalize(logits, axis=-1) / self.tau
+    factor = hyperparameters.tau_loss_factor(self.tau, self.scale_loss_by_tau)
+    return factor * softmax_cross_entropy(targets, scaled)
+
+  def get_config(self):
+    return {**super().get_config(), "tau": self.tau,
+            "scale_loss_by_tau": self.scale_loss_by_tau}
+
+
+@_register
+class CosineSoftmaxCrossEntropy(ObjectiveLoss):
+  """`cosine_softmax`, paper eq. 7: softmax cross-entropy of `z / tau`.
+
+  `z` is the output of `heads.CosineSoftmaxHead`, `z_k = cos(W_k, x) + b_k`; dividing the whole
+  output (bias included) by tau is the released form, so eq. 7's bias `b_k` corresponds to
+  `b_k / tau` here (a reparametrisation of the same model). With `scale_loss_by_tau` the loss is
+  multiplied by tau when tau < 0.05 (paper §3.4, footnote 1, used for the Table 4 sweep).
+
+  Args:
+    tau: Temperature, > 0.
+    normalize_features: Whether the head normalises the features (paper eq. 7) or not
+      (released head). It does not change the loss value; it is recorded so that the loss's
+      config names the whole objective.
+    scale_loss_by_tau: Multiply the loss by tau when tau < 0.05.
+  """
+
+  def __init__(self, tau=0.05, normalize_features=True, scale_loss_by_tau=False,
+               name="cosine_softmax", reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction)
+    self.tau = hyperparameters.check_tau(tau)
+    self.normalize_features = hyperparameters.check_bool("normalize_features",
+                                                         normalize_features)
+    self.scale_loss_by_tau = hyperparameters.check_bool("scale_loss_by_tau", scale_loss_by_tau)
+
+  def per_example_loss(self, targets, logits):
+    factor = hyperparameters.tau_loss_factor(self.tau, self.scale_loss_by_tau)
+    return factor * softmax_cross_entropy(targets, logits / self.tau)
+
+  def get_config(self):
+    return {**super().get_config(), "tau": self.tau,
+            "normalize_features": self.normalize_features,
+            "scale_loss_by_tau": self.scale_loss_by_tau}
+
+
+@_register
+class SquaredError(ObjectiveLoss):
+  """`squared_error` (Hui & Belkin), paper eq. 9, released form.
+
+  Per example `loss_scale * (kappa * (z_y - M)^2 + sum_{k != y} z_k^2)`. Paper eq. 9 writes the
+  same bracket times 1/K (loss_scale = 1/K); kappa = M = 1 is plain squared error.
+
+  Args:
+    kappa: Weight of the correct class, > 0.
+    m: Target M for the correct-class logit.
+    loss_scale: Overall factor, > 0.
+  """
+
+  def __init__(self, kappa=9.0, m=60.0, loss_scale=10.0, name="squared_error",
+               reduction="sum_over_batch_size"):
+    super().__init__(name=name, reduction=reduction)
+    self.kappa = hyperparameters.check_positive(
+        "kappa", kappa, "the correct-class weight must be > 0")
+    self.m = hyperparameters.check_finite("m", m)
+    self.loss_scale = hyperparameters.check_positive(
+        "loss_scale", loss_scale, "the loss scale must be > 0")
+
+  def per_example_loss(self, targets, logits):
+    correct = self.kappa * ops.square(logits - self.m)
+    other = ops.square(logits)
+    return self.loss_scale * ops.sum(targets * correct + (1.0 - targets) * other, axis=-1)
+
+  def get_config(self):
+    return {**super().get_config(), "kappa": self.kappa, "m": self.m,
+            "loss_scale": self.loss_scale}
