@@ -1,0 +1,270 @@
+"""Pretrained networks as functions images -> endpoints; SavedModel export for training.
+
+`load(path)` accepts
+  - a SavedModel directory: one written by `export_saved_model`, or a released SavedModel of
+    the paper (its single-input "serving_default" signature returns the SPEC §2 endpoints);
+  - a model_dir of experiments/train: <model_dir>/export/saved_model when present, else the
+    network rebuilt from <model_dir>/config.json ("model" and "objective" sections) with the
+    exponential-moving-average weights (`ema_model`) of the latest checkpoint in
+    <model_dir>/checkpoints restored into it.
+Either way the result is an `EndpointModel`: normalised float images [B, H, W, 3] in, dict of
+endpoints out (block1..blockN [B, h, w, c], final_avg_pool [B, D], final_layer and outputs
+[B, K]).
+
+The released models have 1001 outputs whose class 0 is an unused background class; the
+EndpointModel drops it from final_layer and outputs, so K = 1000 and class k is ImageNet
+class k. Their final_avg_pool comes as [B, 1, 1, D] and is returned as [B, D].
+"""
+
+import json
+import os
+import uuid
+from typing import Callable, Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+from official import losses
+from official.modeling import resnet
+
+SERVING_SIGNATURE = "serving_default"
+INPUT_NAME = "images"
+# Written into <export_dir>/assets/ by export_saved_model: endpoint_names, image_size,
+# num_classes of the exported network.
+ENDPOINTS_FILE = "endpoints.json"
+# Resolution of the released SavedModels when their signature leaves it open (SPEC §3).
+RELEASED_IMAGE_SIZE = 224
+# Released checkpoints' output count: 1000 ImageNet classes after an unused class 0.
+CLASSES_WITH_BACKGROUND = 1001
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+EXPORT_SUBDIR = os.path.join("export", "saved_model")
+_CLASS_ENDPOINTS = ("final_layer", "outputs")
+
+
+class EndpointModel:
+  """A pretrained network as a function images [B, H, W, 3] -> dict of endpoints.
+
+  Attributes:
+    path: where the network was loaded from.
+    endpoint_names: the endpoints, in network order.
+    input_size: (H, W) of the images it takes.
+    num_classes: K, the width of final_layer and outputs (background class already dropped).
+    keras_model: the keras.Model when rebuilt from a checkpoint (for fine-tuning), else None.
+  """
+
+  def __init__(self, fn: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], *, path: str,
+               endpoint_names: Sequence[str], input_size: tuple[int, int],
+               num_classes: int, drop_background: bool = False,
+               keras_model: keras.Model | None = None):
+    self._fn = fn
+    self._drop_background = drop_background
+    self.path = path
+    self.endpoint_names = list(endpoint_names)
+    self.input_size = tuple(input_size)
+    self.num_classes = num_classes - 1 if drop_background else num_classes
+    self.keras_model = keras_model
+
+  def __call__(self, images, endpoints: Sequence[str] | None = None) -> dict[str, tf.Tensor]:
+    """Runs the network in inference mode.
+
+    Args:
+      images: float32 [B, H, W, 3], normalised as official.data.preprocessing does.
+      endpoints: names to return (default: all of `endpoint_names`).
+
+    Returns:
+      dict name -> tensor, in the order of `endpoints` (or network order).
+    """
+    names = self.endpoint_names if endpoints is None else list(endpoints)
+    missing = [n for n in names if n not in self.endpoint_names]
+    if missing:
+      raise ValueError(f"model {self.path} has no endpoint {missing[0]!r}; its endpoints: "
+                       f"{', '.join(self.endpoint_names)}")
+    images = tf.convert_to_tensor(images, tf.float32)
+    expected = (*self.input_size, 3)
+    if images.shape.rank != 4 or tuple(images.shape[1:]) != expected:
+      raise ValueError(f"images of shape {tuple(images.shape)} do not fit model {self.path}: "
+                       f"expected [batch, {expected[0]}, {expected[1]}, 3]")
+    result = self._fn(images)
+    out = {}
+    for name in names:
+      value = result[name]
+      if name == "final_avg_pool" and value.shape.rank == 4:
+        value = tf.squeeze(value, axis=(1, 2))
+      if self._drop_background and name in _CLASS_ENDPOINTS:
+        value = value[:, 1:]
+      out[name] = value
+    return out
+
+
+def export_saved_model(model: keras.Model, export_dir: str,
+                       image_size: int | Sequence[int]) -> str:
+  """Exports a `resnet.build_model` network as a SavedModel, atomically.
+
+  The SavedModel's "serving_default" signature takes `images` float32 [None, H, W, 3]
+  (normalised) and returns the dict of endpoints in inference mode; <export_dir>/assets/
+  endpoints.json records endpoint_names, image_size and num_classes. The SavedModel is
+  written to a temporary sibling folder and renamed into place, replacing any previous
+  export, so `export_dir` never holds a partial SavedModel.
+
+  Args:
+    model: a keras.Model whose output is the endpoint dict.
+    export_dir: the SavedModel directory to create (e.g. <model_dir>/export/saved_model).
+    image_size: H (square images) or (H, W).
+
+  Returns:
+    export_dir.
+  """
+  height, width = _image_size(image_size)
+  names = resnet.endpoint_names(model)
+  model_size = tuple(model.input_shape[1:3])
+  if None not in model_size and model_size != (height, width):
+    raise ValueError(f"image_size={image_size!r} does not match the model's input size "
+                     f"{model_size}")
+  num_classes = int(model.output["final_layer"].shape[-1])
+
+  module = tf.Module()
+  module.model = model
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, height, width, 3], tf.float32, name=INPUT_NAME)])
+  def serve(images):
+    return model(images, training=False)
+
+  module.serve = serve
+  export_dir = os.fspath(export_dir).rstrip("/")
+  parent = os.path.dirname(export_dir)
+  if parent:
+    tf.io.gfile.makedirs(parent)
+  suffix = uuid.uuid4().hex
+  tmp_dir = f"{export_dir}.tmp-{suffix}"
+  try:
+    tf.saved_model.save(module, tmp_dir, signatures={SERVING_SIGNATURE: serve})
+    assets = os.path.join(tmp_dir, "assets")
+    tf.io.gfile.makedirs(assets)
+    with tf.io.gfile.GFile(os.path.join(assets, ENDPOINTS_FILE), "w") as f:
+      f.write(json.dumps({"endpoint_names": names,
+                          "image_size": height if height == width else [height, width],
+                          "num_classes": num_classes}, indent=2) + "\n")
+    if tf.io.gfile.exists(export_dir):
+      old_dir = f"{export_dir}.old-{suffix}"
+      tf.io.gfile.rename(export_dir, old_dir)
+      tf.io.gfile.rename(tmp_dir, export_dir)
+      tf.io.gfile.rmtree(old_dir)
+    else:
+      tf.io.gfile.rename(tmp_dir, export_dir)
+  finally:
+    if tf.io.gfile.exists(tmp_dir):
+      tf.io.gfile.rmtree(tmp_dir)
+  return export_dir
+
+
+def load(path: str) -> EndpointModel:
+  """Loads a SavedModel directory or a training model_dir as an EndpointModel (see module)."""
+  path = os.fspath(path)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"pretrained model path {path} does not exist: expected a "
+                            "SavedModel directory or a training model_dir")
+  if not tf.io.gfile.isdir(path):
+    raise ValueError(f"pretrained model path {path} is not a directory: expected a "
+                     "SavedModel directory or a training model_dir")
+  if tf.saved_model.contains_saved_model(path):
+    return _load_saved_model(path)
+  exported = os.path.join(path, EXPORT_SUBDIR)
+  if tf.io.gfile.isdir(exported) and tf.saved_model.contains_saved_model(exported):
+    return _load_saved_model(exported)
+  if tf.io.gfile.exists(os.path.join(path, CONFIG_FILE)):
+    return _load_checkpoint(path)
+  raise ValueError(f"{path} holds no model: expected saved_model.pb, {EXPORT_SUBDIR}/, or "
+                   f"{CONFIG_FILE} with {CHECKPOINT_DIR}/")
+
+
+def _load_saved_model(path: str) -> EndpointModel:
+  loaded = tf.saved_model.load(path)
+  signature = loaded.signatures.get(SERVING_SIGNATURE)
+  if signature is None:
+    raise ValueError(f"SavedModel {path} has no {SERVING_SIGNATURE!r} signature; it has: "
+                     f"{', '.join(loaded.signatures.keys()) or 'none'}")
+  _, inputs = signature.structured_input_signature
+  if len(inputs) != 1:
+    raise ValueError(f"SavedModel {path}: the {SERVING_SIGNATURE!r} signature takes "
+                     f"{sorted(inputs)}; expected one image input")
+  (input_name, spec), = inputs.items()
+  outputs = signature.structured_outputs
+  if "final_layer" not in outputs:
+    raise ValueError(f"SavedModel {path} returns no 'final_layer' endpoint; it returns: "
+                     f"{', '.join(sorted(outputs))}")
+
+  metadata_path = os.path.join(path, "assets", ENDPOINTS_FILE)
+  if tf.io.gfile.exists(metadata_path):
+    with tf.io.gfile.GFile(metadata_path) as f:
+      metadata = json.loads(f.read())
+    input_size = _image_size(metadata["image_size"])
+    num_classes = int(metadata["num_classes"])
+  else:
+    static = tuple(spec.shape[1:3]) if spec.shape.rank == 4 else (None, None)
+    input_size = (RELEASED_IMAGE_SIZE, RELEASED_IMAGE_SIZE) if None in static else static
+    num_classes = int(outputs["final_layer"].shape[-1])
+
+  def fn(images):
+    # Through `loaded`, which owns the variables the signature reads, so they stay alive.
+    return loaded.signatures[SERVING_SIGNATURE](**{input_name: images})
+
+  return EndpointModel(
+      fn, path=path, endpoint_names=resnet.sort_endpoint_names(outputs.keys()),
+      input_size=input_size, num_classes=num_classes,
+      drop_background=(num_classes == CLASSES_WITH_BACKGROUND))
+
+
+def _load_checkpoint(model_dir: str) -> EndpointModel:
+  config_path = os.path.join(model_dir, CONFIG_FILE)
+  with tf.io.gfile.GFile(config_path) as f:
+    config = json.loads(f.read())
+  model_section = config.get("model") if isinstance(config, dict) else None
+  objective_section = config.get("objective") if isinstance(config, dict) else None
+  if not isinstance(model_section, dict) or not isinstance(objective_section, dict) or (
+      "name" not in objective_section):
+    raise ValueError(f"{config_path} must have 'model' and 'objective' sections, the latter "
+                     "with a 'name'")
+  for key in ("num_classes", "image_size"):
+    if key not in model_section:
+      raise ValueError(f"{config_path}: the 'model' section lacks {key!r}")
+  checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
+  checkpoint = tf.train.latest_checkpoint(checkpoint_dir)
+  if checkpoint is None:
+    raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}: expected ckpt-* files "
+                            f"written by tf.train.CheckpointManager, or {EXPORT_SUBDIR}/")
+
+  try:
+    num_classes = model_section["num_classes"]
+    height, width = _image_size(model_section["image_size"])
+    objective = losses.get_objective(objective_section["name"],
+                                     **objective_section.get("hparams", {}))
+    model = resnet.build_model(resnet.ResNetConfig.from_dict(model_section), num_classes,
+                               objective, input_shape=(height, width, 3))
+  except ValueError as e:
+    raise ValueError(f"{config_path}: {str(e).splitlines()[0]}") from None
+  status = tf.train.Checkpoint(ema_model=model).restore(checkpoint).expect_partial()
+  try:
+    status.assert_existing_objects_matched()
+  except AssertionError as e:
+    raise ValueError(f"checkpoint {checkpoint} has no ema_model matching {config_path}: "
+                     f"{str(e).splitlines()[0]}") from None
+
+  serve = tf.function(lambda images: model(images, training=False), input_signature=[
+      tf.TensorSpec([None, height, width, 3], tf.float32, name=INPUT_NAME)])
+  return EndpointModel(
+      serve, path=model_dir, endpoint_names=resnet.endpoint_names(model),
+      input_size=(height, width), num_classes=num_classes,
+      drop_background=(num_classes == CLASSES_WITH_BACKGROUND), keras_model=model)
+
+
+def _image_size(image_size) -> tuple[int, int]:
+  """H or (H, W) -> (H, W)."""
+  if isinstance(image_size, int):
+    size = (image_size, image_size)
+  else:
+    size = tuple(image_size)
+  if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+    raise ValueError(f"image_size={image_size!r} must be a positive integer or (H, W)")
+  return size

@@ -1,0 +1,265 @@
+"""ResNet v1 with the named endpoints of the study (SPEC §2), in `keras.layers` only.
+
+The network is the released ResNet-50 v1 (He et al. 2016, as in the TPU reference model):
+
+- stem: 7x7/2 convolution, batch norm, ReLU, 3x3/2 max-pool ("same" padding);
+- four groups of residual blocks with 64, 128, 256, 512 base filters; bottleneck blocks
+  (1x1, 3x3, 1x1 with 4x the filters) for depth >= 50, basic blocks (3x3, 3x3) for 18 and 34;
+  the stride of a group sits on its first block's 3x3 convolution, and that block has a
+  projection shortcut (1x1 convolution + batch norm), the others an identity shortcut (as
+  released, also the first block of group 1, where a basic block keeps 64 channels);
+- every strided convolution uses "fixed" padding: the input is zero-padded by
+  (k - 1) // 2 before and k - 1 - (k - 1) // 2 after in each spatial dimension, then the
+  convolution runs with "valid" padding, so the padding depends only on the kernel size and
+  not on the input size; stride-1 convolutions use "same" padding;
+- batch norm with momentum 0.9 and epsilon 1e-5 after every convolution; the last batch norm
+  of each residual block starts with gamma = 0, so every block starts as its shortcut;
+- global average pool (endpoint `final_avg_pool`), then the objective's penultimate
+  transform, head and output transform (official.losses.Objective).
+
+Convolutions have no bias. Their kernels are drawn from the released initialiser,
+`tf.compat.v1.variance_scaling_initializer()`: variance scaling with scale 1.0 over fan-in
+from a truncated normal, i.e. std = sqrt(1 / fan_in) before truncation (LeCun normal; He
+normal would use scale 2.0).
+
+Two knobs shrink the network for small images on a CPU: `width_multiplier` scales every
+filter count, and `small_input_stem` replaces the stem by a 3x3/1 convolution without
+max-pool (for 32x32 images, as in CIFAR ResNets).
+
+The model's output is a dict of every endpoint, so any layer of the study is reachable
+without rebuilding the model:
+  block1 ... blockN  output of each residual block after the addition and ReLU, [B, h, w, c]
+  final_avg_pool     global average of the last block, [B, D] (D = 2048 for ResNet-50), taken
+                     BEFORE the objective's penultimate transform (e.g. dropout)
+  final_layer        the head's raw output z, [B, K]; the loss is applied to it
+  outputs            the logits used for prediction, [B, K] (after normalisation/scaling)
+"""
+
+import dataclasses
+import re
+from typing import Any, Mapping, Sequence
+
+import keras
+
+# depth -> (block type, blocks per group) of the released `resnet_v1`.
+DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+GROUP_FILTERS = (64, 128, 256, 512)
+BOTTLENECK_EXPANSION = 4
+STEM_FILTERS = 64
+# Endpoints after the residual blocks, in network order.
+FINAL_ENDPOINTS = ("final_avg_pool", "final_layer", "outputs")
+_BLOCK_ENDPOINT = re.compile(r"^block(\d+)$")
+
+
+@dataclasses.dataclass
+class ResNetConfig:
+  """Architecture of a ResNet v1.
+
+  Attributes:
+    depth: 18 or 34 (basic blocks), 50, 101 or 152 (bottleneck blocks).
+    width_multiplier: scales the filters of every convolution (1.0 = the paper's network);
+      each count is rounded to the nearest integer, at least 1.
+    small_input_stem: if True, the stem is a 3x3/1 convolution without max-pool (for 32x32
+      images); if False, the 7x7/2 convolution + 3x3/2 max-pool of the paper.
+    bn_momentum: batch-norm moving-average momentum (moving = m * moving + (1 - m) * batch).
+    bn_epsilon: batch-norm epsilon.
+    block_counts: blocks in each of the four groups, overriding the depth's counts (the
+      block type still follows `depth`), e.g. (1, 1, 1, 1) with depth 18 is a ResNet-10.
+  """
+  depth: int = 50
+  width_multiplier: float = 1.0
+  small_input_stem: bool = False
+  bn_momentum: float = 0.9
+  bn_epsilon: float = 1e-5
+  block_counts: tuple[int, ...] | None = None
+
+  def __post_init__(self):
+    if self.depth not in DEPTHS:
+      raise ValueError(f"ResNetConfig.depth={self.depth!r} is not supported; valid depths: "
+                       f"{sorted(DEPTHS)}")
+    if not self.width_multiplier > 0:
+      raise ValueError(f"ResNetConfig.width_multiplier={self.width_multiplier!r} must be a "
+                       "positive number")
+    if not 0.0 <= self.bn_momentum < 1.0:
+      raise ValueError(f"ResNetConfig.bn_momentum={self.bn_momentum!r} must be in [0, 1)")
+    if not self.bn_epsilon > 0:
+      raise ValueError(f"ResNetConfig.bn_epsilon={self.bn_epsilon!r} must be positive")
+    if self.block_counts is not None:
+      counts = tuple(self.block_counts)
+      if len(counts) != len(GROUP_FILTERS) or not all(
+          isinstance(n, int) and n >= 1 for n in counts):
+        raise ValueError(f"ResNetConfig.block_counts={self.block_counts!r} must be "
+                         f"{len(GROUP_FILTERS)} positive integers, one per group, or None")
+      self.block_counts = counts
+
+  @property
+  def block_type(self) -> str:
+    """"basic" or "bottleneck"."""
+    return DEPTHS[self.depth][0]
+
+  @property
+  def blocks_per_group(self) -> tuple[int, ...]:
+    return self.block_counts or DEPTHS[self.depth][1]
+
+  @property
+  def num_blocks(self) -> int:
+    """N, the number of `blockN` endpoints (16 for ResNet-50, 8 for ResNet-18)."""
+    return sum(self.blocks_per_group)
+
+  @property
+  def feature_dim(self) -> int:
+    """D, the width of `final_avg_pool` (2048 for ResNet-50, 512 for ResNet-18)."""
+    expansion = BOTTLENECK_EXPANSION if self.block_type == "bottleneck" else 1
+    return expansion * self.filters(GROUP_FILTERS[-1])
+
+  def filters(self, base: int) -> int:
+    """The number of filters of a convolution with `base` filters at width 1."""
+    return max(1, int(round(base * self.width_multiplier)))
+
+  def to_dict(self) -> dict[str, Any]:
+    config = dataclasses.asdict(self)
+    if config["block_counts"] is not None:
+      config["block_counts"] = list(config["block_counts"])
+    return config
+
+  @classmethod
+  def from_dict(cls, config: Mapping[str, Any]) -> "ResNetConfig":
+    """Builds a config from the fields of `config`; other keys (num_classes, ...) are ignored."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in config.items() if k in names})
+
+
+def conv_kernel_initializer() -> keras.initializers.Initializer:
+  """The released `tf.compat.v1.variance_scaling_initializer()`: LeCun truncated normal."""
+  return keras.initializers.VarianceScaling(scale=1.0, mode="fan_in",
+                                            distribution="truncated_normal")
+
+
+def _conv(x, filters: int, kernel_size: int, strides: int, name: str):
+  """Convolution with the released "fixed" padding for strides > 1 (no bias)."""
+  if strides > 1 and kernel_size > 1:
+    pad_total = kernel_size - 1
+    pad_beg = pad_total // 2
+    pad = (pad_beg, pad_total - pad_beg)
+    x = keras.layers.ZeroPadding2D(padding=(pad, pad), name=name + "_pad")(x)
+  return keras.layers.Conv2D(
+      filters, kernel_size, strides=strides,
+      padding="same" if strides == 1 else "valid", use_bias=False,
+      kernel_initializer=conv_kernel_initializer(), name=name)(x)
+
+
+def _batch_norm(x, config: ResNetConfig, name: str, zero_gamma: bool = False):
+  # Keras updates the moving variance with the biased batch variance; the released TF1 fused
+  # batch norm used the unbiased one (factor n / (n - 1), n = B * h * w): negligible here.
+  return keras.layers.BatchNormalization(
+      momentum=config.bn_momentum, epsilon=config.bn_epsilon,
+      gamma_initializer="zeros" if zero_gamma else "ones", name=name)(x)
+
+
+def _residual_block(x, config: ResNetConfig, filters: int, strides: int,
+                    projection: bool, prefix: str, endpoint: str):
+  """One basic or bottleneck block; returns relu(residual(x) + shortcut(x))."""
+  if config.block_type == "bottleneck":
+    out_filters = BOTTLENECK_EXPANSION * filters
+    convs = ((filters, 1, 1), (filters, 3, strides), (out_filters, 1, 1))
+  else:
+    out_filters = filters
+    convs = ((filters, 3, strides), (filters, 3, 1))
+
+  shortcut = x
+  if projection:
+    shortcut = _conv(x, out_filters, 1, strides, prefix + "_proj_conv")
+    shortcut = _batch_norm(shortcut, config, prefix + "_proj_bn")
+
+  last = len(convs) - 1
+  for i, (n, k, s) in enumerate(convs):
+    x = _conv(x, n, k, s, f"{prefix}_conv{i + 1}")
+    x = _batch_norm(x, config, f"{prefix}_bn{i + 1}", zero_gamma=(i == last))
+    if i != last:
+      x = keras.layers.ReLU(name=f"{prefix}_relu{i + 1}")(x)
+  x = keras.layers.Add(name=prefix + "_add")([x, shortcut])
+  return keras.layers.ReLU(name=endpoint)(x)
+
+
+def build_model(config: ResNetConfig, num_classes: int, objective,
+                input_shape: Sequence[int] = (224, 224, 3),
+                name: str = "resnet") -> keras.Model:
+  """Builds the functional ResNet whose output is the dict of endpoints.
+
+  Args:
+    config: the architecture.
+    num_classes: K, the number of outputs of the head.
+    objective: an official.losses.Objective; its `penultimate()` layer (e.g. dropout) is
+      applied to `final_avg_pool`, its `head(num_classes)` gives `final_layer` and its
+      `outputs()` gives `outputs`.
+    input_shape: (H, W, 3) of the normalised float images.
+    name: the model's name.
+
+  Returns:
+    A keras.Model mapping images [B, H, W, 3] to {"block1", ..., "blockN", "final_avg_pool",
+    "final_layer", "outputs"} (see the module docstring for shapes).
+  """
+  if not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
+  input_shape = tuple(input_shape)
+  if len(input_shape) != 3 or input_shape[-1] != 3:
+    raise ValueError(f"input_shape={input_shape!r} must be (H, W, 3)")
+
+  images = keras.Input(shape=input_shape, name="images")
+  if config.small_input_stem:
+    x = _conv(images, config.filters(STEM_FILTERS), 3, 1, "stem_conv")
+    x = _batch_norm(x, config, "stem_bn")
+    x = keras.layers.ReLU(name="stem_relu")(x)
+  else:
+    x = _conv(images, config.filters(STEM_FILTERS), 7, 2, "stem_conv")
+    x = _batch_norm(x, config, "stem_bn")
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+
+  endpoints = {}
+  for group, (base, blocks) in enumerate(zip(GROUP_FILTERS, config.blocks_per_group)):
+    for b in range(blocks):
+      endpoint = f"block{len(endpoints) + 1}"
+      x = _residual_block(
+          x, config, config.filters(base),
+          strides=2 if (b == 0 and group > 0) else 1, projection=(b == 0),
+          prefix=f"group{group + 1}_block{b + 1}", endpoint=endpoint)
+      endpoints[endpoint] = x
+
+  features = keras.layers.GlobalAveragePooling2D(name="final_avg_pool")(x)
+  z = objective.head(num_classes)(objective.penultimate()(features))
+  endpoints["final_avg_pool"] = features
+  endpoints["final_layer"] = z
+  endpoints["outputs"] = objective.outputs()(z)
+  return keras.Model(inputs=images, outputs=endpoints, name=name)
+
+
+def sort_endpoint_names(names) -> list[str]:
+  """Orders endpoint names as in the network: block1..blockN, then FINAL_ENDPOINTS."""
+
+  def key(name):
+    match = _BLOCK_ENDPOINT.match(name)
+    if match:
+      return (0, int(match.group(1)), name)
+    if name in FINAL_ENDPOINTS:
+      return (1, FINAL_ENDPOINTS.index(name), name)
+    return (2, 0, name)
+
+  return sorted(names, key=key)
+
+
+def endpoint_names(model) -> list[str]:
+  """Endpoint names, in network order, of a `build_model` model or a pretrained.EndpointModel."""
+  if isinstance(model, keras.Model):
+    structure = model.output
+    if not isinstance(structure, Mapping):
+      raise ValueError(f"model {model.name!r} does not return a dict of endpoints; build it "
+                       "with official.modeling.resnet.build_model")
+    return sort_endpoint_names(structure.keys())
+  return sort_endpoint_names(model.endpoint_names)
