@@ -1,0 +1,329 @@
+"""Linear centred kernel alignment (CKA, paper eq. 10) and minibatch CKA.
+
+Linear CKA of two representations X [n, p1] and Y [n, p2] of the same n examples (paper
+eq. 10), with X and Y column-centred:
+
+  CKA(X, Y) = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)
+            = <K_c, L_c> / (||K_c||_F ||L_c||_F),   K = X X^T, L = Y Y^T, K_c = H K H.
+
+The first (feature-space) form costs O(n p1 p2 + n p1^2 + n p2^2), the second (Gram) form
+O(n^2 (p1 + p2)); `linear_cka` picks the cheaper one. CKA is invariant to orthogonal
+transforms and isotropic scaling of either representation, not to general invertible maps.
+
+The unbiased estimator (Song et al. 2012, used for minibatch CKA by Nguyen, Raghu & Kornblith
+2021) replaces <K_c, L_c> by HSIC1. With K~, L~ the Gram matrices with zeroed diagonals:
+
+  HSIC1(K, L) = [tr(K~ L~) + (1^T K~ 1)(1^T L~ 1) / ((n-1)(n-2)) - 2/(n-2) 1^T K~ L~ 1]
+                / (n (n-3)),
+
+defined for n >= 4, and CKA = HSIC1(K, L) / sqrt(HSIC1(K, K) HSIC1(L, L)). HSIC1 is
+unchanged when a constant is added to every row of X, so centring X first changes nothing but
+rounding.
+
+Minibatch CKA (Nguyen, Raghu & Kornblith 2021; used for the paper's Figure 2) averages HSIC1
+over minibatches i before normalising:
+
+  CKA = mean_i HSIC1(K_i, L_i) / sqrt(mean_i HSIC1(K_i, K_i) mean_i HSIC1(L_i, L_i)).
+
+`MinibatchCKA` computes it for every pair of layers of two networks at once. Each layer's Gram
+matrix is computed once per minibatch and U-centred (Szekely & Rizzo 2014):
+
+  K_U[i, j] = K~[i, j] - (1/(n-2)) sum_l K~[i, l] - (1/(n-2)) sum_l K~[l, j]
+              + (1/((n-1)(n-2))) sum_{k,l} K~[k, l]  (i != j),   K_U[i, i] = 0,
+
+for which <K_U, L_U> / (n (n-3)) = HSIC1(K, L) exactly. Stacking the flattened K_U of all
+layers of both networks as the rows of one matrix G gives every HSIC1 of the minibatch as
+G G^T. Its accumulators are sums, so replicas and hosts combine by addition.
+"""
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from official.analysis import activations as activations_lib
+
+FORMS = ("auto", "features", "gram")
+MIN_EXAMPLES_UNBIASED = 4
+
+
+def _check_pair(x: Any, y: Any, debiased: bool) -> tuple[np.ndarray, np.ndarray]:
+  x = activations_lib.as_matrix(x, "x")
+  y = activations_lib.as_matrix(y, "y")
+  if x.shape[0] != y.shape[0]:
+    raise ValueError(f"x, y: have {x.shape[0]} and {y.shape[0]} examples; CKA compares two "
+                     "representations of the same examples (equal first dimensions)")
+  if debiased and x.shape[0] < MIN_EXAMPLES_UNBIASED:
+    raise ValueError(f"x, y: have {x.shape[0]} examples; the unbiased HSIC1 estimator needs "
+                     f"at least {MIN_EXAMPLES_UNBIASED}")
+  return x - x.mean(axis=0), y - y.mean(axis=0)
+
+
+def _normalise(hsic_xy: float, hsic_xx: float, hsic_yy: float) -> float:
+  if hsic_xx <= 0.0 or hsic_yy <= 0.0:
+    return float("nan")
+  return float(hsic_xy / np.sqrt(hsic_xx * hsic_yy))
+
+
+def _hsic1_from_moments(cross: float, diag_dot: float, trace_x: float, trace_y: float,
+                        n: int) -> float:
+  """HSIC1 of centred linear Grams K = X X^T, L = Y Y^T from feature-space moments.
+
+  With X, Y column-centred, K 1 = 0, so 1^T K~ 1 = -tr(K), K~ 1 = -diag(K) and
+  tr(K~ L~) = <K, L> - diag(K).diag(L); the HSIC1 formula becomes
+  [<K, L> - n/(n-2) diag(K).diag(L) + tr(K) tr(L)/((n-1)(n-2))] / (n (n-3)).
+
+  Args:
+    cross: <K, L> = ||Y^T X||_F^2.
+    diag_dot: diag(K) . diag(L) (squared row norms of X times those of Y).
+    trace_x: tr(K) = ||X||_F^2.
+    trace_y: tr(L) = ||Y||_F^2.
+    n: number of examples.
+  """
+  return (cross - n / (n - 2.0) * diag_dot + trace_x * trace_y / ((n - 1.0) * (n - 2.0))) / (
+      n * (n - 3.0))
+
+
+def _feature_space_cka(x: np.ndarray, y: np.ndarray, debiased: bool) -> float:
+  cross = np.sum(np.square(y.T @ x))
+  self_x = np.sum(np.square(x.T @ x))
+  self_y = np.sum(np.square(y.T @ y))
+  if not debiased:
+    return _normalise(cross, self_x, self_y)
+  n = x.shape[0]
+  rows_x = np.einsum("ij,ij->i", x, x)
+  rows_y = np.einsum("ij,ij->i", y, y)
+  trace_x, trace_y = rows_x.sum(), rows_y.sum()
+  return _normalise(
+      _hsic1_from_moments(cross, rows_x @ rows_y, trace_x, trace_y, n),
+      _hsic1_from_moments(self_x, rows_x @ rows_x, trace_x, trace_x, n),
+      _hsic1_from_moments(self_y, rows_y @ rows_y, trace_y, trace_y, n))
+
+
+def _hsic1(gram_x: np.ndarray, gram_y: np.ndarray) -> float:
+  """HSIC1(K, L) of symmetric [n, n] Gram matrices (Song et al. 2012; module docstring)."""
+  n = gram_x.shape[0]
+  k = gram_x.copy()
+  l = gram_y.copy()
+  np.fill_diagonal(k, 0.0)
+  np.fill_diagonal(l, 0.0)
+  # For symmetric K~, L~: tr(K~ L~) = sum(K~ * L~) and 1^T K~ L~ 1 = (K~ 1) . (L~ 1).
+  return (np.sum(k * l) + k.sum() * l.sum() / ((n - 1.0) * (n - 2.0)) -
+          2.0 / (n - 2.0) * (k.sum(axis=0) @ l.sum(axis=0))) / (n * (n - 3.0))
+
+
+def _gram_cka(x: np.ndarray, y: np.ndarray, debiased: bool) -> float:
+  gram_x = x @ x.T
+  gram_y = y @ y.T
+  if not debiased:
+    # Centred features give centred Grams: H K H = K.
+    return _normalise(np.sum(gram_x * gram_y), np.sum(gram_x * gram_x),
+                      np.sum(gram_y * gram_y))
+  return _normalise(_hsic1(gram_x, gram_y), _hsic1(gram_x, gram_x), _hsic1(gram_y, gram_y))
+
+
+def linear_cka(x: Any, y: Any, *, debiased: bool = False, form: str = "auto") -> float:
+  """Linear CKA (paper eq. 10) of two representations of the same n examples.
+
+  Args:
+    x: activations [n, p1] or [n, h, w, c] (flattened to [n, h*w*c]); NumPy or eager tensor.
+    y: activations [n, p2] or [n, h, w, c] of the same examples.
+    debiased: use the unbiased HSIC1 estimator (module docstring) instead of the plug-in
+      <K_c, L_c>; needs n >= 4. Averaging HSIC1 over minibatches is `MinibatchCKA`.
+    form: "features" (||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)), "gram"
+      (<K_c, L_c> / (||K_c||_F ||L_c||_F)) or "auto": the cheaper, i.e. features when
+      p1 p2 + p1^2 + p2^2 <= n (p1 + p2). All forms give the same number.
+
+  Returns:
+    CKA as a Python float (float64 arithmetic): 1 for identical representations, in [0, 1]
+    for the plug-in estimator. NaN where CKA is undefined: a representation with zero variance,
+    or, for the unbiased estimator, a non-positive HSIC1(K, K) estimate.
+
+  Raises:
+    ValueError: different numbers of examples, fewer than 4 examples with debiased=True,
+      NaN/Inf activations, fewer than 2 dimensions, or an unknown `form`.
+  """
+  if form not in FORMS:
+    raise ValueError(f"form: unknown value {form!r}; expected one of {', '.join(FORMS)}")
+  x, y = _check_pair(x, y, debiased)
+  n, p1 = x.shape
+  p2 = y.shape[1]
+  if form == "auto":
+    form = "features" if p1 * p2 + p1 * p1 + p2 * p2 <= n * (p1 + p2) else "gram"
+  if form == "features":
+    return _feature_space_cka(x, y, debiased)
+  return _gram_cka(x, y, debiased)
+
+
+def _flatten_float64(activations: Any, name: str) -> tf.Tensor:
+  """float64 [n, features] tensor of one layer's activations [n, ...]."""
+  x = tf.convert_to_tensor(activations)
+  if x.shape.rank is not None and x.shape.rank < 2:
+    raise ValueError(f"{name}: has shape {x.shape}; expected [n, features] or "
+                     "[n, height, width, channels]")
+  if x.shape.is_fully_defined():
+    flat_shape = [x.shape[0], int(np.prod(x.shape[1:]))]
+  else:
+    flat_shape = [x.shape[0] if x.shape[0] is not None else tf.shape(x)[0], -1]
+  return tf.cast(tf.reshape(x, flat_shape), tf.float64)
+
+
+def _unbiased_gram(x: tf.Tensor, name: str) -> tf.Tensor:
+  """Flattened U-centred Gram K_U / sqrt(n (n-3)) of x [n, p] float64 -> [n * n].
+
+  Rows of the stacked result G give G G^T = [HSIC1(K_a, K_b)]_{a, b} (module docstring).
+  U-centring removes what centring x would, so x is used as is. A NaN/Inf in x makes its row
+  of diag(K) = squared row norms non-finite: eagerly a ValueError, in graphs a failed assertion.
+  """
+  n = tf.shape(x)[0]
+  count = tf.cast(n, tf.float64)
+  gram = tf.matmul(x, x, transpose_b=True)
+  squared_norms = tf.linalg.diag_part(gram)
+  message = f"{name}: contains NaN or Inf; expected finite activations"
+  if tf.executing_eagerly():
+    if not bool(tf.reduce_all(tf.math.is_finite(squared_norms))):
+      raise ValueError(message)
+  else:
+    gram = tf.debugging.assert_all_finite(gram, message)
+  zeros = tf.zeros([n], tf.float64)
+  gram = tf.linalg.set_diag(gram, zeros)
+  means = tf.reduce_sum(gram, axis=0) / (count - 2.0)
+  means -= tf.reduce_sum(means) / (2.0 * (count - 1.0))
+  gram = tf.linalg.set_diag(gram - means[:, None] - means[None, :], zeros)
+  return tf.reshape(gram, [-1]) / tf.sqrt(count * (count - 3.0))
+
+
+class MinibatchCKA(tf.Module):
+  """Minibatch CKA (module docstring) between every layer of network X and every layer of network Y.
+
+  State: `hsic_sums`, the [L, L] sum over minibatches of HSIC1 between all L = L1 + L2 layers
+  (X's layers first), and `num_minibatches`, both float64 variables with
+  aggregation=SUM. Memory is O(L^2) plus one minibatch's Grams, independent of the number of
+  examples.
+
+  Distribution: create the object inside `strategy.scope()` and call `update_state` inside
+  `strategy.run`. Each replica's per-replica batch is one minibatch; the update of the
+  (mirrored) variables sums the replicas' contributions, so after each step every replica holds
+  the total and `result()` reads it in cross-replica context. Objects filled separately (other
+  hosts, other jobs, halves of a dataset) combine with `merge`. The estimate is the same however
+  minibatches are split among replicas and objects, since it depends only on the sums.
+
+  Example:
+    metric = MinibatchCKA(len(endpoints_a), len(endpoints_b))
+    for images in dataset:
+      a, b = network_a(images), network_b(images)  # endpoint name -> activations
+      metric.update_state([a[e] for e in endpoints_a], [b[e] for e in endpoints_b])
+    cka = metric.result()  # [L1, L2]
+  """
+
+  def __init__(self, num_layers_x: int, num_layers_y: int, name: str = "minibatch_cka"):
+    """Creates zero accumulators.
+
+    Args:
+      num_layers_x: L1 >= 1, layers of network X.
+      num_layers_y: L2 >= 0, layers of network Y (0: only X's within-network matrix).
+      name: name scope of the variables.
+    """
+    super().__init__(name=name)
+    if not isinstance(num_layers_x, (int, np.integer)) or num_layers_x < 1:
+      raise ValueError(f"num_layers_x: got {num_layers_x!r}; expected an integer >= 1")
+    if not isinstance(num_layers_y, (int, np.integer)) or num_layers_y < 0:
+      raise ValueError(f"num_layers_y: got {num_layers_y!r}; expected an integer >= 0")
+    self.num_layers_x = int(num_layers_x)
+    self.num_layers_y = int(num_layers_y)
+    size = self.num_layers_x + self.num_layers_y
+    with self.name_scope:
+      self.hsic_sums = tf.Variable(
+          tf.zeros([size, size], tf.float64), trainable=False, name="hsic_sums",
+          aggregation=tf.VariableAggregation.SUM)
+      self.num_minibatches = tf.Variable(
+          tf.zeros([], tf.float64), trainable=False, name="num_minibatches",
+          aggregation=tf.VariableAggregation.SUM)
+
+  def _layers(self, activations: Sequence[Any], expected: int, name: str) -> list[tf.Tensor]:
+    if (isinstance(activations, (tf.Tensor, np.ndarray, Mapping)) or
+        not isinstance(activations, Sequence) or len(activations) != expected):
+      given = (f"{len(activations)} layers" if isinstance(activations, Sequence) and
+               not isinstance(activations, (tf.Tensor, np.ndarray, Mapping))
+               else f"a {type(activations).__name__}")
+      raise ValueError(f"{name}: got {given}; expected a sequence of {expected} layers' "
+                       "activations [n, ...]")
+    return [_flatten_float64(a, f"{name}[{i}]") for i, a in enumerate(activations)]
+
+  def update_state(self, activations_x: Sequence[Any], activations_y: Sequence[Any] = ()):
+    """Adds one minibatch: HSIC1 between all layers, from one product G G^T.
+
+    Works eagerly and inside `tf.function` / `strategy.run`.
+
+    Args:
+      activations_x: L1 tensors [n, ...] of network X on one minibatch of n >= 4 examples.
+      activations_y: L2 tensors [n, ...] of network Y on the same examples.
+
+    Raises:
+      ValueError: wrong number of layers, unequal or too few examples (checked from static
+        shapes; dynamic shapes fail a runtime assertion), NaN/Inf (eagerly).
+    """
+    names = ([f"activations_x[{i}]" for i in range(self.num_layers_x)] +
+             [f"activations_y[{i}]" for i in range(self.num_layers_y)])
+    layers = (self._layers(activations_x, self.num_layers_x, "activations_x") +
+              self._layers(activations_y, self.num_layers_y, "activations_y"))
+    sizes = {int(a.shape[0]) for a in layers if a.shape[0] is not None}
+    if len(sizes) > 1:
+      raise ValueError(f"activations_x, activations_y: layers have different numbers of "
+                       f"examples {sorted(sizes)}; expected one minibatch of the same examples")
+    if sizes and min(sizes) < MIN_EXAMPLES_UNBIASED:
+      raise ValueError(f"activations_x: minibatch has {min(sizes)} examples; the unbiased "
+                       f"HSIC1 estimator needs at least {MIN_EXAMPLES_UNBIASED}")
+    if any(a.shape[0] is None for a in layers):
+      n = tf.shape(layers[0])[0]
+      checks = [tf.debugging.assert_greater_equal(
+          n, MIN_EXAMPLES_UNBIASED,
+          message="activations_x: the unbiased HSIC1 estimator needs at least 4 examples")]
+      checks += [tf.debugging.assert_equal(
+          tf.shape(a)[0], n, message="activations_x, activations_y: different numbers of "
+          "examples") for a in layers[1:]]
+      with tf.control_dependencies(checks):
+        layers = [tf.identity(a) for a in layers]
+    grams = tf.stack([_unbiased_gram(a, name) for a, name in zip(layers, names)])
+    hsic = tf.matmul(grams, grams, transpose_b=True)
+    # In graphs, a failed check must leave both accumulators unchanged.
+    with tf.control_dependencies([hsic]):
+      self.hsic_sums.assign_add(hsic)
+      self.num_minibatches.assign_add(tf.ones([], tf.float64))
+
+  def merge(self, other: "MinibatchCKA") -> None:
+    """Adds the accumulators of `other` (same layer counts) into this object."""
+    if not isinstance(other, MinibatchCKA) or (
+        (other.num_layers_x, other.num_layers_y) != (self.num_layers_x, self.num_layers_y)):
+      shape = ((other.num_layers_x, other.num_layers_y) if isinstance(other, MinibatchCKA)
+               else type(other).__name__)
+      raise ValueError(f"other: has layers {shape}; expected a MinibatchCKA with layers "
+                       f"{(self.num_layers_x, self.num_layers_y)}")
+    self.hsic_sums.assign_add(tf.convert_to_tensor(other.hsic_sums))
+    self.num_minibatches.assign_add(tf.convert_to_tensor(other.num_minibatches))
+
+  def reset_state(self) -> None:
+    """Sets the accumulators back to zero."""
+    self.hsic_sums.assign(tf.zeros_like(self.hsic_sums))
+    self.num_minibatches.assign(tf.zeros([], tf.float64))
+
+  def _cka_matrix(self) -> np.ndarray:
+    if float(tf.convert_to_tensor(self.num_minibatches)) == 0.0:
+      raise ValueError("MinibatchCKA: no minibatches accumulated; call update_state first")
+    hsic = tf.convert_to_tensor(self.hsic_sums).numpy()
+    self_hsic = np.diag(hsic)
+    scale = np.sqrt(np.where(self_hsic > 0.0, self_hsic, np.nan))
+    return hsic / scale[:, None] / scale[None, :]
+
+  def result(self) -> np.ndarray:
+    """[L1, L2] float64 minibatch CKA between layer i of X and layer j of Y.
+
+    NaN where a layer's mean HSIC1(K, K) is not positive (CKA undefined).
+    """
+    return self._cka_matrix()[:self.num_layers_x, self.num_layers_x:]
+
+  def within_network_results(self) -> tuple[np.ndarray, np.ndarray]:
+    """([L1, L1], [L2, L2]) minibatch CKA among the layers of X and among those of Y."""
+    matrix = self._cka_matrix()
+    split = self.num_layers_x
+    return matrix[:split, :split], matrix[split:, split:]

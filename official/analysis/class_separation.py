@@ -1,0 +1,192 @@
+"""Class separation R^2 (paper eq. 11) in linear time.
+
+Paper eq. 11, with x_{k,m} the embedding of example m of class k, N_k the size of class k and
+K the number of classes:
+
+  R^2 = 1 - d_within / d_total,
+  d_within = sum_k sum_{m,n in k} d(x_{k,m}, x_{k,n}) / (K N_k^2),
+  d_total  = sum_{j,k} sum_{m in j, n in k} d(x_{j,m}, x_{k,n}) / (K^2 N_j N_k).
+
+Every pair counts, self-pairs included, and every class weighs 1/K whatever its size.
+
+Cosine distance d = 1 - sim (the paper's): with u = x / ||x|| and mu_k the mean of u over
+class k, 1 - sim(x, y) = 1 - u.v, so
+
+  d_within = 1 - (1/K) sum_k ||mu_k||^2,   d_total = 1 - ||(1/K) sum_k mu_k||^2.
+
+An all-zero x has no direction; it is mapped to u = 0 (similarity 0 with every example,
+itself included).
+
+Squared Euclidean distance d = ||x - y||^2 (paper Appendix E.2 uses other distances), with
+mu_k the mean and s_k the mean squared norm of x over class k: the mean of ||x_m - x_n||^2
+over all pairs of classes j, k is s_j + s_k - 2 mu_j.mu_k, so
+
+  d_within = 2 ((1/K) sum_k s_k - (1/K) sum_k ||mu_k||^2),
+  d_total  = 2 ((1/K) sum_k s_k - ||(1/K) sum_k mu_k||^2).
+
+Both need only per-class sums, counts and sums of squared norms: O(n p) time and O(K p)
+memory, no n x n matrix. Convolutional activations [n, h, w, c] are flattened to
+[n, h*w*c] (paper Figure 4).
+"""
+
+from typing import Any
+
+import numpy as np
+
+from official.analysis import activations as activations_lib
+
+DISTANCES = ("cosine", "squared_euclidean")
+
+
+def _check_distance(distance: str) -> None:
+  if distance not in DISTANCES:
+    raise ValueError(f"distance: unknown value {distance!r}; expected one of "
+                     f"{', '.join(DISTANCES)}")
+
+
+def _check_labels(labels: Any, num_examples: int) -> np.ndarray:
+  labels = activations_lib.as_array(labels, "labels")
+  if labels.ndim != 1 or labels.shape[0] != num_examples:
+    raise ValueError(f"labels: has shape {labels.shape}; expected integer class indices of "
+                     f"shape [{num_examples}] (one per example of features)")
+  if not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(f"labels: has dtype {labels.dtype}; expected integer class indices")
+  return labels
+
+
+def _embed(features: np.ndarray, distance: str) -> tuple[np.ndarray, np.ndarray]:
+  """Rows to average ([n, p]: u for cosine, x for squared Euclidean) and their squared norms."""
+  squared_norms = np.einsum("ij,ij->i", features, features)
+  if distance == "squared_euclidean":
+    return features, squared_norms
+  norms = np.sqrt(squared_norms)
+  nonzero = norms > 0.0
+  units = features / np.where(nonzero, norms, 1.0)[:, None]
+  return units, nonzero.astype(np.float64)
+
+
+def _class_sums(rows: np.ndarray, squared_norms: np.ndarray, classes: np.ndarray,
+                num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Per-class sums of rows [K, p], counts [K] and sums of squared norms [K]."""
+  order = np.argsort(classes, kind="stable")
+  sorted_classes = classes[order]
+  present, starts = np.unique(sorted_classes, return_index=True)
+  sums = np.zeros((num_classes, rows.shape[1]), np.float64)
+  sums[present] = np.add.reduceat(rows[order], starts, axis=0)
+  counts = np.bincount(classes, minlength=num_classes).astype(np.int64)
+  squared_norm_sums = np.bincount(classes, weights=squared_norms, minlength=num_classes)
+  return sums, counts, squared_norm_sums
+
+
+def _r2_from_class_sums(sums: np.ndarray, counts: np.ndarray, squared_norm_sums: np.ndarray,
+                        distance: str) -> float:
+  """Eq. 11 from per-class statistics; classes with no examples are left out."""
+  seen = counts > 0
+  if np.count_nonzero(seen) < 2:
+    raise ValueError(f"labels: {np.count_nonzero(seen)} class(es) present; class separation "
+                     "R^2 needs examples of at least 2 classes")
+  means = sums[seen] / counts[seen, None]
+  if distance == "cosine":
+    scale = 1.0
+  else:
+    scale = float(np.mean(squared_norm_sums[seen] / counts[seen]))
+  mean_squared_norm = float(np.mean(np.einsum("ij,ij->i", means, means)))
+  grand_mean = means.mean(axis=0)
+  d_within = scale - mean_squared_norm
+  d_total = scale - float(grand_mean @ grand_mean)
+  if d_total <= 0.0:
+    return float("nan")
+  return 1.0 - d_within / d_total
+
+
+def r2(features: Any, labels: Any, *, distance: str = "cosine") -> float:
+  """Class separation R^2 = 1 - d_within / d_total (paper eq. 11), in linear time.
+
+  Args:
+    features: [n, p] or [n, h, w, c] (flattened to [n, h*w*c]) embeddings; NumPy or eager
+      tensor.
+    labels: [n] integer class of each example (any integer values; the classes present count,
+      each weighted equally).
+    distance: "cosine" (1 - cosine similarity, the paper's) or "squared_euclidean".
+
+  Returns:
+    R^2 as a Python float: 1 when each class collapses to one point, near 0 when the labels are
+    independent of the features. NaN when d_total = 0 (all examples identical).
+
+  Raises:
+    ValueError: unknown distance, labels not of shape [n] or not integers, fewer than 2
+      classes, NaN/Inf features.
+  """
+  _check_distance(distance)
+  features = activations_lib.as_matrix(features, "features")
+  labels = _check_labels(labels, features.shape[0])
+  classes, inverse = np.unique(labels, return_inverse=True)
+  if classes.size < 2:
+    raise ValueError(f"labels: only class {classes[0]} is present; class separation R^2 needs "
+                     "examples of at least 2 classes")
+  rows, squared_norms = _embed(features, distance)
+  sums = _class_sums(rows, squared_norms, inverse.reshape(-1), classes.size)
+  return _r2_from_class_sums(*sums, distance)
+
+
+class ClassSeparation:
+  """Streaming class separation R^2 (eq. 11) for activations too large to hold at once.
+
+  State per class k of `num_classes`: the sum of u (cosine) or x (squared Euclidean) [K, p]
+  float64, the count N_k (int64) and the sum of squared norms (float64). Memory is O(K p),
+  independent of the number of examples. `result()` equals `r2` on all examples seen;
+  accumulators filled separately (replicas, hosts, shards) combine with `merge`.
+  """
+
+  def __init__(self, num_classes: int, *, distance: str = "cosine"):
+    """Creates empty accumulators for labels in [0, num_classes)."""
+    _check_distance(distance)
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+      raise ValueError(f"num_classes: got {num_classes!r}; expected an integer >= 2")
+    self.num_classes = int(num_classes)
+    self.distance = distance
+    self.reset_state()
+
+  def reset_state(self) -> None:
+    """Forgets every example."""
+    self.sums = None
+    self.counts = np.zeros([self.num_classes], np.int64)
+    self.squared_norm_sums = np.zeros([self.num_classes], np.float64)
+
+  def update_state(self, features: Any, labels: Any) -> None:
+    """Adds a batch: features [b, ...] (flattened per example) and integer labels [b]."""
+    features = activations_lib.as_matrix(features, "features")
+    labels = _check_labels(labels, features.shape[0])
+    if labels.min() < 0 or labels.max() >= self.num_classes:
+      raise ValueError(f"labels: values span [{labels.min()}, {labels.max()}]; expected class "
+                       f"indices in [0, {self.num_classes})")
+    if self.sums is not None and self.sums.shape[1] != features.shape[1]:
+      raise ValueError(f"features: has {features.shape[1]} features per example; earlier "
+                       f"batches had {self.sums.shape[1]}")
+    rows, squared_norms = _embed(features, self.distance)
+    sums, counts, squared_norm_sums = _class_sums(rows, squared_norms, labels.astype(np.int64),
+                                                  self.num_classes)
+    self.sums = sums if self.sums is None else self.sums + sums
+    self.counts += counts
+    self.squared_norm_sums += squared_norm_sums
+
+  def merge(self, other: "ClassSeparation") -> None:
+    """Adds the accumulators of `other` (same classes, distance and feature size)."""
+    if not isinstance(other, ClassSeparation) or (
+        (other.num_classes, other.distance) != (self.num_classes, self.distance)):
+      raise ValueError(f"other: expected a ClassSeparation with num_classes={self.num_classes} "
+                       f"and distance={self.distance!r}")
+    if other.sums is None:
+      return
+    if self.sums is not None and self.sums.shape != other.sums.shape:
+      raise ValueError(f"other: has {other.sums.shape[1]} features per example; this one has "
+                       f"{self.sums.shape[1]}")
+    self.sums = other.sums.copy() if self.sums is None else self.sums + other.sums
+    self.counts += other.counts
+    self.squared_norm_sums += other.squared_norm_sums
+
+  def result(self) -> float:
+    """R^2 (eq. 11) over all examples seen; classes never seen are left out."""
+    if self.sums is None:
+      raise ValueError("ClassSeparation: no examples accumulated; call update_state first")
+    return _r2_from_class_sums(self.sums, self.counts, self.squared_norm_sums, self.distance)
