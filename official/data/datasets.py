@@ -1,0 +1,538 @@
+"""Registry of the study's datasets (SPEC §3-§5) and their loading as tf.data.
+
+`get(spec)` returns a DatasetInfo; `load(info, split_name)` a tf.data.Dataset of
+(image uint8 [H, W, 3], label int64). Every dataset exposes four split names:
+
+  train       what hyperparameters are tuned with (the linear probe's penalty, kNN's k,
+              fine-tuning's grid, pretraining's early stopping),
+  validation  the dataset's own validation split where it has one, else a deterministic
+              holdout of train (the last HOLDOUT_PERCENT % of TFDS's stored order, which
+              TFDS shuffled at generation time),
+  test        what results are reported on,
+  train_full  train + validation, for the final refit.
+
+Registry (spec -> TFDS name, splits train / validation / test, metric):
+
+  imagenet2012   imagenet2012, train[:-50046] / train[-50046:] / validation (the official
+                 validation set is the test set; 50,046 training images are held out as in
+                 the paper's tuning runs; train_full = all of train), top1, 224 px.
+  food101        food101, train[:90%] / train[90%:] / validation, top1.
+  cifar10        cifar10, train[:90%] / train[90%:] / test, top1.
+  cifar100       cifar100, train[:90%] / train[90%:] / test, top1.
+  birdsnap       birdsnap (official.data.birdsnap, manual download), train[:90%] /
+                 train[90%:] / test, top1.
+  sun397         sun397/standard-part1-120k, train[:90%] / train[90%:] / test, top1.
+  cars196        cars196, train[:90%] / train[90%:] / test, top1.
+  pets           oxford_iiit_pet, train[:90%] / train[90%:] / test, mean_per_class.
+  flowers        oxford_flowers102, train / validation / test, mean_per_class.
+  demo_pretrain, demo_texture, demo_novel_shapes, demo_digits (alias "digits"): the
+                 embedded demo data (official.data.demo), train[:90%] / train[90%:] /
+                 test, top1, 32 px; "<name>/small" selects the small config.
+  folder:/path   an image folder root/{train,test[,validation]}/<class>/<image>, read with
+                 tfds.folder_dataset.ImageFolder; class ids follow sorted folder names.
+
+A class subset "name@0-4" (or get(name, classes="0,2,5")) keeps those classes and relabels
+them 0..K-1 in the given order.
+"""
+
+import dataclasses
+import os
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from absl import logging
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from official.data import birdsnap
+from official.data import demo
+
+SPLIT_NAMES = ("train", "validation", "test", "train_full")
+METRICS = ("top1", "mean_per_class")
+HOLDOUT_PERCENT = 10
+IMAGENET_HOLDOUT = 50_046
+FOLDER_PREFIX = "folder:"
+FOLDER_SPLITS = ("train", "validation", "test")
+# Above this fraction of unreadable files in a split, an image folder is refused.
+MAX_UNREADABLE_FRACTION = 0.1
+# What tf.io.decode_image reads (PIL format names).
+_DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+# What tfds.folder_dataset.ImageFolder lists.
+_FOLDER_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the study needs to know about one dataset.
+
+  Attributes:
+    name: registry name (with "@<classes>" for a class subset, "folder:<root>" for folders).
+    tfds_name: TFDS name (with config), None for image folders.
+    train_split / validation_split / test_split: TFDS split specs of the split names.
+    num_classes: K, after any class subset.
+    metric: "top1" or "mean_per_class" (Table 1: Pets and Flowers).
+    image_size: native/preset resolution of the pipeline (224 for the real datasets).
+    class_names: label names in label order where known.
+    train_full_split: TFDS split spec of train + validation.
+    classes: original class ids of a subset, in new-label order; None for all classes.
+    folder: root of an image-folder dataset.
+  """
+  name: str
+  tfds_name: Optional[str]
+  train_split: str
+  validation_split: str
+  test_split: str
+  num_classes: int
+  metric: str = "top1"
+  image_size: int = 224
+  class_names: Optional[Tuple[str, ...]] = None
+  train_full_split: str = ""
+  classes: Optional[Tuple[int, ...]] = None
+  folder: Optional[str] = None
+
+  def split(self, split_name: str) -> str:
+    """The TFDS split spec of one of SPLIT_NAMES."""
+    specs = {"train": self.train_split, "validation": self.validation_split,
+             "test": self.test_split, "train_full": self.train_full_split}
+    if split_name not in specs:
+      raise ValueError(f"split_name: {split_name!r}; valid are {', '.join(SPLIT_NAMES)}")
+    return specs[split_name]
+
+
+def _holdout(name: str, tfds_name: str, test_split: str, num_classes: int, *,
+             metric: str = "top1", image_size: int = 224,
+             class_names: Optional[Sequence[str]] = None) -> DatasetInfo:
+  """A dataset without its own validation split: the last HOLDOUT_PERCENT % of train."""
+  keep = 100 - HOLDOUT_PERCENT
+  return DatasetInfo(name=name, tfds_name=tfds_name, train_split=f"train[:{keep}%]",
+                     validation_split=f"train[{keep}%:]", test_split=test_split,
+                     num_classes=num_classes, metric=metric, image_size=image_size,
+                     class_names=tuple(class_names) if class_names else None,
+                     train_full_split="train")
+
+
+def _registry() -> Dict[str, DatasetInfo]:
+  entries = [
+      DatasetInfo(name="imagenet2012", tfds_name="imagenet2012",
+                  train_split=f"train[:-{IMAGENET_HOLDOUT}]",
+                  validation_split=f"train[-{IMAGENET_HOLDOUT}:]", test_split="validation",
+                  num_classes=1000, train_full_split="train"),
+      _holdout("food101", "food101", "validation", 101),
+      _holdout("cifar10", "cifar10", "test", 10),
+      _holdout("cifar100", "cifar100", "test", 100),
+      _holdout("birdsnap", "birdsnap", "test", birdsnap.NUM_CLASSES),
+      _holdout("sun397", "sun397/standard-part1-120k", "test", 397),
+      _holdout("cars196", "cars196", "test", 196),
+      _holdout("pets", "oxford_iiit_pet", "test", 37, metric="mean_per_class"),
+      DatasetInfo(name="flowers", tfds_name="oxford_flowers102", train_split="train",
+                  validation_split="validation", test_split="test", num_classes=102,
+                  metric="mean_per_class", train_full_split="train+validation"),
+  ]
+  for name, task in (("demo_pretrain", "pretrain"), ("demo_texture", "texture"),
+                     ("demo_novel_shapes", "novel_shapes"), ("demo_digits", "digits")):
+    names = demo.class_names(task)
+    entries.append(_holdout(name, name, "test", len(names), image_size=demo.IMAGE_SIZE,
+                            class_names=names))
+  return {info.name: info for info in entries}
+
+
+REGISTRY = _registry()
+ALIASES = {"digits": "demo_digits", "oxford_iiit_pet": "pets",
+           "oxford_flowers102": "flowers", "imagenet": "imagenet2012",
+           "sun397/standard-part1-120k": "sun397"}
+# The datasets of Table 1 and their analogues in the embedded demo.
+TRANSFER_DATASETS = ("food101", "cifar10", "cifar100", "birdsnap", "sun397", "cars196",
+                     "pets", "flowers")
+DEMO_TRANSFER_DATASETS = ("demo_texture", "demo_novel_shapes", "demo_digits")
+# Builders whose data cannot be downloaded by TFDS.
+_MANUAL = {
+    "imagenet2012": ("download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
+                     "https://image-net.org into {manual}, then run `tfds build imagenet2012 "
+                     "--data_dir={data_dir}` (or load it again)"),
+    "birdsnap": ("put the Birdsnap v1.1 release (test_images.txt, species.txt) and the images "
+                 "fetched by its get_birdsnap.py (images/<Species>/<id>.jpg) into "
+                 "{manual}/birdsnap, then load it again"),
+}
+
+
+def valid_names() -> List[str]:
+  return sorted(REGISTRY) + sorted(ALIASES) + [FOLDER_PREFIX + "<path>"]
+
+
+def parse_classes(classes: str, num_classes: int) -> Tuple[int, ...]:
+  """Parses "0-4" (inclusive range), "0,2,5" or mixes like "0-3,7" into class ids."""
+  if not isinstance(classes, str) or not classes.strip():
+    raise ValueError(f"classes: {classes!r}; valid is e.g. '0-4' or '0,2,5'")
+  ids = []
+  for item in classes.split(","):
+    item = item.strip()
+    match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", item)
+    if not match:
+      raise ValueError(f"classes: item {item!r} of {classes!r} is not an id or a range a-b; "
+                       "valid is e.g. '0-4' or '0,2,5'")
+    low = int(match.group(1))
+    high = int(match.group(2)) if match.group(2) is not None else low
+    if high < low:
+      raise ValueError(f"classes: range {item!r} is decreasing; valid is a-b with a <= b")
+    ids.extend(range(low, high + 1))
+  out_of_range = [i for i in ids if i >= num_classes]
+  if out_of_range:
+    raise ValueError(f"classes: ids {out_of_range[:5]} out of range; valid are 0..."
+                     f"{num_classes - 1}")
+  if len(set(ids)) != len(ids):
+    raise ValueError(f"classes: {classes!r} repeats a class; valid lists each class once")
+  if len(ids) < 2:
+    raise ValueError(f"classes: {classes!r} selects {len(ids)} class; valid selects at least 2")
+  return tuple(ids)
+
+
+def _format_classes(ids: Sequence[int]) -> str:
+  """Canonical text of a class list: runs of consecutive ids as ranges ("0-4,7")."""
+  parts, start = [], 0
+  for i in range(1, len(ids) + 1):
+    if i == len(ids) or ids[i] != ids[i - 1] + 1:
+      run = ids[start:i]
+      parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+      start = i
+  return ",".join(parts)
+
+
+def _with_classes(info: DatasetInfo, classes: str) -> DatasetInfo:
+  ids = parse_classes(classes, info.num_classes)
+  names = tuple(info.class_names[i] for i in ids) if info.class_names else None
+  return dataclasses.replace(info, name=f"{info.name}@{_format_classes(ids)}",
+                             num_classes=len(ids), classes=ids, class_names=names)
+
+
+def _tfds_class_names(tfds_name: str, data_dir: Optional[str]) -> Optional[Tuple[str, ...]]:
+  label = tfds.builder(tfds_name, data_dir=data_dir).info.features["label"]
+  names = getattr(label, "names", None)
+  return tuple(names) if names else None
+
+
+def get(spec: str, *, data_dir: Optional[str] = None,
+        classes: Optional[str] = None) -> DatasetInfo:
+  """DatasetInfo of a registry name, "<demo name>/<config>", or "folder:<path>".
+
+  Args:
+    spec: see the module docstring; a "@<classes>" suffix selects a class subset.
+    data_dir: TFDS data directory (only used to read label names of TFDS datasets).
+    classes: class subset, e.g. "0-4" or "0,2,5" (ids of the full dataset), relabelled
+      0..K-1 in the given order.
+  """
+  if not isinstance(spec, str) or not spec.strip():
+    raise ValueError(f"dataset: {spec!r}; valid are {', '.join(valid_names())}")
+  spec = spec.strip()
+  base, _, suffix = spec.rpartition("@")
+  if base and re.fullmatch(r"[\d,\-\s]+", suffix):
+    if classes is not None:
+      raise ValueError(f"dataset: {spec!r} has a class subset and classes={classes!r} too; "
+                       "give one of them")
+    spec, classes = base, suffix
+  if spec.startswith(FOLDER_PREFIX):
+    info = _folder_info(spec[len(FOLDER_PREFIX):])
+  else:
+    name, _, config = ALIASES.get(spec, spec).partition("/")
+    name = ALIASES.get(name, name)
+    if name not in REGISTRY:
+      raise ValueError(f"dataset: unknown {spec!r}; valid are {', '.join(valid_names())}")
+    info = REGISTRY[name]
+    if config:
+      configs = _demo_configs(name)
+      if config not in configs:
+        valid = ", ".join(f"{name}/{c}" for c in configs) or "none"
+        raise ValueError(f"dataset: {spec!r} names an unknown config; valid configs: {valid}")
+      info = dataclasses.replace(info, name=f"{name}/{config}", tfds_name=f"{name}/{config}")
+    if info.class_names is None:
+      info = dataclasses.replace(info, class_names=_tfds_class_names(info.tfds_name, data_dir))
+  if classes is not None:
+    info = _with_classes(info, classes)
+  return info
+
+
+def _demo_configs(name: str) -> List[str]:
+  if name not in demo.DATASET_NAMES:
+    return []
+  return [c.name for c in tfds.builder_cls(name).BUILDER_CONFIGS]
+
+
+def _prepared_builder(info: DatasetInfo, data_dir: Optional[str]):
+  """The TFDS builder of `info`, generated/downloaded first if needed (as tfds.load does)."""
+  builder = tfds.builder(info.tfds_name, data_dir=data_dir)
+  base = info.tfds_name.split("/")[0]
+  if base not in _MANUAL:
+    builder.download_and_prepare()
+    return builder
+  try:
+    builder.download_and_prepare()
+  except (AssertionError, FileNotFoundError, tf.errors.NotFoundError, ValueError) as e:
+    root = os.fspath(builder.data_dir_root)
+    manual = os.path.join(root, "downloads", "manual")
+    how = _MANUAL[base].format(manual=manual, data_dir=root)
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise ValueError(f"{info.name}: not prepared in {root} ({detail}); to prepare it, "
+                     f"{how}") from e
+  return builder
+
+
+def _split_infos(builder) -> Dict[str, tfds.core.SplitInfo]:
+  return dict(builder.info.splits.items())
+
+
+def _check_splits(info: DatasetInfo, builder, spec: str) -> None:
+  available = _split_infos(builder)
+  if not available:  # Split sizes unknown (e.g. under tfds.testing.mock_data).
+    return
+  try:
+    tfds.core.ReadInstruction.from_spec(spec).to_absolute(available)
+  except (KeyError, ValueError, AssertionError) as e:
+    raise ValueError(f"{info.name}: split {spec!r} is not in the prepared {info.tfds_name} "
+                     f"(splits: {', '.join(sorted(available))})") from e
+
+
+def _filter_classes(ds: tf.data.Dataset, info: DatasetInfo) -> tf.data.Dataset:
+  """Keeps the examples of info.classes and relabels them 0..K-1 (given order)."""
+  if info.classes is None:
+    return ds
+  size = max(info.classes) + 1
+  lookup = [-1] * size
+  for new, old in enumerate(info.classes):
+    lookup[old] = new
+  table = tf.constant(lookup, tf.int64)
+
+  def new_label(label):
+    inside = tf.logical_and(label >= 0, label < size)
+    return tf.where(inside, tf.gather(table, tf.clip_by_value(label, 0, size - 1)), -1)
+
+  ds = ds.filter(lambda image, label: new_label(label) >= 0)
+  return ds.map(lambda image, label: (image, new_label(label)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def decode(image: tf.Tensor) -> tf.Tensor:
+  """Encoded image bytes (JPEG/PNG/GIF/BMP/WebP, any mode) -> uint8 [H, W, 3]; an already
+  decoded uint8 image passes through."""
+  if image.dtype == tf.string:
+    image = tf.io.decode_image(image, channels=3, dtype=tf.uint8, expand_animations=False)
+    return tf.ensure_shape(image, [None, None, 3])
+  return image
+
+
+def load_encoded(info: DatasetInfo, split_name: str, *,
+                 data_dir: Optional[str] = None) -> tf.data.Dataset:
+  """Like `load`, but images stay encoded (tf.string) where the storage encodes them.
+
+  Decoding after shuffling (input_pipeline.build) keeps the shuffle buffer small; pass the
+  images through `decode` to get uint8 [H, W, 3].
+  """
+  spec = info.split(split_name)
+  if info.folder is not None:
+    ds = _load_folder(info, spec)
+  else:
+    builder = _prepared_builder(info, data_dir)
+    _check_splits(info, builder, spec)
+    skip = {}
+    if isinstance(builder.info.features["image"], tfds.features.Image):
+      skip = {"image": tfds.decode.SkipDecoding()}
+    # Parse only what the study uses (not bounding boxes, file names, masks ...).
+    decoders = tfds.decode.PartialDecoding({"image": True, "label": True}, decoders=skip)
+    ds = builder.as_dataset(split=spec, decoders=decoders, shuffle_files=False)
+    ds = ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int64)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return _filter_classes(ds, info)
+
+
+def load(info: DatasetInfo, split_name: str, *,
+         data_dir: Optional[str] = None) -> tf.data.Dataset:
+  """(image uint8 [H, W, 3], label int64) of one of SPLIT_NAMES, in a fixed order.
+
+  Labels are 0..K-1 (remapped for a class subset). TFDS datasets are generated (demo) or
+  downloaded on first use like tfds.load; ImageNet and Birdsnap need a manual download and
+  raise a one-line ValueError saying how to prepare them when it is missing.
+  """
+  ds = load_encoded(info, split_name, data_dir=data_dir)
+  return ds.map(lambda image, label: (decode(image), label),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def num_examples(info: DatasetInfo, split_name: str, *,
+                 data_dir: Optional[str] = None) -> int:
+  """Number of examples of a split, from the split sizes TFDS recorded (counted by label
+  for a class subset)."""
+  spec = info.split(split_name)
+  if info.classes is not None:
+    ds = load_encoded(info, split_name, data_dir=data_dir)
+    return int(ds.map(lambda image, label: label).reduce(
+        tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())
+  if info.folder is not None:
+    split_infos = _folder_split_infos(_scan_folder(info.folder))
+  else:
+    split_infos = _split_infos(_prepared_builder(info, data_dir))
+  return _count(spec, split_infos)
+
+
+def _count(spec: str, split_infos: Dict[str, tfds.core.SplitInfo]) -> int:
+  total = 0
+  for instruction in tfds.core.ReadInstruction.from_spec(spec).to_absolute(split_infos):
+    size = split_infos[instruction.splitname].num_examples
+    start = 0 if instruction.from_ is None else instruction.from_
+    end = size if instruction.to is None else instruction.to
+    total += max(0, end - start)
+  return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Image folders.
+
+
+@dataclasses.dataclass(frozen=True)
+class _FolderScan:
+  root: str
+  class_names: Tuple[str, ...]
+  counts: Tuple[Tuple[str, int], ...]  # split -> readable images
+  unreadable: Tuple[str, ...]  # paths of image files that will be skipped
+
+
+_FOLDER_SCANS: Dict[str, _FolderScan] = {}
+
+
+def _image_problem(path: str) -> Optional[str]:
+  """Why PIL cannot vouch for an image file (None if it can)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  try:
+    with Image.open(path) as image:
+      image_format = image.format
+      image.verify()
+  except Exception as e:  # pylint: disable=broad-except
+    # PIL signals corrupt files with many exception types (OSError, SyntaxError, ...).
+    return f"unreadable ({type(e).__name__})"
+  if image_format not in _DECODABLE_FORMATS:
+    return f"format {image_format} cannot be decoded"
+  return None
+
+
+def _list_dirs(path: str) -> List[str]:
+  return sorted(e for e in os.listdir(path) if os.path.isdir(os.path.join(path, e)))
+
+
+def _scan_folder(path: str) -> _FolderScan:
+  """Validates an image folder and lists its classes and unreadable files (cached)."""
+  root = os.path.abspath(os.path.expanduser(path))
+  if root in _FOLDER_SCANS:
+    return _FOLDER_SCANS[root]
+  where = FOLDER_PREFIX + root
+  layout = "root/train/<class>/<image> and root/test/<class>/<image>"
+  if not os.path.isdir(root):
+    raise ValueError(f"{where}: not a directory; expected {layout}")
+  splits = _list_dirs(root)
+  unexpected = [s for s in splits if s not in FOLDER_SPLITS]
+  if unexpected:
+    raise ValueError(f"{where}: unexpected folder {unexpected[0]!r}; valid split folders are "
+                     f"{', '.join(FOLDER_SPLITS)}")
+  for required in ("train", "test"):
+    if required not in splits:
+      raise ValueError(f"{where}: missing {os.path.join(root, required)}; expected {layout}")
+  classes = {split: _list_dirs(os.path.join(root, split)) for split in splits}
+  train_classes = classes["train"]
+  if len(train_classes) < 2:
+    raise ValueError(f"{where}: {len(train_classes)} class folder(s) in "
+                     f"{os.path.join(root, 'train')}; valid has at least 2")
+  for split, names in classes.items():
+    if names != train_classes:
+      missing = sorted(set(train_classes) - set(names))
+      extra = sorted(set(names) - set(train_classes))
+      problem = (f"lacks classes {missing[:5]}" if missing
+                 else f"has classes {extra[:5]} that train lacks")
+      raise ValueError(f"{where}: split {split!r} {problem}; every split needs the same "
+                       "class folders")
+  counts, unreadable, ignored = [], [], []
+  for split in splits:
+    split_total, split_bad = 0, []
+    for name in train_classes:
+      class_dir = os.path.join(root, split, name)
+      files = sorted(f for f in os.listdir(class_dir)
+                     if os.path.isfile(os.path.join(class_dir, f)))
+      if not [f for f in files if not f.startswith(".")]:
+        raise ValueError(f"{where}: class folder {class_dir} is empty; valid has at least "
+                         "one image")
+      readable, bad = 0, []
+      for f in files:
+        file_path = os.path.join(class_dir, f)
+        if not f.lower().endswith(_FOLDER_SUFFIXES):
+          if not f.startswith("."):
+            ignored.append(file_path)
+          continue
+        problem = _image_problem(file_path)
+        if problem is None:
+          readable += 1
+        else:
+          bad.append((file_path, problem))
+      if readable == 0:
+        detail = f"{bad[0][0]} is {bad[0][1]}" if bad else "no .jpg/.jpeg/.png files"
+        raise ValueError(f"{where}: class folder {class_dir} has no readable image ({detail})")
+      split_total += readable + len(bad)
+      split_bad.extend(bad)
+    if len(split_bad) > MAX_UNREADABLE_FRACTION * split_total:
+      raise ValueError(f"{where}: {len(split_bad)} of {split_total} images in split {split!r} "
+                       f"are unreadable, e.g. {split_bad[0][0]} is {split_bad[0][1]}")
+    counts.append((split, split_total - len(split_bad)))
+    unreadable.extend(path for path, _ in split_bad)
+  if unreadable or ignored:
+    logging.warning("%s: skipping %d unreadable image(s) %s and %d non-image file(s) %s",
+                    where, len(unreadable), unreadable[:20], len(ignored), ignored[:20])
+  scan = _FolderScan(root=root, class_names=tuple(train_classes), counts=tuple(counts),
+                     unreadable=tuple(unreadable))
+  _FOLDER_SCANS[root] = scan
+  return scan
+
+
+def _folder_split_infos(scan: _FolderScan) -> Dict[str, tfds.core.SplitInfo]:
+  return {split: tfds.core.SplitInfo(name=split, shard_lengths=[count], num_bytes=0)
+          for split, count in scan.counts}
+
+
+def _folder_info(path: str) -> DatasetInfo:
+  scan = _scan_folder(path)
+  has_validation = "validation" in dict(scan.counts)
+  keep = 100 - HOLDOUT_PERCENT
+  return DatasetInfo(
+      name=FOLDER_PREFIX + scan.root, tfds_name=None,
+      train_split="train" if has_validation else f"train[:{keep}%]",
+      validation_split="validation" if has_validation else f"train[{keep}%:]",
+      test_split="test", num_classes=len(scan.class_names), metric="top1", image_size=224,
+      class_names=scan.class_names,
+      train_full_split="train+validation" if has_validation else "train",
+      folder=scan.root)
+
+
+def _load_folder(info: DatasetInfo, spec: str) -> tf.data.Dataset:
+  """(encoded image, label) of a split spec of an image folder, unreadable files skipped."""
+  scan = _scan_folder(info.folder)
+  builder = tfds.folder_dataset.ImageFolder(scan.root)
+  names = tuple(builder.info.features["label"].names)
+  if names != scan.class_names:
+    raise ValueError(f"{info.name}: ImageFolder found classes {names[:5]}, expected "
+                     f"{scan.class_names[:5]}; the folder changed while loading")
+  bad = tf.constant(list(scan.unreadable) or [""], tf.string)
+
+  def split_dataset(split: str) -> tf.data.Dataset:
+    ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()},
+                            shuffle_files=False)
+    if scan.unreadable:
+      ds = ds.filter(
+          lambda ex: tf.logical_not(tf.reduce_any(tf.equal(ex["image/filename"], bad))))
+    return ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int64)))
+
+  pieces = []
+  for instruction in tfds.core.ReadInstruction.from_spec(spec).to_absolute(
+      _folder_split_infos(scan)):
+    ds = split_dataset(instruction.splitname)
+    if instruction.from_:
+      ds = ds.skip(instruction.from_)
+    if instruction.to is not None:
+      ds = ds.take(instruction.to - (instruction.from_ or 0))
+    pieces.append(ds)
+  ds = pieces[0]
+  for piece in pieces[1:]:
+    ds = ds.concatenate(piece)
+  return ds

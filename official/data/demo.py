@@ -1,0 +1,415 @@
+"""The embedded demo datasets: procedurally generated shapes over textures, and digits.
+
+The demo runs the whole study on a CPU in minutes with no download. It keeps the property the
+paper's mechanism needs (§3.3-3.4): the images carry information that varies *within* the
+pretraining classes, and the transfer tasks need it. A pretraining objective that collapses
+within-class variation of the penultimate features (high class separation R^2, eq. 11)
+discards it and should transfer worse.
+
+Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
+
+  shape       one of 12 shapes (SHAPES); the first 8 appear in pretraining, the last 4
+              (NOVEL_SHAPES) only in `demo_novel_shapes`. The held-out shapes come in similar
+              pairs (tee/ell, hexagon/ellipse), so telling them apart is fine-grained.
+  colour      one of 6 saturated colours (COLOURS), brightness and hue jittered.
+  texture     grey background stripes, 4 orientations x 2 periods = 8 classes (TEXTURES),
+              with random phase, grey level, contrast and small orientation/period jitter.
+  position, scale, rotation (full circle) of the shape, and uniform luminance pixel noise.
+
+TFDS datasets (registered on `import official.data`, generated on first use into the TFDS
+data_dir in a few seconds and cached like any dataset; features "image" uint8 [32, 32, 3],
+"label", and for the shape datasets the factors "shape", "colour", "texture"):
+
+  demo_pretrain      label = pretraining shape x colour, 48 classes; 12,800 train / 2,560
+                     test. Texture, position, scale, rotation vary inside every class.
+  demo_texture       label = background texture (nuisance for pretraining), 8 classes;
+                     2,000 / 1,000. Foregrounds are the pretraining shapes and colours.
+  demo_novel_shapes  label = held-out shape x colour, 24 classes never seen in pretraining;
+                     2,000 / 1,000.
+  demo_digits        scikit-learn's bundled handwritten digits (real 8x8 grey scans,
+                     bilinearly upsampled to 32x32 RGB), 10 classes; deterministic
+                     stratified split 1,297 / 500 (50 test images per digit).
+
+Each shape dataset has configs "default" (sizes above) and "small" (a fifth of them) and
+accepts any DemoConfig(name, seed, num_train, num_test). Labels are balanced (class counts
+differ by at most one) and the nuisance factors are drawn independently of the label.
+"""
+
+import dataclasses
+from typing import Dict, Iterator, Tuple
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+IMAGE_SIZE = 32
+
+SHAPES = ("disk", "square", "triangle", "plus", "ring", "star", "crescent", "heart",
+          "tee", "ell", "hexagon", "ellipse")
+PRETRAIN_SHAPES = SHAPES[:8]
+NOVEL_SHAPES = SHAPES[8:]
+
+COLOURS = ("red", "green", "blue", "yellow", "magenta", "cyan")
+COLOUR_RGB = np.array([
+    [0.86, 0.14, 0.14],
+    [0.16, 0.74, 0.20],
+    [0.16, 0.30, 0.92],
+    [0.95, 0.85, 0.10],
+    [0.84, 0.18, 0.80],
+    [0.10, 0.80, 0.86],
+], np.float32)
+
+ORIENTATIONS_DEG = (0, 45, 90, 135)
+PERIODS_PX = (8.0, 4.0)
+TEXTURES = tuple(f"stripes_{o}deg_period{int(p)}px" for o in ORIENTATIONS_DEG
+                 for p in PERIODS_PX)
+
+TASKS = ("pretrain", "texture", "novel_shapes")
+_TASK_IDS = {"pretrain": 1, "texture": 2, "novel_shapes": 3, "digits": 4}
+_SPLIT_IDS = {"train": 1, "test": 2}
+
+# Rendering chunk size: bounds memory to a few [2048, 32, 32, 3] float32 arrays.
+_CHUNK = 2048
+
+
+def class_names(task: str) -> Tuple[str, ...]:
+  """Label names of a task: '<colour>_<shape>' for shape tasks, texture names, digits."""
+  if task == "pretrain":
+    return tuple(f"{c}_{s}" for s in PRETRAIN_SHAPES for c in COLOURS)
+  if task == "novel_shapes":
+    return tuple(f"{c}_{s}" for s in NOVEL_SHAPES for c in COLOURS)
+  if task == "texture":
+    return TEXTURES
+  if task == "digits":
+    return tuple(str(d) for d in range(10))
+  raise ValueError(f"task: {task!r}; valid are {', '.join(TASKS + ('digits',))}")
+
+
+def _balanced(rng: np.random.Generator, num_examples: int, num_values: int) -> np.ndarray:
+  """A random permutation of 0..num_values-1 repeated: counts differ by at most one."""
+  return rng.permutation(np.arange(num_examples) % num_values).astype(np.int64)
+
+
+def sample_factors(task: str, num_examples: int,
+                   rng: np.random.Generator) -> Dict[str, np.ndarray]:
+  """Draws the factors of `num_examples` images of `task`; arrays of length N.
+
+  Categorical factors: label, shape (index into SHAPES), colour, texture. Continuous:
+  centre_x/centre_y (pixels), radius (pixels), rotation (radians), grey, contrast, phase,
+  orientation (radians), period (pixels), colour_rgb [N, 3].
+  """
+  if task not in TASKS:
+    raise ValueError(f"task: {task!r}; valid are {', '.join(TASKS)}")
+  n = num_examples
+  num_colours = len(COLOURS)
+  if task == "pretrain":
+    label = _balanced(rng, n, len(PRETRAIN_SHAPES) * num_colours)
+    shape, colour = label // num_colours, label % num_colours
+    texture = _balanced(rng, n, len(TEXTURES))
+  elif task == "novel_shapes":
+    label = _balanced(rng, n, len(NOVEL_SHAPES) * num_colours)
+    shape = len(PRETRAIN_SHAPES) + label // num_colours
+    colour = label % num_colours
+    texture = _balanced(rng, n, len(TEXTURES))
+  else:
+    label = _balanced(rng, n, len(TEXTURES))
+    texture = label
+    combo = _balanced(rng, n, len(PRETRAIN_SHAPES) * num_colours)
+    shape, colour = combo // num_colours, combo % num_colours
+  orientation_index, period_index = texture // len(PERIODS_PX), texture % len(PERIODS_PX)
+  jitter = rng.uniform(-6.0, 6.0, n)
+  orientation = np.deg2rad(np.asarray(ORIENTATIONS_DEG, np.float64)[orientation_index]
+                           + jitter)
+  period = np.asarray(PERIODS_PX)[period_index] * rng.uniform(0.92, 1.08, n)
+  brightness = rng.uniform(0.85, 1.05, n)[:, None]
+  colour_rgb = np.clip(COLOUR_RGB[colour] * brightness + rng.normal(0.0, 0.035, (n, 3)),
+                       0.0, 1.0)
+  return {
+      "label": label,
+      "shape": shape.astype(np.int64),
+      "colour": colour.astype(np.int64),
+      "texture": texture.astype(np.int64),
+      "centre_x": rng.uniform(11.0, 21.0, n),
+      "centre_y": rng.uniform(11.0, 21.0, n),
+      "radius": rng.uniform(6.5, 10.0, n),
+      "rotation": rng.uniform(0.0, 2.0 * np.pi, n),
+      "grey": rng.uniform(0.30, 0.62, n),
+      "contrast": rng.uniform(0.10, 0.18, n),
+      "phase": rng.uniform(0.0, 2.0 * np.pi, n),
+      "orientation": orientation,
+      "period": period,
+      "colour_rgb": colour_rgb.astype(np.float32),
+  }
+
+
+def _box(u, v, centre_u, centre_v, half_u, half_v):
+  return np.maximum(np.abs(u - centre_u) - half_u, np.abs(v - centre_v) - half_v)
+
+
+def _circle(u, v, centre_u, centre_v, radius):
+  return np.sqrt((u - centre_u) ** 2 + (v - centre_v) ** 2) - radius
+
+
+def _polygon(u, v, sides: int, inradius: float, first_normal: float):
+  """Regular polygon: the largest distance along its edge normals, minus the inradius."""
+  distance = None
+  for k in range(sides):
+    angle = first_normal + 2 * np.pi * k / sides
+    along = u * np.float32(np.cos(angle)) + v * np.float32(np.sin(angle))
+    distance = along if distance is None else np.maximum(distance, along)
+  return distance - inradius
+
+
+def shape_distance(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+  """Signed distance to the outline of `name` (negative inside), in the shape's own unit
+  coordinates (the shape fits radius ~1); unions are minima, intersections maxima."""
+  if name == "disk":
+    return _circle(u, v, 0.0, 0.0, 0.85)
+  if name == "square":
+    return _box(u, v, 0.0, 0.0, 0.72, 0.72)
+  if name == "triangle":
+    return _polygon(u, v, 3, 0.5, np.pi / 2)
+  if name == "plus":
+    return np.minimum(_box(u, v, 0.0, 0.0, 0.3, 0.95), _box(u, v, 0.0, 0.0, 0.95, 0.3))
+  if name == "ring":
+    return np.abs(np.sqrt(u * u + v * v) - 0.71) - 0.21
+  if name == "star":
+    phi = np.arctan2(v, u)
+    outline = 0.38 + 0.6 * ((1.0 + np.cos(5.0 * phi)) / 2.0) ** 1.5
+    return np.sqrt(u * u + v * v) - outline
+  if name == "crescent":
+    return np.maximum(_circle(u, v, 0.0, 0.0, 0.9), -_circle(u, v, 0.45, 0.0, 0.7))
+  if name == "heart":
+    # Two lobes over a downward wedge.
+    wedge = np.maximum(np.abs(u) - 0.75 * (v + 0.85), v - 0.2) * 0.8
+    lobes = np.minimum(_circle(u, v, 0.36, 0.2, 0.44), _circle(u, v, -0.36, 0.2, 0.44))
+    return np.minimum(lobes, wedge)
+  if name == "tee":
+    return np.minimum(_box(u, v, 0.0, 0.625, 0.9, 0.225), _box(u, v, 0.0, -0.25, 0.22, 0.65))
+  if name == "ell":
+    return np.minimum(_box(u, v, -0.45, 0.0, 0.22, 0.9), _box(u, v, 0.05, -0.68, 0.7, 0.22))
+  if name == "hexagon":
+    return _polygon(u, v, 6, 0.78, np.pi / 6)
+  if name == "ellipse":
+    # Scaled implicit distance: exact on the minor axis, an underestimate elsewhere.
+    return (np.sqrt((u / 0.95) ** 2 + (v / 0.55) ** 2) - 1.0) * 0.55
+  raise ValueError(f"shape: {name!r}; valid are {', '.join(SHAPES)}")
+
+
+def _f32(values: np.ndarray) -> np.ndarray:
+  return np.asarray(values, np.float32)
+
+
+def _plane(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+  """a_n * x + b_n * y + c_n at every pixel centre (x, y): float32 [N, 32, 32]."""
+  xs = (np.arange(IMAGE_SIZE) + 0.5).astype(np.float32)
+  rows = xs[None, :] * _f32(b)[:, None] + _f32(c)[:, None]  # [N, 32] over y
+  return xs[None, None, :] * _f32(a)[:, None, None] + rows[:, :, None]
+
+
+def shape_coverage(factors: Dict[str, np.ndarray]) -> np.ndarray:
+  """Antialiased fraction of each pixel covered by the shape, float32 [N, 32, 32] in [0, 1].
+
+  Pixel (x, y) maps to the shape's unit coordinates u = R(-rotation) (p - centre) / radius;
+  coverage = clip(1/2 - distance_in_pixels, 0, 1).
+  """
+  cos, sin = np.cos(factors["rotation"]), np.sin(factors["rotation"])
+  radius = factors["radius"]
+  cx, cy = factors["centre_x"], factors["centre_y"]
+  u = _plane(cos / radius, sin / radius, -(cx * cos + cy * sin) / radius)
+  v = _plane(-sin / radius, cos / radius, (cx * sin - cy * cos) / radius)
+  distance = np.empty(u.shape, np.float32)
+  for shape_index in np.unique(factors["shape"]):
+    rows = factors["shape"] == shape_index
+    distance[rows] = shape_distance(SHAPES[shape_index], u[rows], v[rows])
+  distance *= _f32(radius)[:, None, None]
+  return np.clip(0.5 - distance, 0.0, 1.0)
+
+
+def background(factors: Dict[str, np.ndarray]) -> np.ndarray:
+  """Grey oriented stripes of each image, float32 [N, 32, 32] in [0, 1]."""
+  frequency = 2 * np.pi / factors["period"]
+  angle = _plane(np.cos(factors["orientation"]) * frequency,
+                 np.sin(factors["orientation"]) * frequency, factors["phase"])
+  stripes = np.tanh(2.0 * np.sin(angle)) * np.float32(1.0 / np.tanh(2.0))
+  return _f32(factors["grey"])[:, None, None] + _f32(factors["contrast"])[:, None, None] * stripes
+
+
+def render(factors: Dict[str, np.ndarray], rng: np.random.Generator,
+           noise_amplitude: float = 0.06) -> np.ndarray:
+  """Composes shape over background plus uniform luminance noise in
+  [-noise_amplitude, noise_amplitude]: uint8 [N, 32, 32, 3]."""
+  n = len(factors["shape"])
+  images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+  for start in range(0, n, _CHUNK):
+    chunk = {k: v[start:start + _CHUNK] for k, v in factors.items()}
+    coverage = shape_coverage(chunk)[..., None]
+    grey = background(chunk)[..., None]
+    noise = rng.random(coverage.shape, dtype=np.float32)
+    noise = (2.0 * noise_amplitude * 255.0) * (noise - 0.5) + 0.5  # + 0.5 rounds below.
+    image = grey + coverage * (chunk["colour_rgb"][:, None, None, :] - grey)
+    image = np.clip(image * 255.0 + noise, 0.0, 255.0)
+    images[start:start + _CHUNK] = image.astype(np.uint8)
+  return images
+
+
+def generate(task: str, split: str, num_examples: int, seed: int = 0) -> Dict[str, np.ndarray]:
+  """All examples of one split of a shape task: {"image": uint8 [N, 32, 32, 3], "label",
+  "shape", "colour", "texture": int64 [N]}; a pure function of (task, split, N, seed)."""
+  if split not in _SPLIT_IDS:
+    raise ValueError(f"split: {split!r}; valid are {', '.join(_SPLIT_IDS)}")
+  if num_examples < 1:
+    raise ValueError(f"num_examples: {num_examples}; valid is a positive integer")
+  rng = np.random.default_rng([int(seed), _TASK_IDS.get(task, 0), _SPLIT_IDS[split]])
+  factors = sample_factors(task, num_examples, rng)
+  images = render(factors, rng)
+  return {"image": images, **{k: factors[k] for k in ("label", "shape", "colour", "texture")}}
+
+
+def _upsample_matrix(source: int, target: int) -> np.ndarray:
+  """Bilinear interpolation matrix [target, source] with half-pixel centres."""
+  position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
+  low = np.floor(position).astype(int)
+  high = np.minimum(low + 1, source - 1)
+  weight = position - low
+  matrix = np.zeros((target, source))
+  matrix[np.arange(target), low] += 1.0 - weight
+  matrix[np.arange(target), high] += weight
+  return matrix
+
+
+DIGITS_TEST_PER_CLASS = 50
+
+
+def digits(seed: int = 0) -> Dict[str, Dict[str, np.ndarray]]:
+  """scikit-learn's digits as {"train"|"test": {"image" uint8 [N, 32, 32, 3], "label",
+  "index" (row in load_digits)}}, split per class with DIGITS_TEST_PER_CLASS test images."""
+  from sklearn import datasets as sklearn_datasets  # pylint: disable=g-import-not-at-top
+  bunch = sklearn_datasets.load_digits()
+  grey = bunch.images.astype(np.float64) / 16.0  # [N, 8, 8], ink = 1
+  matrix = _upsample_matrix(grey.shape[1], IMAGE_SIZE)
+  large = np.einsum("ij,njk,lk->nil", matrix, grey, matrix)
+  large = np.clip(np.round(large * 255.0), 0, 255).astype(np.uint8)
+  images = np.repeat(large[..., None], 3, axis=-1)
+  labels = bunch.target.astype(np.int64)
+  rng = np.random.default_rng([int(seed), _TASK_IDS["digits"]])
+  test = np.zeros(len(labels), bool)
+  for digit in range(10):
+    rows = np.flatnonzero(labels == digit)
+    test[rng.permutation(rows)[:DIGITS_TEST_PER_CLASS]] = True
+  out = {}
+  for split, rows in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test))):
+    out[split] = {"image": images[rows], "label": labels[rows], "index": rows.astype(np.int64)}
+  return out
+
+
+def _image_feature() -> tfds.features.Tensor:
+  # Raw uint8 bytes rather than PNG: encoding dominated the generation time, and a 32x32
+  # image with pixel noise barely compresses.
+  return tfds.features.Tensor(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8,
+                              encoding=tfds.features.Encoding.BYTES)
+
+
+@dataclasses.dataclass(eq=False)
+class DemoConfig(tfds.core.BuilderConfig):
+  """A demo dataset configuration: generation seed and split sizes."""
+  seed: int = 0
+  num_train: int = 0
+  num_test: int = 0
+
+
+def _configs(num_train: int, num_test: int):
+  return [
+      DemoConfig(name="default", seed=0, num_train=num_train, num_test=num_test,
+                 description=f"{num_train} train / {num_test} test images, seed 0."),
+      DemoConfig(name="small", seed=0, num_train=num_train // 5, num_test=num_test // 5,
+                 description=f"{num_train // 5} train / {num_test // 5} test images, seed 0."),
+  ]
+
+
+class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Shared builder of the procedurally generated shape datasets."""
+
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  TASK = ""
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        description=__doc__,
+        features=tfds.features.FeaturesDict({
+            "image": _image_feature(),
+            "label": tfds.features.ClassLabel(names=class_names(self.TASK)),
+            "shape": tfds.features.ClassLabel(names=SHAPES),
+            "colour": tfds.features.ClassLabel(names=COLOURS),
+            "texture": tfds.features.ClassLabel(names=TEXTURES),
+        }),
+        supervised_keys=("image", "label"),
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Generated locally, nothing to download.
+    config = self.builder_config
+    return {
+        "train": self._generate_examples("train", config.num_train),
+        "test": self._generate_examples("test", config.num_test),
+    }
+
+  def _generate_examples(self, split: str, num_examples: int) -> Iterator:
+    data = generate(self.TASK, split, num_examples, seed=self.builder_config.seed)
+    for i in range(num_examples):
+      yield i, {k: data[k][i] for k in ("image", "label", "shape", "colour", "texture")}
+
+
+class DemoPretrain(_ShapesBuilder):
+  """Pretraining task: label = shape x colour (48 classes)."""
+  name = "demo_pretrain"
+  TASK = "pretrain"
+  BUILDER_CONFIGS = _configs(12_800, 2_560)
+
+
+class DemoTexture(_ShapesBuilder):
+  """Transfer task: label = background texture, a pretraining nuisance (8 classes)."""
+  name = "demo_texture"
+  TASK = "texture"
+  BUILDER_CONFIGS = _configs(2_000, 1_000)
+
+
+class DemoNovelShapes(_ShapesBuilder):
+  """Transfer task: label = held-out shape x colour (24 classes never seen in pretraining)."""
+  name = "demo_novel_shapes"
+  TASK = "novel_shapes"
+  BUILDER_CONFIGS = _configs(2_000, 1_000)
+
+
+class DemoDigits(tfds.core.GeneratorBasedBuilder):
+  """Transfer task: scikit-learn's handwritten digits upsampled to 32x32 RGB (10 classes)."""
+
+  name = "demo_digits"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  BUILDER_CONFIGS = [DemoConfig(name="default", seed=0,
+                                description="Stratified split, 50 test images per digit.")]
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        description=("scikit-learn's bundled handwritten digits (UCI optical recognition, "
+                     "8x8 grey), bilinearly upsampled to 32x32 RGB."),
+        features=tfds.features.FeaturesDict({
+            "image": _image_feature(),
+            "label": tfds.features.ClassLabel(names=class_names("digits")),
+        }),
+        supervised_keys=("image", "label"),
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Bundled with scikit-learn.
+    data = digits(self.builder_config.seed)
+    return {split: self._generate_examples(data[split]) for split in ("train", "test")}
+
+  def _generate_examples(self, data: Dict[str, np.ndarray]) -> Iterator:
+    for image, label, index in zip(data["image"], data["label"], data["index"]):
+      yield int(index), {"image": image, "label": int(label)}
+
+
+DATASET_NAMES = ("demo_pretrain", "demo_texture", "demo_novel_shapes", "demo_digits")

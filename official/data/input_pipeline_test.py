@@ -1,0 +1,145 @@
+"""Tests of the tf.data pipelines on the small demo texture dataset (400 train / 200 test)."""
+
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from official.data import datasets
+from official.data import input_pipeline
+from official.data import preprocessing
+
+MEAN = np.array(preprocessing.MEAN_RGB, np.float32)
+STD = np.array(preprocessing.STDDEV_RGB, np.float32)
+
+
+def _batches(ds):
+  images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+  return list(images), list(labels)
+
+
+class InputPipelineTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.data_dir = tempfile.mkdtemp(prefix="input_pipeline_test_")
+    cls.info = datasets.get("demo_texture/small")
+    raw = list(datasets.load(cls.info, "train_full", data_dir=cls.data_dir).as_numpy_iterator())
+    cls.images = np.stack([image for image, _ in raw])
+    cls.labels = np.array([label for _, label in raw])
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.data_dir, ignore_errors=True)
+    super().tearDownClass()
+
+  def build(self, split_name="train_full", **kwargs):
+    kwargs.setdefault("training", True)
+    kwargs.setdefault("batch_size", 64)
+    kwargs.setdefault("seed", 1)
+    return input_pipeline.build(self.info, split_name, data_dir=self.data_dir, **kwargs)
+
+  def test_shapes_counts_and_cardinality(self):
+    ds = self.build(image_size=24)
+    self.assertEqual(ds.element_spec[0].shape.as_list(), [64, 24, 24, 3])
+    images, labels = _batches(ds)
+    self.assertLen(images, 400 // 64)
+    self.assertEqual(int(ds.cardinality()), 400 // 64)
+    self.assertTrue(all(l.dtype == np.int64 for l in labels))
+    eval_ds = self.build("test", training=False, batch_size=64)
+    self.assertEqual(int(eval_ds.cardinality()), 4)  # ceil(200 / 64)
+    _, eval_labels = _batches(eval_ds)
+    self.assertEqual(sum(len(l) for l in eval_labels), 200)
+
+  def test_eval_stream_is_stored_order_and_numpy_normalisation(self):
+    ds = self.build(training=False, batch_size=50, preprocess="transfer")
+    images, labels = _batches(ds)
+    self.assertAllEqual(np.concatenate(labels), self.labels)
+    expected = (self.images.astype(np.float32) / 255.0 - MEAN) / STD
+    self.assertAllClose(np.concatenate(images), expected, atol=1e-5)
+
+  def test_training_epoch_is_a_seeded_permutation(self):
+    _, first = _batches(self.build(preprocess="transfer", drop_remainder=False))
+    _, again = _batches(self.build(preprocess="transfer", drop_remainder=False))
+    _, epoch1 = _batches(self.build(preprocess="transfer", drop_remainder=False, epoch=1))
+    _, seed2 = _batches(self.build(preprocess="transfer", drop_remainder=False, seed=2))
+    first, again = np.concatenate(first), np.concatenate(again)
+    epoch1, seed2 = np.concatenate(epoch1), np.concatenate(seed2)
+    self.assertAllEqual(first, again)
+    self.assertAllEqual(np.sort(first), np.sort(self.labels))
+    self.assertNotAllEqual(first, self.labels)
+    self.assertNotAllEqual(first, epoch1)
+    self.assertNotAllEqual(first, seed2)
+    self.assertAllEqual(np.sort(epoch1), np.sort(self.labels))
+
+  def test_augmentation_deterministic_and_resumable(self):
+    full, _ = _batches(self.build())
+    again, _ = _batches(self.build())
+    self.assertAllClose(np.stack(full), np.stack(again), atol=0)
+    resumed, _ = _batches(self.build(skip_batches=4))
+    self.assertLen(resumed, len(full) - 4)
+    self.assertAllClose(np.stack(resumed), np.stack(full[4:]), atol=0)
+    # Augmented images differ from the plain ones.
+    plain, _ = _batches(self.build(preprocess="transfer"))
+    self.assertGreater(np.abs(np.stack(plain) - np.stack(full)).mean(), 0.05)
+
+  def test_repeat_stream_crosses_epochs_and_resumes(self):
+    per_epoch = 400 // 80
+    stream = self.build(repeat=True, batch_size=80, preprocess="transfer")
+    labels = [y.numpy() for _, y in stream.take(3 * per_epoch)]
+    epoch2 = [y.numpy() for _, y in self.build(batch_size=80, epoch=2,
+                                                preprocess="transfer")]
+    self.assertAllEqual(np.concatenate(labels[2 * per_epoch:]), np.concatenate(epoch2))
+    resumed = self.build(repeat=True, batch_size=80, preprocess="transfer",
+                         skip_batches=2 * per_epoch + 1)
+    self.assertAllEqual(next(iter(resumed))[1], labels[2 * per_epoch + 1])
+
+  def test_input_context_shards_examples(self):
+    seen = []
+    for pipeline_id in range(2):
+      context = tf.distribute.InputContext(num_input_pipelines=2,
+                                           input_pipeline_id=pipeline_id,
+                                           num_replicas_in_sync=2)
+      ds = self.build(training=False, batch_size=40, preprocess="transfer",
+                      input_context=context)
+      self.assertEqual(ds.element_spec[0].shape.as_list()[0], None)
+      images, _ = _batches(ds)
+      self.assertTrue(all(len(b) <= 20 for b in images))
+      seen.append(np.concatenate(images))
+    self.assertLen(seen[0], 200)
+    self.assertLen(seen[1], 200)
+    everything = np.concatenate(seen)
+    expected = (self.images.astype(np.float32) / 255.0 - MEAN) / STD
+    self.assertAllClose(np.sort(everything.reshape(400, -1), axis=0),
+                        np.sort(expected.reshape(400, -1), axis=0), atol=1e-5)
+
+  def test_class_subset_labels(self):
+    info = datasets.get("demo_texture/small", classes="5,1")
+    ds = input_pipeline.build(info, "test", training=True, batch_size=16, seed=0,
+                              data_dir=self.data_dir, drop_remainder=False)
+    labels = np.concatenate([y.numpy() for _, y in ds])
+    self.assertLen(labels, 50)  # 25 test images per texture class
+    self.assertEqual(set(labels.tolist()), {0, 1})
+    self.assertEqual(input_pipeline.steps_per_epoch(info, "test", 16, data_dir=self.data_dir),
+                     3)
+
+  def test_steps_per_epoch(self):
+    self.assertEqual(input_pipeline.steps_per_epoch(self.info, "train", 64,
+                                                    data_dir=self.data_dir), 5)  # 360 // 64
+    self.assertEqual(input_pipeline.steps_per_epoch(self.info, "train", 64,
+                                                    drop_remainder=False,
+                                                    data_dir=self.data_dir), 6)
+
+  def test_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, "preprocess"):
+      self.build(preprocess="center")
+    with self.assertRaisesRegex(ValueError, "batch_size"):
+      self.build(batch_size=0)
+    with self.assertRaisesRegex(ValueError, "skip_batches"):
+      self.build(skip_batches=-1)
+
+
+if __name__ == "__main__":
+  tf.test.main()
