@@ -5,3 +5,9 @@ Less Transferable Features?" (NeurIPS 2021). One sub-package per stage of the st
 
   losses -> modeling -> data -> training -> evaluation | analysis
 """
+
+import os as _os
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN, CPU features) hides the project's
+# own output; set TF_CPP_MIN_LOG_LEVEL=0 to see it.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,32 +1,53 @@
 """Running absl binaries: bad input becomes one line on stderr and exit status 2."""
 
+import logging as _logging
+import os
 import sys
 from typing import Callable, Sequence
 
-from absl import app
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags  # pylint: disable=g-import-not-at-top
+from absl import logging  # pylint: disable=g-import-not-at-top
 
 
 class UsageError(ValueError):
   """A problem with what the user asked for (a flag, a path, a dataset)."""
 
 
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+# Bad input, and the environment refusing (missing or unwritable paths, a full disk).
+USER_ERRORS = (ValueError, OSError)
 
 
 def format_error(error: BaseException) -> str:
   """One line: the first line of the message, prefixed with `error:`."""
   message = str(error).strip().splitlines()
   text = message[0] if message else type(error).__name__
-  if isinstance(error, (FileNotFoundError, NotADirectoryError, PermissionError)) and (
+  if isinstance(error, OSError) and (
       error.filename and str(error.filename) not in text):
     text = f"{text}: {error.filename}"
   return f"error: {text}"
 
 
+class _QuietLibraries(_logging.Filter):
+  """Drops TFDS' and TensorFlow's informational and deprecation records on the console."""
+
+  def filter(self, record: _logging.LogRecord) -> bool:
+    path = record.pathname.replace(os.sep, "/")
+    noisy = "/tensorflow_datasets/" in path or "/tensorflow/" in path or "/keras/" in path
+    return not noisy or record.levelno >= _logging.ERROR
+
+
 def run(main: Callable[[Sequence[str]], None]) -> None:
-  """Runs `main` under absl; user errors exit 2 with a one-line message."""
+  """Runs `main` under absl; user errors exit 2 with a one-line message.
+
+  The console shows the binary's own output and warnings (absl verbosity WARNING unless
+  --verbosity is given); libraries' informational records are dropped.
+  """
+  flags.FLAGS.set_default("verbosity", logging.WARNING)
 
   def wrapped(argv):
+    logging.get_absl_handler().addFilter(_QuietLibraries())
+    _logging.getLogger("tensorflow").setLevel(_logging.ERROR)
     try:
       return main(argv)
     except USER_ERRORS as e:

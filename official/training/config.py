@@ -1,0 +1,512 @@
+"""Experiment configurations for pretraining: presets by name, dict round trips, overrides.
+
+An `ExperimentConfig` has four sections:
+
+  model      the ResNet (official.modeling.resnet.ResNetConfig fields) plus `num_classes` and
+             `image_size`; this section alone rebuilds the network (modeling.pretrained.load);
+  data       the pretraining dataset (official.data.datasets spec), its splits, preprocessing;
+  objective  the loss (official.losses name) and its hyperparameters;
+  train      optimiser, schedule, EMA, precision and the bookkeeping of the training loop.
+
+Presets (`get_experiment(name)`):
+
+  demo               the embedded demo pretraining data (32x32 images, 48 classes), a
+                     ResNet-18 at 1/8 of the width with a 3x3 stem, 2 epochs; well under a
+                     minute on two CPU cores.
+  imagenet_resnet50  the paper's recipe (SPEC §3): ImageNet, ResNet-50, global batch 4096,
+                     SGD + Nesterov 0.9, learning rate 0.1 per 256 examples (1.6), 5 warm-up
+                     epochs then cosine decay over 90 epochs, weight decay 8e-5, EMA of the
+                     weights (0.9999), bfloat16; trains on train + validation of the dataset
+                     registry and reports the official validation set.
+  imagenet_resnet50_holdout
+                     the same on the tuning split: trains on the registry's `train` split and
+                     evaluates on its `validation` split (the held-out training examples).
+
+Any value can be overridden with `override(config, {"train.epochs": 3, ...})` or the string
+form `parse_params_override("train.epochs=3,model.depth=50")`.
+"""
+
+import ast
+import dataclasses
+import json
+import math
+import types
+import typing
+from typing import Any, Callable, Mapping, Optional, Union
+
+from official.modeling import resnet
+
+SPLITS = ("train", "validation", "test", "train_full")
+PREPROCESSING = ("train", "eval", "transfer")
+
+
+@dataclasses.dataclass
+class ModelConfig(resnet.ResNetConfig):
+  """The ResNet plus what the data decides about it.
+
+  Attributes:
+    num_classes: K, the width of the head; 0 means "the dataset's number of classes"
+      (filled in by `resolve`).
+    image_size: side of the square input images the network sees.
+  """
+  num_classes: int = 0
+  image_size: int = 224
+
+  def __post_init__(self):
+    super().__post_init__()
+    if not isinstance(self.num_classes, int) or self.num_classes < 0:
+      raise ValueError(f"model.num_classes={self.num_classes!r} must be a positive integer "
+                       "(or 0 for the dataset's number of classes)")
+    if not isinstance(self.image_size, int) or self.image_size < 8:
+      raise ValueError(f"model.image_size={self.image_size!r} must be an integer >= 8")
+
+
+@dataclasses.dataclass
+class DataConfig:
+  """The pretraining data.
+
+  Attributes:
+    dataset: an official.data.datasets spec ("demo_pretrain", "imagenet2012", "folder:/p").
+    data_dir: TFDS data directory (None: TFDS's default).
+    classes: optional class subset, as official.data.datasets.get takes it.
+    train_split: split trained on: "train", "validation", "test" or "train_full".
+    eval_split: split evaluated on every epoch (with the EMA weights).
+    train_examples: if set, only the first N examples of `train_split` are used.
+    eval_examples: if set, only the first N examples of `eval_split` are evaluated.
+    train_preprocess: official.data preprocessing of training images ("train": random crop
+      and flip, SPEC §3).
+    eval_preprocess: preprocessing of evaluation images ("eval": centre crop, SPEC §3).
+    crop_area_range: area fraction of the random training crop (released: 8%-100%).
+  """
+  dataset: str = "demo_pretrain"
+  data_dir: Optional[str] = None
+  classes: Optional[str] = None
+  train_split: str = "train"
+  eval_split: str = "test"
+  train_examples: Optional[int] = None
+  eval_examples: Optional[int] = None
+  train_preprocess: str = "train"
+  eval_preprocess: str = "eval"
+  crop_area_range: tuple[float, float] = (0.08, 1.0)
+
+  def __post_init__(self):
+    for key in ("train_split", "eval_split"):
+      if getattr(self, key) not in SPLITS:
+        raise ValueError(f"data.{key}={getattr(self, key)!r} is not a split; valid: "
+                         f"{', '.join(SPLITS)}")
+    for key in ("train_preprocess", "eval_preprocess"):
+      if getattr(self, key) not in PREPROCESSING:
+        raise ValueError(f"data.{key}={getattr(self, key)!r} is not a preprocessing; valid: "
+                         f"{', '.join(PREPROCESSING)}")
+    low, high = (tuple(self.crop_area_range) + (None, None))[:2]
+    if len(self.crop_area_range) != 2 or not 0 < low <= high <= 1:
+      raise ValueError(f"data.crop_area_range={tuple(self.crop_area_range)!r} must be "
+                       "(low, high) with 0 < low <= high <= 1")
+    self.crop_area_range = (float(low), float(high))
+    for key in ("train_examples", "eval_examples"):
+      value = getattr(self, key)
+      if value is not None and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"data.{key}={value!r} must be a positive integer or None")
+
+
+@dataclasses.dataclass
+class ObjectiveConfig:
+  """The loss of SPEC §1: an official.losses name and hyperparameter overrides.
+
+  `resolve` canonicalises the name ("mse" -> "squared_error") and fills `hparams` with every
+  hyperparameter of the objective: explicit `hparams` first, then the preset's
+  `preset_hparams[name]`, then the released defaults (official.losses.DEFAULT_HPARAMS).
+  """
+  name: str = "softmax"
+  hparams: dict = dataclasses.field(default_factory=dict)
+  # Per-objective defaults of a preset that differ from the released ones (ImageNet scale).
+  preset_hparams: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Optimisation and the training loop (SPEC §3).
+
+  Attributes:
+    seed: seeds the initialisation, dropout and the data order of every epoch.
+    batch_size: the global batch, split evenly across replicas.
+    epochs: passes over the training split.
+    base_learning_rate: learning rate per 256 examples; the peak is
+      base_learning_rate * batch_size / 256 (linear scaling rule) ...
+    learning_rate: ... unless this absolute peak learning rate is given.
+    warmup_epochs: linear warm-up from 0 to the peak, then cosine decay to 0.
+    momentum: SGD momentum (Nesterov if `nesterov`).
+    nesterov: Nesterov momentum.
+    weight_decay: the coefficient c of the penalty c * 0.5 * ||v||^2 summed over every
+      convolution and dense kernel (not batch-norm parameters, not biases).
+    ema_decay: decay of the exponential moving average of the weights used for evaluation
+      and export.
+    ema_warmup: if True the decay at step t is min(ema_decay, (1 + t) / (10 + t)), so the
+      average does not remember the initialisation in short runs.
+    mixed_precision: bfloat16 computation (keras "mixed_bfloat16"), head and loss in float32.
+    sync_batch_norm: batch-norm statistics over the global batch (all replicas) instead of
+      each replica's part; needed for results independent of the number of replicas.
+    jit_compile: compile the per-replica forward and backward pass with XLA.
+    deterministic: deterministic TF ops (tf.config.experimental.enable_op_determinism), so a
+      resumed run reproduces an uninterrupted one.
+    steps_per_loop: training steps per call of the compiled loop (between host checks).
+    log_every_steps: console line and TensorBoard scalars every N steps.
+    checkpoint_every_steps: periodic checkpoint every N steps (0: only at epoch ends).
+    keep_checkpoints: checkpoints kept in <model_dir>/checkpoints.
+    eval_batch_size: global batch of evaluation.
+    eval_every_epochs: evaluate every N epochs (and always after the last).
+    class_separation_examples: size of the fixed evaluation subset (the first N examples of
+      the evaluation split) on which the class separation R^2 (SPEC §6) of the penultimate
+      features is measured.
+  """
+  seed: int = 0
+  batch_size: int = 4096
+  epochs: int = 90
+  base_learning_rate: float = 0.1
+  learning_rate: Optional[float] = None
+  warmup_epochs: float = 5.0
+  momentum: float = 0.9
+  nesterov: bool = True
+  weight_decay: float = 8e-5
+  ema_decay: float = 0.9999
+  ema_warmup: bool = True
+  mixed_precision: bool = False
+  sync_batch_norm: bool = False
+  jit_compile: bool = False
+  deterministic: bool = False
+  steps_per_loop: int = 100
+  log_every_steps: int = 100
+  checkpoint_every_steps: int = 1000
+  keep_checkpoints: int = 3
+  eval_batch_size: int = 1000
+  eval_every_epochs: int = 1
+  class_separation_examples: int = 10_000
+
+  def __post_init__(self):
+    positive = ("batch_size", "epochs", "steps_per_loop", "log_every_steps", "keep_checkpoints",
+                "eval_batch_size", "eval_every_epochs", "class_separation_examples")
+    for key in positive:
+      value = getattr(self, key)
+      if not isinstance(value, int) or value < 1:
+        raise ValueError(f"train.{key}={value!r} must be a positive integer")
+    if not isinstance(self.checkpoint_every_steps, int) or self.checkpoint_every_steps < 0:
+      raise ValueError(f"train.checkpoint_every_steps={self.checkpoint_every_steps!r} must be "
+                       "a non-negative integer (0: only at epoch ends)")
+    if not self.base_learning_rate > 0:
+      raise ValueError(f"train.base_learning_rate={self.base_learning_rate!r} must be positive")
+    if self.learning_rate is not None and not self.learning_rate > 0:
+      raise ValueError(f"train.learning_rate={self.learning_rate!r} must be positive or None")
+    if not 0 <= self.warmup_epochs < self.epochs:
+      raise ValueError(f"train.warmup_epochs={self.warmup_epochs!r} must be in "
+                       f"[0, train.epochs={self.epochs})")
+    if not 0 <= self.momentum < 1:
+      raise ValueError(f"train.momentum={self.momentum!r} must be in [0, 1)")
+    if not self.weight_decay >= 0:
+      raise ValueError(f"train.weight_decay={self.weight_decay!r} must be >= 0")
+    if not 0 <= self.ema_decay < 1:
+      raise ValueError(f"train.ema_decay={self.ema_decay!r} must be in [0, 1)")
+
+  @property
+  def peak_learning_rate(self) -> float:
+    """The learning rate after warm-up: explicit, or 0.1 per 256 examples scaled linearly."""
+    if self.learning_rate is not None:
+      return float(self.learning_rate)
+    return self.base_learning_rate * self.batch_size / 256
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+  """A pretraining run: model, data, objective, train (see the module docstring)."""
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "objective": ObjectiveConfig,
+            "train": TrainConfig}
+
+# Keys that change how a run is carried out but not its result: a run may resume with other
+# values for them. Everything else (model, objective, data, schedule, seed) must match.
+RUN_ONLY_KEYS = frozenset({
+    "data.data_dir", "train.jit_compile", "train.deterministic", "train.steps_per_loop",
+    "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",
+    "train.eval_batch_size", "train.eval_every_epochs",
+})
+
+
+def demo() -> ExperimentConfig:
+  """The embedded demo: 32x32 procedurally generated images, a ResNet-18 at 1/8 width.
+
+  Squared error uses paper eq. 9's normalisation, loss_scale = 1/K (1/48 for demo_pretrain's
+  48 classes), instead of the released loss_scale = 10, which the released code paired with
+  its own (ImageNet-tuned) learning rate and which diverges at the demo's.
+
+  Sized for two CPU cores (a study trains 18 of these): 2 epochs over the 12,800 training
+  images of demo_pretrain (48 classes) at batch 128, peak learning rate 0.2 (0.4 per 256) after
+  half an epoch of warm-up. Random crops keep 50-100% of the area (the 8% floor of the
+  ImageNet recipe cuts most of a 32x32 shape away); EMA decay 0.98 (200 steps).
+  """
+  return ExperimentConfig(
+      model=ModelConfig(depth=18, width_multiplier=0.125, small_input_stem=True, image_size=32),
+      data=DataConfig(dataset="demo_pretrain", train_split="train_full", eval_split="test",
+                      train_preprocess="train", eval_preprocess="eval",
+                      crop_area_range=(0.5, 1.0)),
+      objective=ObjectiveConfig(name="softmax",
+                                preset_hparams={"squared_error": {"loss_scale": 1 / 48}}),
+      train=TrainConfig(
+          batch_size=128, epochs=2, base_learning_rate=0.4, warmup_epochs=0.5,
+          ema_decay=0.98, steps_per_loop=10, log_every_steps=50,
+          checkpoint_every_steps=0, eval_batch_size=512, class_separation_examples=1024))
+
+
+def imagenet_resnet50() -> ExperimentConfig:
+  """The paper's ImageNet pretraining (SPEC §2-3); final runs: train + validation -> test."""
+  return ExperimentConfig(
+      model=ModelConfig(depth=50, width_multiplier=1.0, small_input_stem=False,
+                        image_size=224),
+      data=DataConfig(dataset="imagenet2012", train_split="train_full", eval_split="test"),
+      objective=ObjectiveConfig(name="softmax"),
+      train=TrainConfig(
+          batch_size=4096, epochs=90, base_learning_rate=0.1, warmup_epochs=5,
+          weight_decay=8e-5, ema_decay=0.9999, mixed_precision=True, steps_per_loop=100,
+          log_every_steps=100, checkpoint_every_steps=1000, eval_batch_size=1000,
+          class_separation_examples=10_000))
+
+
+def imagenet_resnet50_holdout() -> ExperimentConfig:
+  """`imagenet_resnet50` on the tuning split: train -> the held-out training examples."""
+  config = imagenet_resnet50()
+  config.data.train_split = "train"
+  config.data.eval_split = "validation"
+  return config
+
+
+EXPERIMENTS: dict[str, Callable[[], ExperimentConfig]] = {
+    "demo": demo,
+    "imagenet_resnet50": imagenet_resnet50,
+    "imagenet_resnet50_holdout": imagenet_resnet50_holdout,
+}
+
+
+def get_experiment(name: str) -> ExperimentConfig:
+  """A fresh copy of the preset `name`."""
+  if name not in EXPERIMENTS:
+    raise ValueError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}")
+  return EXPERIMENTS[name]()
+
+
+def to_dict(config: ExperimentConfig) -> dict[str, Any]:
+  """JSON-ready nested dict (the layout of <model_dir>/config.json)."""
+  return {
+      "model": config.model.to_dict(),
+      "data": dataclasses.asdict(config.data),
+      "objective": {"name": config.objective.name, "hparams": dict(config.objective.hparams),
+                    "preset_hparams": {k: dict(v) for k, v in
+                                       config.objective.preset_hparams.items()}},
+      "train": dataclasses.asdict(config.train),
+  }
+
+
+def from_dict(values: Mapping[str, Any]) -> ExperimentConfig:
+  """Inverse of `to_dict`; missing keys take the dataclass defaults, unknown keys are refused."""
+  if not isinstance(values, Mapping):
+    raise ValueError(f"an experiment config must be a dict of sections, got "
+                     f"{type(values).__name__}")
+  unknown = sorted(set(values) - set(SECTIONS))
+  if unknown:
+    raise ValueError(f"unknown config section(s) {', '.join(unknown)}; valid: "
+                     f"{', '.join(SECTIONS)}")
+  sections = {}
+  for section, cls in SECTIONS.items():
+    fields = values.get(section, {})
+    if not isinstance(fields, Mapping):
+      raise ValueError(f"config section {section!r} must be a dict, got "
+                       f"{type(fields).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(set(fields) - names)
+    if bad:
+      raise ValueError(f"unknown config key(s) {', '.join(section + '.' + k for k in bad)}; "
+                       f"valid: {', '.join(section + '.' + n for n in sorted(names))}")
+    hints = typing.get_type_hints(cls)
+    sections[section] = cls(**{k: _coerce(v, hints[k], f"{section}.{k}")
+                               for k, v in fields.items()})
+  return ExperimentConfig(**sections)
+
+
+def override(config: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentConfig:
+  """A new config with `overrides` applied.
+
+  Args:
+    config: the config to start from (not modified).
+    overrides: dotted keys -> values ({"train.epochs": 3, "objective.hparams.tau": 0.02})
+      or nested dicts ({"train": {"epochs": 3}}). String values are parsed into the field's
+      type ("3" -> 3, "true" -> True, "none" -> None, "[1,1,1,1]" -> (1, 1, 1, 1)).
+
+  Returns:
+    The overridden, re-validated config.
+  """
+  values = to_dict(config)
+  for key, value in _flatten(overrides).items():
+    parts = key.split(".")
+    if parts[0] not in SECTIONS:
+      raise ValueError(f"cannot override {key!r}: unknown section {parts[0]!r}; valid: "
+                       f"{', '.join(SECTIONS)}")
+    if parts[:2] == ["objective", "hparams"] and len(parts) == 3:
+      values["objective"]["hparams"][parts[2]] = _parse_number(value)
+      continue
+    if len(parts) != 2:
+      raise ValueError(f"cannot override {key!r}: expected <section>.<field> (or "
+                       "objective.hparams.<name>)")
+    section, field = parts
+    names = {f.name for f in dataclasses.fields(SECTIONS[section])}
+    if field not in names:
+      raise ValueError(f"cannot override {key!r}: no such field; valid: "
+                       f"{', '.join(section + '.' + n for n in sorted(names))}")
+    values[section][field] = value
+  return from_dict(values)
+
+
+def parse_params_override(text: str) -> dict[str, str]:
+  """"a.b=1,c.d=[1,2]" -> {"a.b": "1", "c.d": "[1,2]"} (commas inside brackets are kept)."""
+  result = {}
+  for item in _split_top_level(text or ""):
+    item = item.strip()
+    if not item:
+      continue
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+      raise ValueError(f"--params_override item {item!r} is not of the form key=value")
+    result[key.strip()] = value.strip()
+  return result
+
+
+def resolve(config: ExperimentConfig) -> ExperimentConfig:
+  """Fills what the data and the objective decide; the result is what a run records.
+
+  - model.num_classes (if 0) from the dataset (official.data.datasets.get);
+  - objective.name canonical and objective.hparams complete (released defaults where not
+    overridden), validated by official.losses.get_objective.
+
+  Raises:
+    ValueError: unknown dataset or objective, or an invalid hyperparameter (one line).
+  """
+  from official import losses  # pylint: disable=g-import-not-at-top
+  from official.data import datasets  # pylint: disable=g-import-not-at-top
+
+  name = losses.canonical_name(config.objective.name)
+  hparams = {**config.objective.preset_hparams.get(name, {}), **config.objective.hparams}
+  objective = losses.get_objective(name, **hparams)
+  model = config.model
+  if model.num_classes == 0:
+    info = datasets.get(config.data.dataset, data_dir=config.data.data_dir,
+                        classes=config.data.classes)
+    model = dataclasses.replace(model, num_classes=int(info.num_classes))
+  return dataclasses.replace(
+      config, model=model,
+      objective=ObjectiveConfig(name=objective.name,
+                                hparams={k: _builtin(v) for k, v in objective.hparams.items()},
+                                preset_hparams=config.objective.preset_hparams))
+
+
+def differences(a: ExperimentConfig, b: ExperimentConfig,
+                ignore=RUN_ONLY_KEYS) -> list[tuple[str, Any, Any]]:
+  """(dotted key, value in a, value in b) for every differing key not in `ignore`."""
+  flat_a, flat_b = _flatten(to_dict(a)), _flatten(to_dict(b))
+  # An empty section (objective.hparams of softmax) has no key of its own to compare.
+  keys = sorted(k for k in set(flat_a) | set(flat_b)
+                if flat_a.get(k, {}) != {} or flat_b.get(k, {}) != {})
+  return [(k, flat_a.get(k), flat_b.get(k)) for k in keys
+          if k not in ignore and flat_a.get(k) != flat_b.get(k)]
+
+
+def to_json(config: ExperimentConfig) -> str:
+  return json.dumps(to_dict(config), indent=2, sort_keys=True)
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in values.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, Mapping) and value:
+      flat.update(_flatten(value, name + "."))
+    else:
+      flat[name] = value
+  return flat
+
+
+def _split_top_level(text: str) -> list[str]:
+  items, depth, current = [], 0, []
+  for ch in text:
+    if ch in "[(":
+      depth += 1
+    elif ch in "])":
+      depth -= 1
+    if ch == "," and depth == 0:
+      items.append("".join(current))
+      current = []
+    else:
+      current.append(ch)
+  items.append("".join(current))
+  return items
+
+
+def _parse_literal(text: str) -> Any:
+  lowered = text.strip().lower()
+  if lowered in ("none", "null"):
+    return None
+  if lowered in ("true", "false"):
+    return lowered == "true"
+  try:
+    return ast.literal_eval(text.strip())
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _parse_number(value: Any) -> Any:
+  return _parse_literal(value) if isinstance(value, str) else value
+
+
+def _builtin(value: Any) -> Any:
+  """NumPy scalars -> Python numbers (so configs compare equal after a JSON round trip)."""
+  return value.item() if hasattr(value, "item") else value
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+  """Converts `value` (possibly a string from a flag) to the type `hint` of field `key`."""
+  origin = typing.get_origin(hint)
+  if origin in (Union, types.UnionType):
+    options = typing.get_args(hint)
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+      if type(None) in options:
+        return None
+    non_none = [t for t in options if t is not type(None)]
+    return _coerce(value, non_none[0], key)
+  if isinstance(value, str) and hint is not str:
+    value = _parse_literal(value)
+  if hint is bool:
+    if isinstance(value, bool):
+      return value
+    if value in (0, 1):
+      return bool(value)
+  elif hint is int:
+    if isinstance(value, int) and not isinstance(value, bool):
+      return value
+    if isinstance(value, float) and value.is_integer():
+      return int(value)
+  elif hint is float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+      return float(value)
+  elif hint is str:
+    if isinstance(value, str):
+      return value
+  elif origin is tuple or hint is tuple:
+    if isinstance(value, (list, tuple)):
+      return tuple(value)
+  elif hint is dict or origin is dict:
+    if isinstance(value, Mapping):
+      return {k: _parse_number(v) for k, v in value.items()}
+  else:
+    return value
+  type_name = getattr(hint, "__name__", str(hint))
+  raise ValueError(f"{key}={value!r} is not a valid {type_name}")

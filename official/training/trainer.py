@@ -1,0 +1,652 @@
+"""The pretraining loop of the study (SPEC §3): one objective, one seed, one model directory.
+
+    from official.training import config, trainer
+    metrics = trainer.train(config.get_experiment("demo"), "/tmp/run", strategy=None)
+
+What one optimiser step computes, on each of R replicas holding B/R examples of the global
+batch B:
+
+    L_r = mean_{i in replica r}(objective loss of z_i) / R        (keras.losses.Loss divides
+                                                                   by R under tf.distribute)
+        + (c * 0.5 * sum_kernels ||v||^2 + sum(model.losses)) / R  (divided here)
+
+and the gradients of the L_r are summed across replicas, which gives the gradient of the
+global-batch mean loss plus the penalties once, whatever R is. Weight decay (c = 8e-5) covers
+the kernels of every convolution and dense layer (optimization.decayed_variables); its
+gradient c * v / R is added to the gradient directly rather than through the tape.
+`model.losses` holds the objective's own penalties (the extra final-layer L2). After each
+step the exponential moving average of the weights is updated; evaluation, the class
+separation R^2 and the export use the averaged weights.
+
+The model directory:
+
+  config.json            the resolved ExperimentConfig; a different config (anything that
+                         changes the result) refuses to resume
+  checkpoints/ckpt-N     tf.train.Checkpoint(model, ema_model, optimizer, step), every
+                         `checkpoint_every_steps` steps, at every epoch end and on SIGTERM
+  train/, eval/          TensorBoard scalars; the run's hyperparameters (HParams) at the top
+  export/saved_model     SavedModel of the EMA weights returning the endpoint dict
+  metrics.json           final evaluation metrics
+
+Resuming: the data order of epoch e depends only on (seed, e), so a run restarted from a
+checkpoint taken in the middle of epoch e skips the batches already consumed and, with
+deterministic ops (`train.deterministic`), ends with exactly the metrics of an uninterrupted
+run.
+"""
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from official import losses
+from official.analysis import class_separation
+from official.core import io
+from official.data import datasets
+from official.data import input_pipeline
+from official.modeling import pretrained
+from official.modeling import resnet
+from official.training import config as config_lib
+from official.training import distribute
+from official.training import optimization
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_DIR = "checkpoints"
+EXPORT_DIR = os.path.join("export", "saved_model")
+# Layers after the penultimate features; they run in float32 under mixed precision so the
+# head output z and the loss keep full precision.
+FLOAT32_LAYERS = ("penultimate_dropout", "final_layer", "outputs")
+
+
+class TrainingDiverged(ValueError):
+  """The loss or the weights became NaN/Inf; the last finite checkpoint is kept."""
+
+
+class Preempted(Exception):
+  """SIGTERM arrived; a checkpoint was saved and rerunning the same job resumes from it."""
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(name: str):
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(name)
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+def build_model(config: config_lib.ExperimentConfig, objective: losses.Objective,
+                name: str = "resnet", mixed_precision: Optional[bool] = None) -> keras.Model:
+  """The ResNet of `config.model` with the objective's head, returning the endpoint dict.
+
+  Under mixed precision ("mixed_bfloat16") the penultimate transform, the head and the output
+  transform compute in float32. With `train.sync_batch_norm` every batch norm uses the
+  statistics of the global batch (keras BatchNormalization(synchronized=True)).
+  """
+  mixed = config.train.mixed_precision if mixed_precision is None else mixed_precision
+  size = config.model.image_size
+  with _global_dtype_policy("mixed_bfloat16" if mixed else "float32"):
+    model = resnet.build_model(config.model, config.model.num_classes, objective,
+                               input_shape=(size, size, 3), name=name)
+  for layer in model.layers:
+    if mixed and layer.name in FLOAT32_LAYERS:
+      layer.dtype_policy = "float32"
+    if config.train.sync_batch_norm and isinstance(layer, keras.layers.BatchNormalization):
+      layer.synchronized = True
+  return model
+
+
+class Trainer:
+  """Model, EMA model, optimiser and the compiled train/eval steps under a strategy.
+
+  Attributes:
+    model: the network being trained (keras.Model returning the endpoint dict).
+    ema_model: the same architecture holding the moving average of `model`'s weights.
+    optimizer: SGD with Nesterov momentum on the warm-up + cosine schedule.
+    step: the optimiser's step counter (optimizer.iterations).
+    decayed: the kernels under weight decay.
+  """
+
+  def __init__(self, config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
+               steps_per_epoch: int):
+    self.config = config
+    self.strategy = strategy
+    train = config.train
+    self.steps_per_epoch = int(steps_per_epoch)
+    self.total_steps = self.steps_per_epoch * train.epochs
+    self.warmup_steps = int(round(train.warmup_epochs * self.steps_per_epoch))
+    self.objective = losses.get_objective(config.objective.name, **config.objective.hparams)
+    self.num_classes = config.model.num_classes
+    with strategy.scope():
+      self.model = build_model(config, self.objective, name="resnet")
+      self.ema_model = build_model(config, self.objective, name="resnet_ema")
+      self.schedule = optimization.learning_rate_schedule(
+          train.peak_learning_rate, self.total_steps, self.warmup_steps)
+      self.optimizer = optimization.build_optimizer(self.schedule, train.momentum,
+                                                    train.nesterov)
+      self.optimizer.build(self.model.trainable_variables)
+    self.step = self.optimizer.iterations
+    self.decayed = optimization.decayed_variables(self.model)
+    decayed_ids = {id(v) for v in self.decayed}
+    self._is_decayed = [id(v) in decayed_ids for v in self.model.trainable_variables]
+    optimization.copy_weights(strategy, self.ema_model.weights, self.model.weights)
+    self.checkpoint = tf.train.Checkpoint(model=self.model, ema_model=self.ema_model,
+                                          optimizer=self.optimizer, step=self.step)
+    gradients = self._gradients
+    if train.jit_compile:
+      gradients = tf.function(gradients, jit_compile=True)
+    self._compiled_gradients = gradients
+    self._train_loop = tf.function(self._train_loop_fn)
+    self._eval_step = tf.function(self._eval_step_fn)
+    self._finite = tf.function(self._finite_fn)
+
+  # Training.
+
+  def penalty(self) -> tf.Tensor:
+    """Weight decay c * 0.5 * sum ||kernel||^2 plus the model's own losses (float32)."""
+    return (optimization.weight_decay_penalty(self.decayed, self.config.train.weight_decay)
+            + self._model_losses())
+
+  def _model_losses(self) -> tf.Tensor:
+    total = tf.constant(0.0, tf.float32)
+    for extra in self.model.losses:
+      total += tf.cast(extra, tf.float32)
+    return total
+
+  def _gradients(self, images, labels):
+    """Per-replica gradients of this replica's share of the loss (module docstring)."""
+    replicas = self.strategy.num_replicas_in_sync
+    with tf.GradientTape() as tape:
+      endpoints = self.model(images, training=True)
+      z = tf.cast(endpoints["final_layer"], tf.float32)
+      # keras.losses.Loss already divides by the number of replicas in a replica context.
+      objective_loss = self.objective.loss(labels, z)
+      model_losses = self._model_losses()
+      loss = objective_loss + model_losses / replicas
+    grads = tape.gradient(loss, self.model.trainable_variables)
+    # The gradient of the weight decay c * 0.5 * ||v||^2 is c * v: added directly (this
+    # replica's share c / R) instead of differentiating the penalty through the tape.
+    share = self.config.train.weight_decay / replicas
+    if share:
+      grads = [g + share * tf.cast(v, g.dtype) if decayed else g
+               for g, v, decayed in zip(grads, self.model.trainable_variables,
+                                        self._is_decayed)]
+    outputs = tf.cast(endpoints["outputs"], tf.float32)
+    correct = tf.reduce_sum(tf.cast(
+        tf.equal(tf.argmax(outputs, axis=-1), tf.cast(labels, tf.int64)), tf.float32))
+    return grads, objective_loss, model_losses, correct
+
+  def _replica_train_step(self, images, labels):
+    grads, objective_loss, model_losses, correct = self._compiled_gradients(images, labels)
+    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    return objective_loss, model_losses, correct
+
+  def train_step(self, images, labels):
+    """One step in cross-replica context.
+
+    Returns:
+      (mean objective loss over the global batch, model.losses, correct predictions).
+    """
+    objective_loss, model_losses, correct = self.strategy.run(self._replica_train_step,
+                                                              args=(images, labels))
+    sum_ = tf.distribute.ReduceOp.SUM
+    objective_loss = self.strategy.reduce(sum_, objective_loss, axis=None)
+    model_losses = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, model_losses, axis=None)
+    correct = self.strategy.reduce(sum_, correct, axis=None)
+    decay = optimization.ema_decay_at(self.step, self.config.train.ema_decay,
+                                      self.config.train.ema_warmup)
+    optimization.update_ema(self.strategy, self.ema_model.weights, self.model.weights, decay)
+    return objective_loss, model_losses, correct
+
+  def _train_loop_fn(self, iterator, num_steps):
+    loss_sum = tf.constant(0.0)
+    model_losses_sum = tf.constant(0.0)
+    correct_sum = tf.constant(0.0)
+    finite = tf.constant(True)
+    last_loss = tf.constant(0.0)
+    for _ in tf.range(num_steps):
+      images, labels = next(iterator)
+      objective_loss, model_losses, correct = self.train_step(images, labels)
+      loss_sum += objective_loss
+      model_losses_sum += model_losses
+      correct_sum += correct
+      finite = tf.logical_and(finite, tf.math.is_finite(objective_loss + model_losses))
+      last_loss = objective_loss
+    steps = tf.cast(num_steps, tf.float32)
+    weight_decay = optimization.weight_decay_penalty(self.decayed,
+                                                     self.config.train.weight_decay)
+    return {"loss": loss_sum / steps,
+            "total_loss": (loss_sum + model_losses_sum) / steps + weight_decay,
+            "correct": correct_sum, "finite": finite, "last_loss": last_loss}
+
+  def train_loop(self, iterator, num_steps: int) -> dict[str, Any]:
+    """Runs `num_steps` steps from the distributed `iterator`; returns host scalars.
+
+    "loss" is the mean objective loss over the steps; "total_loss" adds the mean of
+    model.losses and the weight decay after the last step; "correct" counts the training
+    examples whose `outputs` argmax is the label; "finite" says whether every step's loss was
+    finite.
+    """
+    stats = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+    return {k: v.numpy().item() for k, v in stats.items()}
+
+  def learning_rate(self) -> float:
+    return float(self.schedule(self.step))
+
+  def _finite_fn(self):
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32)))
+                          for v in self.model.weights + self.ema_model.weights])
+
+  def weights_finite(self) -> bool:
+    """Whether every weight of the model and of its average is finite (checked before saving)."""
+    return bool(self._finite())
+
+  # Evaluation.
+
+  def _replica_eval_step(self, images, labels):
+    endpoints = self.ema_model(images, training=False)
+    z = tf.cast(endpoints["final_layer"], tf.float32)
+    outputs = tf.cast(endpoints["outputs"], tf.float32)
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int64)
+    per_example = self.objective.loss.call(labels, z)
+    k = min(5, self.num_classes)
+    stats = {
+        "loss": tf.reduce_sum(per_example),
+        "top1": tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, outputs, 1), tf.float32)),
+        "top5": tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, outputs, k), tf.float32)),
+        "count": tf.cast(tf.shape(labels)[0], tf.float32),
+    }
+    features = tf.cast(endpoints["final_avg_pool"], tf.float32)
+    return stats, features, labels
+
+  def _eval_step_fn(self, images, labels):
+    stats, features, labels = self.strategy.run(self._replica_eval_step, args=(images, labels))
+    stats = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+             for k, v in stats.items()}
+    return stats, features, labels
+
+  def evaluate(self, dataset, separation_examples: int) -> dict[str, float]:
+    """EMA-weight metrics over a distributed evaluation `dataset` of (images, labels).
+
+    Returns top1, top5 (fractions of examples whose label is among the 1 / 5 largest
+    `outputs`), loss (mean objective loss of z) and class_separation (R^2 of paper eq. 11,
+    cosine distance, of the `final_avg_pool` features of the first `separation_examples`
+    examples), plus the number of examples.
+    """
+    totals = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "count": 0.0}
+    features, labels, collected = [], [], 0
+    for images, batch_labels in dataset:
+      stats, batch_features, batch_labels = self._eval_step(images, batch_labels)
+      for key, value in stats.items():
+        totals[key] += float(value)
+      if collected < separation_examples:
+        f = self.strategy.gather(batch_features, axis=0).numpy()
+        y = self.strategy.gather(batch_labels, axis=0).numpy()
+        features.append(f)
+        labels.append(y)
+        collected += len(y)
+    count = totals["count"]
+    if not count:
+      raise ValueError("evaluation split is empty: no example to evaluate")
+    r2 = class_separation.r2(np.concatenate(features)[:separation_examples],
+                             np.concatenate(labels)[:separation_examples])
+    return {"top1": totals["top1"] / count, "top5": totals["top5"] / count,
+            "loss": totals["loss"] / count, "class_separation": float(r2),
+            "examples": int(count)}
+
+
+_SPLIT_FIELDS = {"train": "train_split", "validation": "validation_split",
+                 "test": "test_split", "train_full": "train_full_split"}
+
+
+def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional[str] = None):
+  """`info` whose split `split_name` keeps only its first `num` stored examples.
+
+  The TFDS split spec is rewritten as absolute slices ("train[:90%]" -> "train[0:2048]"), so
+  the data pipeline reads only those examples. With a class subset, the examples are the
+  first `num` of the split before the classes are filtered.
+  """
+  if num is None:
+    return info
+  if info.tfds_name is None:
+    raise ValueError(f"data.train_examples / data.eval_examples need a TFDS dataset, not "
+                     f"{info.name}")
+  datasets.num_examples(info, split_name, data_dir=data_dir)  # prepares the dataset
+  splits = dict(tfds.builder(info.tfds_name, data_dir=data_dir).info.splits.items())
+  parts, left = [], num
+  for part in tfds.core.ReadInstruction.from_spec(info.split(split_name)).to_absolute(splits):
+    start = part.from_ or 0
+    end = splits[part.splitname].num_examples if part.to is None else part.to
+    take = min(left, end - start)
+    if take > 0:
+      parts.append(f"{part.splitname}[{start}:{start + take}]")
+      left -= take
+  return dataclasses.replace(info, **{_SPLIT_FIELDS[split_name]: "+".join(parts)})
+
+
+@dataclasses.dataclass
+class PretrainingData:
+  """The training and evaluation streams of an ExperimentConfig (official.data).
+
+  Attributes:
+    info: the dataset (official.data.datasets.DatasetInfo), its splits limited to
+      `data.train_examples` / `data.eval_examples` when these are set.
+    num_train_examples: examples per epoch.
+    steps_per_epoch: num_train_examples // global batch (the remainder is dropped).
+  """
+  config: config_lib.ExperimentConfig
+  info: Any
+  num_train_examples: int
+  steps_per_epoch: int
+
+  @classmethod
+  def create(cls, config: config_lib.ExperimentConfig) -> "PretrainingData":
+    data = config.data
+    info = datasets.get(data.dataset, data_dir=data.data_dir, classes=data.classes)
+    info = first_examples(info, data.train_split, data.train_examples, data.data_dir)
+    info = first_examples(info, data.eval_split, data.eval_examples, data.data_dir)
+    num = datasets.num_examples(info, data.train_split, data_dir=data.data_dir)
+    steps = num // config.train.batch_size
+    if steps < 1:
+      raise ValueError(f"train.batch_size={config.train.batch_size} is larger than the "
+                       f"{num} training examples of {data.dataset}:{data.train_split}")
+    return cls(config, info, num, steps)
+
+  def train_dataset(self, strategy: tf.distribute.Strategy, epoch: int, skip_steps: int = 0):
+    """Epoch `epoch` as a distributed dataset, without its first `skip_steps` global batches.
+
+    The order and augmentation of an epoch depend only on (train.seed, epoch)
+    (official.data.input_pipeline), so a resumed epoch continues the same stream.
+    """
+    data, train = self.config.data, self.config.train
+
+    def dataset_fn(context: tf.distribute.InputContext):
+      replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+      ds = input_pipeline.build(
+          self.info, data.train_split, training=True, batch_size=train.batch_size,
+          image_size=self.config.model.image_size, seed=train.seed, input_context=context,
+          preprocess=data.train_preprocess, drop_remainder=True, repeat=False, epoch=epoch,
+          skip_batches=skip_steps * replicas_per_pipeline, data_dir=data.data_dir,
+          area_range=data.crop_area_range)
+      return ds.take((self.steps_per_epoch - skip_steps) * replicas_per_pipeline)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+  def eval_dataset(self, strategy: tf.distribute.Strategy):
+    """The evaluation split in its stored order (the same examples at every evaluation)."""
+    data = self.config.data
+    # TPUs need static shapes: the last partial batch is dropped there.
+    drop_remainder = isinstance(strategy, tf.distribute.TPUStrategy)
+
+    def dataset_fn(context: tf.distribute.InputContext):
+      return input_pipeline.build(
+          self.info, data.eval_split, training=False,
+          batch_size=self.config.train.eval_batch_size,
+          image_size=self.config.model.image_size, seed=self.config.train.seed,
+          input_context=context, preprocess=data.eval_preprocess,
+          drop_remainder=drop_remainder, repeat=False, data_dir=data.data_dir)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+class _StopSignal:
+  """Turns SIGTERM into a flag the loop checks between compiled loops (main thread only)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def check_resumable(config: config_lib.ExperimentConfig, model_dir: str) -> None:
+  """Refuses a model directory whose config.json differs from `config` in a result key."""
+  path = os.path.join(model_dir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return
+  try:
+    previous = config_lib.from_dict(io.read_json(path))
+  except ValueError as e:
+    raise ValueError(f"{path} is not a valid experiment config ({e}); use another "
+                     "--model_dir") from None
+  diffs = config_lib.differences(previous, config)
+  if diffs:
+    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:6])
+    more = f" (+{len(diffs) - 6} more)" if len(diffs) > 6 else ""
+    raise ValueError(f"{model_dir} holds a run with a different config ({shown}{more}); "
+                     "resume with the same settings or choose another --model_dir")
+
+
+def _summaries(writer, step: int, values: dict[str, float]) -> None:
+  with writer.as_default(step=step):
+    for key, value in values.items():
+      tf.summary.scalar(key, value)
+  writer.flush()
+
+
+def _write_hparams(model_dir: str, config: config_lib.ExperimentConfig) -> None:
+  """The run's objective and hyperparameters for TensorBoard's HParams dashboard."""
+  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+  values = {"objective": config.objective.name, "seed": config.train.seed,
+            "dataset": config.data.dataset, "batch_size": config.train.batch_size,
+            "epochs": config.train.epochs,
+            "learning_rate": config.train.peak_learning_rate}
+  for key, value in config.objective.hparams.items():
+    values[key] = value
+  writer = tf.summary.create_file_writer(model_dir)
+  with writer.as_default():
+    hp.hparams(values, trial_id=os.path.basename(os.path.normpath(model_dir)))
+  writer.close()
+
+
+def export(trainer: Trainer, export_dir: str) -> None:
+  """SavedModel of the EMA weights (float32) returning the endpoint dict."""
+  config = trainer.config
+  model = build_model(config, trainer.objective, name="resnet", mixed_precision=False)
+  model.set_weights([w.numpy() for w in trainer.ema_model.weights])
+  pretrained.export_saved_model(model, export_dir, config.model.image_size)
+
+
+def seed_everything(seed: int) -> None:
+  """Seeds Python, NumPy and Keras (initialisation, dropout) with `seed`.
+
+  TensorFlow's global seed is then cleared: the seeded TF ops of the run (the data order and
+  augmentation of official.data.input_pipeline) depend on their own seeds only, so the stream
+  is the same in every process, whatever global seed a caller had set.
+  """
+  keras.utils.set_random_seed(seed)
+  tf.random.set_seed(None)
+
+
+def train(config: config_lib.ExperimentConfig, model_dir: str,
+          strategy: Optional[tf.distribute.Strategy] = None,
+          log: Callable[[str], None] = print) -> dict[str, Any]:
+  """Pretrains (or resumes) the run of `config` in `model_dir`; returns the final metrics.
+
+  Args:
+    config: the experiment (resolved here: num_classes, objective hyperparameters).
+    model_dir: the run's directory (created; an existing one is resumed if its config.json
+      matches, refused otherwise).
+    strategy: a tf.distribute strategy (None: the default strategy).
+    log: receives the console lines (epoch lines and periodic step lines).
+
+  Returns:
+    metrics.json's content: top1, top5, class_separation, loss (on `data.eval_split`, EMA
+    weights), eval_split, eval_examples, steps, epochs, images_per_second (of the training
+    done by this call; kept from metrics.json when nothing was left to train), objective,
+    hparams, seed.
+
+  Raises:
+    ValueError: a bad config, an incompatible model_dir; TrainingDiverged (a ValueError) when
+      the loss or the weights become NaN/Inf.
+    Preempted: SIGTERM arrived; a checkpoint was saved.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  config = config_lib.resolve(config)
+  train_config = config.train
+  num_workers, worker_index, is_chief = distribute.worker_info(strategy)
+  check_resumable(config, model_dir)
+  if train_config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  seed_everything(train_config.seed)
+
+  data = PretrainingData.create(config)
+  trainer = Trainer(config, strategy, data.steps_per_epoch)
+  spe, total = trainer.steps_per_epoch, trainer.total_steps
+
+  os.makedirs(model_dir, exist_ok=True)
+  checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
+  # Every worker takes part in saving; only the chief's copy is kept.
+  write_dir = checkpoint_dir if is_chief else os.path.join(
+      model_dir, f".worker{worker_index}", CHECKPOINT_DIR)
+  manager = tf.train.CheckpointManager(trainer.checkpoint, write_dir,
+                                       max_to_keep=train_config.keep_checkpoints,
+                                       step_counter=trainer.step)
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  if latest:
+    trainer.checkpoint.restore(latest).assert_existing_objects_matched()
+  step = int(trainer.step.numpy())
+  if is_chief:
+    io.atomic_write_json(os.path.join(model_dir, CONFIG_FILE), config_lib.to_dict(config))
+    if not latest:
+      _write_hparams(model_dir, config)
+  train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+  eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
+  if not is_chief:
+    train_writer = eval_writer = tf.summary.create_noop_writer()
+
+  log(f"{config.objective.name} on {config.data.dataset}:{config.data.train_split} "
+      f"({data.num_train_examples} examples, {spe} steps/epoch x {train_config.epochs} epochs, "
+      f"batch {train_config.batch_size} over {strategy.num_replicas_in_sync} replica(s)) "
+      f"-> {model_dir}" + (f", resuming at step {step}" if step else ""))
+
+  def kept() -> str:
+    last = tf.train.latest_checkpoint(checkpoint_dir)
+    return (f"the last finite checkpoint {last} is kept" if last
+            else "no checkpoint had been written")
+
+  def save() -> None:
+    if not trainer.weights_finite():
+      raise TrainingDiverged(
+          f"training diverged at step {int(trainer.step.numpy())}: the weights are not "
+          f"finite; {kept()}; try a lower learning rate")
+    if manager.latest_checkpoint and manager.latest_checkpoint.endswith(f"-{step}"):
+      return
+    manager.save(checkpoint_number=step)
+    if not is_chief:
+      shutil.rmtree(os.path.dirname(write_dir), ignore_errors=True)
+
+  def run_eval() -> dict[str, float]:
+    metrics = trainer.evaluate(data.eval_dataset(strategy),
+                               train_config.class_separation_examples)
+    _summaries(eval_writer, step, {k: v for k, v in metrics.items() if k != "examples"})
+    return metrics
+
+  train_time, trained_images = 0.0, 0
+  last_eval, last_eval_step = None, -1
+  with _StopSignal() as stop:
+    while step < total:
+      epoch, offset = divmod(step, spe)
+      epoch_start = time.time()
+      iterator = iter(data.train_dataset(strategy, epoch, offset))
+      window_loss, window_correct, window_steps, window_time = 0.0, 0.0, 0, 0.0
+      while step < (epoch + 1) * spe:
+        boundary = (epoch + 1) * spe
+        for every in (train_config.log_every_steps, train_config.checkpoint_every_steps):
+          if every:
+            boundary = min(boundary, (step // every + 1) * every)
+        num = min(train_config.steps_per_loop, boundary - step)
+        start = time.time()
+        stats = trainer.train_loop(iterator, num)
+        elapsed = time.time() - start
+        if not stats["finite"]:
+          raise TrainingDiverged(
+              f"training diverged between steps {step} and {step + num}: the loss is "
+              f"{stats['last_loss']}; {kept()}; try a lower learning rate")
+        step += num
+        train_time += elapsed
+        trained_images += num * train_config.batch_size
+        window_loss += stats["loss"] * num
+        window_correct += stats["correct"]
+        window_steps += num
+        window_time += elapsed
+        if step % train_config.log_every_steps == 0 or step == boundary == (epoch + 1) * spe:
+          lr = trainer.learning_rate()
+          images_per_second = window_steps * train_config.batch_size / max(window_time, 1e-9)
+          _summaries(train_writer, step, {
+              "loss": window_loss / window_steps, "total_loss": stats["total_loss"],
+              "learning_rate": lr,
+              "top1": window_correct / (window_steps * train_config.batch_size),
+              "images_per_second": images_per_second})
+          if step % train_config.log_every_steps == 0:
+            log(f"  step {step}/{total}  loss {window_loss / window_steps:.4f}  lr {lr:.4g}  "
+                f"{images_per_second:.0f} img/s")
+          window_loss, window_correct, window_steps, window_time = 0.0, 0.0, 0, 0.0
+        if train_config.checkpoint_every_steps and (
+            step % train_config.checkpoint_every_steps == 0):
+          save()
+        if num_workers > 1:
+          stop.requested = _any_worker(strategy, stop.requested)
+        if stop.requested:
+          save()
+          raise Preempted(f"SIGTERM: checkpoint saved at step {step} in {checkpoint_dir}; "
+                          "rerun the same command to resume")
+      save()
+      epoch += 1
+      if epoch % train_config.eval_every_epochs == 0 or step == total:
+        last_eval, last_eval_step = run_eval(), step
+        log(f"epoch {epoch}/{train_config.epochs}  step {step}  "
+            f"eval top1 {last_eval['top1']:.4f}  top5 {last_eval['top5']:.4f}  "
+            f"loss {last_eval['loss']:.4f}  class_separation {last_eval['class_separation']:.4f}"
+            f"  ({time.time() - epoch_start:.1f} s)")
+  if last_eval_step != step:
+    last_eval = run_eval()
+  metrics = {
+      "top1": last_eval["top1"], "top5": last_eval["top5"],
+      "class_separation": last_eval["class_separation"], "loss": last_eval["loss"],
+      "eval_split": config.data.eval_split, "eval_examples": last_eval["examples"],
+      "steps": step, "epochs": step / spe,
+      "images_per_second": (trained_images / train_time if train_time
+                            else _previous_metrics(model_dir).get("images_per_second")),
+      "objective": config.objective.name, "hparams": dict(config.objective.hparams),
+      "seed": train_config.seed,
+  }
+  if is_chief:
+    export(trainer, os.path.join(model_dir, EXPORT_DIR))
+    io.atomic_write_json(os.path.join(model_dir, METRICS_FILE), metrics)
+  train_writer.close()
+  eval_writer.close()
+  return metrics
+
+
+def _previous_metrics(model_dir: str) -> dict[str, Any]:
+  path = os.path.join(model_dir, METRICS_FILE)
+  return io.read_json(path) if os.path.exists(path) else {}
+
+
+def _any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+  """True on every worker when `flag` is True on any (so all save, then stop, together)."""
+  value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
+  return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, value, axis=None) > 0)
