@@ -1,0 +1,114 @@
+r"""Fine-tunes a pretrained network on transfer datasets (paper Table 2, SPEC §5).
+
+  python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_texture
+  python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_texture \
+      --steps=100 --learning_rates=0.03 --weight_decays=none,1e-4
+  python -m experiments.finetune --preset=paper --model=gs://.../softmax/seed0 \
+      --datasets=cifar10,pets --data_dir=gs://... --strategy=tpu --tpu=my-tpu
+
+For every dataset the grid of learning rates x weight decays is trained on train and scored on
+validation, the best setting is retrained on train + validation and scored on test
+(official.evaluation.finetune). Each dataset's grid points, checkpoints and TensorBoard logs go
+to <output_dir>/<dataset>/ and its result to <output_dir>/<dataset>.json (default output_dir:
+<model>/finetune). Rerunning the same command skips finished grid points and resumes an
+unfinished one from its latest checkpoint.
+"""
+
+import os
+import time
+
+from absl import flags
+
+from official.core import cli
+from official.core import io
+from official.data import datasets
+from official.evaluation import finetune
+from official.training import distribute
+
+_MODEL = flags.DEFINE_string(
+    "model", None, "Training model_dir of the pretrained network (config.json + "
+    "checkpoints/), or its export/saved_model.")
+_DATASETS = flags.DEFINE_list(
+    "datasets", None, "Transfer datasets (official.data.datasets specs), comma-separated.")
+_PRESET = flags.DEFINE_string("preset", "demo",
+                              f"Fine-tuning preset: {', '.join(finetune.PRESETS)}.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
+                                  "Where results go (default: <model>/finetune).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+_STRATEGY = flags.DEFINE_string(
+    "strategy", "default", f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)}.")
+_TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+_STEPS = flags.DEFINE_integer("steps", None, "Training steps of every grid point.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size.")
+_LEARNING_RATES = flags.DEFINE_list("learning_rates", None,
+                                    "Learning rates of the grid, comma-separated.")
+_WEIGHT_DECAYS = flags.DEFINE_list(
+    "weight_decays", None, "Weight decays of the grid, comma-separated ('none' or 0: none); "
+    "the penalty's coefficient is weight decay / learning rate.")
+_SEED = flags.DEFINE_integer("seed", None, "Seed of the head's initialisation and data order.")
+
+
+def _floats(flag: str, values) -> tuple:
+  if values is None:
+    return None
+  parsed = []
+  for value in values:
+    text = value.strip().lower()
+    try:
+      parsed.append(0.0 if (text == "none" and flag == "weight_decays") else float(text))
+    except ValueError:
+      raise cli.UsageError(f"--{flag}: {value!r} is not a number; expected comma-separated "
+                           "numbers") from None
+  return tuple(parsed)
+
+
+def overrides() -> dict:
+  """FinetuneConfig fields set by flags."""
+  return {k: v for k, v in {
+      "steps": _STEPS.value, "batch_size": _BATCH_SIZE.value, "seed": _SEED.value,
+      "learning_rates": _floats("learning_rates", _LEARNING_RATES.value),
+      "weight_decays": _floats("weight_decays", _WEIGHT_DECAYS.value),
+  }.items() if v is not None}
+
+
+def result_name(dataset: str) -> str:
+  """A file name for a dataset spec ("folder:/a/b" -> "folder__a_b")."""
+  return "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not _MODEL.value:
+    raise cli.UsageError("--model is required: a training model_dir")
+  names = [d.strip() for d in (_DATASETS.value or []) if d.strip()]
+  if not names:
+    raise cli.UsageError("--datasets is required: comma-separated dataset specs, e.g. "
+                         "demo_texture or cifar10,pets")
+  # Every input is checked before any training starts.
+  settings = overrides()
+  finetune.override(finetune.get_preset(_PRESET.value), settings)
+  network = finetune.find_pretrained(_MODEL.value)
+  for name in names:
+    datasets.get(name, data_dir=_DATA_DIR.value)
+  strategy = distribute.get_strategy(_STRATEGY.value, _TPU.value)
+  _, _, is_chief = distribute.worker_info(strategy)
+  output_dir = _OUTPUT_DIR.value or os.path.join(network.model_dir, "finetune")
+
+  for name in names:
+    start = time.time()
+    result = finetune.run(network.model_dir, name, os.path.join(output_dir, result_name(name)),
+                          preset=_PRESET.value, data_dir=_DATA_DIR.value, strategy=strategy,
+                          overrides=settings, log=lambda line: print(line, flush=True))
+    result = dict(result, model=os.path.abspath(network.model_dir))
+    result["timings"] = dict(result["timings"], wall_seconds=time.time() - start)
+    path = os.path.join(output_dir, result_name(name) + ".json")
+    if is_chief:
+      io.atomic_write_json(path, result)
+    print(f"{name}: test {result['metric']} {result['test']:.4f} (lr {result['learning_rate']:.3g}"
+          f", wd {result['weight_decay']:.3g}, validation {result['validation']:.4f}) -> {path}",
+          flush=True)
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,282 @@
+"""Figures of the representation analysis (paper Figures 2-4), rendered with matplotlib's Agg.
+
+  cka_heatmap                 Figure 2a: minibatch CKA between every endpoint of network A
+                              (rows) and every endpoint of network B (columns).
+  corresponding_cka_heatmaps  Figure 2b: for each of a few endpoints, CKA between that endpoint
+                              of every pair of networks ([M, M] per panel).
+  sparsity_plot               Figure 3: % non-zero activations per endpoint, one line per
+                              network, dashed lines at the boundaries between stages.
+  class_separation_plot       Figure 4: class separation R^2 (eq. 11) per endpoint.
+
+Every function takes arrays or {network: {endpoint: value}} mappings, draws on a figure of
+`figsize` inches at `dpi` (a PNG of exactly figsize * dpi pixels), and returns the PNG bytes;
+with `path` it also writes them atomically (official.core.io). No global pyplot state is used,
+so figures can be drawn from several threads.
+"""
+
+import io as _io
+from typing import Any, Mapping, Optional, Sequence
+
+from matplotlib.backends import backend_agg
+from matplotlib import figure as figure_lib
+import numpy as np
+
+from official.core import io
+
+CKA_COLORMAP = "magma"
+
+
+def _check_figure_args(figsize: Sequence[float], dpi: int) -> None:
+  if len(figsize) != 2 or not all(float(s) > 0 for s in figsize):
+    raise ValueError(f"figsize: got {figsize!r}; expected (width, height) in inches, both > 0")
+  if int(dpi) != dpi or dpi < 1:
+    raise ValueError(f"dpi: got {dpi!r}; expected a positive integer")
+
+
+def _new_figure(figsize: Sequence[float], dpi: int) -> figure_lib.Figure:
+  _check_figure_args(figsize, dpi)
+  fig = figure_lib.Figure(figsize=tuple(float(s) for s in figsize), dpi=int(dpi),
+                          layout="constrained")
+  backend_agg.FigureCanvasAgg(fig)
+  return fig
+
+
+def _png(fig: figure_lib.Figure, dpi: int, path: Optional[str]) -> bytes:
+  """PNG bytes of `fig` at its full canvas size (no tight cropping), written to `path`."""
+  buffer = _io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=int(dpi))
+  data = buffer.getvalue()
+  if path:
+    io.atomic_write_bytes(path, data)
+  return data
+
+
+def _matrix(values: Any, name: str) -> np.ndarray:
+  try:
+    matrix = np.asarray(values, dtype=np.float64)
+  except (TypeError, ValueError):
+    raise ValueError(f"{name}: cannot be read as a matrix of numbers; expected a 2-D array "
+                     "(None entries become NaN)") from None
+  if matrix.ndim != 2 or 0 in matrix.shape:
+    raise ValueError(f"{name}: has shape {matrix.shape}; expected a non-empty 2-D array")
+  return matrix
+
+
+def _none_to_nan(values: Any) -> Any:
+  if isinstance(values, (list, tuple)):
+    return [_none_to_nan(v) for v in values]
+  return np.nan if values is None else values
+
+
+def _tick_labels(ax, labels: Sequence[str], axis: str) -> None:
+  positions = np.arange(len(labels))
+  small = 7 if len(labels) > 10 else 8
+  if axis == "x":
+    ax.set_xticks(positions, labels=list(labels), rotation=90, fontsize=small)
+  else:
+    ax.set_yticks(positions, labels=list(labels), fontsize=small)
+
+
+def cka_heatmap(cka: Any, *, row_labels: Sequence[str], column_labels: Sequence[str],
+                row_title: str = "", column_title: str = "", title: str = "",
+                figsize: Sequence[float] = (5.0, 4.5), dpi: int = 100,
+                path: Optional[str] = None) -> bytes:
+  """Figure 2a: heatmap of CKA [L1, L2] between the endpoints of two networks.
+
+  Row i (bottom to top) is endpoint i of network A, column j endpoint j of network B; the
+  colour scale is fixed to [0, 1] so panels compare. NaN (CKA undefined) is drawn blank.
+
+  Args:
+    cka: [L1, L2] array (or nested lists, None for NaN).
+    row_labels: the L1 endpoint names of network A.
+    column_labels: the L2 endpoint names of network B.
+    row_title: axis title of the rows (network A's name).
+    column_title: axis title of the columns (network B's name).
+    title: figure title.
+    figsize: (width, height) in inches.
+    dpi: pixels per inch; the PNG is figsize * dpi pixels.
+    path: if given, also written there atomically.
+
+  Returns:
+    The PNG bytes.
+  """
+  matrix = _matrix(_none_to_nan(cka), "cka")
+  if len(row_labels) != matrix.shape[0] or len(column_labels) != matrix.shape[1]:
+    raise ValueError(f"row_labels, column_labels: {len(row_labels)} and {len(column_labels)} "
+                     f"labels for a CKA matrix of shape {matrix.shape}; expected one per row "
+                     "and column")
+  fig = _new_figure(figsize, dpi)
+  ax = fig.add_subplot()
+  image = ax.imshow(np.ma.masked_invalid(matrix), origin="lower", cmap=CKA_COLORMAP,
+                    vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+  _tick_labels(ax, column_labels, "x")
+  _tick_labels(ax, row_labels, "y")
+  ax.set_xlabel(column_title)
+  ax.set_ylabel(row_title)
+  if title:
+    ax.set_title(title, fontsize=10)
+  fig.colorbar(image, ax=ax, label="CKA")
+  return _png(fig, dpi, path)
+
+
+def corresponding_cka_heatmaps(matrices: Mapping[str, Any], model_names: Sequence[str], *,
+                               title: str = "", panel_size: Sequence[float] = (3.4, 3.2),
+                               dpi: int = 100, path: Optional[str] = None) -> bytes:
+  """Figure 2b: one [M, M] panel per endpoint, CKA between that endpoint of every two networks.
+
+  Entry (a, b) of the panel of endpoint e is CKA(network a's e, network b's e); the diagonal
+  compares a network with itself (1) and, between two seeds of one loss, shows how similar
+  independently trained networks are.
+
+  Args:
+    matrices: endpoint name -> [M, M] array, in panel order (left to right).
+    model_names: the M network names (rows and columns of every panel).
+    title: figure title.
+    panel_size: (width, height) in inches of one panel; the figure is
+      (len(matrices) * width + 0.9, height) inches (the extra for the colour bar).
+    dpi: pixels per inch.
+    path: if given, also written there atomically.
+
+  Returns:
+    The PNG bytes.
+  """
+  if not isinstance(matrices, Mapping) or not matrices:
+    raise ValueError("matrices: expected a non-empty mapping endpoint -> [M, M] CKA matrix")
+  checked = {}
+  for endpoint, values in matrices.items():
+    matrix = _matrix(_none_to_nan(values), f"matrices[{endpoint!r}]")
+    if matrix.shape != (len(model_names), len(model_names)):
+      raise ValueError(f"matrices[{endpoint!r}]: has shape {matrix.shape}; expected "
+                       f"[{len(model_names)}, {len(model_names)}], one row and column per "
+                       "model name")
+    checked[endpoint] = matrix
+  _check_figure_args(panel_size, dpi)
+  width, height = float(panel_size[0]), float(panel_size[1])
+  fig = _new_figure((len(checked) * width + 0.9, height), dpi)
+  axes = fig.subplots(1, len(checked), squeeze=False)[0]
+  image = None
+  for i, (ax, (endpoint, matrix)) in enumerate(zip(axes, checked.items())):
+    image = ax.imshow(np.ma.masked_invalid(matrix), origin="upper", cmap=CKA_COLORMAP,
+                      vmin=0.0, vmax=1.0, interpolation="nearest")
+    _tick_labels(ax, model_names, "x")
+    if i == 0:
+      _tick_labels(ax, model_names, "y")
+    else:
+      ax.set_yticks(np.arange(len(model_names)), labels=[])
+    ax.set_title(endpoint, fontsize=10)
+  fig.colorbar(image, ax=list(axes), label="CKA")
+  if title:
+    fig.suptitle(title, fontsize=10)
+  return _png(fig, dpi, path)
+
+
+def stage_boundaries(shapes: Sequence[Sequence[int]]) -> list[int]:
+  """Indices i where endpoint i starts a new stage: its per-example shape differs from i-1's.
+
+  Within a ResNet stage every block output has the same [h, w, c]; the first block of the
+  next stage halves h, w and doubles c, and final_avg_pool has shape [c]. For the ResNet-50
+  endpoints block1..block16, final_avg_pool this gives [3, 7, 13, 16] (block4, block8,
+  block14 and final_avg_pool start stages).
+  """
+  shapes = [tuple(int(d) for d in s) for s in shapes]
+  return [i for i in range(1, len(shapes)) if shapes[i] != shapes[i - 1]]
+
+
+def _per_endpoint_lines(values: Mapping[str, Any], endpoints: Sequence[str],
+                        name: str) -> dict[str, np.ndarray]:
+  """{model: [len(endpoints)] float array} from {model: {endpoint: v}} or {model: [v...]}."""
+  if not isinstance(values, Mapping) or not values:
+    raise ValueError(f"{name}: expected a non-empty mapping model -> {{endpoint: value}}")
+  if not endpoints:
+    raise ValueError("endpoints: expected at least one endpoint name")
+  lines = {}
+  for model, per_endpoint in values.items():
+    if isinstance(per_endpoint, Mapping):
+      missing = [e for e in endpoints if e not in per_endpoint]
+      if missing:
+        raise ValueError(f"{name}[{model!r}]: has no value for endpoint {missing[0]!r}; "
+                         f"expected one for each of {', '.join(endpoints)}")
+      row = [per_endpoint[e] for e in endpoints]
+    else:
+      row = list(per_endpoint)
+      if len(row) != len(endpoints):
+        raise ValueError(f"{name}[{model!r}]: has {len(row)} values; expected one per "
+                         f"endpoint ({len(endpoints)})")
+    lines[model] = np.asarray(_none_to_nan(row), dtype=np.float64)
+  return lines
+
+
+def _endpoint_curves(lines: Mapping[str, np.ndarray], endpoints: Sequence[str], *,
+                     ylabel: str, title: str, ylim: Optional[tuple[float, float]],
+                     boundaries: Sequence[int], figsize: Sequence[float], dpi: int,
+                     path: Optional[str]) -> bytes:
+  fig = _new_figure(figsize, dpi)
+  ax = fig.add_subplot()
+  x = np.arange(len(endpoints))
+  for model, row in lines.items():
+    ax.plot(x, row, marker="o", markersize=3, linewidth=1.2, label=model)
+  for boundary in boundaries:
+    if not 0 < int(boundary) < len(endpoints):
+      raise ValueError(f"stage_boundaries: {boundary!r} is not an endpoint index in "
+                       f"[1, {len(endpoints) - 1}]")
+    ax.axvline(int(boundary) - 0.5, color="0.5", linestyle="--", linewidth=0.8)
+  _tick_labels(ax, endpoints, "x")
+  ax.set_xlim(-0.5, len(endpoints) - 0.5)
+  if ylim is not None:
+    ax.set_ylim(*ylim)
+  ax.set_ylabel(ylabel)
+  if title:
+    ax.set_title(title, fontsize=10)
+  ax.grid(axis="y", alpha=0.3)
+  ax.legend(fontsize=7, loc="best", ncol=2 if len(lines) > 6 else 1)
+  return _png(fig, dpi, path)
+
+
+def sparsity_plot(sparsity: Mapping[str, Any], endpoints: Sequence[str], *,
+                  stage_boundaries: Sequence[int] = (), title: str = "",  # pylint: disable=redefined-outer-name
+                  figsize: Sequence[float] = (7.0, 4.0), dpi: int = 100,
+                  path: Optional[str] = None) -> bytes:
+  """Figure 3: percentage of non-zero activations of each endpoint, one line per network.
+
+  Args:
+    sparsity: model -> {endpoint: fraction of non-zero entries in [0, 1]} (or a list in the
+      order of `endpoints`); plotted as 100 * fraction.
+    endpoints: the endpoints on the x axis, in network order.
+    stage_boundaries: indices of endpoints that start a new stage (`stage_boundaries()`);
+      a dashed line is drawn just before each.
+    title: figure title.
+    figsize: (width, height) in inches.
+    dpi: pixels per inch.
+    path: if given, also written there atomically.
+
+  Returns:
+    The PNG bytes.
+  """
+  lines = _per_endpoint_lines(sparsity, endpoints, "sparsity")
+  return _endpoint_curves({m: 100.0 * v for m, v in lines.items()}, endpoints,
+                          ylabel="% non-zero activations", title=title, ylim=(0.0, 100.0),
+                          boundaries=stage_boundaries, figsize=figsize, dpi=dpi, path=path)
+
+
+def class_separation_plot(class_separation: Mapping[str, Any], endpoints: Sequence[str], *,
+                          stage_boundaries: Sequence[int] = (), title: str = "",  # pylint: disable=redefined-outer-name
+                          figsize: Sequence[float] = (7.0, 4.0), dpi: int = 100,
+                          path: Optional[str] = None) -> bytes:
+  """Figure 4: class separation R^2 (eq. 11) of each endpoint, one line per network.
+
+  Args:
+    class_separation: model -> {endpoint: R^2} (or a list in the order of `endpoints`).
+    endpoints: the endpoints on the x axis, in network order.
+    stage_boundaries: indices of endpoints that start a new stage (dashed lines).
+    title: figure title.
+    figsize: (width, height) in inches.
+    dpi: pixels per inch.
+    path: if given, also written there atomically.
+
+  Returns:
+    The PNG bytes.
+  """
+  lines = _per_endpoint_lines(class_separation, endpoints, "class_separation")
+  return _endpoint_curves(lines, endpoints, ylabel="class separation $R^2$", title=title,
+                          ylim=None, boundaries=stage_boundaries, figsize=figsize, dpi=dpi,
+                          path=path)

@@ -1,0 +1,1 @@
+"""Transfer from frozen or fine-tuned features: linear probe, kNN, fine-tuning, metrics."""

@@ -1,0 +1,147 @@
+"""Activations of a pretrained network on a dataset, streamed in batches and cached on disk.
+
+Transfer with fixed features (paper §3.1, SPEC §4) uses the penultimate `final_avg_pool`
+features, with the transfer preprocessing (shorter side resized, centre crop, no
+augmentation). Arrays are cached under `cache_dir` keyed by the model and the dataset, so a
+second probe on the same model and dataset reads them instead of recomputing.
+"""
+
+import hashlib
+import io as _io
+import json
+import os
+import sys
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tqdm
+
+from official.core import io
+from official.data import datasets
+from official.data import input_pipeline
+
+PENULTIMATE = "final_avg_pool"
+
+
+def _model_path(model) -> str:
+  """Where a loaded model came from (`EndpointModel.path`)."""
+  return str(getattr(model, "path", None) or getattr(model, "source", None) or "")
+
+
+def model_fingerprint(model) -> str:
+  """Identifies a loaded model by where it came from and the state of its files."""
+  source = os.path.abspath(_model_path(model))
+  parts = [source]
+  if os.path.isdir(source):
+    for directory, _, files in os.walk(source):
+      for name in sorted(files):
+        path = os.path.join(directory, name)
+        if name.endswith((".pb", ".index", ".json")) or name == "checkpoint":
+          stat = os.stat(path)
+          parts.append(f"{os.path.relpath(path, source)}:{stat.st_size}:{stat.st_mtime_ns}")
+  return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
+
+
+def iterate(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,),
+            batch_size: int = 256, data_dir: Optional[str] = None,
+            preprocess: str = "transfer", max_examples: Optional[int] = None,
+            strategy: Optional[tf.distribute.Strategy] = None,
+            progress: bool = True) -> Iterator[tuple[dict, np.ndarray]]:
+  """Yields `({endpoint: array [b, ...]}, labels [b])` batch by batch, in dataset order.
+
+  Args:
+    model: an `official.modeling.pretrained.EndpointModel`.
+    info: the dataset (`official.data.datasets.DatasetInfo`).
+    split: "train", "validation", "test" or "train_full".
+    endpoints: which named endpoints to return.
+    batch_size: global batch size (split across replicas under `strategy`).
+    data_dir: TFDS data directory.
+    preprocess: "transfer" (SPEC §4), "eval" (ImageNet centre crop) or "finetune_eval".
+    max_examples: stop after this many examples (the first ones of the split).
+    strategy: a `tf.distribute.Strategy` to spread batches over replicas.
+    progress: show a progress bar on stderr.
+  """
+  missing = [e for e in endpoints if e not in model.endpoint_names]
+  if missing:
+    raise ValueError(f"model {_model_path(model)!r} has no endpoint(s) "
+                     f"{', '.join(missing)}; it has: {', '.join(model.endpoint_names)}")
+  image_size = model.input_size[0]
+  dataset = input_pipeline.build(
+      info, split, training=False, batch_size=batch_size, image_size=image_size, seed=0,
+      data_dir=data_dir, preprocess=preprocess, drop_remainder=False, repeat=False)
+  if max_examples is not None:
+    dataset = dataset.unbatch().take(max_examples).batch(batch_size)
+  wanted = tuple(endpoints)
+
+  def forward(images):
+    outputs = model(images)
+    return {name: outputs[name] for name in wanted}
+
+  if strategy is not None and strategy.num_replicas_in_sync > 1:
+    distributed = strategy.experimental_distribute_dataset(dataset)
+
+    @tf.function
+    def step(images):
+      per_replica = strategy.run(forward, args=(images,))
+      return {k: strategy.gather(v, axis=0) for k, v in per_replica.items()}
+
+    stream = ((step(images), strategy.gather(labels, axis=0))
+              for images, labels in distributed)
+  else:
+    step = tf.function(forward)
+    stream = ((step(images), labels) for images, labels in dataset)
+
+  total = _split_size(info, split, data_dir)
+  if max_examples is not None and total is not None:
+    total = min(total, max_examples)
+  with tqdm.tqdm(total=total, unit="img", desc=f"{info.name}:{split}", leave=False,
+                 disable=not progress or not sys.stderr.isatty(), file=sys.stderr) as bar:
+    for outputs, labels in stream:
+      labels = np.asarray(labels)
+      bar.update(len(labels))
+      yield {k: np.asarray(v) for k, v in outputs.items()}, labels
+
+
+def extract(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,),
+            cache_dir: Optional[str] = None, **kwargs) -> tuple[dict, np.ndarray]:
+  """All activations of `endpoints` on a split: `({endpoint: [n, ...]}, labels [n])`.
+
+  With `cache_dir`, the arrays are stored as one `.npz` per (model, dataset, split,
+  endpoints, preprocessing) and reused by later calls.
+  """
+  key = None
+  if cache_dir:
+    description = {
+        "model": model_fingerprint(model), "dataset": info.name,
+        "classes": getattr(info, "classes", None), "split": split,
+        "endpoints": list(endpoints), "preprocess": kwargs.get("preprocess", "transfer"),
+        "max_examples": kwargs.get("max_examples"), "image_size": list(model.input_size)}
+    key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
+    path = os.path.join(cache_dir, f"{info.name.replace('/', '_').replace(':', '_')}"
+                                   f"-{split}-{key}.npz")
+    if os.path.exists(path):
+      with np.load(path) as cached:
+        return {e: cached[e] for e in endpoints}, cached["labels"]
+  chunks = {e: [] for e in endpoints}
+  labels = []
+  for outputs, batch_labels in iterate(model, info, split, endpoints=endpoints, **kwargs):
+    for e in endpoints:
+      chunks[e].append(outputs[e])
+    labels.append(batch_labels)
+  if not labels:
+    raise ValueError(f"dataset {info.name!r} split {split!r} is empty")
+  arrays = {e: np.concatenate(v) for e, v in chunks.items()}
+  labels = np.concatenate(labels).astype(np.int64)
+  if cache_dir:
+    buffer = _io.BytesIO()
+    np.savez(buffer, labels=labels, **arrays)
+    io.atomic_write_bytes(path, buffer.getvalue())
+  return arrays, labels
+
+
+def _split_size(info, split: str, data_dir: Optional[str]) -> Optional[int]:
+  try:
+    return datasets.num_examples(info, split, data_dir=data_dir)
+  except (AttributeError, ValueError, KeyError):
+    return None

@@ -1,0 +1,807 @@
+"""Fine-tuning the whole pretrained network on a transfer dataset (paper Table 2, SPEC §5).
+
+    from official.evaluation import finetune
+    result = finetune.run("runs/demo/softmax-seed0", "demo_texture", "/tmp/ft", preset="demo")
+    result["test"], result["learning_rate"], result["weight_decay"]
+
+The network is the pretrained one up to `final_avg_pool` (its exponential-moving-average
+weights, restored from the training checkpoint), followed by a NEW linear head for the target
+dataset's K classes (kernel N(0, 0.01), bias 0), trained end to end with softmax
+cross-entropy. The protocol (Kornblith, Shlens & Le 2019, as used by the paper):
+
+  - SGD with Nesterov momentum 0.9, `steps` steps (20,000) at global batch `batch_size`
+    (256), learning rate lr(t) = lr * 0.5 * (1 + cos(pi * t / steps)) (cosine decay to 0;
+    **assumed**: the protocol allows cosine or constant, `schedule` selects either);
+  - batch-norm momentum max(1 - 10 / s, 0.9), s = steps per epoch (training examples //
+    batch), on every BatchNormalization layer (moving = m * moving + (1 - m) * batch);
+  - weight decay divided by the learning rate: with grid value wd the loss is
+        L = CE + (wd / lr) * 0.5 * sum_kernels ||v||^2
+    over every convolution and dense kernel (not batch-norm parameters, not biases), so each
+    step shrinks the weights by lr(t) * wd / lr = wd at the peak learning rate, whatever lr;
+  - training images: random crop (8%-100% of the area, aspect 3/4-4/3) resized to the
+    network's input size S, random horizontal flip; test images: shorter side resized to
+    S * 256 / 224, centre crop S (ImageNet: 256 and 224);
+  - grid: 7 log-spaced learning rates in [1e-4, 0.1] x (none + 7 log-spaced weight decays in
+    [1e-6, 1e-3]); every grid point trains on `train` and is scored on `validation` (the
+    dataset's own validation split, or a held-out part of train: official.data.datasets);
+    the best setting is retrained on `train_full` (train + validation) and scored on `test`
+    with the dataset's metric (top-1 or mean per-class accuracy).
+
+Every grid point lives in its own folder of `output_dir`:
+
+  config.json                  the resolved settings; another configuration is refused
+  grid/lr<lr>_wd<wd>/          one grid point: checkpoints/ (while training), train/ and
+                               eval/ TensorBoard scalars (loss, learning rate, score),
+                               result.json (written atomically when it is done)
+  final/lr<lr>_wd<wd>/         the chosen setting retrained on train_full, scored on test
+  result.json                  what `run` returns
+
+A rerun skips every grid point that has its result.json and resumes an unfinished one from
+its latest checkpoint (the data order of epoch e depends only on (seed, e)).
+"""
+
+import dataclasses
+import math
+import os
+import shutil
+import time
+from typing import Any, Callable, Mapping, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from official import losses
+from official.core import io
+from official.data import datasets
+from official.data import input_pipeline
+from official.evaluation import metrics
+from official.modeling import pretrained
+from official.modeling import resnet
+from official.training import distribute
+from official.training import optimization
+from official.training import trainer as trainer_lib
+
+PENULTIMATE = "final_avg_pool"
+HEAD_NAME = "finetune_head"
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+CHECKPOINT_DIR = "checkpoints"
+GRID_DIR = "grid"
+FINAL_DIR = "final"
+SCHEDULES = ("cosine", "constant")
+
+# SPEC §5 grid: 7 log-spaced values per range; weight decay 0 stands for "none".
+PAPER_LEARNING_RATE_RANGE = (1e-4, 0.1)
+PAPER_WEIGHT_DECAY_RANGE = (1e-6, 1e-3)
+GRID_SIZE = 7
+
+# Preset fields that do not change a result (left out of the resumption check).
+BOOKKEEPING_FIELDS = ("eval_batch_size", "steps_per_loop", "log_every_steps",
+                      "checkpoint_every_steps", "keep_checkpoints")
+
+
+def log_spaced(low: float, high: float, num: int = GRID_SIZE) -> tuple[float, ...]:
+  """`num` values low * (high / low)^(i / (num - 1)), i = 0..num-1 (both ends included)."""
+  if not 0 < low < high or num < 2:
+    raise ValueError(f"log-spaced grid: need 0 < low < high and num >= 2, got low={low}, "
+                     f"high={high}, num={num}")
+  return tuple(float(v) for v in np.logspace(math.log10(low), math.log10(high), num))
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+  """Settings of a fine-tuning grid search.
+
+  Attributes:
+    learning_rates: peak learning rates of the grid.
+    weight_decays: weight decays wd of the grid; 0 means none. The loss carries
+      (wd / lr) * 0.5 * sum ||kernel||^2 (module docstring).
+    steps: optimiser steps of every training run.
+    batch_size: global batch, split evenly across replicas.
+    momentum: SGD momentum (Nesterov when `nesterov`).
+    nesterov: Nesterov momentum.
+    schedule: "cosine" (decay from lr to 0 over `steps`) or "constant".
+    bn_momentum_epochs: E in the batch-norm momentum max(1 - E / s, min_bn_momentum).
+    min_bn_momentum: the floor of the batch-norm momentum.
+    sync_batch_norm: batch-norm statistics over the global batch (all replicas) instead of
+      each replica's part, so the result does not depend on the number of replicas.
+    image_size: side S of the network's input; None: the pretrained network's own.
+    seed: seeds the head's initialisation and the data order of every epoch.
+    eval_batch_size: global batch of evaluation.
+    steps_per_loop: steps per call of the compiled training loop.
+    log_every_steps: console line and TensorBoard scalars every N steps.
+    checkpoint_every_steps: checkpoint every N steps (and at the end of training).
+    keep_checkpoints: keep a grid point's checkpoints once its result is written.
+  """
+  learning_rates: tuple = log_spaced(*PAPER_LEARNING_RATE_RANGE)
+  weight_decays: tuple = (0.0,) + log_spaced(*PAPER_WEIGHT_DECAY_RANGE)
+  steps: int = 20_000
+  batch_size: int = 256
+  momentum: float = 0.9
+  nesterov: bool = True
+  schedule: str = "cosine"
+  bn_momentum_epochs: float = 10.0
+  min_bn_momentum: float = 0.9
+  sync_batch_norm: bool = False
+  image_size: Optional[int] = None
+  seed: int = 0
+  eval_batch_size: int = 256
+  steps_per_loop: int = 100
+  log_every_steps: int = 500
+  checkpoint_every_steps: int = 1000
+  keep_checkpoints: bool = False
+
+  def __post_init__(self):
+    for name in ("learning_rates", "weight_decays"):
+      values = getattr(self, name)
+      if isinstance(values, (int, float)):
+        values = (values,)
+      values = tuple(float(v) for v in values)
+      object.__setattr__(self, name, values)
+      if not values:
+        raise ValueError(f"finetune {name}: at least one value is needed")
+      if len(set(values)) != len(values):
+        raise ValueError(f"finetune {name}: duplicate values in {list(values)}")
+    if not all(v > 0 and math.isfinite(v) for v in self.learning_rates):
+      raise ValueError(f"finetune learning_rates must be positive, got "
+                       f"{list(self.learning_rates)}")
+    if not all(v >= 0 and math.isfinite(v) for v in self.weight_decays):
+      raise ValueError(f"finetune weight_decays must be >= 0 (0: none), got "
+                       f"{list(self.weight_decays)}")
+    for name in ("steps", "batch_size", "eval_batch_size", "steps_per_loop",
+                 "log_every_steps", "checkpoint_every_steps"):
+      value = getattr(self, name)
+      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"finetune {name}={value!r} must be a positive integer")
+    if self.schedule not in SCHEDULES:
+      raise ValueError(f"finetune schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if not 0.0 <= self.momentum < 1.0:
+      raise ValueError(f"finetune momentum={self.momentum!r} must be in [0, 1)")
+    if not 0.0 <= self.min_bn_momentum < 1.0 or not self.bn_momentum_epochs >= 0:
+      raise ValueError(f"finetune batch-norm momentum: need min_bn_momentum in [0, 1) and "
+                       f"bn_momentum_epochs >= 0, got {self.min_bn_momentum}, "
+                       f"{self.bn_momentum_epochs}")
+    if self.image_size is not None and (not isinstance(self.image_size, int)
+                                        or self.image_size < 8):
+      raise ValueError(f"finetune image_size={self.image_size!r} must be an integer >= 8 or "
+                       "None (the pretrained network's)")
+
+  def grid(self) -> list[tuple[float, float]]:
+    """(learning rate, weight decay) pairs, learning rate major."""
+    return [(lr, wd) for lr in self.learning_rates for wd in self.weight_decays]
+
+  def to_dict(self) -> dict[str, Any]:
+    return {f.name: (list(v) if isinstance(v, tuple) else v)
+            for f, v in ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}
+
+
+def paper() -> FinetuneConfig:
+  """SPEC §5: 7 x 8 grid, 20,000 steps at batch 256, cosine decay."""
+  return FinetuneConfig()
+
+
+def demo() -> FinetuneConfig:
+  """The embedded 32x32 demo data on a CPU: 2 x 2 grid, 300 steps at batch 64."""
+  return FinetuneConfig(learning_rates=(0.01, 0.1), weight_decays=(0.0, 1e-4), steps=300,
+                        batch_size=64, eval_batch_size=500, steps_per_loop=25,
+                        log_every_steps=100, checkpoint_every_steps=100)
+
+
+_PRESETS = {"paper": paper, "demo": demo}
+PRESETS = tuple(_PRESETS)
+
+
+def get_preset(name: str) -> FinetuneConfig:
+  """The preset called `name` ("paper" or "demo")."""
+  if name not in _PRESETS:
+    raise ValueError(f"unknown fine-tuning preset {name!r}; valid: {', '.join(PRESETS)}")
+  return _PRESETS[name]()
+
+
+def override(config: FinetuneConfig, overrides: Optional[Mapping[str, Any]]) -> FinetuneConfig:
+  """`config` with the fields in `overrides` replaced (None values are ignored)."""
+  overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+  names = [f.name for f in dataclasses.fields(FinetuneConfig)]
+  unknown = sorted(set(overrides) - set(names))
+  if unknown:
+    raise ValueError(f"unknown fine-tuning setting {unknown[0]!r}; valid: {', '.join(names)}")
+  return dataclasses.replace(config, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# The protocol's formulas.
+
+
+def bn_momentum(steps_per_epoch: int, epochs: float = 10.0, minimum: float = 0.9) -> float:
+  """Batch-norm momentum of fine-tuning (SPEC §5): max(1 - epochs / s, minimum)."""
+  if steps_per_epoch < 1:
+    raise ValueError(f"steps_per_epoch={steps_per_epoch} must be >= 1")
+  return max(1.0 - epochs / steps_per_epoch, minimum)
+
+
+def set_bn_momentum(model: keras.Model, momentum: float,
+                    synchronized: Optional[bool] = None) -> int:
+  """Sets `momentum` (and `synchronized` when given) on every BatchNormalization layer of
+  `model`; returns how many layers."""
+  count = 0
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.momentum = float(momentum)
+      if synchronized is not None:
+        layer.synchronized = bool(synchronized)
+      count += 1
+  return count
+
+
+def decay_coefficient(weight_decay: float, learning_rate: float) -> float:
+  """The coefficient c = wd / lr of the penalty c * 0.5 * sum ||kernel||^2."""
+  return float(weight_decay) / float(learning_rate)
+
+
+def learning_rate_schedule(config: FinetuneConfig, learning_rate: float):
+  """lr(t): cosine decay lr * 0.5 * (1 + cos(pi * t / steps)), or the constant lr."""
+  if config.schedule == "constant":
+    return float(learning_rate)
+  return optimization.learning_rate_schedule(learning_rate, config.steps, warmup_steps=0)
+
+
+def grid_point_name(learning_rate: float, weight_decay: float) -> str:
+  """Folder of a grid point, e.g. "lr0.000316228_wd1e-06" (6 significant digits)."""
+  return f"lr{learning_rate:.6g}_wd{weight_decay:.6g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The pretrained network.
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedNetwork:
+  """Where a training run's network is and how to rebuild it.
+
+  Attributes:
+    model_dir: the training model_dir.
+    checkpoint: the checkpoint whose `ema_model` holds the weights.
+    model_config: resnet.ResNetConfig of the network.
+    num_classes: width of the pretraining head (not used by fine-tuning).
+    image_size: side of the images it was trained on.
+    objective: (name, hparams) of its pretraining objective (rebuilds its head so the
+      checkpoint matches; the head is then replaced).
+  """
+  model_dir: str
+  checkpoint: str
+  model_config: resnet.ResNetConfig
+  num_classes: int
+  image_size: int
+  objective: tuple
+
+
+def find_pretrained(path: str) -> PretrainedNetwork:
+  """Resolves a training model_dir (or its export/saved_model) for fine-tuning.
+
+  Fine-tuning needs trainable Keras weights, so the network is rebuilt from
+  <model_dir>/config.json and its EMA weights come from the latest checkpoint in
+  <model_dir>/checkpoints (CONTRACT "Checkpoint / config.json"). A SavedModel exported by
+  training, <model_dir>/export/saved_model, leads back to its model_dir.
+  """
+  path = os.path.normpath(os.fspath(path))
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"pretrained model {path} does not exist: expected a training "
+                            f"model_dir "
+                            f"(config.json + {CHECKPOINT_DIR}/)")
+  if not os.path.isdir(path):
+    raise ValueError(f"pretrained model {path} is not a directory: expected a training "
+                     f"model_dir (config.json + {CHECKPOINT_DIR}/)")
+  model_dir = path
+  if not os.path.exists(os.path.join(path, pretrained.CONFIG_FILE)):
+    parent = os.path.dirname(os.path.dirname(path))
+    if (tf.saved_model.contains_saved_model(path) and
+        os.path.exists(os.path.join(parent, pretrained.CONFIG_FILE))):
+      model_dir = parent
+    elif tf.saved_model.contains_saved_model(path):
+      _require_endpoint(pretrained.load(path))
+      raise ValueError(f"pretrained model {path} is a SavedModel without its training "
+                       f"model_dir; fine-tuning needs trainable weights: pass a model_dir "
+                       f"with config.json and {CHECKPOINT_DIR}/")
+    else:
+      raise ValueError(f"pretrained model {path} holds no {pretrained.CONFIG_FILE}: expected "
+                       f"a training model_dir (config.json + {CHECKPOINT_DIR}/)")
+  config_path = os.path.join(model_dir, pretrained.CONFIG_FILE)
+  try:
+    config = io.read_json(config_path)
+  except ValueError as e:
+    raise ValueError(f"{config_path} is not valid JSON ({e})") from None
+  model_section = config.get("model") if isinstance(config, dict) else None
+  objective_section = config.get("objective") if isinstance(config, dict) else None
+  if not isinstance(model_section, dict) or not isinstance(objective_section, dict):
+    raise ValueError(f"{config_path} must have 'model' and 'objective' sections")
+  for key in ("num_classes", "image_size"):
+    if key not in model_section:
+      raise ValueError(f"{config_path}: the 'model' section lacks {key!r}")
+  checkpoint_dir = os.path.join(model_dir, pretrained.CHECKPOINT_DIR)
+  checkpoint = tf.train.latest_checkpoint(checkpoint_dir)
+  if checkpoint is None:
+    raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}: fine-tuning needs the "
+                            "ckpt-* files written by training")
+  image_size = model_section["image_size"]
+  if isinstance(image_size, (list, tuple)):
+    if len(set(image_size)) != 1:
+      raise ValueError(f"{config_path}: fine-tuning needs square images, got image_size "
+                       f"{image_size}")
+    image_size = image_size[0]
+  return PretrainedNetwork(
+      model_dir=model_dir, checkpoint=checkpoint,
+      model_config=resnet.ResNetConfig.from_dict(model_section),
+      num_classes=int(model_section["num_classes"]), image_size=int(image_size),
+      objective=(objective_section["name"],
+                 tuple(sorted(objective_section.get("hparams", {}).items()))))
+
+
+def _require_endpoint(model) -> None:
+  if PENULTIMATE not in model.endpoint_names:
+    raise ValueError(f"model {model.path} has no {PENULTIMATE!r} endpoint to fine-tune from; "
+                     f"its endpoints: {', '.join(model.endpoint_names)}")
+
+
+def build_model(network: PretrainedNetwork, num_classes: int, image_size: int,
+                seed: int = 0) -> keras.Model:
+  """The pretrained network up to `final_avg_pool` plus a new K-way linear head.
+
+  The backbone's weights are the checkpoint's EMA weights; the head ("finetune_head") is
+  z = x W + b with W ~ N(0, 0.01) (drawn from `seed`), b = 0, the released initialisation of
+  the softmax head. Call inside the strategy's scope.
+
+  Returns:
+    keras.Model mapping normalised images [B, S, S, 3] to logits z [B, K].
+  """
+  name, hparams = network.objective
+  objective = losses.get_objective(name, **dict(hparams))
+  source = resnet.build_model(network.model_config, network.num_classes, objective,
+                              input_shape=(image_size, image_size, 3), name="pretrained")
+  status = tf.train.Checkpoint(ema_model=source).restore(network.checkpoint).expect_partial()
+  try:
+    status.assert_existing_objects_matched()
+  except AssertionError as e:
+    raise ValueError(f"checkpoint {network.checkpoint} has no ema_model matching "
+                     f"{network.model_dir}/config.json: {str(e).splitlines()[0]}") from None
+  head = keras.layers.Dense(
+      num_classes, name=HEAD_NAME, bias_initializer="zeros",
+      kernel_initializer=keras.initializers.RandomNormal(
+          mean=0.0, stddev=losses.heads.HEAD_KERNEL_STDDEV, seed=seed))
+  return keras.Model(source.input, head(source.output[PENULTIMATE]), name="finetune")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data.
+
+
+@dataclasses.dataclass
+class TransferData:
+  """A transfer dataset's splits as the fine-tuning streams.
+
+  Attributes:
+    info: official.data.datasets.DatasetInfo.
+    data_dir: TFDS data directory.
+    image_size: side S of the network's input.
+    counts: split -> per-class example counts (np.ndarray [K]).
+  """
+  info: Any
+  data_dir: Optional[str]
+  image_size: int
+  counts: dict
+
+  @classmethod
+  def create(cls, info, data_dir: Optional[str], image_size: int) -> "TransferData":
+    """Counts the labels of every split and checks that each evaluated class is trained on."""
+    counts = {split: _label_counts(info, split, data_dir, info.num_classes)
+              for split in ("train", "validation", "train_full", "test")}
+    for evaluated, trained in (("validation", "train"), ("test", "train_full")):
+      absent = np.flatnonzero((counts[evaluated] > 0) & (counts[trained] == 0))
+      if absent.size:
+        raise ValueError(f"dataset {info.name}: class {int(absent[0])} occurs in {evaluated} "
+                         f"but not in {trained}; every evaluated class must be trained on")
+    return cls(info, data_dir, image_size, counts)
+
+  def num_examples(self, split: str) -> int:
+    return int(self.counts[split].sum())
+
+  def steps_per_epoch(self, split: str, batch_size: int) -> int:
+    steps = self.num_examples(split) // batch_size
+    if steps < 1:
+      raise ValueError(f"finetune batch_size={batch_size} is larger than the "
+                       f"{self.num_examples(split)} examples of {self.info.name}:{split}")
+    return steps
+
+  def train_dataset(self, strategy: tf.distribute.Strategy, split: str, batch_size: int,
+                    seed: int, epoch: int, skip_steps: int = 0):
+    """Epoch `epoch` of `split` (random crop + flip; order and augmentation a function of
+    (seed, epoch)) without its first `skip_steps` global batches, distributed."""
+    steps = self.steps_per_epoch(split, batch_size) - skip_steps
+
+    def dataset_fn(context: tf.distribute.InputContext):
+      # Each pipeline yields per-replica batches and serves this many replicas per step.
+      replicas = context.num_replicas_in_sync // context.num_input_pipelines
+      ds = input_pipeline.build(
+          self.info, split, training=True, batch_size=batch_size, image_size=self.image_size,
+          seed=seed, input_context=context, preprocess="train", drop_remainder=True,
+          repeat=False, epoch=epoch, skip_batches=skip_steps * replicas,
+          data_dir=self.data_dir)
+      return ds.take(steps * replicas)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+  def eval_dataset(self, split: str, batch_size: int) -> tf.data.Dataset:
+    """`split` resized to S * 256 / 224 and centre-cropped, in batches of exactly
+    `batch_size`: the last one is padded with label -1 (static shapes for every strategy)."""
+    ds = input_pipeline.build(
+        self.info, split, training=False, batch_size=batch_size, image_size=self.image_size,
+        seed=0, preprocess="finetune_eval", drop_remainder=False, repeat=False,
+        data_dir=self.data_dir)
+
+    def pad(images, labels):
+      missing = batch_size - tf.shape(labels)[0]
+      images = tf.pad(images, [[0, missing], [0, 0], [0, 0], [0, 0]])
+      labels = tf.pad(tf.cast(labels, tf.int64), [[0, missing]], constant_values=-1)
+      return (tf.ensure_shape(images, [batch_size, self.image_size, self.image_size, 3]),
+              tf.ensure_shape(labels, [batch_size]))
+
+    return ds.map(pad)
+
+
+def _label_counts(info, split: str, data_dir: Optional[str], num_classes: int) -> np.ndarray:
+  # Images stay encoded: only the labels are read.
+  labels = datasets.load_encoded(info, split, data_dir=data_dir).map(
+      lambda image, label: tf.cast(label, tf.int64),
+      num_parallel_calls=tf.data.AUTOTUNE).batch(4096)
+  counts = np.zeros([num_classes], np.int64)
+  for batch in labels.as_numpy_iterator():
+    if batch.size and (batch.min() < 0 or batch.max() >= num_classes):
+      raise ValueError(f"dataset {info.name}:{split} has label {int(batch.max())} outside "
+                       f"[0, {num_classes}) of its {num_classes} classes")
+    counts += np.bincount(batch, minlength=num_classes)
+  if not counts.sum():
+    raise ValueError(f"dataset {info.name}: split {split!r} is empty")
+  return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and evaluation of one setting.
+
+
+class FinetuneTrainer:
+  """The fine-tuned model, its optimiser and the compiled steps under a strategy.
+
+  Per replica r of R, one step minimises
+      L_r = mean_{i in replica r} CE(z_i, y_i) / R  +  (wd / lr) * 0.5 * sum ||kernel||^2 / R
+  (keras.losses.Loss divides by R); the gradients are summed across replicas.
+  """
+
+  def __init__(self, network: PretrainedNetwork, num_classes: int, image_size: int,
+               config: FinetuneConfig, learning_rate: float, weight_decay: float,
+               steps_per_epoch: int, strategy: tf.distribute.Strategy):
+    self.strategy = strategy
+    self.config = config
+    self.coefficient = decay_coefficient(weight_decay, learning_rate)
+    self.bn_momentum = bn_momentum(steps_per_epoch, config.bn_momentum_epochs,
+                                   config.min_bn_momentum)
+    self.loss = losses.get("softmax")
+    with strategy.scope():
+      self.model = build_model(network, num_classes, image_size, config.seed)
+      self.schedule = learning_rate_schedule(config, learning_rate)
+      self.optimizer = optimization.build_optimizer(self.schedule, config.momentum,
+                                                    config.nesterov)
+      self.optimizer.build(self.model.trainable_variables)
+    set_bn_momentum(self.model, self.bn_momentum, config.sync_batch_norm)
+    self.decayed = optimization.decayed_variables(self.model)
+    self.step = self.optimizer.iterations
+    self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+    self._train_loop = tf.function(self._train_loop_fn)
+    self._predict = self._make_predict()
+
+  def penalty(self) -> tf.Tensor:
+    """(wd / lr) * 0.5 * sum over convolution and dense kernels of ||v||^2 (float32)."""
+    return optimization.weight_decay_penalty(self.decayed, self.coefficient)
+
+  def _replica_step(self, images, labels):
+    replicas = self.strategy.num_replicas_in_sync
+    with tf.GradientTape() as tape:
+      logits = tf.cast(self.model(images, training=True), tf.float32)
+      cross_entropy = self.loss(labels, logits)
+      penalty = self.penalty()
+      total = cross_entropy + penalty / replicas
+    variables = self.model.trainable_variables
+    self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+    return cross_entropy, penalty
+
+  def _train_loop_fn(self, iterator, num_steps):
+    loss_sum = tf.constant(0.0)
+    penalty = tf.constant(0.0)
+    finite = tf.constant(True)
+    for _ in tf.range(num_steps):
+      images, labels = next(iterator)
+      cross_entropy, penalty = self.strategy.run(self._replica_step, args=(images, labels))
+      cross_entropy = self.strategy.reduce(tf.distribute.ReduceOp.SUM, cross_entropy, axis=None)
+      penalty = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, penalty, axis=None)
+      loss_sum += cross_entropy
+      finite = tf.logical_and(finite, tf.math.is_finite(cross_entropy + penalty))
+    return {"loss": loss_sum / tf.cast(num_steps, tf.float32), "penalty": penalty,
+            "finite": finite}
+
+  def train_loop(self, iterator, num_steps: int) -> dict[str, Any]:
+    """Runs `num_steps` steps; mean cross-entropy, last penalty, whether all were finite."""
+    stats = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+    return {k: v.numpy().item() for k, v in stats.items()}
+
+  def learning_rate(self) -> float:
+    return float(self.schedule(self.step)) if callable(self.schedule) else self.schedule
+
+  def _make_predict(self):
+    """argmax z of a distributed batch, gathered; one closure per trainer, traced once."""
+
+    def predict(images):
+      classes = self.strategy.run(
+          lambda x: tf.argmax(self.model(x, training=False), axis=-1), args=(images,))
+      return self.strategy.gather(classes, axis=0)
+
+    return tf.function(predict)
+
+  def evaluate(self, dataset: tf.data.Dataset, metric: str) -> float:
+    """The metric ("top1" | "mean_per_class") of argmax z over a padded eval dataset."""
+    predictions, labels = [], []
+    for images, batch_labels in self.strategy.experimental_distribute_dataset(dataset):
+      predictions.append(self._predict(images).numpy())
+      labels.append(self.strategy.gather(batch_labels, axis=0).numpy())
+    predictions, labels = np.concatenate(predictions), np.concatenate(labels)
+    keep = labels >= 0
+    return metrics.compute(metric, labels[keep], predictions[keep])
+
+
+def train_and_score(network: PretrainedNetwork, data: TransferData, config: FinetuneConfig,
+                    learning_rate: float, weight_decay: float, *, train_split: str,
+                    eval_split: str, workdir: str, strategy: tf.distribute.Strategy,
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+  """Fine-tunes one (learning rate, weight decay) on `train_split`, scores `eval_split`.
+
+  Resumes from the latest checkpoint in <workdir>/checkpoints; returns (and, on the chief,
+  writes atomically to <workdir>/result.json) the score and what produced it. A run whose
+  loss becomes NaN/Inf stops there and scores 0 ("diverged": true).
+  """
+  _, worker_index, is_chief = distribute.worker_info(strategy)
+  # The data order then depends on (seed, epoch) only, whatever global seed a caller set.
+  trainer_lib.seed_everything(config.seed)
+  spe = data.steps_per_epoch(train_split, config.batch_size)
+  trainer = FinetuneTrainer(network, data.info.num_classes, data.image_size, config,
+                            learning_rate, weight_decay, spe, strategy)
+  checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  write_dir = checkpoint_dir if is_chief else os.path.join(
+      workdir, f".worker{worker_index}", CHECKPOINT_DIR)
+  manager = tf.train.CheckpointManager(trainer.checkpoint, write_dir, max_to_keep=1,
+                                       step_counter=trainer.step)
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  if latest:
+    trainer.checkpoint.restore(latest).assert_existing_objects_matched()
+  step = int(trainer.step.numpy())
+  if step:
+    log(f"    resuming from {latest} at step {step}")
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "train"))
+  eval_writer = tf.summary.create_file_writer(os.path.join(workdir, "eval"))
+  if not is_chief:
+    writer = eval_writer = tf.summary.create_noop_writer()
+  if is_chief and not latest:
+    _write_hparams(workdir, learning_rate, weight_decay)
+
+  def save():
+    manager.save(checkpoint_number=step)
+    if not is_chief:
+      shutil.rmtree(os.path.dirname(write_dir), ignore_errors=True)
+
+  total = config.steps
+  started = time.time()
+  diverged, last_loss = False, None
+  window_loss, window_steps, window_start = 0.0, 0, time.time()
+  while step < total and not diverged:
+    epoch, offset = divmod(step, spe)
+    iterator = iter(data.train_dataset(strategy, train_split, config.batch_size, config.seed,
+                                       epoch, offset))
+    while step < min(total, (epoch + 1) * spe):
+      boundary = min(total, (epoch + 1) * spe)
+      for every in (config.log_every_steps, config.checkpoint_every_steps):
+        boundary = min(boundary, (step // every + 1) * every)
+      num = min(config.steps_per_loop, boundary - step)
+      stats = trainer.train_loop(iterator, num)
+      step += num
+      if not stats["finite"]:
+        diverged = True
+        log(f"    step {step}/{total}  loss is not finite: lr {learning_rate:g} diverged")
+        break
+      last_loss = stats["loss"]
+      window_loss += stats["loss"] * num
+      window_steps += num
+      if step % config.checkpoint_every_steps == 0 or step == total:
+        save()
+      if step % config.log_every_steps == 0 or step == total:
+        elapsed = max(time.time() - window_start, 1e-9)
+        lr_now = trainer.learning_rate()
+        with writer.as_default(step=step):
+          tf.summary.scalar("loss", window_loss / window_steps)
+          tf.summary.scalar("total_loss", window_loss / window_steps + stats["penalty"])
+          tf.summary.scalar("learning_rate", lr_now)
+        writer.flush()
+        log(f"    step {step}/{total}  loss {window_loss / window_steps:.4f}  "
+            f"lr {lr_now:.4g}  {window_steps * config.batch_size / elapsed:.0f} img/s")
+        window_loss, window_steps, window_start = 0.0, 0, time.time()
+  train_seconds = time.time() - started
+
+  if diverged:
+    score = 0.0
+  else:
+    score = trainer.evaluate(data.eval_dataset(eval_split, config.eval_batch_size),
+                             data.info.metric)
+  with eval_writer.as_default(step=step):
+    tf.summary.scalar(f"{eval_split}_{data.info.metric}", score)
+  eval_writer.flush()
+  writer.close()
+  eval_writer.close()
+  result = {
+      "learning_rate": learning_rate, "weight_decay": weight_decay,
+      "decay_coefficient": trainer.coefficient, "train_split": train_split,
+      "eval_split": eval_split, "metric": data.info.metric, "score": float(score),
+      "steps": step, "steps_per_epoch": spe, "bn_momentum": trainer.bn_momentum,
+      "final_loss": last_loss, "diverged": diverged, "train_seconds": train_seconds,
+  }
+  if is_chief:
+    io.atomic_write_json(os.path.join(workdir, RESULT_FILE), result)
+    if not config.keep_checkpoints:
+      shutil.rmtree(checkpoint_dir, ignore_errors=True)
+  return result
+
+
+def _write_hparams(workdir: str, learning_rate: float, weight_decay: float) -> None:
+  """The grid point's setting for TensorBoard's HParams dashboard."""
+  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+  writer = tf.summary.create_file_writer(workdir)
+  with writer.as_default():
+    hp.hparams({"learning_rate": learning_rate, "weight_decay": weight_decay},
+               trial_id=os.path.basename(os.path.normpath(workdir)))
+  writer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid search.
+
+
+def _settings(network: PretrainedNetwork, dataset_spec: str, info, preset: str,
+              config: FinetuneConfig, image_size: int) -> dict[str, Any]:
+  """Everything that decides the result (bookkeeping fields left out)."""
+  values = {k: v for k, v in config.to_dict().items() if k not in BOOKKEEPING_FIELDS}
+  values["image_size"] = image_size
+  return {"model_dir": os.path.abspath(network.model_dir),
+          "checkpoint": os.path.basename(network.checkpoint), "dataset": dataset_spec,
+          "num_classes": info.num_classes, "metric": info.metric, "preset": preset,
+          "finetune": values}
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in values.items():
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def _check_resumable(output_dir: str, settings: dict) -> None:
+  """Refuses an output_dir whose config.json records other settings."""
+  path = os.path.join(output_dir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return
+  previous, current = _flatten(io.read_json(path)), _flatten(settings)
+  diffs = [k for k in sorted(set(previous) | set(current)) if previous.get(k) != current.get(k)]
+  if diffs:
+    shown = "; ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in diffs[:4])
+    raise ValueError(f"{output_dir} holds fine-tuning results with other settings ({shown}); "
+                     "use another output directory")
+
+
+def _read_result(workdir: str, learning_rate: float, weight_decay: float) -> Optional[dict]:
+  """The finished grid point's result.json, or None when it has none yet."""
+  path = os.path.join(workdir, RESULT_FILE)
+  if not os.path.exists(path):
+    return None
+  result = io.read_json(path)
+  if (result.get("learning_rate"), result.get("weight_decay")) != (learning_rate, weight_decay):
+    raise ValueError(f"{path} holds lr {result.get('learning_rate')} wd "
+                     f"{result.get('weight_decay')}, not lr {learning_rate} wd {weight_decay}; "
+                     "grid values must differ in their first 6 significant digits")
+  return result
+
+
+def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "demo",
+        data_dir: Optional[str] = None, strategy: Optional[tf.distribute.Strategy] = None,
+        overrides: Optional[Mapping[str, Any]] = None,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+  """Fine-tuning accuracy of one pretrained network on one dataset (paper Table 2).
+
+  Args:
+    model_path: a training model_dir (or its export/saved_model).
+    dataset_spec: an official.data.datasets spec ("cifar10", "demo_texture", "folder:/p").
+    output_dir: where the grid points, checkpoints and results go (resumed when rerun).
+    preset: "paper" or "demo" (get_preset).
+    data_dir: TFDS data directory.
+    strategy: a tf.distribute strategy (None: the default one); the global batch is split
+      across its replicas.
+    overrides: FinetuneConfig fields to replace (e.g. {"steps": 100}).
+    log: receives one line per grid point and the periodic step lines.
+
+  Returns:
+    {"dataset", "metric", "learning_rate", "weight_decay" (chosen), "validation" (its
+     validation score), "validation_scores" (one {"learning_rate", "weight_decay", "score",
+     "diverged"} per grid point), "test" (score of the retrained setting on test), "steps",
+     "batch_size", "bn_momentum" (of the retraining), "num_classes", "num_train",
+     "num_validation", "num_train_full", "num_test", "image_size", "preset", "config",
+     "timings" {"grid_seconds", "final_seconds"}}.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  config = override(get_preset(preset), overrides)
+  network = find_pretrained(model_path)
+  info = datasets.get(dataset_spec, data_dir=data_dir)
+  image_size = config.image_size or network.image_size
+  data = TransferData.create(info, data_dir, image_size)
+  for split in ("train", "train_full"):
+    data.steps_per_epoch(split, config.batch_size)
+  settings = _settings(network, dataset_spec, info, preset, config, image_size)
+  _check_resumable(output_dir, settings)
+  _, _, is_chief = distribute.worker_info(strategy)
+  if is_chief:
+    io.atomic_write_json(os.path.join(output_dir, CONFIG_FILE), settings)
+
+  grid = config.grid()
+  log(f"fine-tuning {network.model_dir} on {dataset_spec} ({data.num_examples('train')} train "
+      f"/ {data.num_examples('validation')} validation / {data.num_examples('test')} test, "
+      f"{info.num_classes} classes, {info.metric}): {len(grid)} grid points x {config.steps} "
+      f"steps at batch {config.batch_size} over {strategy.num_replicas_in_sync} replica(s) "
+      f"-> {output_dir}")
+  scores, grid_seconds = [], 0.0
+  for index, (lr, wd) in enumerate(grid, 1):
+    workdir = os.path.join(output_dir, GRID_DIR, grid_point_name(lr, wd))
+    result = _read_result(workdir, lr, wd)
+    label = f"grid {index}/{len(grid)}  lr {lr:.3g}  wd {wd:.3g}"
+    if result is None:
+      result = train_and_score(network, data, config, lr, wd, train_split="train",
+                               eval_split="validation", workdir=workdir, strategy=strategy,
+                               log=log)
+      log(f"{label}: validation {info.metric} {result['score']:.4f}"
+          f"{'  (diverged)' if result['diverged'] else ''}  ({result['train_seconds']:.1f} s)")
+    else:
+      log(f"{label}: validation {info.metric} {result['score']:.4f}  (done before)")
+    grid_seconds += result["train_seconds"]
+    scores.append({"learning_rate": lr, "weight_decay": wd, "score": result["score"],
+                   "diverged": result["diverged"]})
+
+  # Ties go to the first grid point in grid order.
+  best = max(range(len(scores)), key=lambda i: (scores[i]["score"], -i))
+  lr, wd = scores[best]["learning_rate"], scores[best]["weight_decay"]
+  workdir = os.path.join(output_dir, FINAL_DIR, grid_point_name(lr, wd))
+  final = _read_result(workdir, lr, wd)
+  if final is None:
+    log(f"retraining lr {lr:.3g} wd {wd:.3g} on train_full")
+    final = train_and_score(network, data, config, lr, wd, train_split="train_full",
+                            eval_split="test", workdir=workdir, strategy=strategy, log=log)
+  log(f"{dataset_spec}: chosen lr {lr:.3g} wd {wd:.3g} (validation {info.metric} "
+      f"{scores[best]['score']:.4f}), test {info.metric} {final['score']:.4f}")
+  result = {
+      "dataset": dataset_spec, "metric": info.metric, "learning_rate": lr,
+      "weight_decay": wd, "validation": scores[best]["score"], "validation_scores": scores,
+      "test": final["score"], "test_diverged": final["diverged"], "steps": config.steps,
+      "batch_size": config.batch_size, "bn_momentum": final["bn_momentum"],
+      "num_classes": info.num_classes, "num_train": data.num_examples("train"),
+      "num_validation": data.num_examples("validation"),
+      "num_train_full": data.num_examples("train_full"),
+      "num_test": data.num_examples("test"), "image_size": image_size, "preset": preset,
+      "config": config.to_dict(),
+      "timings": {"grid_seconds": grid_seconds, "final_seconds": final["train_seconds"]},
+  }
+  if is_chief:
+    io.atomic_write_json(os.path.join(output_dir, RESULT_FILE), result)
+  return result

@@ -1,0 +1,326 @@
+"""k-nearest-neighbour transfer on frozen features (SPEC.md §4, Table 1 "kNN").
+
+k is chosen by leave-one-out cross-validation on the training set over k = 1..k_max (paper,
+Table 1 caption). Similarity is cosine on L2-normalised features by default (assumed, the
+common convention) or negative squared Euclidean distance.
+
+One neighbour search serves every k: the training set is searched against itself in chunks of
+`chunk_size` query rows (memory ~ chunk_size x n similarities), keeping the top k_max
+neighbours of each example with the example itself excluded by index (a duplicate of it is a
+legitimate neighbour at distance 0). Majority votes for all k come from cumulative one-hot
+counts over neighbour rank.
+
+Similarities are float32 matrix products: cosine as q.r of unit vectors, Euclidean as
+2 q.r - ||q||^2 - ||r||^2. Exact duplicates always tie exactly; two different points within a
+rounding error of each other may swap with the chunk size (products of different shapes round
+the last bit differently).
+
+Determinism: among equal similarities the lower training index ranks first; among classes tied
+in votes, `tie_break="nearest"` (default) takes the class of the nearest neighbour among the
+tied classes, `tie_break="lowest_class"` the lowest class id (scikit-learn's rule). Among k
+with equal leave-one-out score the smallest k is chosen.
+"""
+
+import dataclasses
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from official.evaluation import inputs
+from official.evaluation import metrics
+
+DISTANCES = ("cosine", "euclidean")
+TIE_BREAKS = ("nearest", "lowest_class")
+K_MAX = 100
+CHUNK_SIZE = 1024
+# Elements of the [rows, k_max, K] vote tensor built at once.
+_VOTE_BUDGET = 1 << 24
+
+
+def _prepare(x: np.ndarray, distance: str) -> tuple[tf.Tensor, tf.Tensor]:
+  """Features as searched, and each row's additive similarity term (-||r||^2 or 0)."""
+  x = tf.convert_to_tensor(np.asarray(x, dtype=np.float32))
+  if distance == "cosine":
+    # A zero vector stays zero: similarity 0 to everything.
+    x = tf.math.divide_no_nan(x, tf.norm(x, axis=1, keepdims=True))
+    return x, tf.zeros([tf.shape(x)[0]], x.dtype)
+  return x, -tf.reduce_sum(tf.square(x), axis=1)
+
+
+_MATRIX = tf.TensorSpec([None, None], tf.float32)
+_VECTOR = tf.TensorSpec([None], tf.float32)
+
+
+@tf.function(input_signature=[
+    _MATRIX, _VECTOR, _MATRIX, _VECTOR, tf.TensorSpec([], tf.float32),
+    tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.bool)])
+def _top_k_chunk(queries, query_term, reference, reference_term, dot_scale, first_row, k,
+                 exclude_self):
+  """Top-k reference rows of each query row by similarity (ties: lower index first).
+
+  Similarity = dot_scale * q.r + term(q) + term(r): cosine similarity (scale 1, terms 0) or
+  minus the squared Euclidean distance (scale 2, terms -||.||^2). With exclude_self, query row
+  i (global row first_row + i) never selects reference row first_row + i.
+  """
+  sims = dot_scale * tf.matmul(queries, reference, transpose_b=True)
+  sims = sims + reference_term[None, :] + query_term[:, None]
+  rows = first_row + tf.range(tf.shape(queries)[0])
+  self_mask = tf.logical_and(
+      exclude_self, tf.equal(rows[:, None], tf.range(tf.shape(reference)[0])[None, :]))
+  sims = tf.where(self_mask, tf.constant(-np.inf, sims.dtype), sims)
+  # tf.math.top_k returns equal values in index order (knn_test checks it).
+  return tf.math.top_k(sims, k=k, sorted=True)
+
+
+def neighbours(queries, reference, k: int, *, distance: str = "cosine",
+               chunk_size: int = CHUNK_SIZE,
+               exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """The k most similar reference rows of every query row.
+
+  Args:
+    queries: [q, D] features.
+    reference: [n, D] features.
+    k: neighbours per query (<= n, or <= n - 1 with exclude_self).
+    distance: "cosine" (on L2-normalised features) or "euclidean".
+    chunk_size: query rows per similarity block ([chunk_size, n] floats in memory).
+    exclude_self: queries are the reference set; row i never has itself (index i) as a
+      neighbour.
+
+  Returns:
+    indices int64 [q, k] (most similar first; equal similarities in index order) and
+    similarities float32 [q, k] (cosine similarity, or minus the squared distance).
+  """
+  _check_distance(distance)
+  reference_t, reference_term = _prepare(reference, distance)
+  if exclude_self:
+    if np.shape(queries) != np.shape(reference):
+      raise ValueError(f"exclude_self needs queries to be the reference set, got shapes "
+                       f"{np.shape(queries)} and {np.shape(reference)}")
+    queries_t, query_term = reference_t, reference_term
+  else:
+    queries_t, query_term = _prepare(queries, distance)
+  num_reference = int(reference_t.shape[0])
+  if not 1 <= k <= num_reference - int(exclude_self):
+    raise ValueError(f"k must be in 1..{num_reference - int(exclude_self)} for {num_reference} "
+                     f"reference examples, got {k}")
+  dot_scale = tf.constant(1.0 if distance == "cosine" else 2.0)
+  num_queries = int(queries_t.shape[0])
+  indices = np.empty((num_queries, k), np.int64)
+  sims = np.empty((num_queries, k), np.float32)
+  for start in range(0, num_queries, chunk_size):
+    stop = min(start + chunk_size, num_queries)
+    values, index = _top_k_chunk(queries_t[start:stop], query_term[start:stop], reference_t,
+                                 reference_term, dot_scale, tf.constant(start), tf.constant(k),
+                                 tf.constant(bool(exclude_self)))
+    indices[start:stop] = index.numpy()
+    sims[start:stop] = values.numpy()
+  return indices, sims
+
+
+@tf.function(input_signature=[
+    tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.bool)])
+def _votes_for_every_k(neighbour_ids, num_classes, nearest_tie_break):
+  """[rows, k_max] majority-vote class for each prefix length k = 1..k_max."""
+  k_max = tf.shape(neighbour_ids)[1]
+  one_hot = tf.one_hot(neighbour_ids, num_classes, dtype=tf.int32)  # [rows, k_max, K]
+  votes = tf.cumsum(one_hot, axis=1)
+  # Rank of each class's nearest neighbour (k_max when the class is absent).
+  present = tf.reduce_any(one_hot > 0, axis=1)
+  first_rank = tf.where(present, tf.argmax(one_hot, axis=1, output_type=tf.int32), k_max)
+  ranked = votes * (k_max + 1) - first_rank[:, None, :]
+  score = tf.where(nearest_tie_break, ranked, votes)
+  return tf.argmax(score, axis=2, output_type=tf.int32)  # ties: lowest class id
+
+
+def vote(neighbour_ids: np.ndarray, num_classes: int, tie_break: str = "nearest") -> np.ndarray:
+  """Majority-vote predictions of every prefix of the neighbour lists.
+
+  Args:
+    neighbour_ids: [q, k_max] class ids (0..num_classes-1) of each query's neighbours, most
+      similar first.
+    num_classes: K.
+    tie_break: "nearest" or "lowest_class" (see the module docstring).
+
+  Returns:
+    int64 [q, k_max]: column k - 1 holds the k-nearest-neighbour prediction.
+  """
+  if tie_break not in TIE_BREAKS:
+    raise ValueError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
+  neighbour_ids = np.asarray(neighbour_ids)
+  rows, k_max = neighbour_ids.shape
+  step = max(1, _VOTE_BUDGET // max(1, k_max * num_classes))
+  out = np.empty((rows, k_max), np.int64)
+  for start in range(0, rows, step):
+    out[start:start + step] = _votes_for_every_k(
+        tf.constant(neighbour_ids[start:start + step], tf.int32), tf.constant(num_classes),
+        tf.constant(tie_break == "nearest")).numpy()
+  return out
+
+
+def _check_distance(distance: str) -> None:
+  if distance not in DISTANCES:
+    raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+
+
+@dataclasses.dataclass
+class KNNClassifier:
+  """k-nearest-neighbour classifier with k chosen by leave-one-out on its training set.
+
+  Attributes:
+    k: chosen number of neighbours.
+    loo_accuracy: dict k -> leave-one-out score (the `metric`) on the training set.
+    metric: "top1" or "mean_per_class".
+    distance: "cosine" or "euclidean".
+    tie_break: "nearest" or "lowest_class".
+    classes: [K] sorted class labels.
+    chunk_size: query rows per similarity block.
+    seconds_search: wall time of the leave-one-out neighbour search.
+    seconds_vote: wall time of scoring every k.
+  """
+  k: int
+  loo_accuracy: dict
+  metric: str
+  distance: str
+  tie_break: str
+  classes: np.ndarray
+  chunk_size: int
+  seconds_search: float
+  seconds_vote: float
+  train_x: np.ndarray = dataclasses.field(repr=False)
+  train_ids: np.ndarray = dataclasses.field(repr=False)
+
+  @property
+  def loo_score(self) -> float:
+    """Leave-one-out score of the chosen k."""
+    return self.loo_accuracy[self.k]
+
+  def kneighbors(self, x, k: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices [q, k] into the training set and similarities of the k nearest neighbours."""
+    x = inputs.check_features(x, "x", self.train_x.shape[1])
+    return neighbours(x, self.train_x, self.k if k is None else int(k), distance=self.distance,
+                      chunk_size=self.chunk_size)
+
+  def predict(self, x) -> np.ndarray:
+    """[q] predicted class labels of features x [q, D] by a vote of the k nearest."""
+    index, _ = self.kneighbors(x)
+    predictions = vote(self.train_ids[index], self.classes.size, self.tie_break)[:, -1]
+    return self.classes[predictions]
+
+  def score(self, x, y, metric: Optional[str] = None) -> float:
+    """Metric (default: the selection metric) of the predictions on (x, y)."""
+    return metrics.compute(metric or self.metric, np.asarray(y), self.predict(x))
+
+
+def leave_one_out_scores(neighbour_ids: np.ndarray, ids: np.ndarray, num_classes: int,
+                         metric: str = "top1", tie_break: str = "nearest") -> np.ndarray:
+  """[k_max] leave-one-out score of every k from the neighbours of each training example.
+
+  Args:
+    neighbour_ids: [n, k_max] class ids of each example's neighbours (itself excluded).
+    ids: [n] class ids of the examples.
+    num_classes: K.
+    metric: "top1" or "mean_per_class".
+    tie_break: "nearest" or "lowest_class".
+
+  Returns:
+    float64 [k_max]; entry k - 1 is the score of k neighbours.
+  """
+  metrics.get(metric)
+  correct = vote(neighbour_ids, num_classes, tie_break) == ids[:, None]  # [n, k_max]
+  if metric == "top1":
+    return correct.mean(axis=0)
+  per_class = np.zeros((num_classes, correct.shape[1]))
+  np.add.at(per_class, ids, correct)
+  counts = np.bincount(ids, minlength=num_classes)
+  present = counts > 0
+  return (per_class[present] / counts[present, None]).mean(axis=0)
+
+
+def fit(train_x, train_y, *, k_max: int = K_MAX, distance: str = "cosine",
+        chunk_size: int = CHUNK_SIZE, metric: str = "top1",
+        tie_break: str = "nearest") -> KNNClassifier:
+  """Fits kNN, choosing k in 1..k_max by leave-one-out on the training set.
+
+  Args:
+    train_x: [n, D] training features.
+    train_y: [n] training labels (integers or strings).
+    k_max: largest k tried (capped at n - 1).
+    distance: "cosine" or "euclidean".
+    chunk_size: query rows per similarity block (memory ~ chunk_size x n floats).
+    metric: "top1" or "mean_per_class", the leave-one-out score maximised.
+    tie_break: "nearest" or "lowest_class" (vote ties).
+
+  Returns:
+    The fitted KNNClassifier.
+  """
+  _check_distance(distance)
+  metrics.get(metric)
+  if tie_break not in TIE_BREAKS:
+    raise ValueError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
+  if int(k_max) < 1:
+    raise ValueError(f"k_max must be >= 1, got {k_max}")
+  if int(chunk_size) < 1:
+    raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+  train_x = inputs.check_features(train_x, "train_x")
+  train_y = inputs.check_labels(train_y, "train_y", train_x.shape[0], "train_x")
+  classes = inputs.training_classes(train_y, "train_y", "kNN classification")
+  ids = inputs.encode_labels(classes, train_y, "train_y")
+  k_max = min(int(k_max), train_x.shape[0] - 1)
+  start = time.perf_counter()
+  index, _ = neighbours(train_x, train_x, k_max, distance=distance, chunk_size=int(chunk_size),
+                        exclude_self=True)
+  seconds_search = time.perf_counter() - start
+  start = time.perf_counter()
+  scores = leave_one_out_scores(ids[index], ids, classes.size, metric, tie_break)
+  seconds_vote = time.perf_counter() - start
+  k = int(np.argmax(scores)) + 1  # ties: the smallest k
+  return KNNClassifier(
+      k=k, loo_accuracy={i + 1: float(s) for i, s in enumerate(scores)}, metric=metric,
+      distance=distance, tie_break=tie_break, classes=classes, chunk_size=int(chunk_size),
+      seconds_search=seconds_search, seconds_vote=seconds_vote,
+      train_x=train_x, train_ids=ids)
+
+
+def evaluate(train_x, train_y, test_x, test_y, metric: str = "top1", **fit_kwargs) -> dict:
+  """kNN transfer accuracy (Table 1): k by leave-one-out on train, scored on test.
+
+  Args:
+    train_x, train_y: training features [n, D] and labels [n] (train + validation where the
+      dataset has a validation split).
+    test_x, test_y: test features and labels (every class must occur in train_y).
+    metric: "top1" or "mean_per_class" (the dataset's metric, SPEC.md §4).
+    **fit_kwargs: passed to `fit`.
+
+  Returns:
+    JSON-ready dict: metric, k, loo_score, test_score, loo_scores (k -> score), distance,
+    num_classes, num_train, num_test, feature_dim, seconds_search, seconds_vote, seconds_test,
+    seconds_total.
+  """
+  start = time.perf_counter()
+  train_x = inputs.check_features(train_x, "train_x")
+  test_x = inputs.check_features(test_x, "test_x", train_x.shape[1])
+  test_y = inputs.check_labels(test_y, "test_y", test_x.shape[0], "test_x")
+  # Fail before the search, not after it.
+  inputs.encode_labels(np.unique(np.asarray(train_y)), test_y, "test_y")
+  model = fit(train_x, train_y, metric=metric, **fit_kwargs)
+  test_start = time.perf_counter()
+  test_score = model.score(test_x, test_y, metric)
+  end = time.perf_counter()
+  return {
+      "metric": metric,
+      "k": model.k,
+      "loo_score": model.loo_score,
+      "test_score": test_score,
+      "loo_scores": dict(model.loo_accuracy),
+      "distance": model.distance,
+      "num_classes": int(model.classes.size),
+      "num_train": int(model.train_x.shape[0]),
+      "num_test": int(test_x.shape[0]),
+      "feature_dim": int(test_x.shape[1]),
+      "seconds_search": model.seconds_search,
+      "seconds_vote": model.seconds_vote,
+      "seconds_test": end - test_start,
+      "seconds_total": end - start,
+  }

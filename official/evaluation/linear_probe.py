@@ -1,0 +1,635 @@
+"""Linear probe: L2-regularised multinomial logistic regression on frozen features.
+
+Transfer with fixed features (SPEC.md §4, Table 1 "Linear"). On penultimate features x
+([n, D]) with classes y in 0..K-1 the probe minimises, over weights W ([D, K]) and bias b ([K]),
+
+  J(W, b) = sum_i CE(x_i W + b, y_i) + l2 * ||W||_F^2,      CE(z, y) = logsumexp(z) - z_y,
+
+the scaling of Kornblith's `linear_eval` tool (summed cross-entropy, penalty l2 * ||W||^2 on the
+weights only, never the bias), so the protocol's penalty grid 10^-6, 10^-4, ..., 10^6 means what
+it meant there. scikit-learn's `LogisticRegression(C=C)` minimises the same function with
+C = 1 / (2 * l2). The solver works on J / n = mean CE + (l2 / n) ||W||^2, so its gradient
+tolerance is per example.
+
+The solver is full-batch L-BFGS written in TensorFlow (two-loop recursion over the last
+`history_size` curvature pairs, a line search satisfying the weak Wolfe conditions) inside one
+`tf.function`, so it runs on whichever device TensorFlow places it on. Along a search direction
+d the logits are affine in the step, z(t) = z + t X d, so after one product X d every trial step
+of the line search costs O(n K) instead of a pass over the features: an L-BFGS iteration costs
+two matrix products whatever the line search does.
+
+Selection (protocol): each penalty of the grid is fitted on train, strongest first, each solve
+warm-started from the previous solution; the best by the validation metric (ties: the smallest
+penalty, as `linear_eval`) is refined by `num_refinements` halvings of the log step, each trial
+warm-started from the best solution so far and kept only if strictly better; the chosen penalty
+is refitted on train + validation (warm-started from its train solution) and scored on test.
+Without a validation split a stratified `holdout_fraction` of train is held out
+(deterministically, from `seed`).
+
+Features are used as given (no standardisation, as the protocol); `standardize=True` z-scores
+them with the training statistics and folds the scaling back into `weights`/`bias`.
+"""
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from official.evaluation import inputs
+from official.evaluation import metrics
+
+# Kornblith's linear_eval grid: 10^-6, 10^-4, ..., 10^6 (SPEC.md §4).
+DEFAULT_L2_GRID = tuple(float(10.0**e) for e in range(-6, 7, 2))
+NUM_REFINEMENTS = 4
+MAX_ITERATIONS = 1000
+# Max-norm of the gradient of J / n at which L-BFGS stops (scikit-learn's default `tol`).
+TOLERANCE = 1e-4
+HISTORY_SIZE = 10
+HOLDOUT_FRACTION = 0.2
+
+# Wolfe constants (sufficient decrease, curvature) and line-search trial budget.
+_C1 = 1e-4
+_C2 = 0.9
+_MAX_LINE_SEARCH = 30
+
+# Solver stopping reasons.
+STATUS_CONVERGED = 0
+STATUS_MAX_ITERATIONS = 1
+STATUS_NO_PROGRESS = 2
+_STATUS_RUNNING = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class Solution:
+  """Minimiser of J at one penalty.
+
+  Attributes:
+    weights: [D, K] float W.
+    bias: [K] float b.
+    l2: the penalty l2.
+    objective: J(W, b) / n, i.e. mean cross-entropy + (l2 / n) ||W||^2.
+    gradient_max_norm: max |dJ/n| at the solution.
+    iterations: L-BFGS iterations run.
+    status: STATUS_CONVERGED (gradient tolerance met), STATUS_MAX_ITERATIONS, or
+      STATUS_NO_PROGRESS (no step decreased J any more: the solution is as accurate as the
+      arithmetic allows).
+  """
+  weights: np.ndarray
+  bias: np.ndarray
+  l2: float
+  objective: float
+  gradient_max_norm: float
+  iterations: int
+  status: int
+
+
+def _two_loop(g, s_hist, y_hist, rho, gamma, head, count, history_size):
+  """L-BFGS two-loop recursion: returns H g for the implicit inverse-Hessian H."""
+  q = g
+  alphas = []
+  for j in range(history_size):  # newest pair first
+    idx = (head - 1 - j) % history_size
+    valid = tf.cast(j < count, g.dtype)
+    alpha = valid * rho[idx] * tf.reduce_sum(s_hist[idx] * q)
+    q = q - alpha * y_hist[idx]
+    alphas.append(alpha)
+  r = gamma * q
+  for j in reversed(range(history_size)):  # oldest pair first
+    idx = (head - 1 - j) % history_size
+    valid = tf.cast(j < count, g.dtype)
+    beta = valid * rho[idx] * tf.reduce_sum(y_hist[idx] * r)
+    r = r + (alphas[j] - beta) * s_hist[idx]
+  return r
+
+
+def _lbfgs(x, y, theta0, l2, max_iterations, tolerance, history_size):
+  """Minimises J / n over theta = [W; b] ([D + 1, K], bias last) by L-BFGS.
+
+  Args:
+    x: [n, D] features.
+    y: [n, K] one-hot labels.
+    theta0: [D + 1, K] starting point.
+    l2: scalar penalty.
+    max_iterations: int32 scalar.
+    tolerance: scalar gradient max-norm tolerance.
+    history_size: Python int, number of curvature pairs kept.
+
+  Returns:
+    theta, objective, gradient max-norm, iterations, status.
+  """
+  dtype = x.dtype
+  n = tf.cast(tf.shape(x)[0], dtype)
+  c = l2 / n  # J / n = mean CE + c ||W||^2
+
+  def logits(theta):
+    return tf.matmul(x, theta[:-1]) + theta[-1]
+
+  def cross_entropy(z):
+    lse = tf.reduce_logsumexp(z, axis=1)
+    return tf.reduce_mean(lse - tf.reduce_sum(y * z, axis=1)), lse
+
+  def gradient(theta, z, lse):
+    residual = tf.exp(z - lse[:, None]) - y
+    # R^T X is the fast layout for the product with the tall feature matrix.
+    g_w = tf.transpose(tf.matmul(residual, x, transpose_a=True)) / n + 2.0 * c * theta[:-1]
+    g_b = tf.reduce_sum(residual, axis=0, keepdims=True) / n
+    return tf.concat([g_w, g_b], axis=0)
+
+  def max_norm(v):
+    return tf.reduce_max(tf.abs(v))
+
+  z0 = logits(theta0)
+  ce0, lse0 = cross_entropy(z0)
+  f0 = ce0 + c * tf.reduce_sum(tf.square(theta0[:-1]))
+  g0 = gradient(theta0, z0, lse0)
+  shape = tf.concat([[history_size], tf.shape(theta0)], axis=0)
+  zero_hist = tf.zeros(shape, dtype)
+  one = tf.constant(1.0, dtype)
+  status0 = tf.where(max_norm(g0) <= tolerance, STATUS_CONVERGED, _STATUS_RUNNING)
+
+  def cond(it, theta, z, f, g, s_hist, y_hist, rho, gamma, head, count, status):
+    del theta, z, f, g, s_hist, y_hist, rho, gamma, head, count
+    return tf.logical_and(status == _STATUS_RUNNING, it < max_iterations)
+
+  def body(it, theta, z, f, g, s_hist, y_hist, rho, gamma, head, count, status):
+    direction = -_two_loop(g, s_hist, y_hist, rho, gamma, head, count, history_size)
+    slope = tf.reduce_sum(g * direction)
+    # Not a descent direction (rounding): restart from steepest descent.
+    restart = tf.logical_or(tf.logical_not(slope < 0), tf.logical_not(tf.math.is_finite(slope)))
+    direction = tf.where(restart, -g, direction)
+    slope = tf.where(restart, -tf.reduce_sum(g * g), slope)
+    count = tf.where(restart, 0, count)
+    first = tf.equal(count, 0)
+    gamma = tf.where(first, one, gamma)
+    t0 = tf.where(first, tf.minimum(one, one / tf.norm(direction)), one)
+
+    u = logits(direction)  # X d_W + d_b: the logits move by t * u along the direction
+    w_dot_d = tf.reduce_sum(theta[:-1] * direction[:-1])
+    d_dot_d = tf.reduce_sum(tf.square(direction[:-1]))
+    w_dot_w = tf.reduce_sum(tf.square(theta[:-1]))
+
+    def phi(t):
+      zt = z + t * u
+      ce, lse = cross_entropy(zt)
+      value = ce + c * (w_dot_w + 2.0 * t * w_dot_d + t * t * d_dot_d)
+      p = tf.exp(zt - lse[:, None])
+      deriv = (tf.reduce_mean(tf.reduce_sum((p - y) * u, axis=1))
+               + 2.0 * c * (w_dot_d + t * d_dot_d))
+      return value, deriv
+
+    inf = tf.constant(np.inf, dtype)
+
+    def ls_cond(i, t, lo, f_lo, df_lo, hi, f_hi, done):
+      del t, lo, f_lo, df_lo, hi, f_hi
+      return tf.logical_and(tf.logical_not(done), i < _MAX_LINE_SEARCH)
+
+    def ls_body(i, t, lo, f_lo, df_lo, hi, f_hi, done):
+      f_t, df_t = phi(t)
+      finite = tf.logical_and(tf.math.is_finite(f_t), tf.math.is_finite(df_t))
+      armijo = tf.logical_and(finite, f_t <= f + _C1 * t * slope)
+      curvature = df_t >= _C2 * slope
+      done = tf.logical_and(armijo, curvature)
+      # Sufficient decrease fails: the step is too long, shrink the bracket from above.
+      hi, f_hi = tf.where(armijo, hi, t), tf.where(armijo, f_hi, f_t)
+      # Still descending steeply: the step is too short, raise the lower end.
+      raise_lo = tf.logical_and(armijo, tf.logical_not(curvature))
+      lo, f_lo, df_lo = (tf.where(raise_lo, t, lo), tf.where(raise_lo, f_t, f_lo),
+                         tf.where(raise_lo, df_t, df_lo))
+      width = hi - lo
+      # Minimiser of the quadratic through (lo, f_lo, df_lo) and (hi, f_hi), kept inside the
+      # bracket; expansion while no upper end is known.
+      curv = f_hi - f_lo - df_lo * width
+      quad = lo - df_lo * width * width / (2.0 * curv)
+      quad = tf.where(tf.logical_and(tf.math.is_finite(quad), curv > 0), quad, lo + 0.5 * width)
+      quad = tf.clip_by_value(quad, lo + 0.1 * width, hi - 0.1 * width)
+      quad = tf.where(tf.math.is_finite(f_hi), quad, lo + 0.1 * width)
+      t_next = tf.where(tf.math.is_inf(hi), 4.0 * t, quad)
+      t_next = tf.where(done, t, t_next)
+      return i + 1, t_next, lo, f_lo, df_lo, hi, f_hi, done
+
+    _, t, lo, _, _, _, _, found = tf.while_loop(
+        ls_cond, ls_body,
+        (tf.constant(0), t0, tf.zeros([], dtype), f, slope, inf, inf, tf.constant(False)))
+    # Budget spent with a sufficient-decrease step in hand: take it. Near the optimum float32
+    # cannot resolve J's decrease while the gradient still can, so a step is accepted on its
+    # line-search evaluation and progress is judged by the gradient.
+    t = tf.where(found, t, lo)
+    moved = t > 0
+    step = t * direction
+    theta_new = theta + step
+    z_new = z + t * u
+    ce_new, lse_new = cross_entropy(z_new)
+    f_new = ce_new + c * tf.reduce_sum(tf.square(theta_new[:-1]))
+    g_new = gradient(theta_new, z_new, lse_new)
+
+    dg = g_new - g
+    sy = tf.reduce_sum(step * dg)
+    yy = tf.reduce_sum(dg * dg)
+    store = tf.logical_and(moved, sy > 1e-10 * yy)
+    store_f = tf.cast(store, dtype)
+    mask = tf.one_hot(head, history_size, dtype=dtype) * store_f
+    mask = tf.reshape(mask, [history_size, 1, 1])
+    s_hist = s_hist * (1.0 - mask) + mask * step[None]
+    y_hist = y_hist * (1.0 - mask) + mask * dg[None]
+    rho = tf.where(tf.cast(mask[:, 0, 0], tf.bool), 1.0 / tf.where(store, sy, one), rho)
+    gamma = tf.where(store, sy / tf.where(store, yy, one), gamma)
+    head = tf.where(store, (head + 1) % history_size, head)
+    count = tf.where(store, tf.minimum(count + 1, history_size), count)
+
+    theta = tf.where(moved, theta_new, theta)
+    z = tf.where(moved, z_new, z)
+    f = tf.where(moved, f_new, f)
+    g = tf.where(moved, g_new, g)
+    status = tf.where(max_norm(g) <= tolerance, STATUS_CONVERGED,
+                      tf.where(moved, _STATUS_RUNNING, STATUS_NO_PROGRESS))
+    return it + 1, theta, z, f, g, s_hist, y_hist, rho, gamma, head, count, status
+
+  it, theta, _, f, g, *_, status = tf.while_loop(
+      cond, body,
+      (tf.constant(0), theta0, z0, f0, g0, zero_hist, zero_hist,
+       tf.zeros([history_size], dtype), one, tf.constant(0), tf.constant(0), status0))
+  status = tf.where(status == _STATUS_RUNNING, STATUS_MAX_ITERATIONS, status)
+  return theta, f, max_norm(g), it, status
+
+
+_SOLVERS = {}
+
+
+def _solver(dtype: tf.DType, history_size: int, jit_compile: bool):
+  """The L-BFGS tf.function for one arithmetic, traced once for every problem size."""
+  key = (dtype, history_size, jit_compile)
+  if key not in _SOLVERS:
+    matrix = tf.TensorSpec([None, None], dtype)
+    scalar = tf.TensorSpec([], dtype)
+    _SOLVERS[key] = tf.function(
+        functools.partial(_lbfgs, history_size=history_size), jit_compile=jit_compile,
+        input_signature=[matrix, matrix, matrix, scalar, tf.TensorSpec([], tf.int32), scalar])
+  return _SOLVERS[key]
+
+
+class _Problem:
+  """Features and one-hot labels placed once, for a path of solves at several penalties."""
+
+  def __init__(self, x: np.ndarray, labels: np.ndarray, num_classes: int, dtype: str):
+    self.dtype = tf.as_dtype(dtype)
+    self.x = tf.convert_to_tensor(np.asarray(x, dtype=self.dtype.as_numpy_dtype))
+    self.y = tf.one_hot(labels, num_classes, dtype=self.dtype)
+    self.num_features = int(x.shape[1])
+    self.num_classes = num_classes
+
+  def solve(self, l2: float, init: Optional[Solution], *, max_iterations: int, tolerance: float,
+            history_size: int, jit_compile: bool) -> Solution:
+    if init is None:
+      theta0 = tf.zeros([self.num_features + 1, self.num_classes], self.dtype)
+    else:
+      theta0 = tf.constant(np.concatenate([init.weights, init.bias[None]], 0),
+                           dtype=self.dtype)
+    theta, f, g_max, it, status = _solver(self.dtype, int(history_size), bool(jit_compile))(
+        self.x, self.y, theta0, tf.constant(l2, self.dtype),
+        tf.constant(max_iterations, tf.int32), tf.constant(tolerance, self.dtype))
+    theta = theta.numpy()
+    return Solution(weights=theta[:-1], bias=theta[-1], l2=float(l2), objective=float(f),
+                    gradient_max_norm=float(g_max), iterations=int(it), status=int(status))
+
+
+def holdout_split(labels: np.ndarray, fraction: float = HOLDOUT_FRACTION,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Deterministic stratified split of train into (fit, held-out) index arrays.
+
+  Each class of c examples gives round(fraction * c) examples, at most c - 1, to the held-out
+  part, chosen by a permutation seeded with `seed`; both index arrays are sorted.
+  """
+  if not 0.0 < fraction < 1.0:
+    raise ValueError(f"holdout_fraction must be in (0, 1), got {fraction}")
+  labels = np.asarray(labels)
+  rng = np.random.default_rng(seed)
+  held = []
+  for cls in np.unique(labels):
+    members = np.flatnonzero(labels == cls)
+    count = min(members.size - 1, int(round(fraction * members.size)))
+    if count > 0:
+      held.append(members[rng.permutation(members.size)[:count]])
+  if not held:
+    raise ValueError(f"train has too few examples per class to hold out a validation part "
+                     f"(holdout_fraction={fraction}); pass val_x and val_y")
+  held = np.sort(np.concatenate(held))
+  keep = np.setdiff1d(np.arange(labels.size), held)
+  return keep, held
+
+
+def search_penalty(train_fn: Callable[[float, Any], Any], score_fn: Callable[[Any], float],
+                   l2_grid: Sequence[float] = DEFAULT_L2_GRID,
+                   num_refinements: int = NUM_REFINEMENTS) -> tuple[float, Any, dict]:
+  """Chooses the penalty as Kornblith's `linear_eval`, with warm starts along the path.
+
+  Args:
+    train_fn: (l2, warm_start_solution_or_None) -> solution at l2.
+    score_fn: solution -> validation score (larger is better).
+    l2_grid: log-spaced penalties; fitted from the largest to the smallest, each warm-started
+      from the previous one.
+    num_refinements: halvings of the log step around the best penalty.
+
+  Returns:
+    (best l2, its solution, dict l2 -> validation score of every penalty tried, in the order
+    tried).
+  """
+  grid = sorted(float(v) for v in l2_grid)
+  scores = {}
+  solutions = {}
+  previous = None
+  for l2 in reversed(grid):
+    previous = train_fn(l2, previous)
+    scores[l2] = float(score_fn(previous))
+    solutions[l2] = previous
+  best_index = int(np.argmax([scores[l2] for l2 in grid]))  # ties: the smallest penalty
+  best_l2 = grid[best_index]
+  best_score = scores[best_l2]
+  best = solutions[best_l2]
+  del solutions, previous
+  # Steps in log10 so that refined penalties of a decade grid print as 0.1, 10^-0.5, ...
+  if len(grid) > 1:
+    neighbour = grid[1] / grid[0] if best_index == 0 else grid[best_index] / grid[best_index - 1]
+    log_step = math.log10(neighbour)
+  else:
+    log_step = 0.0
+  best_exponent = math.log10(best_l2)
+  for _ in range(num_refinements if log_step > 0 else 0):
+    log_step /= 2.0
+    for sign in (-1.0, 1.0):
+      exponent = best_exponent + sign * log_step
+      l2 = float(10.0**exponent)
+      solution = train_fn(l2, best)
+      score = float(score_fn(solution))
+      scores[l2] = score
+      if score > best_score:
+        best_l2, best, best_score, best_exponent = l2, solution, score, exponent
+        break
+  return best_l2, best, scores
+
+
+@dataclasses.dataclass
+class LinearProbe:
+  """A fitted linear probe.
+
+  Attributes:
+    weights: [D, K] W on the raw features (any standardisation folded in).
+    bias: [K] b.
+    classes: [K] the class label of each output, sorted.
+    l2: chosen penalty (J's scaling, see the module docstring).
+    metric: metric the penalty was chosen by.
+    validation_scores: dict l2 -> validation score of every penalty tried.
+    validation_score: score of the chosen penalty.
+    iterations: dict l2 -> L-BFGS iterations of each solve of the search.
+    refit_iterations: L-BFGS iterations of the refit on train + validation (0 if no refit).
+    solution: the solver's record of the final fit.
+    num_train: examples the penalty search fitted on.
+    num_validation: examples the penalty was chosen on (held out of train when no
+      validation set was given); the refit uses both.
+    seconds_search: wall time of the penalty search.
+    seconds_refit: wall time of the refit.
+  """
+  weights: np.ndarray
+  bias: np.ndarray
+  classes: np.ndarray
+  l2: float
+  metric: str
+  validation_scores: dict
+  validation_score: float
+  iterations: dict
+  refit_iterations: int
+  solution: Solution
+  num_train: int
+  num_validation: int
+  seconds_search: float
+  seconds_refit: float
+
+  def logits(self, x) -> np.ndarray:
+    """[n, K] logits x W + b of features x [n, D]."""
+    x = inputs.check_features(x, "x", self.weights.shape[0])
+    return (x.astype(self.weights.dtype) @ self.weights + self.bias)
+
+  def predict_proba(self, x) -> np.ndarray:
+    """[n, K] softmax probabilities, columns in the order of `classes`."""
+    z = self.logits(x).astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+  def predict(self, x) -> np.ndarray:
+    """[n] predicted class labels (argmax of the logits)."""
+    return self.classes[np.argmax(self.logits(x), axis=1)]
+
+  def score(self, x, y, metric: Optional[str] = None) -> float:
+    """Metric (default: the selection metric) of the predictions on (x, y)."""
+    return metrics.compute(metric or self.metric, np.asarray(y), self.predict(x))
+
+
+def solve(features, labels, l2: float, *, num_classes: Optional[int] = None,
+          initial_weights=None, initial_bias=None, max_iterations: int = MAX_ITERATIONS,
+          tolerance: float = TOLERANCE, history_size: int = HISTORY_SIZE,
+          dtype: str = "float32", jit_compile: bool = False) -> Solution:
+  """Minimises J at one penalty by L-BFGS.
+
+  Args:
+    features: [n, D] x.
+    labels: [n] integer class ids in 0..num_classes-1.
+    l2: penalty (> 0 or 0 for none).
+    num_classes: K (default max label + 1).
+    initial_weights: [D, K] warm start (default zeros).
+    initial_bias: [K] warm start (default zeros).
+    max_iterations: L-BFGS iteration budget.
+    tolerance: stop when max |grad of J / n| <= tolerance.
+    history_size: curvature pairs kept by L-BFGS.
+    dtype: "float32" or "float64" arithmetic.
+    jit_compile: compile the solver with XLA.
+
+  Returns:
+    The Solution.
+  """
+  x = inputs.check_features(features, "features")
+  y = inputs.check_labels(labels, "labels", x.shape[0], "features").astype(np.int64)
+  if y.size and y.min() < 0:
+    raise ValueError("labels must be class ids in 0..num_classes-1, got a negative id")
+  k = int(y.max()) + 1 if num_classes is None else int(num_classes)
+  if y.size and y.max() >= k:
+    raise ValueError(f"labels must be class ids in 0..{k - 1}, got {int(y.max())}")
+  _check_solver_args(l2, max_iterations, tolerance, history_size, dtype)
+  init = None
+  if initial_weights is not None or initial_bias is not None:
+    w0 = np.zeros((x.shape[1], k)) if initial_weights is None else np.asarray(initial_weights)
+    b0 = np.zeros((k,)) if initial_bias is None else np.asarray(initial_bias)
+    if w0.shape != (x.shape[1], k) or b0.shape != (k,):
+      raise ValueError(f"initial_weights/initial_bias must have shapes {(x.shape[1], k)} and "
+                       f"{(k,)}, got {w0.shape} and {b0.shape}")
+    init = Solution(w0, b0, l2, math.nan, math.nan, 0, STATUS_CONVERGED)
+  problem = _Problem(x, y, k, dtype)
+  return problem.solve(l2, init, max_iterations=max_iterations, tolerance=tolerance,
+                       history_size=history_size, jit_compile=jit_compile)
+
+
+def _check_solver_args(l2, max_iterations, tolerance, history_size, dtype):
+  if not (math.isfinite(l2) and l2 >= 0):
+    raise ValueError(f"l2 must be a finite penalty >= 0, got {l2}")
+  if int(max_iterations) < 1:
+    raise ValueError(f"max_iterations must be >= 1, got {max_iterations}")
+  if not tolerance >= 0:
+    raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+  if int(history_size) < 1:
+    raise ValueError(f"history_size must be >= 1, got {history_size}")
+  if dtype not in ("float32", "float64"):
+    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def fit(train_x, train_y, val_x=None, val_y=None, *, l2_grid: Optional[Sequence[float]] = None,
+        num_refinements: int = NUM_REFINEMENTS, metric: str = "top1",
+        max_iterations: int = MAX_ITERATIONS, tolerance: float = TOLERANCE,
+        history_size: int = HISTORY_SIZE, holdout_fraction: float = HOLDOUT_FRACTION,
+        seed: int = 0, standardize: bool = False, refit: bool = True,
+        dtype: str = "float32", jit_compile: bool = False) -> LinearProbe:
+  """Fits a linear probe, choosing the penalty on validation data (SPEC.md §4).
+
+  Args:
+    train_x: [n, D] training features.
+    train_y: [n] training labels (integers or strings).
+    val_x: [m, D] validation features, or None to hold out part of train.
+    val_y: [m] validation labels (every class must occur in train_y).
+    l2_grid: initial penalties (default DEFAULT_L2_GRID, 10^-6 ... 10^6).
+    num_refinements: halvings of the log step around the best penalty.
+    metric: "top1" or "mean_per_class", used to choose the penalty.
+    max_iterations: L-BFGS budget per solve.
+    tolerance: gradient max-norm tolerance per solve (on J / n).
+    history_size: L-BFGS memory.
+    holdout_fraction: fraction of each class held out when no validation set is given.
+    seed: seed of the held-out split.
+    standardize: z-score features with the training statistics.
+    refit: refit the chosen penalty on train + validation (protocol); otherwise keep the
+      train-only fit.
+    dtype: solver arithmetic, "float32" or "float64".
+    jit_compile: compile the solver with XLA.
+
+  Returns:
+    The fitted LinearProbe.
+  """
+  metric_fn = metrics.get(metric)
+  _check_solver_args(0.0, max_iterations, tolerance, history_size, dtype)
+  grid = DEFAULT_L2_GRID if l2_grid is None else tuple(float(v) for v in l2_grid)
+  if not grid or not all(math.isfinite(v) and v > 0 for v in grid):
+    raise ValueError(f"l2_grid must be a non-empty list of positive finite penalties, got "
+                     f"{list(grid)}")
+  if int(num_refinements) < 0:
+    raise ValueError(f"num_refinements must be >= 0, got {num_refinements}")
+  train_x = inputs.check_features(train_x, "train_x")
+  train_y = inputs.check_labels(train_y, "train_y", train_x.shape[0], "train_x")
+  if (val_x is None) != (val_y is None):
+    raise ValueError("val_x and val_y must be given together (or both omitted to hold out "
+                     "part of train)")
+  classes = inputs.training_classes(train_y, "train_y", "a linear probe")
+  train_ids = inputs.encode_labels(classes, train_y, "train_y")
+  if val_x is None:
+    keep, held = holdout_split(train_ids, holdout_fraction, seed)
+    fit_x, fit_ids, eval_x, eval_ids = (train_x[keep], train_ids[keep], train_x[held],
+                                        train_ids[held])
+    all_x, all_ids = train_x, train_ids
+  else:
+    val_x = inputs.check_features(val_x, "val_x", train_x.shape[1])
+    val_y = inputs.check_labels(val_y, "val_y", val_x.shape[0], "val_x")
+    val_ids = inputs.encode_labels(classes, val_y, "val_y")
+    fit_x, fit_ids, eval_x, eval_ids = train_x, train_ids, val_x, val_ids
+    all_x = np.concatenate([train_x, val_x], axis=0)
+    all_ids = np.concatenate([train_ids, val_ids], axis=0)
+
+  if standardize:
+    mean = fit_x.mean(axis=0, dtype=np.float64)
+    std = fit_x.std(axis=0, dtype=np.float64)
+    std = np.where(std > 0, std, 1.0)
+  else:
+    mean = np.zeros(train_x.shape[1])
+    std = np.ones(train_x.shape[1])
+
+  def transform(x):
+    return x if not standardize else (x - mean) / std
+
+  solver_args = dict(max_iterations=int(max_iterations), tolerance=float(tolerance),
+                     history_size=int(history_size), jit_compile=jit_compile)
+  k = classes.size
+  start = time.perf_counter()
+  problem = _Problem(transform(fit_x), fit_ids, k, dtype)
+  eval_features = transform(eval_x)
+  iterations = {}
+
+  def train_fn(l2, init):
+    solution = problem.solve(l2, init, **solver_args)
+    iterations[l2] = solution.iterations
+    return solution
+
+  def score_fn(solution):
+    logits = eval_features @ solution.weights + solution.bias
+    return metric_fn(eval_ids, np.argmax(logits, axis=1))
+
+  l2, solution, scores = search_penalty(train_fn, score_fn, grid, int(num_refinements))
+  del problem
+  seconds_search = time.perf_counter() - start
+  start = time.perf_counter()
+  refit_iterations = 0
+  if refit:
+    solution = _Problem(transform(all_x), all_ids, k, dtype).solve(l2, solution, **solver_args)
+    refit_iterations = solution.iterations
+  seconds_refit = time.perf_counter() - start
+  weights = solution.weights / std[:, None].astype(solution.weights.dtype)
+  bias = solution.bias - (mean / std).astype(solution.weights.dtype) @ solution.weights
+  return LinearProbe(weights=weights, bias=bias, classes=classes, l2=l2, metric=metric,
+                     validation_scores=scores, validation_score=scores[l2],
+                     iterations=iterations, refit_iterations=refit_iterations,
+                     solution=solution, num_train=int(fit_x.shape[0]),
+                     num_validation=int(eval_x.shape[0]), seconds_search=seconds_search,
+                     seconds_refit=seconds_refit)
+
+
+def evaluate(train_x, train_y, val_x, val_y, test_x, test_y, metric: str = "top1",
+             **fit_kwargs) -> dict:
+  """Linear transfer accuracy (Table 1): choose l2 on validation, refit, score on test.
+
+  Args:
+    train_x, train_y: training features [n, D] and labels [n].
+    val_x, val_y: validation features and labels, or None to hold out part of train.
+    test_x, test_y: test features and labels (every class must occur in train_y).
+    metric: "top1" or "mean_per_class" (the dataset's metric, SPEC.md §4).
+    **fit_kwargs: passed to `fit`.
+
+  Returns:
+    JSON-ready dict: metric, l2, validation_score, test_score, validation_scores
+    (l2 -> score), num_classes, num_train and num_validation (the examples the penalty was
+    fitted and chosen on; held out of train when no validation set is given), num_test,
+    feature_dim, seconds_search, seconds_refit, seconds_test, seconds_total.
+  """
+  start = time.perf_counter()
+  train_x = inputs.check_features(train_x, "train_x")
+  test_x = inputs.check_features(test_x, "test_x", train_x.shape[1])
+  test_y = inputs.check_labels(test_y, "test_y", test_x.shape[0], "test_x")
+  train_y = np.asarray(train_y)
+  # Fail before the search, not after it.
+  inputs.encode_labels(np.unique(train_y), test_y, "test_y")
+  probe = fit(train_x, train_y, val_x, val_y, metric=metric, **fit_kwargs)
+  test_start = time.perf_counter()
+  test_score = probe.score(test_x, test_y, metric)
+  end = time.perf_counter()
+  return {
+      "metric": metric,
+      "l2": probe.l2,
+      "validation_score": probe.validation_score,
+      "test_score": test_score,
+      "validation_scores": {float(k): float(v) for k, v in probe.validation_scores.items()},
+      "num_classes": int(probe.classes.size),
+      "num_train": probe.num_train,
+      "num_validation": probe.num_validation,
+      "num_test": int(test_x.shape[0]),
+      "feature_dim": int(test_x.shape[1]),
+      "seconds_search": probe.seconds_search,
+      "seconds_refit": probe.seconds_refit,
+      "seconds_test": end - test_start,
+      "seconds_total": end - start,
+  }

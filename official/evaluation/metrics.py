@@ -1,0 +1,75 @@
+"""Transfer accuracy metrics of Table 1 (SPEC.md §4).
+
+Most datasets report top-1 accuracy; Oxford-IIIT Pets and Oxford Flowers 102 report mean
+per-class accuracy, the mean over classes of the fraction of that class's examples that are
+classified correctly (per-class recall), so that every class counts equally however many test
+examples it has.
+"""
+
+from typing import Callable
+
+import numpy as np
+
+NAMES = ("top1", "mean_per_class")
+
+
+def _check(labels, predictions) -> tuple[np.ndarray, np.ndarray]:
+  labels = np.asarray(labels)
+  predictions = np.asarray(predictions)
+  if labels.ndim != 1 or predictions.ndim != 1:
+    raise ValueError(
+        f"labels and predictions must be 1-D arrays of class ids, got shapes {labels.shape} "
+        f"and {predictions.shape}")
+  if labels.shape[0] != predictions.shape[0]:
+    raise ValueError(
+        f"labels and predictions must have the same length, got {labels.shape[0]} and "
+        f"{predictions.shape[0]}")
+  if labels.shape[0] == 0:
+    raise ValueError("labels is empty; need at least one example to compute an accuracy")
+  return labels, predictions
+
+
+def top1(labels, predictions) -> float:
+  """Fraction of examples whose predicted class equals the label.
+
+  Args:
+    labels: [n] true class ids.
+    predictions: [n] predicted class ids.
+
+  Returns:
+    Top-1 accuracy in [0, 1].
+  """
+  labels, predictions = _check(labels, predictions)
+  return float(np.mean(labels == predictions))
+
+
+def mean_per_class(labels, predictions) -> float:
+  """Mean over the classes present in `labels` of the per-class recall.
+
+  Args:
+    labels: [n] true class ids.
+    predictions: [n] predicted class ids.
+
+  Returns:
+    (1/K) sum_k #{i: y_i = k, prediction_i = k} / #{i: y_i = k}, over the K classes that occur
+    in `labels`; in [0, 1].
+  """
+  labels, predictions = _check(labels, predictions)
+  classes, class_index, counts = np.unique(labels, return_inverse=True, return_counts=True)
+  correct = np.bincount(class_index, weights=(labels == predictions), minlength=classes.size)
+  return float(np.mean(correct / counts))
+
+
+_METRICS = {"top1": top1, "mean_per_class": mean_per_class}
+
+
+def get(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+  """The metric function called `name` (one of NAMES)."""
+  if name not in _METRICS:
+    raise ValueError(f"metric must be one of {', '.join(NAMES)}, got {name!r}")
+  return _METRICS[name]
+
+
+def compute(name: str, labels, predictions) -> float:
+  """Metric `name` (one of NAMES) of `predictions` against `labels`."""
+  return get(name)(labels, predictions)

@@ -1,0 +1,358 @@
+"""Representation analysis of several networks on one dataset (paper §3.2-3.3, Figures 2-4).
+
+`analyze` makes ONE pass over a split in which every network sees the same batches, and
+accumulates with the streaming metrics of official.analysis:
+
+  sparsity          per network and endpoint, the share of non-zero activations (Figure 3);
+  class_separation  per network and endpoint, R^2 = 1 - d_within / d_total (eq. 11; Figure 4,
+                    Table 3), cosine or squared Euclidean distance, spatial dims flattened;
+  cka               minibatch CKA (eq. 10 with the unbiased HSIC1 averaged over minibatches,
+                    Nguyen, Raghu & Kornblith 2021) between every endpoint of every network and
+                    every endpoint of every network (Figure 2a: all endpoint pairs of two
+                    networks; 2b: corresponding endpoints across networks).
+
+All CKA values come from one `MinibatchCKA` over the L = n_models * n_endpoints layers: each
+layer's U-centred Gram matrix is computed once per minibatch and all L^2 HSIC1 values come from
+one product, so the [L, L] matrix holds every (network, endpoint) x (network, endpoint) pair;
+the per-pair blocks are slices of it. Minibatches of fewer than 4 examples (the estimator's
+minimum) only count towards sparsity and class separation. Memory is O(L^2 + n_models *
+n_endpoints * K * p) for K classes and p features per endpoint, independent of the number of
+examples.
+
+`figures` renders Figures 2a, 2b, 3 and 4 from the result and `write_summaries` writes
+TensorBoard scalars and images of it.
+"""
+
+import math
+import re
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from official.analysis import class_separation as class_separation_lib
+from official.analysis import cka as cka_lib
+from official.analysis import plots
+from official.analysis import sparsity as sparsity_lib
+from official.evaluation import features
+
+# Class scores, not representations: left out of the analysis by default.
+EXCLUDED_ENDPOINTS = ("final_layer", "outputs")
+PAIR_SEPARATOR = "|"
+# Figure 2b shows this many of the last endpoints by default.
+CORRESPONDING_ENDPOINTS = 4
+
+
+def pair_key(model_a: str, model_b: str) -> str:
+  """Key of the CKA block of two networks in the result: "<model_a>|<model_b>"."""
+  return f"{model_a}{PAIR_SEPARATOR}{model_b}"
+
+
+def common_endpoints(models: Mapping[str, Any]) -> list[str]:
+  """Endpoints every network has, in the first network's order, without final_layer/outputs."""
+  models = _check_models(models)
+  first = next(iter(models.values()))
+  shared = set.intersection(*(set(m.endpoint_names) for m in models.values()))
+  return [e for e in first.endpoint_names if e in shared and e not in EXCLUDED_ENDPOINTS]
+
+
+def _check_models(models: Mapping[str, Any]) -> Mapping[str, Any]:
+  if not isinstance(models, Mapping) or not models:
+    raise ValueError(f"models: got {type(models).__name__}; expected a non-empty mapping "
+                     "name -> EndpointModel")
+  for name, model in models.items():
+    if not isinstance(name, str) or not name or PAIR_SEPARATOR in name:
+      raise ValueError(f"models: name {name!r} is not valid; expected a non-empty string "
+                       f"without {PAIR_SEPARATOR!r}")
+    if not hasattr(model, "endpoint_names") or not hasattr(model, "input_size"):
+      raise ValueError(f"models[{name!r}]: a {type(model).__name__} has no endpoint_names / "
+                       "input_size; expected an official.modeling.pretrained.EndpointModel")
+  return models
+
+
+def _check_endpoints(models: Mapping[str, Any], endpoints: Optional[Sequence[str]]) -> list[str]:
+  if endpoints is None:
+    chosen = common_endpoints(models)
+    if not chosen:
+      listing = "; ".join(f"{n}: {', '.join(m.endpoint_names)}" for n, m in models.items())
+      raise ValueError(f"models: have no endpoint in common besides final_layer/outputs "
+                       f"({listing}); expected networks with shared named endpoints")
+    return chosen
+  if isinstance(endpoints, str) or not endpoints:
+    raise ValueError(f"endpoints: got {endpoints!r}; expected a non-empty list of endpoint "
+                     "names (or None for all shared endpoints)")
+  chosen = list(endpoints)
+  if len(set(chosen)) != len(chosen):
+    raise ValueError(f"endpoints: {chosen} repeats a name; expected each endpoint once")
+  for name, model in models.items():
+    missing = [e for e in chosen if e not in model.endpoint_names]
+    if missing:
+      raise ValueError(f"endpoints: model {name!r} has no endpoint {missing[0]!r}; its "
+                       f"endpoints: {', '.join(model.endpoint_names)}")
+  return chosen
+
+
+class _SameBatches:
+  """All networks as one function images -> {"<i>/<endpoint>": activations}.
+
+  Lets features.iterate feed every network the same preprocessed batches (and spread them
+  over replicas) in one pass.
+  """
+
+  def __init__(self, models: Sequence[Any], endpoints: Sequence[str]):
+    self._models = list(models)
+    self._endpoints = list(endpoints)
+    self.input_size = tuple(self._models[0].input_size)
+    self.path = ", ".join(str(getattr(m, "path", "")) for m in self._models)
+    self.endpoint_names = [self.key(i, e) for i in range(len(self._models))
+                           for e in self._endpoints]
+
+  @staticmethod
+  def key(model_index: int, endpoint: str) -> str:
+    return f"{model_index}/{endpoint}"
+
+  def __call__(self, images, endpoints: Optional[Sequence[str]] = None) -> dict:
+    del endpoints  # Always every endpoint of every network.
+    outputs = {}
+    for i, model in enumerate(self._models):
+      for endpoint, value in model(images, endpoints=self._endpoints).items():
+        outputs[self.key(i, endpoint)] = value
+    return outputs
+
+
+def _finite_or_none(value: float) -> Optional[float]:
+  value = float(value)
+  return value if math.isfinite(value) else None
+
+
+def _matrix_to_json(matrix: np.ndarray) -> list[list[Optional[float]]]:
+  return [[_finite_or_none(v) for v in row] for row in np.asarray(matrix)]
+
+
+def analyze(models: Mapping[str, Any], info, split: str, *,
+            endpoints: Optional[Sequence[str]] = None, batch_size: int = 256,
+            max_examples: Optional[int] = None, data_dir: Optional[str] = None,
+            distance: str = "cosine", preprocess: str = "eval",
+            strategy: Optional[tf.distribute.Strategy] = None,
+            progress: bool = True) -> dict:
+  """Sparsity, class separation and all-pairs minibatch CKA of networks on one split.
+
+  Args:
+    models: name -> official.modeling.pretrained.EndpointModel, in display order; names are
+      non-empty and contain no "|". All must take the same input size.
+    info: the dataset (official.data.datasets.DatasetInfo), with at least 2 classes.
+    split: "train", "validation", "test" or "train_full".
+    endpoints: endpoints to analyse, in order (default: every endpoint all networks share
+      except final_layer and outputs, in the first network's order).
+    batch_size: examples per batch, which is also the CKA minibatch (the paper: 1500).
+    max_examples: analyse only the first this many examples of the split (>= 4).
+    data_dir: TFDS data directory.
+    distance: of class separation: "cosine" (the paper's) or "squared_euclidean".
+    preprocess: image preprocessing, "eval" (centre crop, as for the paper's ImageNet
+      validation analyses) or another official.data.preprocessing mode.
+    strategy: a tf.distribute.Strategy; each global batch is gathered and is one CKA minibatch.
+    progress: show a progress bar on stderr.
+
+  Returns:
+    JSON-ready dict (NaN, where a value is undefined, as None):
+      "models": names, "model_paths": {name: path}, "endpoints": names,
+      "dataset": info.name, "split", "num_classes", "examples" (count analysed),
+      "minibatches" (count in CKA), "batch_size", "distance", "preprocess",
+      "shapes": {model: {endpoint: per-example shape}},
+      "sparsity": {model: {endpoint: fraction of non-zero activations}},
+      "class_separation": {model: {endpoint: R^2}},
+      "cka": {"A|B": [n_endpoints][n_endpoints] minibatch CKA, row i = A's endpoint i,
+              column j = B's endpoint j}, for every ordered pair (A, B), A == B included.
+
+  Raises:
+    ValueError: no models, a bad name, differing input sizes, endpoints not shared, a dataset
+      with fewer than 2 classes, bad batch_size / max_examples / distance, fewer than 4
+      examples in the split.
+  """
+  models = _check_models(models)
+  names = list(models)
+  chosen = _check_endpoints(models, endpoints)
+  sizes = {name: tuple(m.input_size) for name, m in models.items()}
+  if len(set(sizes.values())) > 1:
+    listing = ", ".join(f"{n}: {s}" for n, s in sizes.items())
+    raise ValueError(f"models: take different input sizes ({listing}); expected networks fed "
+                     "the same images")
+  if info.num_classes < 2:
+    raise ValueError(f"info: dataset {info.name!r} has {info.num_classes} class; class "
+                     "separation needs a dataset with at least 2 classes")
+  if distance not in class_separation_lib.DISTANCES:
+    raise ValueError(f"distance: unknown value {distance!r}; expected one of "
+                     f"{', '.join(class_separation_lib.DISTANCES)}")
+  if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+    raise ValueError(f"batch_size: got {batch_size!r}; expected a positive integer")
+  if batch_size < cka_lib.MIN_EXAMPLES_UNBIASED:
+    raise ValueError(f"batch_size: got {batch_size}; minibatch CKA needs at least "
+                     f"{cka_lib.MIN_EXAMPLES_UNBIASED} examples per batch")
+  if max_examples is not None and (
+      isinstance(max_examples, bool) or int(max_examples) != max_examples or
+      max_examples < cka_lib.MIN_EXAMPLES_UNBIASED):
+    raise ValueError(f"max_examples: got {max_examples!r}; expected None or an integer >= "
+                     f"{cka_lib.MIN_EXAMPLES_UNBIASED}")
+  info.split(split)  # Raises on an unknown split name.
+
+  joint = _SameBatches([models[n] for n in names], chosen)
+  layers = joint.endpoint_names  # Network-major: network i's endpoints are layers i*E..i*E+E-1.
+  # Batches arrive gathered on the host, so the accumulators live outside any strategy.
+  minibatch_cka = cka_lib.MinibatchCKA(len(layers), 0)
+  nonzero = {n: sparsity_lib.Sparsity() for n in names}
+  separation = {n: {e: class_separation_lib.ClassSeparation(info.num_classes, distance=distance)
+                    for e in chosen} for n in names}
+  shapes = None
+  examples = minibatches = 0
+  for outputs, labels in features.iterate(
+      joint, info, split, endpoints=layers, batch_size=int(batch_size), data_dir=data_dir,
+      preprocess=preprocess, max_examples=max_examples, strategy=strategy, progress=progress):
+    labels = np.asarray(labels).astype(np.int64)
+    if labels.size == 0:
+      continue
+    examples += labels.size
+    for i, name in enumerate(names):
+      activations = {e: outputs[joint.key(i, e)] for e in chosen}
+      nonzero[name].update_state(activations)
+      for e in chosen:
+        separation[name][e].update_state(activations[e], labels)
+    if shapes is None:
+      shapes = {n: {e: list(outputs[joint.key(i, e)].shape[1:]) for e in chosen}
+                for i, n in enumerate(names)}
+    if labels.size >= cka_lib.MIN_EXAMPLES_UNBIASED:
+      minibatch_cka.update_state([outputs[k] for k in layers])
+      minibatches += 1
+  if minibatches == 0:
+    raise ValueError(f"split: {info.name!r} {split!r} gave {examples} example(s); minibatch "
+                     f"CKA needs a batch of at least {cka_lib.MIN_EXAMPLES_UNBIASED}")
+
+  all_pairs, _ = minibatch_cka.within_network_results()
+  size = len(chosen)
+  cka = {}
+  for i, a in enumerate(names):
+    for j, b in enumerate(names):
+      block = all_pairs[i * size:(i + 1) * size, j * size:(j + 1) * size]
+      cka[pair_key(a, b)] = _matrix_to_json(block)
+  return {
+      "models": names,
+      "model_paths": {n: str(getattr(models[n], "path", "")) for n in names},
+      "endpoints": chosen,
+      "dataset": info.name,
+      "split": split,
+      "num_classes": int(info.num_classes),
+      "examples": int(examples),
+      "minibatches": int(minibatches),
+      "batch_size": int(batch_size),
+      "distance": distance,
+      "preprocess": preprocess,
+      "shapes": shapes,
+      "sparsity": {n: {e: _finite_or_none(v) for e, v in nonzero[n].result().items()}
+                   for n in names},
+      "class_separation": {n: {e: _finite_or_none(separation[n][e].result()) for e in chosen}
+                           for n in names},
+      "cka": cka,
+  }
+
+
+def corresponding_cka(result: Mapping[str, Any], endpoint: str) -> np.ndarray:
+  """[M, M] CKA between `endpoint` of network a and of network b (Figure 2b), NaN for None."""
+  names = result["models"]
+  index = result["endpoints"].index(endpoint)
+  matrix = np.full((len(names), len(names)), np.nan)
+  for a, model_a in enumerate(names):
+    for b, model_b in enumerate(names):
+      value = result["cka"][pair_key(model_a, model_b)][index][index]
+      if value is not None:
+        matrix[a, b] = value
+  return matrix
+
+
+def safe_name(name: str) -> str:
+  """`name` with every character outside [A-Za-z0-9_.-] replaced by "_" (file names, tags)."""
+  return re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "_"
+
+
+def _file_names(names: Sequence[str]) -> dict[str, str]:
+  """Distinct file-name-safe spellings of the network names."""
+  out, used = {}, set()
+  for i, name in enumerate(names):
+    candidate = safe_name(name)
+    if candidate in used:
+      candidate = f"{candidate}-{i}"
+    used.add(candidate)
+    out[name] = candidate
+  return out
+
+
+def figures(result: Mapping[str, Any], *,
+            corresponding_endpoints: Optional[Sequence[str]] = None,
+            dpi: int = 100) -> dict[str, bytes]:
+  """PNG figures of an `analyze` result: file name -> bytes.
+
+    fig2a_cka_<A>_vs_<B>.png   every endpoint of A vs every endpoint of B, for each pair of
+                               distinct networks A before B (Figure 2a);
+    fig2b_cka_corresponding.png  one panel per endpoint of `corresponding_endpoints` (default:
+                               the last CORRESPONDING_ENDPOINTS endpoints), [M, M] each
+                               (Figure 2b; only with two or more networks);
+    fig3_sparsity.png          % non-zero per endpoint, dashed lines at stage boundaries;
+    fig4_class_separation.png  class separation R^2 per endpoint.
+  """
+  names = list(result["models"])
+  endpoints = list(result["endpoints"])
+  files = _file_names(names)
+  out = {}
+  for i, a in enumerate(names):
+    for b in names[i + 1:]:
+      out[f"fig2a_cka_{files[a]}_vs_{files[b]}.png"] = plots.cka_heatmap(
+          result["cka"][pair_key(a, b)], row_labels=endpoints, column_labels=endpoints,
+          row_title=a, column_title=b, title=f"CKA on {result['dataset']} ({result['split']})",
+          dpi=dpi)
+  if len(names) > 1:
+    chosen = (endpoints[-CORRESPONDING_ENDPOINTS:] if corresponding_endpoints is None
+              else list(corresponding_endpoints))
+    unknown = [e for e in chosen if e not in endpoints]
+    if unknown or not chosen:
+      raise ValueError(f"corresponding_endpoints: {unknown[0] if unknown else chosen!r} is "
+                       f"not an analysed endpoint; expected some of {', '.join(endpoints)}")
+    out["fig2b_cka_corresponding.png"] = plots.corresponding_cka_heatmaps(
+        {e: corresponding_cka(result, e) for e in chosen}, names,
+        title="CKA between corresponding endpoints", dpi=dpi)
+  shapes = (result.get("shapes") or {}).get(names[0])
+  boundaries = plots.stage_boundaries([shapes[e] for e in endpoints]) if shapes else []
+  out["fig3_sparsity.png"] = plots.sparsity_plot(
+      result["sparsity"], endpoints, stage_boundaries=boundaries,
+      title=f"Sparsity on {result['dataset']} ({result['split']})", dpi=dpi)
+  out["fig4_class_separation.png"] = plots.class_separation_plot(
+      result["class_separation"], endpoints, stage_boundaries=boundaries,
+      title=f"Class separation ({result['distance']}) on {result['dataset']} "
+            f"({result['split']})", dpi=dpi)
+  return out
+
+
+def write_summaries(result: Mapping[str, Any], logdir: str,
+                    images: Optional[Mapping[str, bytes]] = None) -> None:
+  """TensorBoard summaries of an `analyze` result in `logdir`.
+
+  Scalars "sparsity/<model>" and "class_separation/<model>" with the endpoint index as the
+  step (so each reads as Figure 3 / Figure 4), a text "endpoints" mapping index -> endpoint,
+  and each PNG of `images` (e.g. from `figures`) as an image summary "figures/<file stem>".
+  """
+  names = list(result["models"])
+  endpoints = list(result["endpoints"])
+  writer = tf.summary.create_file_writer(logdir)
+  with writer.as_default():
+    table = "| step | endpoint |\n|---|---|\n" + "\n".join(
+        f"| {i} | {e} |" for i, e in enumerate(endpoints))
+    tf.summary.text("endpoints", table, step=0)
+    for metric in ("sparsity", "class_separation"):
+      for name in names:
+        for step, endpoint in enumerate(endpoints):
+          value = result[metric][name][endpoint]
+          if value is not None:
+            tf.summary.scalar(f"{metric}/{safe_name(name)}", value, step=step)
+    for file_name, png in (images or {}).items():
+      stem = file_name[:-4] if file_name.endswith(".png") else file_name
+      image = tf.io.decode_png(png, channels=4)[tf.newaxis]
+      tf.summary.image(f"figures/{safe_name(stem)}", image, step=0)
+  writer.flush()
+  writer.close()
