@@ -9,5 +9,6 @@ Less Transferable Features?" (NeurIPS 2021). One sub-package per stage of the st
 import os as _os
 
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN, CPU features) hides the project's
-# own output; set TF_CPP_MIN_LOG_LEVEL=0 to see it.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# own output (CPU-only machines also get a spurious cuInit error); set TF_CPP_MIN_LOG_LEVEL=0
+# to see it.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -30,16 +30,26 @@ def _model_path(model) -> str:
 
 
 def model_fingerprint(model) -> str:
-  """Identifies a loaded model by where it came from and the state of its files."""
+  """Identifies a loaded model by where it came from and the state of its weights.
+
+  Only the files that define the network count: a SavedModel's `saved_model.pb` and
+  variables, or a training folder's `config.json`, `checkpoints/` and `export/` (results
+  written into the folder later, such as `transfer/`, do not change the fingerprint).
+  """
   source = os.path.abspath(_model_path(model))
   parts = [source]
   if os.path.isdir(source):
-    for directory, _, files in os.walk(source):
-      for name in sorted(files):
-        path = os.path.join(directory, name)
-        if name.endswith((".pb", ".index", ".json")) or name == "checkpoint":
-          stat = os.stat(path)
-          parts.append(f"{os.path.relpath(path, source)}:{stat.st_size}:{stat.st_mtime_ns}")
+    if os.path.exists(os.path.join(source, "saved_model.pb")):
+      roots = [source]
+    else:
+      roots = [os.path.join(source, name) for name in ("config.json", "checkpoints", "export")]
+    for root in roots:
+      files = [root] if os.path.isfile(root) else [
+          os.path.join(directory, name) for directory, _, names in os.walk(root)
+          for name in names]
+      for path in sorted(files):
+        stat = os.stat(path)
+        parts.append(f"{os.path.relpath(path, source)}:{stat.st_size}:{stat.st_mtime_ns}")
   return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
 
 
@@ -89,7 +99,11 @@ def iterate(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
     stream = ((step(images), strategy.gather(labels, axis=0))
               for images, labels in distributed)
   else:
-    step = tf.function(forward)
+    # One traced function per model and endpoint set, reused by later calls on the model.
+    cache = model.__dict__.setdefault("_feature_functions", {})
+    if wanted not in cache:
+      cache[wanted] = tf.function(forward, reduce_retracing=True)
+    step = cache[wanted]
     stream = ((step(images), labels) for images, labels in dataset)
 
   total = _split_size(info, split, data_dir)
@@ -115,6 +129,8 @@ def extract(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
     description = {
         "model": model_fingerprint(model), "dataset": info.name,
         "classes": getattr(info, "classes", None), "split": split,
+        "split_spec": info.split(split) if hasattr(info, "split") else None,
+        "data_dir": os.path.abspath(kwargs["data_dir"]) if kwargs.get("data_dir") else None,
         "endpoints": list(endpoints), "preprocess": kwargs.get("preprocess", "transfer"),
         "max_examples": kwargs.get("max_examples"), "image_size": list(model.input_size)}
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]

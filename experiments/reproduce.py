@@ -1,0 +1,100 @@
+r"""Reproduces the study end to end: pretrain every objective x seed, evaluate transfer,
+analyse the representations, and write the report (Tables 1-4, Figures 1-6).
+
+  python -m experiments.reproduce                       # the demo: ~15 min on 2 CPU cores
+  python -m experiments.reproduce --quick               # a 2-minute version for tests
+  python -m experiments.reproduce --experiment=paper --data_dir=... --strategy=tpu --tpu=...
+
+Resumable: rerun the same command to continue after an interruption; finished steps are
+skipped, and a step whose settings changed is moved to <workdir>/stale and recomputed.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from official import losses
+from official.core import cli
+from official.study import config as study_config
+
+_EXPERIMENT = flags.DEFINE_enum("experiment", "demo", sorted(study_config.PRESETS),
+                                "Study preset: the embedded demo or the paper's scale.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Folder for runs, result files, logs and the report "
+    "(default: ./workdir/<experiment>).")
+_QUICK = flags.DEFINE_bool("quick", False, "Shrink the demo to about 2 minutes (for tests).")
+_OBJECTIVES = flags.DEFINE_list(
+    "objectives", None, f"Objectives to train (default: all nine: {','.join(losses.NAMES)}).")
+_SEEDS = flags.DEFINE_list("seeds", None, "Seeds per objective (default: the preset's).")
+_TEMPERATURE_SWEEP = flags.DEFINE_list(
+    "temperature_sweep", None, "Cosine softmax temperatures for Table 4, e.g. "
+    "0.01,0.02,0.05 (default: not run).")
+_TRANSFER = flags.DEFINE_list("transfer_datasets", None,
+                              "Transfer datasets (default: the preset's).")
+_KNN_K_MAX = flags.DEFINE_integer("knn_k_max", None,
+                                  "Largest k tried by kNN's leave-one-out (default: preset's).")
+_FINETUNE = flags.DEFINE_bool("finetune", False, "Also fine-tune (Table 2; costly).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+_STRATEGY = flags.DEFINE_enum(
+    "strategy", "default", ["default", "mirrored", "multi_worker_mirrored", "tpu"],
+    "tf.distribute strategy for training and feature extraction.")
+_TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+
+
+def _ints(values, flag):
+  try:
+    return tuple(int(v) for v in values)
+  except ValueError:
+    raise ValueError(f"--{flag} takes integers, got {','.join(values)}") from None
+
+
+def _floats(values, flag):
+  try:
+    return tuple(float(v) for v in values)
+  except ValueError:
+    raise ValueError(f"--{flag} takes numbers, got {','.join(values)}") from None
+
+
+def build_study():
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  study = study_config.get(_EXPERIMENT.value, quick=_QUICK.value)
+  changes = {"strategy": _STRATEGY.value}
+  if _OBJECTIVES.value:
+    changes["objectives"] = tuple(losses.canonical_name(o) for o in _OBJECTIVES.value)
+  if _SEEDS.value:
+    changes["seeds"] = _ints(_SEEDS.value, "seeds")
+  if _TEMPERATURE_SWEEP.value:
+    changes["temperature_sweep"] = _floats(_TEMPERATURE_SWEEP.value, "temperature_sweep")
+  if _TRANSFER.value:
+    from official.data import datasets  # pylint: disable=g-import-not-at-top
+    for name in _TRANSFER.value:
+      datasets.get(name, data_dir=_DATA_DIR.value)
+    changes["transfer_datasets"] = tuple(_TRANSFER.value)
+  if _KNN_K_MAX.value is not None:
+    if _KNN_K_MAX.value < 1:
+      raise ValueError(f"--knn_k_max must be >= 1, got {_KNN_K_MAX.value}")
+    changes["knn_k_max"] = _KNN_K_MAX.value
+  if _FINETUNE.value:
+    changes["finetune"] = True
+  if _DATA_DIR.value:
+    changes["data_dir"] = _DATA_DIR.value
+  study = dataclasses.replace(study, **changes)
+  study.validate()
+  return study
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+  study = build_study()
+  workdir = os.path.abspath(_WORKDIR.value or os.path.join("workdir", study.experiment))
+  print(f"workdir: {workdir}", flush=True)
+  from official.study import driver  # pylint: disable=g-import-not-at-top
+  from official.training import distribute  # pylint: disable=g-import-not-at-top
+  strategy = distribute.get_strategy(_STRATEGY.value, tpu_address=_TPU.value)
+  driver.run(study, workdir, strategy, log=lambda line: print(line, flush=True))
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,1 @@
+"""The study end to end: objectives x seeds -> pretraining, transfer, analysis -> report."""

@@ -1,0 +1,248 @@
+"""The steps of a study, each a pure function of its settings and the steps it reads.
+
+  pretrain(run)                 -> results/pretrain/<run>.json     (Table 1 top-1/top-5)
+  transfer(run, dataset)        -> results/transfer/<run>/<dataset>.json (linear + kNN)
+  representations(run)          -> results/representations/<run>.json
+                                   (class separation and sparsity per endpoint, relearned head)
+  finetune(run, dataset)        -> results/finetune/<run>/<dataset>.json
+  cka(runs)                     -> results/cka.json                 (Figure 2)
+"""
+
+import dataclasses
+import os
+import shutil
+import time
+from typing import Optional
+
+import numpy as np
+
+from official import losses
+from official.analysis import class_separation
+from official.analysis import sparsity
+from official.core import io
+from official.data import datasets
+from official.evaluation import features
+from official.evaluation import knn
+from official.evaluation import linear_probe
+from official.evaluation import relearn_head
+from official.evaluation import representations as representations_lib
+from official.modeling import pretrained
+from official.study import store as store_lib
+from official.study.config import Run, StudyConfig
+from official.training import config as train_config
+from official.training import trainer
+
+
+# ---------------------------------------------------------------------------------------------
+# Pretraining
+
+
+def pretrain_config(study: StudyConfig, run: Run):
+  """The training config of one run: the study's preset, its overrides, objective and seed."""
+  config = train_config.get_experiment(study.pretrain_experiment)
+  overrides = dict(study.pretrain_overrides)
+  overrides.update({"objective.name": run.objective, "train.seed": run.seed,
+                    "train.deterministic": study.deterministic})
+  for name, value in run.hparams:
+    overrides[f"objective.hparams.{name}"] = value
+  if study.data_dir:
+    overrides["data.data_dir"] = study.data_dir
+  return train_config.override(config, overrides)
+
+
+def pretrain_settings(study: StudyConfig, run: Run) -> dict:
+  settings = train_config.to_dict(pretrain_config(study, run))
+  settings.get("data", {}).pop("data_dir", None)
+  return {"step": "pretrain", "train_config": settings}
+
+
+def run_dir(workdir: str, run: Run) -> str:
+  return os.path.join(workdir, "runs", run.variant, f"seed{run.seed}")
+
+
+_LOADED = {}
+
+
+def load_model(path: str):
+  """pretrained.load, remembered for the life of the process (a study reads each run's
+  export several times); a re-export (new fingerprint file) is loaded afresh."""
+  stamp = os.path.join(path, "export", "saved_model", "fingerprint.pb")
+  key = (os.path.abspath(path), os.stat(stamp).st_mtime_ns if os.path.exists(stamp) else None)
+  if key not in _LOADED:
+    _LOADED.clear()  # keep one study step's worth of models, not every run's
+    _LOADED[key] = pretrained.load(path)
+  return _LOADED[key]
+
+
+def pretrain(study: StudyConfig, run: Run, workdir: str, fp: str, strategy) -> dict:
+  """Trains (or resumes) one run; a model dir of other settings is moved to stale/ first."""
+  model_dir = run_dir(workdir, run)
+  stamp_path = os.path.join(model_dir, "study_fingerprint.json")
+  if os.path.isdir(model_dir):
+    previous = io.read_json(stamp_path).get("fingerprint") if os.path.exists(stamp_path) else None
+    if previous != fp:
+      target = os.path.join(workdir, "stale", "runs", run.variant,
+                            f"seed{run.seed}.{time.strftime('%Y%m%d-%H%M%S')}")
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      shutil.move(model_dir, target)
+  os.makedirs(model_dir, exist_ok=True)
+  io.atomic_write_json(stamp_path, {"fingerprint": fp})
+  metrics = trainer.train(pretrain_config(study, run), model_dir, strategy)
+  metrics = {k: v for k, v in metrics.items() if not _is_timing(k)} | {
+      "timings": {k: v for k, v in metrics.items() if _is_timing(k)}}
+  return metrics
+
+
+def _is_timing(key: str) -> bool:
+  return any(word in key for word in ("second", "time", "duration", "wall"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Transfer with fixed features (Table 1)
+
+
+def transfer_settings(study: StudyConfig, dataset: str) -> dict:
+  return {"step": "transfer", "dataset": dataset, "knn_k_max": study.knn_k_max,
+          "linear_max_iterations": study.linear_max_iterations,
+          "features": features.PENULTIMATE}
+
+
+def _features(study, model, info, split, workdir):
+  arrays, labels = features.extract(
+      model, info, split, cache_dir=os.path.join(workdir, "features"),
+      batch_size=study.feature_batch_size, data_dir=study.data_dir, preprocess="transfer")
+  return arrays[features.PENULTIMATE].reshape(len(labels), -1), labels
+
+
+def transfer(study: StudyConfig, run: Run, dataset: str, workdir: str) -> dict:
+  """Linear probe and kNN on the penultimate features of one run (paper §3.1)."""
+  model = load_model(run_dir(workdir, run))
+  info = datasets.get(dataset, data_dir=study.data_dir)
+  train_x, train_y = _features(study, model, info, "train", workdir)
+  val_x, val_y = _features(study, model, info, "validation", workdir)
+  test_x, test_y = _features(study, model, info, "test", workdir)
+  linear = linear_probe.evaluate(train_x, train_y, val_x, val_y, test_x, test_y,
+                                 metric=info.metric,
+                                 max_iterations=study.linear_max_iterations)
+  # kNN chooses k by leave-one-out on all labelled training data (train + validation).
+  neighbours = knn.evaluate(np.concatenate([train_x, val_x]), np.concatenate([train_y, val_y]),
+                            test_x, test_y, metric=info.metric, k_max=study.knn_k_max)
+  return {
+      "dataset": dataset, "metric": info.metric,
+      "linear": {"test": float(linear["test_score"]), "l2": float(linear["l2"]),
+                 "validation": float(linear["validation_score"])},
+      "knn": {"test": float(neighbours["test_score"]), "k": int(neighbours["k"]),
+              "loo": float(neighbours["loo_score"])},
+      "timings": {"linear_seconds": linear["seconds_total"],
+                  "knn_seconds": neighbours["seconds_total"]},
+  }
+
+
+# ---------------------------------------------------------------------------------------------
+# Representations (§3.2-3.4): class separation, sparsity, relearned head
+
+
+def representation_settings(study: StudyConfig) -> dict:
+  return {"step": "representations",
+          "class_separation": [study.class_separation_split, study.class_separation_examples],
+          "analysis": [study.analysis_split, study.analysis_examples],
+          "relearn_head": [study.relearn_head, study.relearn_train_fraction],
+          "linear_max_iterations": study.linear_max_iterations}
+
+
+def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
+  """Per endpoint: class separation R² (eq. 11) on the pretraining training set (Table 3,
+  Figure 4) and the fraction of non-zero activations on its evaluation split (Figure 3);
+  plus the relearned head (Figure 6)."""
+  model = load_model(run_dir(workdir, run))
+  train_cfg = pretrain_config(study, run)
+  info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
+                      classes=getattr(train_cfg.data, "classes", None))
+  endpoints = [e for e in model.endpoint_names if e not in ("final_layer", "outputs")]
+
+  separation = {e: class_separation.ClassSeparation(info.num_classes) for e in endpoints}
+  for outputs, labels in features.iterate(
+      model, info, study.class_separation_split, endpoints=endpoints,
+      batch_size=study.feature_batch_size, data_dir=study.data_dir, preprocess="eval",
+      max_examples=study.class_separation_examples, progress=False):
+    for e in endpoints:
+      separation[e].update_state(outputs[e], labels)
+
+  nonzero = sparsity.Sparsity()
+  for outputs, _ in features.iterate(
+      model, info, study.analysis_split, endpoints=endpoints,
+      batch_size=study.feature_batch_size, data_dir=study.data_dir, preprocess="eval",
+      max_examples=study.analysis_examples, progress=False):
+    nonzero.update_state(outputs)
+  fraction_nonzero = nonzero.result()
+
+  result = {
+      "endpoints": endpoints,
+      "class_separation": {e: float(separation[e].result()) for e in endpoints},
+      "fraction_nonzero": {e: float(fraction_nonzero[e]) for e in endpoints},
+  }
+  if study.relearn_head:
+    relearned = relearn_head.evaluate(
+        model, info, study.analysis_split, train_fraction=study.relearn_train_fraction,
+        max_examples=study.analysis_examples, batch_size=study.feature_batch_size,
+        data_dir=study.data_dir, progress=False, max_iterations=study.linear_max_iterations)
+    result["relearned_head"] = {k: relearned[k] for k in (
+        "original", "relearned", "train_examples", "test_examples", "l2")}
+  return result
+
+
+# ---------------------------------------------------------------------------------------------
+# CKA across objectives (Figure 2)
+
+
+def cka_settings(study: StudyConfig) -> dict:
+  return {"step": "cka", "examples": study.cka_examples, "batch_size": study.cka_batch_size,
+          "split": study.analysis_split}
+
+
+def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
+  """Minibatch CKA between every endpoint of the first seed's networks and every endpoint of
+  the second seed's networks (Figure 2a: all block pairs; 2b: corresponding blocks across
+  objectives, whose diagonal compares two seeds of one objective)."""
+  seed_a, seed_b = study.cka_seeds
+  objectives = [o for o in study.objectives
+                if Run(o, seed_a) in runs and Run(o, seed_b) in runs]
+  models = {}
+  for seed in (seed_a, seed_b):
+    for o in objectives:
+      models[f"{o}@{seed}"] = pretrained.load(run_dir(workdir, Run(o, seed)))
+  train_cfg = pretrain_config(study, Run(objectives[0], seed_a))
+  info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
+                      classes=getattr(train_cfg.data, "classes", None))
+  result = representations_lib.analyze(
+      models, info, study.analysis_split, batch_size=study.cka_batch_size,
+      max_examples=study.cka_examples, data_dir=study.data_dir, progress=False)
+  per_pair = {
+      f"{a}|{b}": result["cka"][representations_lib.pair_key(f"{a}@{seed_a}", f"{b}@{seed_b}")]
+      for a in objectives for b in objectives}
+  return {"objectives": objectives, "endpoints": result["endpoints"],
+          "seeds": [seed_a, seed_b], "examples": result["examples"], "cka": per_pair}
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning (Table 2)
+
+
+def finetune_settings(study: StudyConfig, dataset: str) -> dict:
+  from official.evaluation import finetune as finetune_lib  # pylint: disable=g-import-not-at-top
+  preset = finetune_lib.get_preset(study.finetune_experiment)
+  return {"step": "finetune", "dataset": dataset,
+          "preset": dataclasses.asdict(preset) if dataclasses.is_dataclass(preset) else preset}
+
+
+def finetune(study: StudyConfig, run: Run, dataset: str, workdir: str, strategy) -> dict:
+  from official.evaluation import finetune as finetune_lib  # pylint: disable=g-import-not-at-top
+  output_dir = os.path.join(run_dir(workdir, run), "finetune", dataset)
+  result = finetune_lib.run(run_dir(workdir, run), dataset, output_dir,
+                            preset=study.finetune_experiment, data_dir=study.data_dir,
+                            strategy=strategy)
+  return {k: v for k, v in result.items() if not _is_timing(k)}
+
+
+def fingerprint(settings: dict, upstream: Optional[list[str]] = None) -> str:
+  return store_lib.fingerprint({"settings": settings, "upstream": upstream or []})
