@@ -144,8 +144,6 @@ def main(argv):
   if _DISTANCE.value not in class_separation.DISTANCES:
     raise cli.UsageError(f"--distance: {_DISTANCE.value!r}; valid are "
                          f"{', '.join(class_separation.DISTANCES)}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.ERROR)  # TFDS' per-dataset info lines
   info = datasets.get(spec, data_dir=_DATA_DIR.value, classes=_CLASSES.value)
   strategy = distribute.get_strategy(_STRATEGY.value, _TPU.value)
   models = {name: pretrained.load(path) for name, path in zip(names, paths)}
@@ -165,6 +163,9 @@ def main(argv):
       max_examples=_MAX_EXAMPLES.value, data_dir=_DATA_DIR.value, distance=_DISTANCE.value,
       strategy=strategy, progress=True)
   images = representations.figures(result, corresponding_endpoints=_FIG2B_ENDPOINTS.value)
+  # Label k of the analysed split is class_names[k] (classes: ids in the full dataset).
+  result["class_names"] = list(info.class_names) if info.class_names else None
+  result["classes"] = list(info.classes) if info.classes is not None else None
 
   # Only now, with everything computed, does anything get written.
   print(f"output_dir: {output_dir}", flush=True)

@@ -3,6 +3,8 @@ r"""Fine-tunes a pretrained network on transfer datasets (paper Table 2, SPEC §
   python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_texture
   python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_texture \
       --steps=100 --learning_rates=0.03 --weight_decays=none,1e-4
+  python -m experiments.finetune --model=runs/photos/softmax-seed0 \
+      --datasets=folder:data/photos --classes=5-9
   python -m experiments.finetune --preset=paper --model=gs://.../softmax/seed0 \
       --datasets=cifar10,pets --data_dir=gs://... --strategy=tpu --tpu=my-tpu
 
@@ -11,7 +13,8 @@ validation, the best setting is retrained on train + validation and scored on te
 (official.evaluation.finetune). Each dataset's grid points, checkpoints and TensorBoard logs go
 to <output_dir>/<dataset>/ and its result to <output_dir>/<dataset>.json (default output_dir:
 <model>/finetune). Rerunning the same command skips finished grid points and resumes an
-unfinished one from its latest checkpoint.
+unfinished one from its latest checkpoint; SIGTERM saves a checkpoint of the grid point being
+trained and exits 0.
 """
 
 import os
@@ -24,12 +27,17 @@ from official.core import io
 from official.data import datasets
 from official.evaluation import finetune
 from official.training import distribute
+from official.training import trainer
 
 _MODEL = flags.DEFINE_string(
     "model", None, "Training model_dir of the pretrained network (config.json + "
     "checkpoints/), or its export/saved_model.")
 _DATASETS = flags.DEFINE_list(
-    "datasets", None, "Transfer datasets (official.data.datasets specs), comma-separated.")
+    "datasets", None, "Transfer datasets (official.data.datasets specs: registry names, demo "
+    "names, folder:/path, each optionally with a class subset '@5-9'), comma-separated.")
+_CLASSES = flags.DEFINE_string(
+    "classes", None, "Class subset applied to every dataset, e.g. '5-9' or '0,2,5' (ids of "
+    "the full dataset, relabelled 0..K-1 in the given order).")
 _PRESET = flags.DEFINE_string("preset", "demo",
                               f"Fine-tuning preset: {', '.join(finetune.PRESETS)}.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
@@ -89,18 +97,30 @@ def main(argv):
   settings = overrides()
   finetune.override(finetune.get_preset(_PRESET.value), settings)
   network = finetune.find_pretrained(_MODEL.value)
+  infos = {}
   for name in names:
-    datasets.get(name, data_dir=_DATA_DIR.value)
+    info = datasets.get(name, data_dir=_DATA_DIR.value, classes=_CLASSES.value)
+    # With --classes, the canonical spec ("<dataset>@<classes>") names the task.
+    infos[info.name if _CLASSES.value is not None else name] = info
+  names = list(infos)
   strategy = distribute.get_strategy(_STRATEGY.value, _TPU.value)
   _, _, is_chief = distribute.worker_info(strategy)
   output_dir = _OUTPUT_DIR.value or os.path.join(network.model_dir, "finetune")
 
   for name in names:
     start = time.time()
-    result = finetune.run(network.model_dir, name, os.path.join(output_dir, result_name(name)),
-                          preset=_PRESET.value, data_dir=_DATA_DIR.value, strategy=strategy,
-                          overrides=settings, log=lambda line: print(line, flush=True))
-    result = dict(result, model=os.path.abspath(network.model_dir))
+    try:
+      result = finetune.run(network.model_dir, name,
+                            os.path.join(output_dir, result_name(name)),
+                            preset=_PRESET.value, data_dir=_DATA_DIR.value, strategy=strategy,
+                            overrides=settings, log=lambda line: print(line, flush=True))
+    except trainer.Preempted as e:
+      print(f"preempted: {e}", flush=True)
+      return
+    info = infos[name]
+    result = dict(result, model=os.path.abspath(network.model_dir),
+                  class_names=list(info.class_names) if info.class_names else None,
+                  classes=list(info.classes) if info.classes is not None else None)
     result["timings"] = dict(result["timings"], wall_seconds=time.time() - start)
     path = os.path.join(output_dir, result_name(name) + ".json")
     if is_chief:

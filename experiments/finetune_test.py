@@ -1,8 +1,10 @@
-"""End-to-end tests of experiments/finetune.py: demo data, mocked CIFAR-10, bad inputs."""
+"""End-to-end tests of experiments/finetune.py: demo data, SIGTERM and resumption, mocked
+CIFAR-10, bad inputs."""
 
 import contextlib
 import io as io_lib
 import os
+import signal
 import subprocess
 import sys
 
@@ -19,15 +21,39 @@ from official.evaluation import finetune
 from official.evaluation import finetune_test
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Tiny settings: one learning rate, two weight decays, a few steps.
-FAST = ("--steps=6", "--batch_size=32", "--learning_rates=0.1", "--weight_decays=none,1e-3")
+# Tiny settings: one learning rate, two weight decays, a few steps (11 per epoch).
+FAST = ("--steps=16", "--batch_size=32", "--learning_rates=0.1", "--weight_decays=none,1e-3")
+
+
+def _env() -> dict:
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+  return env
 
 
 def run_binary(*flags: str) -> subprocess.CompletedProcess:
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
   return subprocess.run([sys.executable, "-m", "experiments.finetune", *flags], cwd=REPO,
-                        env=env, capture_output=True, text=True, timeout=600, check=False)
+                        env=_env(), capture_output=True, text=True, timeout=600, check=False)
+
+
+def run_binary_until_sigterm(*flags: str, after: str) -> tuple[int, str]:
+  """Runs the binary, sends SIGTERM once a line starts with `after`; (status, output)."""
+  process = subprocess.Popen([sys.executable, "-m", "experiments.finetune", *flags], cwd=REPO,
+                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+  lines = []
+  try:
+    for line in process.stdout:
+      lines.append(line)
+      if line.startswith(after):
+        process.send_signal(signal.SIGTERM)
+        break
+    output = "".join(lines) + process.communicate(timeout=600)[0]
+  finally:
+    if process.poll() is None:
+      process.kill()
+      process.wait()
+  return process.returncode, output
 
 
 def error_lines(stderr: str) -> list:
@@ -45,19 +71,42 @@ class FinetuneBinaryTest(tf.test.TestCase):
     cls.data_dir = os.path.join(root, "tfds")
     datasets.num_examples(datasets.get("demo_texture/small"), "train", data_dir=cls.data_dir)
 
-  def test_demo_end_to_end_and_rerun(self):
+  def test_demo_end_to_end_preempted_resumed_and_rerun(self):
     output_dir = os.path.join(self.create_tempdir().full_path, "ft")
     flags = (f"--model={self.model_dir}", "--datasets=demo_texture/small",
              f"--data_dir={self.data_dir}", f"--output_dir={output_dir}", *FAST)
-    first = run_binary(*flags)
-    self.assertEqual(first.returncode, 0, first.stderr[-3000:])
-    lines = first.stdout.splitlines()
+    settings = dict(model=self.model_dir, datasets=["demo_texture/small"],
+                    data_dir=self.data_dir, output_dir=output_dir, steps=16, batch_size=32,
+                    learning_rates=["0.1"], weight_decays=["none", "1e-3"])
+    # SIGTERM once fine-tuning has started (its first line): the first grid point saves a
+    # checkpoint after its first loop (the 11 steps of epoch 0) and the binary exits 0 with
+    # one line. (official/evaluation/finetune_test.py checks that a resumed grid point ends
+    # exactly like an uninterrupted one.)
+    status, output = run_binary_until_sigterm(*flags, after="fine-tuning ")
+    self.assertEqual(status, 0, output[-3000:])
+    preempted = [l for l in output.splitlines() if l.startswith("preempted: ")]
+    self.assertLen(preempted, 1, output[-3000:])
+    checkpoint_dir = os.path.join(output_dir, "demo_texture_small", "grid", "lr0.1_wd0",
+                                  "checkpoints")
+    self.assertEqual(preempted[0], f"preempted: SIGTERM: checkpoint saved at step 11 in "
+                     f"{checkpoint_dir}; rerun the same command to resume")
+    self.assertEqual(tf.train.latest_checkpoint(checkpoint_dir),
+                     os.path.join(checkpoint_dir, "ckpt-11"))
+    self.assertFalse(os.path.exists(os.path.join(output_dir, "demo_texture_small.json")))
+
+    # The same command again resumes there and finishes.
+    stdout = io_lib.StringIO()
+    with contextlib.redirect_stdout(stdout):
+      self._main(**settings)
+    lines = stdout.getvalue().splitlines()
+    self.assertEqual(lines[1].strip(), f"resuming from {checkpoint_dir}/ckpt-11 at step 11")
+    self.assertEqual([l.split()[1] for l in lines if l.strip().startswith("step ")],
+                     ["16/16"] * 3)
     self.assertLen([l for l in lines if l.startswith("grid ")], 2)
-    self.assertNotEmpty([l for l in lines if l.strip().startswith("step 6/6")])
     result = io.read_json(os.path.join(output_dir, "demo_texture_small.json"))
     self.assertEqual((result["dataset"], result["metric"], result["steps"],
                       result["batch_size"], result["num_classes"]),
-                     ("demo_texture/small", "top1", 6, 32, 8))
+                     ("demo_texture/small", "top1", 16, 32, 8))
     self.assertEqual(result["model"], os.path.abspath(self.model_dir))
     scores = [s["score"] for s in result["validation_scores"]]
     self.assertEqual([s["weight_decay"] for s in result["validation_scores"]], [0.0, 1e-3])
@@ -74,12 +123,12 @@ class FinetuneBinaryTest(tf.test.TestCase):
       self.assertTrue(os.path.exists(os.path.join(run_dir, sub, "result.json")), sub)
       self.assertNotEmpty(tf.io.gfile.glob(os.path.join(run_dir, sub, "train", "events.*")))
       self.assertNotEmpty(tf.io.gfile.glob(os.path.join(run_dir, sub, "eval", "events.*")))
+      self.assertFalse(os.path.exists(os.path.join(run_dir, sub, "checkpoints")), sub)
 
+    # Once more: every grid point is done, nothing is trained, the result is the same.
     stdout = io_lib.StringIO()
     with contextlib.redirect_stdout(stdout):
-      self._main(model=self.model_dir, datasets=["demo_texture/small"],
-                 data_dir=self.data_dir, output_dir=output_dir, steps=6, batch_size=32,
-                 learning_rates=["0.1"], weight_decays=["none", "1e-3"])
+      self._main(**settings)
     lines = stdout.getvalue().splitlines()
     self.assertLen([l for l in lines if l.endswith("(done before)")], 2)
     self.assertFalse([l for l in lines if l.strip().startswith("step ")])

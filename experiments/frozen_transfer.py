@@ -30,7 +30,6 @@ import time
 from typing import Mapping, Optional, Sequence
 
 from absl import flags
-from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -86,8 +85,6 @@ def begin(argv: Sequence[str]) -> None:
                          "named endpoints")
   if BATCH_SIZE.value < 1:
     raise cli.UsageError(f"--batch_size: {BATCH_SIZE.value}; valid is a positive integer")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.ERROR)  # TFDS' per-dataset info lines
 
 
 def given(flag: str) -> bool:
@@ -126,6 +123,21 @@ def training_model_dir(model_path: str) -> Optional[str]:
     if os.path.isfile(os.path.join(parent, pretrained.CONFIG_FILE)):
       return parent
   return None
+
+
+def pretraining_data(model_path: str) -> dict:
+  """The "data" section of the model's training config.json ({} without one): the dataset,
+  class subset and class names the network was pretrained on."""
+  model_dir = training_model_dir(model_path)
+  if model_dir is None:
+    return {}
+  path = os.path.join(model_dir, pretrained.CONFIG_FILE)
+  try:
+    config = io.read_json(path)
+  except ValueError as e:
+    raise ValueError(f"{path} is not valid JSON ({e})") from None
+  data = config.get("data") if isinstance(config, dict) else None
+  return data if isinstance(data, dict) else {}
 
 
 def default_output_dir(model_path: str) -> str:
@@ -352,9 +364,13 @@ def dataset_record(info) -> dict:
 
 
 def model_record(run: Run) -> dict:
+  data = pretraining_data(run.model_path)
   return {
       "model": run.model_path,
       "model_loaded_from": os.path.abspath(run.model.path),
+      # What the network was pretrained on (from its config.json; None for a bare SavedModel).
+      "pretrained_on": {key: data.get(key) for key in ("dataset", "classes", "class_names")}
+                       if data else None,
       "endpoint": features.PENULTIMATE,
       "image_size": list(run.model.input_size),
       "preprocess": PREPROCESS,

@@ -25,7 +25,9 @@ dataset's metric (official.evaluation.linear_probe.evaluate). Results:
 "data" section of <model_dir>/config.json), the network's own head with a linear head
 relearned on the first --relearn_fraction of the split, both scored on the rest (paper
 Figure 6, official.evaluation.relearn_head); results go to
-<output_dir>/relearn_head/<dataset>.json and <output_dir>/tensorboard/relearn_head/.
+<output_dir>/relearn_head/<dataset>.json and <output_dir>/tensorboard/relearn_head/. A dataset
+whose class names differ from those config.json records (data.class_names) is refused: the
+head's outputs would be scored against other labels.
 """
 
 import math
@@ -36,7 +38,6 @@ from absl import flags
 
 from experiments import frozen_transfer as ft
 from official.core import cli
-from official.core import io
 from official.data import datasets
 from official.evaluation import linear_probe
 from official.evaluation import relearn_head
@@ -161,18 +162,11 @@ def main(argv):
           f"{'s' if len(results) != 1 else ''})", flush=True)
 
 
-def _pretraining_data(model_path: str) -> dict:
-  """The "data" section of the model's training config.json ({} without one)."""
-  model_dir = ft.training_model_dir(model_path)
-  if model_dir is None:
-    return {}
-  path = os.path.join(model_dir, pretrained.CONFIG_FILE)
-  try:
-    config = io.read_json(path)
-  except ValueError as e:
-    raise ValueError(f"{path} is not valid JSON ({e})") from None
-  data = config.get("data") if isinstance(config, dict) else None
-  return data if isinstance(data, dict) else {}
+def _names(names, shown: int = 4) -> str:
+  """The first few class names, e.g. "['cat', 'dog', ...]"."""
+  names = [str(n) for n in names]
+  return "[" + ", ".join([repr(n) for n in names[:shown]] +
+                         (["..."] if len(names) > shown else [])) + "]"
 
 
 def _relearn(grid: tuple) -> None:
@@ -190,7 +184,7 @@ def _relearn(grid: tuple) -> None:
   if not os.path.exists(path):
     raise FileNotFoundError(f"--model: {path} does not exist; expected a training model_dir "
                             "or a SavedModel directory")
-  data = _pretraining_data(path)
+  data = ft.pretraining_data(path)
   dataset = _PRETRAIN_DATASET.value or data.get("dataset")
   if not dataset:
     raise cli.UsageError(f"--pretrain_dataset is required: {path} has no "
@@ -206,6 +200,18 @@ def _relearn(grid: tuple) -> None:
   data_dir = ft.DATA_DIR.value or data.get("data_dir")
   preprocess = data.get("eval_preprocess") or "eval"
   info = datasets.get(dataset, data_dir=data_dir, classes=classes)
+  recorded = data.get("class_names")
+  if recorded and info.class_names and tuple(recorded) != tuple(info.class_names):
+    config_path = os.path.join(ft.training_model_dir(path), pretrained.CONFIG_FILE)
+    names, recorded = list(info.class_names), list(recorded)
+    k = next(k for k in range(max(len(names), len(recorded)))
+             if names[k:k + 1] != recorded[k:k + 1])
+    raise ValueError(
+        f"{info.name}: its {len(names)} classes {_names(names)} are not the "
+        f"{len(recorded)} classes {_names(recorded)} that {config_path} records the network "
+        f"was pretrained on (label {k}: {names[k] if k < len(names) else None!r} vs "
+        f"{recorded[k] if k < len(recorded) else None!r}), so its head would be scored "
+        "against other labels; pass the dataset and --classes it was pretrained on")
   strategy = distribute.get_strategy(ft.STRATEGY.value, ft.TPU.value)
   _, _, is_chief = distribute.worker_info(strategy)
   model = pretrained.load(path)

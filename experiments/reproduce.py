@@ -4,6 +4,8 @@ analyse the representations, and write the report (Tables 1-4, Figures 1-6).
   python -m experiments.reproduce                       # the demo: ~15 min on 2 CPU cores
   python -m experiments.reproduce --quick               # a 2-minute version for tests
   python -m experiments.reproduce --experiment=paper --data_dir=... --strategy=tpu --tpu=...
+  python -m experiments.reproduce --pretrain_dataset=folder:/data/photos --pretrain_classes=0-4 \
+      --transfer_datasets=folder:/data/photos@5-9     # class-disjoint study on an image folder
 
 Resumable: rerun the same command to continue after an interruption; finished steps are
 skipped, and a step whose settings changed is moved to <workdir>/stale and recomputed.
@@ -30,8 +32,18 @@ _SEEDS = flags.DEFINE_list("seeds", None, "Seeds per objective (default: the pre
 _TEMPERATURE_SWEEP = flags.DEFINE_list(
     "temperature_sweep", None, "Cosine softmax temperatures for Table 4, e.g. "
     "0.01,0.02,0.05 (default: not run).")
+_PRETRAIN_DATASET = flags.DEFINE_string(
+    "pretrain_dataset", None, "Pretraining dataset (an official.data.datasets spec such as "
+    "folder:/path; default: the training preset's).")
+_PRETRAIN_CLASSES = flags.DEFINE_string(
+    "pretrain_classes", None, "Class subset pretrained on, e.g. '0-4' (default: all).")
+_PRETRAIN_OVERRIDE = flags.DEFINE_string(
+    "pretrain_params_override", None, "Training config values for every pretraining run, "
+    "section.field=value,... as experiments/train's --params_override (e.g. "
+    "train.batch_size=32,train.epochs=3).")
 _TRANSFER = flags.DEFINE_list("transfer_datasets", None,
-                              "Transfer datasets (default: the preset's).")
+                              "Transfer datasets (default: the preset's); a class subset is "
+                              "written <spec>@<classes>, e.g. folder:/path@5-9.")
 _KNN_K_MAX = flags.DEFINE_integer("knn_k_max", None,
                                   "Largest k tried by kNN's leave-one-out (default: preset's).")
 _FINETUNE = flags.DEFINE_bool("finetune", False, "Also fine-tune (Table 2; costly).")
@@ -66,11 +78,21 @@ def build_study():
     changes["seeds"] = _ints(_SEEDS.value, "seeds")
   if _TEMPERATURE_SWEEP.value:
     changes["temperature_sweep"] = _floats(_TEMPERATURE_SWEEP.value, "temperature_sweep")
+  from official.data import datasets  # pylint: disable=g-import-not-at-top
+  if _PRETRAIN_DATASET.value is not None:
+    changes["pretrain_dataset"] = datasets.canonical_spec(_PRETRAIN_DATASET.value)
+  if _PRETRAIN_CLASSES.value is not None:
+    changes["pretrain_classes"] = _PRETRAIN_CLASSES.value.strip()
+  if _PRETRAIN_OVERRIDE.value:
+    from official.training import config as train_config  # pylint: disable=g-import-not-at-top
+    changes["pretrain_overrides"] = {
+        **study.pretrain_overrides,
+        **train_config.parse_params_override(_PRETRAIN_OVERRIDE.value)}
   if _TRANSFER.value:
-    from official.data import datasets  # pylint: disable=g-import-not-at-top
-    for name in _TRANSFER.value:
+    names = tuple(datasets.canonical_spec(name) for name in _TRANSFER.value)
+    for name in names:
       datasets.get(name, data_dir=_DATA_DIR.value)
-    changes["transfer_datasets"] = tuple(_TRANSFER.value)
+    changes["transfer_datasets"] = names
   if _KNN_K_MAX.value is not None:
     if _KNN_K_MAX.value < 1:
       raise ValueError(f"--knn_k_max must be >= 1, got {_KNN_K_MAX.value}")
@@ -81,6 +103,11 @@ def build_study():
     changes["data_dir"] = _DATA_DIR.value
   study = dataclasses.replace(study, **changes)
   study.validate()
+  if any(k in changes for k in ("pretrain_dataset", "pretrain_classes", "pretrain_overrides")):
+    # The pretraining config, dataset and class subset are checked before anything runs.
+    from official.study import steps  # pylint: disable=g-import-not-at-top
+    from official.training import config as train_config  # pylint: disable=g-import-not-at-top
+    train_config.resolve(steps.pretrain_config(study, study.runs()[0]))
   return study
 
 
@@ -93,7 +120,12 @@ def main(argv):
   from official.study import driver  # pylint: disable=g-import-not-at-top
   from official.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = distribute.get_strategy(_STRATEGY.value, tpu_address=_TPU.value)
-  driver.run(study, workdir, strategy, log=lambda line: print(line, flush=True))
+  from official.training import trainer  # pylint: disable=g-import-not-at-top
+  try:
+    driver.run(study, workdir, strategy, log=lambda line: print(line, flush=True))
+  except trainer.Preempted as e:
+    # SIGTERM: the step in progress saved a checkpoint; rerunning resumes it.
+    print(f"preempted: {e}; rerun the same command to resume", flush=True)
 
 
 if __name__ == "__main__":

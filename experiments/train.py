@@ -5,6 +5,7 @@ r"""Pretrains one network with one objective (SPEC §1-3) and exports its EMA we
   python -m experiments.train --experiment=imagenet_resnet50 --loss=softmax \
       --data_dir=gs://... --strategy=tpu --tpu=my-tpu --model_dir=gs://.../softmax/seed0
   python -m experiments.train --params_override=train.epochs=2,model.width_multiplier=0.5
+  python -m experiments.train --dataset=folder:/data/photos --classes=0-4 --batch_size=32
 
 The model directory (default runs/<experiment>/<loss>-seed<seed>) receives config.json,
 checkpoints/, TensorBoard logs (train/, eval/, HParams), export/saved_model and metrics.json.
@@ -16,10 +17,10 @@ import os
 import time
 
 from absl import flags
-from absl import logging
 
 from official import losses
 from official.core import cli
+from official.data import datasets
 from official.training import config
 from official.training import distribute
 from official.training import trainer
@@ -59,8 +60,12 @@ _JIT_COMPILE = flags.DEFINE_bool("jit_compile", None, "train.jit_compile (XLA)."
 _DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", None, "train.deterministic: deterministic ops (exact resumption).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "data.data_dir (TFDS data directory).")
-_DATASET = flags.DEFINE_string("dataset", None, "data.dataset (official.data.datasets spec).")
-_CLASSES = flags.DEFINE_string("classes", None, "data.classes (class subset).")
+_DATASET = flags.DEFINE_string(
+    "dataset", None, "data.dataset: an official.data.datasets spec (a registry or demo name, "
+    "or folder:/path for root/{train,test[,validation]}/<class>/<image>).")
+_CLASSES = flags.DEFINE_string(
+    "classes", None, "data.classes: class subset pretrained on, e.g. '0-4' or '0,2,5' "
+    "(relabelled 0..K-1; class ids of a folder follow its sorted class-folder names).")
 _PARAMS_OVERRIDE = flags.DEFINE_string(
     "params_override", None, "Any config value: section.field=value,... "
     "(e.g. train.epochs=2,model.block_counts=[1,1,1,1],objective.hparams.tau=0.02).")
@@ -89,6 +94,9 @@ def build_config() -> config.ExperimentConfig:
       overrides[key] = holder.value
   if _DATA_DIR.value is not None:
     overrides["data.data_dir"] = caller_path(_DATA_DIR.value)
+  if _DATASET.value is not None and _DATASET.value.strip().startswith(datasets.FOLDER_PREFIX):
+    path = _DATASET.value.strip()[len(datasets.FOLDER_PREFIX):]
+    overrides["data.dataset"] = datasets.FOLDER_PREFIX + caller_path(path)
   overrides.update(config.parse_params_override(_PARAMS_OVERRIDE.value))
   return config.override(experiment, overrides)
 
@@ -107,8 +115,6 @@ def main(argv):
   if len(argv) > 1:
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   start = time.time()
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.ERROR)  # TFDS' per-dataset info lines
   resolved = config.resolve(build_config())
   strategy = distribute.get_strategy(_STRATEGY.value, _TPU.value)
   model_dir = caller_path(_MODEL_DIR.value or default_model_dir(_EXPERIMENT.value, resolved))

@@ -30,12 +30,16 @@ Registry (spec -> TFDS name, splits train / validation / test, metric):
                  test, top1, 32 px; "<name>/small" selects the small config.
   folder:/path   an image folder root/{train,test[,validation]}/<class>/<image>, read with
                  tfds.folder_dataset.ImageFolder; class ids follow sorted folder names.
+                 Images of any size and mode (.jpg/.jpeg/.png) are decoded to RGB; files
+                 that cannot be decoded are skipped with a warning (refused above
+                 MAX_UNREADABLE_FRACTION of a split), every other problem is a ValueError.
 
 A class subset "name@0-4" (or get(name, classes="0,2,5")) keeps those classes and relabels
 them 0..K-1 in the given order.
 """
 
 import dataclasses
+import hashlib
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -76,6 +80,8 @@ class DatasetInfo:
     train_full_split: TFDS split spec of train + validation.
     classes: original class ids of a subset, in new-label order; None for all classes.
     folder: root of an image-folder dataset.
+    content_hash: for an image folder, a hash of its files' paths, sizes and modification
+      times, so caches keyed by it notice a changed folder; None for TFDS datasets.
   """
   name: str
   tfds_name: Optional[str]
@@ -89,6 +95,7 @@ class DatasetInfo:
   train_full_split: str = ""
   classes: Optional[Tuple[int, ...]] = None
   folder: Optional[str] = None
+  content_hash: Optional[str] = None
 
   def split(self, split_name: str) -> str:
     """The TFDS split spec of one of SPLIT_NAMES."""
@@ -210,6 +217,26 @@ def _tfds_class_names(tfds_name: str, data_dir: Optional[str]) -> Optional[Tuple
   return tuple(names) if names else None
 
 
+def _split_subset(spec: str) -> Tuple[str, Optional[str]]:
+  """"name@0-4" -> ("name", "0-4"); a spec without a class subset -> (spec, None)."""
+  base, _, suffix = spec.rpartition("@")
+  if base and re.fullmatch(r"[\d,\-\s]+", suffix):
+    return base, suffix
+  return spec, None
+
+
+def canonical_spec(spec: str) -> str:
+  """`spec` with an image folder's path made absolute ("folder:data/x@0-4" ->
+  "folder:/home/me/data/x@0-4"), so a recorded spec means the same from any directory;
+  other specs are returned stripped."""
+  spec = spec.strip()
+  base, classes = _split_subset(spec)
+  if not base.startswith(FOLDER_PREFIX):
+    return spec
+  path = os.path.abspath(os.path.expanduser(base[len(FOLDER_PREFIX):]))
+  return FOLDER_PREFIX + path + (f"@{classes}" if classes is not None else "")
+
+
 def get(spec: str, *, data_dir: Optional[str] = None,
         classes: Optional[str] = None) -> DatasetInfo:
   """DatasetInfo of a registry name, "<demo name>/<config>", or "folder:<path>".
@@ -223,8 +250,8 @@ def get(spec: str, *, data_dir: Optional[str] = None,
   if not isinstance(spec, str) or not spec.strip():
     raise ValueError(f"dataset: {spec!r}; valid are {', '.join(valid_names())}")
   spec = spec.strip()
-  base, _, suffix = spec.rpartition("@")
-  if base and re.fullmatch(r"[\d,\-\s]+", suffix):
+  base, suffix = _split_subset(spec)
+  if suffix is not None:
     if classes is not None:
       raise ValueError(f"dataset: {spec!r} has a class subset and classes={classes!r} too; "
                        "give one of them")
@@ -364,11 +391,16 @@ def num_examples(info: DatasetInfo, split_name: str, *,
     ds = load_encoded(info, split_name, data_dir=data_dir)
     return int(ds.map(lambda image, label: label).reduce(
         tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())
+  return _count(spec, split_infos(info, data_dir=data_dir))
+
+
+def split_infos(info: DatasetInfo, *,
+                data_dir: Optional[str] = None) -> Dict[str, tfds.core.SplitInfo]:
+  """Stored split name -> tfds SplitInfo (example counts before any class subset) of a TFDS
+  dataset (prepared first if needed) or of an image folder (its readable images)."""
   if info.folder is not None:
-    split_infos = _folder_split_infos(_scan_folder(info.folder))
-  else:
-    split_infos = _split_infos(_prepared_builder(info, data_dir))
-  return _count(spec, split_infos)
+    return _folder_split_infos(_scan_folder(info.folder))
+  return _split_infos(_prepared_builder(info, data_dir))
 
 
 def _count(spec: str, split_infos: Dict[str, tfds.core.SplitInfo]) -> int:
@@ -391,18 +423,28 @@ class _FolderScan:
   class_names: Tuple[str, ...]
   counts: Tuple[Tuple[str, int], ...]  # split -> readable images
   unreadable: Tuple[str, ...]  # paths of image files that will be skipped
+  content_hash: str  # of every file's relative path, size and modification time
 
 
 _FOLDER_SCANS: Dict[str, _FolderScan] = {}
 
 
 def _image_problem(path: str) -> Optional[str]:
-  """Why PIL cannot vouch for an image file (None if it can)."""
+  """Why PIL cannot vouch for an image file (None if it can).
+
+  The file is checked (verify: headers, PNG checksums) and then decoded, so a truncated
+  JPEG or PNG, which tf.io.decode_image would fail on in the middle of a run, is caught here.
+  JPEGs are decoded at 1/8 scale (PIL's draft mode), which still reads all their data.
+  """
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:
     with Image.open(path) as image:
       image_format = image.format
       image.verify()
+    with Image.open(path) as image:
+      if image_format == "JPEG":
+        image.draft("RGB", (1, 1))
+      image.load()
   except Exception as e:  # pylint: disable=broad-except
     # PIL signals corrupt files with many exception types (OSError, SyntaxError, ...).
     return f"unreadable ({type(e).__name__})"
@@ -446,6 +488,7 @@ def _scan_folder(path: str) -> _FolderScan:
       raise ValueError(f"{where}: split {split!r} {problem}; every split needs the same "
                        "class folders")
   counts, unreadable, ignored = [], [], []
+  content = hashlib.sha256()
   for split in splits:
     split_total, split_bad = 0, []
     for name in train_classes:
@@ -458,6 +501,8 @@ def _scan_folder(path: str) -> _FolderScan:
       readable, bad = 0, []
       for f in files:
         file_path = os.path.join(class_dir, f)
+        stat = os.stat(file_path)
+        content.update(f"{split}/{name}/{f}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         if not f.lower().endswith(_FOLDER_SUFFIXES):
           if not f.startswith("."):
             ignored.append(file_path)
@@ -477,11 +522,14 @@ def _scan_folder(path: str) -> _FolderScan:
                        f"are unreadable, e.g. {split_bad[0][0]} is {split_bad[0][1]}")
     counts.append((split, split_total - len(split_bad)))
     unreadable.extend(path for path, _ in split_bad)
-  if unreadable or ignored:
-    logging.warning("%s: skipping %d unreadable image(s) %s and %d non-image file(s) %s",
-                    where, len(unreadable), unreadable[:20], len(ignored), ignored[:20])
+  skipped = [f"{len(paths)} {kind} ({', '.join(paths[:20])}"
+             f"{', ...' if len(paths) > 20 else ''})"
+             for kind, paths in (("unreadable image(s)", unreadable),
+                                 ("non-image file(s)", ignored)) if paths]
+  if skipped:
+    logging.warning("%s: skipping %s", where, " and ".join(skipped))
   scan = _FolderScan(root=root, class_names=tuple(train_classes), counts=tuple(counts),
-                     unreadable=tuple(unreadable))
+                     unreadable=tuple(unreadable), content_hash=content.hexdigest()[:16])
   _FOLDER_SCANS[root] = scan
   return scan
 
@@ -502,7 +550,7 @@ def _folder_info(path: str) -> DatasetInfo:
       test_split="test", num_classes=len(scan.class_names), metric="top1", image_size=224,
       class_names=scan.class_names,
       train_full_split="train+validation" if has_validation else "train",
-      folder=scan.root)
+      folder=scan.root, content_hash=scan.content_hash)
 
 
 def _load_folder(info: DatasetInfo, spec: str) -> tf.data.Dataset:

@@ -133,6 +133,9 @@ def extract(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
         "data_dir": os.path.abspath(kwargs["data_dir"]) if kwargs.get("data_dir") else None,
         "endpoints": list(endpoints), "preprocess": kwargs.get("preprocess", "transfer"),
         "max_examples": kwargs.get("max_examples"), "image_size": list(model.input_size)}
+    if getattr(info, "content_hash", None):
+      # An image folder: its files (and so its class names) are part of what is cached.
+      description["content_hash"] = info.content_hash
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
     path = os.path.join(cache_dir, f"{info.name.replace('/', '_').replace(':', '_')}"
                                    f"-{split}-{key}.npz")

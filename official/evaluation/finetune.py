@@ -37,7 +37,9 @@ Every grid point lives in its own folder of `output_dir`:
   result.json                  what `run` returns
 
 A rerun skips every grid point that has its result.json and resumes an unfinished one from
-its latest checkpoint (the data order of epoch e depends only on (seed, e)).
+its latest checkpoint (the data order of epoch e depends only on (seed, e)). On SIGTERM the
+grid point being trained saves a checkpoint at the next step boundary and
+official.training.trainer.Preempted is raised, as in pretraining; rerunning resumes there.
 """
 
 import dataclasses
@@ -57,7 +59,6 @@ from official.data import datasets
 from official.data import input_pipeline
 from official.evaluation import metrics
 from official.modeling import pretrained
-from official.modeling import resnet
 from official.training import distribute
 from official.training import optimization
 from official.training import trainer as trainer_lib
@@ -257,23 +258,19 @@ def grid_point_name(learning_rate: float, weight_decay: float) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainedNetwork:
-  """Where a training run's network is and how to rebuild it.
+  """Where a training run's network is.
 
   Attributes:
     model_dir: the training model_dir.
-    checkpoint: the checkpoint whose `ema_model` holds the weights.
-    model_config: resnet.ResNetConfig of the network.
+    checkpoint: the checkpoint whose `ema_model` holds the weights (the latest when it was
+      found; every grid point starts from this one).
     num_classes: width of the pretraining head (not used by fine-tuning).
     image_size: side of the images it was trained on.
-    objective: (name, hparams) of its pretraining objective (rebuilds its head so the
-      checkpoint matches; the head is then replaced).
   """
   model_dir: str
   checkpoint: str
-  model_config: resnet.ResNetConfig
   num_classes: int
   image_size: int
-  objective: tuple
 
 
 def find_pretrained(path: str) -> PretrainedNetwork:
@@ -281,8 +278,9 @@ def find_pretrained(path: str) -> PretrainedNetwork:
 
   Fine-tuning needs trainable Keras weights, so the network is rebuilt from
   <model_dir>/config.json and its EMA weights come from the latest checkpoint in
-  <model_dir>/checkpoints (CONTRACT "Checkpoint / config.json"). A SavedModel exported by
-  training, <model_dir>/export/saved_model, leads back to its model_dir.
+  <model_dir>/checkpoints (official.modeling.pretrained.read_model_dir / load_keras_model).
+  A SavedModel exported by training, <model_dir>/export/saved_model, leads back to its
+  model_dir.
   """
   path = os.path.normpath(os.fspath(path))
   if not os.path.exists(path):
@@ -306,35 +304,13 @@ def find_pretrained(path: str) -> PretrainedNetwork:
     else:
       raise ValueError(f"pretrained model {path} holds no {pretrained.CONFIG_FILE}: expected "
                        f"a training model_dir (config.json + {CHECKPOINT_DIR}/)")
-  config_path = os.path.join(model_dir, pretrained.CONFIG_FILE)
-  try:
-    config = io.read_json(config_path)
-  except ValueError as e:
-    raise ValueError(f"{config_path} is not valid JSON ({e})") from None
-  model_section = config.get("model") if isinstance(config, dict) else None
-  objective_section = config.get("objective") if isinstance(config, dict) else None
-  if not isinstance(model_section, dict) or not isinstance(objective_section, dict):
-    raise ValueError(f"{config_path} must have 'model' and 'objective' sections")
-  for key in ("num_classes", "image_size"):
-    if key not in model_section:
-      raise ValueError(f"{config_path}: the 'model' section lacks {key!r}")
-  checkpoint_dir = os.path.join(model_dir, pretrained.CHECKPOINT_DIR)
-  checkpoint = tf.train.latest_checkpoint(checkpoint_dir)
-  if checkpoint is None:
-    raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}: fine-tuning needs the "
-                            "ckpt-* files written by training")
-  image_size = model_section["image_size"]
-  if isinstance(image_size, (list, tuple)):
-    if len(set(image_size)) != 1:
-      raise ValueError(f"{config_path}: fine-tuning needs square images, got image_size "
-                       f"{image_size}")
-    image_size = image_size[0]
-  return PretrainedNetwork(
-      model_dir=model_dir, checkpoint=checkpoint,
-      model_config=resnet.ResNetConfig.from_dict(model_section),
-      num_classes=int(model_section["num_classes"]), image_size=int(image_size),
-      objective=(objective_section["name"],
-                 tuple(sorted(objective_section.get("hparams", {}).items()))))
+  network = pretrained.read_model_dir(model_dir)
+  height, width = network.image_size
+  if height != width:
+    raise ValueError(f"{network.config_path}: fine-tuning needs square images, got image_size "
+                     f"{[height, width]}")
+  return PretrainedNetwork(model_dir=model_dir, checkpoint=network.checkpoint,
+                           num_classes=network.num_classes, image_size=height)
 
 
 def _require_endpoint(model) -> None:
@@ -354,16 +330,8 @@ def build_model(network: PretrainedNetwork, num_classes: int, image_size: int,
   Returns:
     keras.Model mapping normalised images [B, S, S, 3] to logits z [B, K].
   """
-  name, hparams = network.objective
-  objective = losses.get_objective(name, **dict(hparams))
-  source = resnet.build_model(network.model_config, network.num_classes, objective,
-                              input_shape=(image_size, image_size, 3), name="pretrained")
-  status = tf.train.Checkpoint(ema_model=source).restore(network.checkpoint).expect_partial()
-  try:
-    status.assert_existing_objects_matched()
-  except AssertionError as e:
-    raise ValueError(f"checkpoint {network.checkpoint} has no ema_model matching "
-                     f"{network.model_dir}/config.json: {str(e).splitlines()[0]}") from None
+  source = pretrained.load_keras_model(network.model_dir, image_size=image_size,
+                                      checkpoint=network.checkpoint)
   head = keras.layers.Dense(
       num_classes, name=HEAD_NAME, bias_initializer="zeros",
       kernel_initializer=keras.initializers.RandomNormal(
@@ -565,8 +533,13 @@ def train_and_score(network: PretrainedNetwork, data: TransferData, config: Fine
   Resumes from the latest checkpoint in <workdir>/checkpoints; returns (and, on the chief,
   writes atomically to <workdir>/result.json) the score and what produced it. A run whose
   loss becomes NaN/Inf stops there and scores 0 ("diverged": true).
+
+  Raises:
+    official.training.trainer.Preempted: SIGTERM arrived. During training a checkpoint is
+      saved at the next step boundary; during the evaluation the grid point is finished
+      (result.json written) first. Rerunning resumes from there.
   """
-  _, worker_index, is_chief = distribute.worker_info(strategy)
+  num_workers, worker_index, is_chief = distribute.worker_info(strategy)
   # The data order then depends on (seed, epoch) only, whatever global seed a caller set.
   trainer_lib.seed_everything(config.seed)
   spe = data.steps_per_epoch(train_split, config.batch_size)
@@ -591,6 +564,8 @@ def train_and_score(network: PretrainedNetwork, data: TransferData, config: Fine
     _write_hparams(workdir, learning_rate, weight_decay)
 
   def save():
+    if manager.latest_checkpoint and manager.latest_checkpoint.endswith(f"-{step}"):
+      return
     manager.save(checkpoint_number=step)
     if not is_chief:
       shutil.rmtree(os.path.dirname(write_dir), ignore_errors=True)
@@ -599,44 +574,50 @@ def train_and_score(network: PretrainedNetwork, data: TransferData, config: Fine
   started = time.time()
   diverged, last_loss = False, None
   window_loss, window_steps, window_start = 0.0, 0, time.time()
-  while step < total and not diverged:
-    epoch, offset = divmod(step, spe)
-    iterator = iter(data.train_dataset(strategy, train_split, config.batch_size, config.seed,
-                                       epoch, offset))
-    while step < min(total, (epoch + 1) * spe):
-      boundary = min(total, (epoch + 1) * spe)
-      for every in (config.log_every_steps, config.checkpoint_every_steps):
-        boundary = min(boundary, (step // every + 1) * every)
-      num = min(config.steps_per_loop, boundary - step)
-      stats = trainer.train_loop(iterator, num)
-      step += num
-      if not stats["finite"]:
-        diverged = True
-        log(f"    step {step}/{total}  loss is not finite: lr {learning_rate:g} diverged")
-        break
-      last_loss = stats["loss"]
-      window_loss += stats["loss"] * num
-      window_steps += num
-      if step % config.checkpoint_every_steps == 0 or step == total:
-        save()
-      if step % config.log_every_steps == 0 or step == total:
-        elapsed = max(time.time() - window_start, 1e-9)
-        lr_now = trainer.learning_rate()
-        with writer.as_default(step=step):
-          tf.summary.scalar("loss", window_loss / window_steps)
-          tf.summary.scalar("total_loss", window_loss / window_steps + stats["penalty"])
-          tf.summary.scalar("learning_rate", lr_now)
-        writer.flush()
-        log(f"    step {step}/{total}  loss {window_loss / window_steps:.4f}  "
-            f"lr {lr_now:.4g}  {window_steps * config.batch_size / elapsed:.0f} img/s")
-        window_loss, window_steps, window_start = 0.0, 0, time.time()
-  train_seconds = time.time() - started
+  with trainer_lib.preemption_guard() as stop:
+    while step < total and not diverged:
+      epoch, offset = divmod(step, spe)
+      iterator = iter(data.train_dataset(strategy, train_split, config.batch_size, config.seed,
+                                         epoch, offset))
+      while step < min(total, (epoch + 1) * spe):
+        boundary = min(total, (epoch + 1) * spe)
+        for every in (config.log_every_steps, config.checkpoint_every_steps):
+          boundary = min(boundary, (step // every + 1) * every)
+        num = min(config.steps_per_loop, boundary - step)
+        stats = trainer.train_loop(iterator, num)
+        step += num
+        if not stats["finite"]:
+          diverged = True
+          log(f"    step {step}/{total}  loss is not finite: lr {learning_rate:g} diverged")
+          break
+        last_loss = stats["loss"]
+        window_loss += stats["loss"] * num
+        window_steps += num
+        if step % config.checkpoint_every_steps == 0 or step == total:
+          save()
+        if step % config.log_every_steps == 0 or step == total:
+          elapsed = max(time.time() - window_start, 1e-9)
+          lr_now = trainer.learning_rate()
+          with writer.as_default(step=step):
+            tf.summary.scalar("loss", window_loss / window_steps)
+            tf.summary.scalar("total_loss", window_loss / window_steps + stats["penalty"])
+            tf.summary.scalar("learning_rate", lr_now)
+          writer.flush()
+          log(f"    step {step}/{total}  loss {window_loss / window_steps:.4f}  "
+              f"lr {lr_now:.4g}  {window_steps * config.batch_size / elapsed:.0f} img/s")
+          window_loss, window_steps, window_start = 0.0, 0, time.time()
+        if stop.requested_on_any_worker(strategy, num_workers):
+          save()
+          raise trainer_lib.Preempted(
+              f"SIGTERM: checkpoint saved at step {step} in {checkpoint_dir}; rerun the "
+              "same command to resume")
+    train_seconds = time.time() - started
 
-  if diverged:
-    score = 0.0
-  else:
-    score = trainer.evaluate(data.eval_dataset(eval_split, config.eval_batch_size),
-                             data.info.metric)
+    if diverged:
+      score = 0.0
+    else:
+      score = trainer.evaluate(data.eval_dataset(eval_split, config.eval_batch_size),
+                               data.info.metric)
   with eval_writer.as_default(step=step):
     tf.summary.scalar(f"{eval_split}_{data.info.metric}", score)
   eval_writer.flush()
@@ -653,6 +634,9 @@ def train_and_score(network: PretrainedNetwork, data: TransferData, config: Fine
     io.atomic_write_json(os.path.join(workdir, RESULT_FILE), result)
     if not config.keep_checkpoints:
       shutil.rmtree(checkpoint_dir, ignore_errors=True)
+  if stop.requested_on_any_worker(strategy, num_workers):
+    raise trainer_lib.Preempted(f"SIGTERM: {workdir} finished and its result saved; rerun "
+                                "the same command to resume")
   return result
 
 
@@ -741,6 +725,10 @@ def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "d
      "batch_size", "bn_momentum" (of the retraining), "num_classes", "num_train",
      "num_validation", "num_train_full", "num_test", "image_size", "preset", "config",
      "timings" {"grid_seconds", "final_seconds"}}.
+
+  Raises:
+    official.training.trainer.Preempted: SIGTERM arrived after the first log line; the grid
+      point being trained saved a checkpoint (train_and_score). Rerunning resumes there.
   """
   strategy = strategy or tf.distribute.get_strategy()
   config = override(get_preset(preset), overrides)
@@ -752,56 +740,62 @@ def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "d
     data.steps_per_epoch(split, config.batch_size)
   settings = _settings(network, dataset_spec, info, preset, config, image_size)
   _check_resumable(output_dir, settings)
-  _, _, is_chief = distribute.worker_info(strategy)
+  num_workers, _, is_chief = distribute.worker_info(strategy)
   if is_chief:
     io.atomic_write_json(os.path.join(output_dir, CONFIG_FILE), settings)
 
-  grid = config.grid()
-  log(f"fine-tuning {network.model_dir} on {dataset_spec} ({data.num_examples('train')} train "
-      f"/ {data.num_examples('validation')} validation / {data.num_examples('test')} test, "
-      f"{info.num_classes} classes, {info.metric}): {len(grid)} grid points x {config.steps} "
-      f"steps at batch {config.batch_size} over {strategy.num_replicas_in_sync} replica(s) "
-      f"-> {output_dir}")
-  scores, grid_seconds = [], 0.0
-  for index, (lr, wd) in enumerate(grid, 1):
-    workdir = os.path.join(output_dir, GRID_DIR, grid_point_name(lr, wd))
-    result = _read_result(workdir, lr, wd)
-    label = f"grid {index}/{len(grid)}  lr {lr:.3g}  wd {wd:.3g}"
-    if result is None:
-      result = train_and_score(network, data, config, lr, wd, train_split="train",
-                               eval_split="validation", workdir=workdir, strategy=strategy,
-                               log=log)
-      log(f"{label}: validation {info.metric} {result['score']:.4f}"
-          f"{'  (diverged)' if result['diverged'] else ''}  ({result['train_seconds']:.1f} s)")
-    else:
-      log(f"{label}: validation {info.metric} {result['score']:.4f}  (done before)")
-    grid_seconds += result["train_seconds"]
-    scores.append({"learning_rate": lr, "weight_decay": wd, "score": result["score"],
-                   "diverged": result["diverged"]})
+  # SIGTERM from the first line on: the grid point being trained saves a checkpoint and
+  # Preempted is raised (train_and_score).
+  with trainer_lib.preemption_guard() as stop:
+    grid = config.grid()
+    log(f"fine-tuning {network.model_dir} on {dataset_spec} ({data.num_examples('train')} train "
+        f"/ {data.num_examples('validation')} validation / {data.num_examples('test')} test, "
+        f"{info.num_classes} classes, {info.metric}): {len(grid)} grid points x {config.steps} "
+        f"steps at batch {config.batch_size} over {strategy.num_replicas_in_sync} replica(s) "
+        f"-> {output_dir}")
+    scores, grid_seconds = [], 0.0
+    for index, (lr, wd) in enumerate(grid, 1):
+      workdir = os.path.join(output_dir, GRID_DIR, grid_point_name(lr, wd))
+      result = _read_result(workdir, lr, wd)
+      label = f"grid {index}/{len(grid)}  lr {lr:.3g}  wd {wd:.3g}"
+      if result is None:
+        result = train_and_score(network, data, config, lr, wd, train_split="train",
+                                 eval_split="validation", workdir=workdir, strategy=strategy,
+                                 log=log)
+        log(f"{label}: validation {info.metric} {result['score']:.4f}"
+            f"{'  (diverged)' if result['diverged'] else ''}  ({result['train_seconds']:.1f} s)")
+      else:
+        log(f"{label}: validation {info.metric} {result['score']:.4f}  (done before)")
+      grid_seconds += result["train_seconds"]
+      scores.append({"learning_rate": lr, "weight_decay": wd, "score": result["score"],
+                     "diverged": result["diverged"]})
 
-  # Ties go to the first grid point in grid order.
-  best = max(range(len(scores)), key=lambda i: (scores[i]["score"], -i))
-  lr, wd = scores[best]["learning_rate"], scores[best]["weight_decay"]
-  workdir = os.path.join(output_dir, FINAL_DIR, grid_point_name(lr, wd))
-  final = _read_result(workdir, lr, wd)
-  if final is None:
-    log(f"retraining lr {lr:.3g} wd {wd:.3g} on train_full")
-    final = train_and_score(network, data, config, lr, wd, train_split="train_full",
-                            eval_split="test", workdir=workdir, strategy=strategy, log=log)
-  log(f"{dataset_spec}: chosen lr {lr:.3g} wd {wd:.3g} (validation {info.metric} "
-      f"{scores[best]['score']:.4f}), test {info.metric} {final['score']:.4f}")
-  result = {
-      "dataset": dataset_spec, "metric": info.metric, "learning_rate": lr,
-      "weight_decay": wd, "validation": scores[best]["score"], "validation_scores": scores,
-      "test": final["score"], "test_diverged": final["diverged"], "steps": config.steps,
-      "batch_size": config.batch_size, "bn_momentum": final["bn_momentum"],
-      "num_classes": info.num_classes, "num_train": data.num_examples("train"),
-      "num_validation": data.num_examples("validation"),
-      "num_train_full": data.num_examples("train_full"),
-      "num_test": data.num_examples("test"), "image_size": image_size, "preset": preset,
-      "config": config.to_dict(),
-      "timings": {"grid_seconds": grid_seconds, "final_seconds": final["train_seconds"]},
-  }
-  if is_chief:
-    io.atomic_write_json(os.path.join(output_dir, RESULT_FILE), result)
+    # Ties go to the first grid point in grid order.
+    best = max(range(len(scores)), key=lambda i: (scores[i]["score"], -i))
+    lr, wd = scores[best]["learning_rate"], scores[best]["weight_decay"]
+    workdir = os.path.join(output_dir, FINAL_DIR, grid_point_name(lr, wd))
+    final = _read_result(workdir, lr, wd)
+    if final is None:
+      log(f"retraining lr {lr:.3g} wd {wd:.3g} on train_full")
+      final = train_and_score(network, data, config, lr, wd, train_split="train_full",
+                              eval_split="test", workdir=workdir, strategy=strategy, log=log)
+    log(f"{dataset_spec}: chosen lr {lr:.3g} wd {wd:.3g} (validation {info.metric} "
+        f"{scores[best]['score']:.4f}), test {info.metric} {final['score']:.4f}")
+    result = {
+        "dataset": dataset_spec, "metric": info.metric, "learning_rate": lr,
+        "weight_decay": wd, "validation": scores[best]["score"], "validation_scores": scores,
+        "test": final["score"], "test_diverged": final["diverged"], "steps": config.steps,
+        "batch_size": config.batch_size, "bn_momentum": final["bn_momentum"],
+        "num_classes": info.num_classes, "num_train": data.num_examples("train"),
+        "num_validation": data.num_examples("validation"),
+        "num_train_full": data.num_examples("train_full"),
+        "num_test": data.num_examples("test"), "image_size": image_size, "preset": preset,
+        "config": config.to_dict(),
+        "timings": {"grid_seconds": grid_seconds, "final_seconds": final["train_seconds"]},
+    }
+    if is_chief:
+      io.atomic_write_json(os.path.join(output_dir, RESULT_FILE), result)
+    if stop.requested_on_any_worker(strategy, num_workers):
+      raise trainer_lib.Preempted(f"SIGTERM: {output_dir} finished and its result saved; "
+                                  "rerun the same command to resume")
   return result

@@ -2,6 +2,8 @@
 
 import math
 import os
+import signal
+from unittest import mock
 
 from absl.testing import parameterized
 import keras
@@ -14,6 +16,7 @@ from official.data import datasets
 from official.evaluation import finetune
 from official.modeling import resnet
 from official.training import distribute
+from official.training import trainer as trainer_lib
 
 TINY = {"depth": 18, "width_multiplier": 0.125, "small_input_stem": True,
         "block_counts": [1, 1, 1, 1], "bn_momentum": 0.9, "bn_epsilon": 1e-5}
@@ -262,22 +265,61 @@ class TrainingTest(tf.test.TestCase):
     self.assertFalse(os.path.exists(os.path.join(workdir, "checkpoints")))
     self.assertNotEmpty(tf.io.gfile.glob(os.path.join(workdir, "train", "events.*")))
 
-    # Killed after the checkpoint at step 20 (in epoch 0), then rerun: same result.
+    # SIGTERM during the loop ending at step 15 (no periodic checkpoint there): a checkpoint
+    # at step 15, Preempted, and the previous SIGTERM handler back.
     interrupted = self.create_tempdir().full_path
+    checkpoints = os.path.join(interrupted, "checkpoints")
+    handler = signal.getsignal(signal.SIGTERM)
+    train_loop = finetune.FinetuneTrainer.train_loop
+
+    def sigterm_in_loop_to_15(trainer, iterator, num_steps):
+      stats = train_loop(trainer, iterator, num_steps)
+      if int(trainer.step.numpy()) == 15:
+        os.kill(os.getpid(), signal.SIGTERM)
+      return stats
+
+    with mock.patch.object(finetune.FinetuneTrainer, "train_loop", sigterm_in_loop_to_15):
+      with self.assertRaises(trainer_lib.Preempted) as raised:
+        self._train(interrupted)
+    self.assertEqual(str(raised.exception), f"SIGTERM: checkpoint saved at step 15 in "
+                     f"{checkpoints}; rerun the same command to resume")
+    self.assertIs(signal.getsignal(signal.SIGTERM), handler)
+    self.assertFalse(os.path.exists(os.path.join(interrupted, "result.json")))
+    self.assertEqual(tf.train.latest_checkpoint(checkpoints),
+                     os.path.join(checkpoints, "ckpt-15"))
+
+    # Rerun from step 15, killed after the checkpoint at step 20 (in epoch 0).
+    lines = []
 
     def kill_at_step_20(line):
+      lines.append(line)
       if line.strip().startswith("step 20/"):
         raise _Interrupt()
 
     with self.assertRaises(_Interrupt):
       self._train(interrupted, log=kill_at_step_20)
-    self.assertFalse(os.path.exists(os.path.join(interrupted, "result.json")))
-    self.assertEqual(tf.train.latest_checkpoint(os.path.join(interrupted, "checkpoints"))
-                     .rsplit("-", 1)[1], "20")
-    lines = []
-    resumed = self._train(interrupted, log=lines.append)
     self.assertIn("resuming", lines[0])
-    self.assertEqual(sum("step" in line for line in lines[1:]), 1)  # only step 30 is run
+    self.assertIn("at step 15", lines[0])
+    self.assertFalse(os.path.exists(os.path.join(interrupted, "result.json")))
+    self.assertEqual(tf.train.latest_checkpoint(checkpoints),
+                     os.path.join(checkpoints, "ckpt-20"))
+
+    # Rerun from step 20 with a SIGTERM during the evaluation: the grid point is finished
+    # (result.json) before Preempted, with exactly the uninterrupted run's result.
+    evaluate = finetune.FinetuneTrainer.evaluate
+
+    def sigterm_then_evaluate(trainer, *args):
+      os.kill(os.getpid(), signal.SIGTERM)
+      return evaluate(trainer, *args)
+
+    lines = []
+    with mock.patch.object(finetune.FinetuneTrainer, "evaluate", sigterm_then_evaluate):
+      with self.assertRaisesRegex(trainer_lib.Preempted, "finished and its result saved"):
+        self._train(interrupted, log=lines.append)
+    self.assertIn("at step 20", lines[0])
+    self.assertEqual([l.split()[1] for l in lines[1:]], ["30/30"])  # only step 30 is run
+    resumed = io.read_json(os.path.join(interrupted, "result.json"))
+    self.assertEqual(resumed["steps"], 30)
     self.assertAllClose(resumed["final_loss"], result["final_loss"], rtol=1e-6, atol=0)
     self.assertEqual(resumed["score"], result["score"])
 

@@ -11,11 +11,16 @@ Either way the result is an `EndpointModel`: normalised float images [B, H, W, 3
 endpoints out (block1..blockN [B, h, w, c], final_avg_pool [B, D], final_layer and outputs
 [B, K]).
 
+`load_keras_model(model_dir)` is that rebuilt network itself, a trainable keras.Model with the
+EMA weights (what fine-tuning starts from); `read_model_dir(model_dir)` reads what config.json
+and the latest checkpoint say about it without building it.
+
 The released models have 1001 outputs whose class 0 is an unused background class; the
 EndpointModel drops it from final_layer and outputs, so K = 1000 and class k is ImageNet
 class k. Their final_avg_pool comes as [B, 1, 1, D] and is returned as [B, D].
 """
 
+import dataclasses
 import json
 import os
 import uuid
@@ -216,10 +221,48 @@ def _load_saved_model(path: str) -> EndpointModel:
       drop_background=(num_classes == CLASSES_WITH_BACKGROUND))
 
 
-def _load_checkpoint(model_dir: str) -> EndpointModel:
+@dataclasses.dataclass(frozen=True)
+class ModelDir:
+  """A training model_dir's network as its config.json and latest checkpoint describe it.
+
+  Attributes:
+    model_dir: the training model_dir.
+    config_path: <model_dir>/config.json.
+    checkpoint: the latest checkpoint in <model_dir>/checkpoints (its path prefix).
+    model_config: resnet.ResNetConfig of the network ("model" section).
+    num_classes: K, the width of its final_layer.
+    image_size: (H, W) of the images it was trained on.
+    objective: its pretraining losses.Objective ("objective" section), whose head rebuilt
+      makes the network match the checkpoint.
+  """
+  model_dir: str
+  config_path: str
+  checkpoint: str
+  model_config: resnet.ResNetConfig
+  num_classes: int
+  image_size: tuple[int, int]
+  objective: losses.Objective
+
+
+def read_model_dir(model_dir: str) -> ModelDir:
+  """Reads <model_dir>/config.json and finds the latest checkpoint, without building anything.
+
+  Raises:
+    FileNotFoundError: no config.json, or no checkpoint in <model_dir>/checkpoints.
+    ValueError: config.json is not valid JSON, lacks the "model" / "objective" sections or
+      the model's num_classes / image_size, or holds values resnet.build_model refuses.
+  """
+  model_dir = os.fspath(model_dir)
   config_path = os.path.join(model_dir, CONFIG_FILE)
+  if not tf.io.gfile.exists(config_path):
+    raise FileNotFoundError(f"{config_path} does not exist: expected a training model_dir "
+                            f"({CONFIG_FILE} with {CHECKPOINT_DIR}/)")
   with tf.io.gfile.GFile(config_path) as f:
-    config = json.loads(f.read())
+    text = f.read()
+  try:
+    config = json.loads(text)
+  except ValueError as e:
+    raise ValueError(f"{config_path} is not valid JSON ({e})") from None
   model_section = config.get("model") if isinstance(config, dict) else None
   objective_section = config.get("objective") if isinstance(config, dict) else None
   if not isinstance(model_section, dict) or not isinstance(objective_section, dict) or (
@@ -234,23 +277,62 @@ def _load_checkpoint(model_dir: str) -> EndpointModel:
   if checkpoint is None:
     raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}: expected ckpt-* files "
                             f"written by tf.train.CheckpointManager, or {EXPORT_SUBDIR}/")
-
   try:
-    num_classes = model_section["num_classes"]
-    height, width = _image_size(model_section["image_size"])
-    objective = losses.get_objective(objective_section["name"],
-                                     **objective_section.get("hparams", {}))
-    model = resnet.build_model(resnet.ResNetConfig.from_dict(model_section), num_classes,
-                               objective, input_shape=(height, width, 3))
-  except ValueError as e:
+    return ModelDir(
+        model_dir=model_dir, config_path=config_path, checkpoint=checkpoint,
+        model_config=resnet.ResNetConfig.from_dict(model_section),
+        num_classes=int(model_section["num_classes"]),
+        image_size=_image_size(model_section["image_size"]),
+        objective=losses.get_objective(objective_section["name"],
+                                       **objective_section.get("hparams", {})))
+  except (TypeError, ValueError) as e:
     raise ValueError(f"{config_path}: {str(e).splitlines()[0]}") from None
+
+
+def load_keras_model(model_dir: str, *, image_size: int | Sequence[int] | None = None,
+                     checkpoint: str | None = None) -> keras.Model:
+  """The network of a training model_dir, rebuilt, with its EMA weights restored.
+
+  The network is resnet.build_model of config.json's "model" section with the head of its
+  "objective"; the `ema_model` (exponential moving average of the weights) of the checkpoint
+  is restored into it (CONTRACT "Checkpoint / config.json"). Built in the current
+  tf.distribute strategy's scope, so it trains there.
+
+  Args:
+    model_dir: a model_dir of experiments/train (config.json + checkpoints/).
+    image_size: H or (H, W) of the model's input; None: the size it was trained on (the
+      weights do not depend on it).
+    checkpoint: the checkpoint to restore; None: the latest in <model_dir>/checkpoints.
+
+  Returns:
+    Functional keras.Model: normalised float images [B, H, W, 3] -> dict of endpoints
+    (block1..blockN, final_avg_pool [B, D], final_layer and outputs [B, K]).
+
+  Raises:
+    FileNotFoundError, ValueError: as read_model_dir; ValueError when the checkpoint has no
+      ema_model matching config.json.
+  """
+  network = read_model_dir(model_dir)
+  checkpoint = checkpoint or network.checkpoint
+  height, width = network.image_size if image_size is None else _image_size(image_size)
+  try:
+    model = resnet.build_model(network.model_config, network.num_classes, network.objective,
+                               input_shape=(height, width, 3))
+  except ValueError as e:
+    raise ValueError(f"{network.config_path}: {str(e).splitlines()[0]}") from None
   status = tf.train.Checkpoint(ema_model=model).restore(checkpoint).expect_partial()
   try:
     status.assert_existing_objects_matched()
   except AssertionError as e:
-    raise ValueError(f"checkpoint {checkpoint} has no ema_model matching {config_path}: "
-                     f"{str(e).splitlines()[0]}") from None
+    raise ValueError(f"checkpoint {checkpoint} has no ema_model matching "
+                     f"{network.config_path}: {str(e).splitlines()[0]}") from None
+  return model
 
+
+def _load_checkpoint(model_dir: str) -> EndpointModel:
+  model = load_keras_model(model_dir)
+  height, width = model.input_shape[1:3]
+  num_classes = int(model.output["final_layer"].shape[-1])
   serve = tf.function(lambda images: model(images, training=False), input_signature=[
       tf.TensorSpec([None, height, width, 3], tf.float32, name=INPUT_NAME)])
   return EndpointModel(

@@ -158,6 +158,28 @@ class CheckpointTest(tf.test.TestCase):
       self.assertAllClose(got[name], expected[name], atol=1e-5, msg=name)
     self.assertNotAllClose(got["final_layer"], raw["final_layer"])
 
+  def test_load_keras_model_of_a_given_checkpoint_and_input_size(self):
+    ema_model = _tiny_model(objective="softmax")
+    model_dir = self.create_tempdir().full_path
+    manager = _write_model_dir(model_dir, 5, "softmax", {}, {"ema_model": ema_model})
+    _perturb(ema_model, seed=1)
+    first = manager.save()
+    first_weights = [w.numpy() for w in ema_model.weights]
+    _perturb(ema_model, seed=2)
+    latest = manager.save()
+
+    network = pretrained.read_model_dir(model_dir)
+    self.assertEqual((network.checkpoint, network.num_classes, network.image_size,
+                      network.objective.name), (latest, 5, (IMAGE_SIZE, IMAGE_SIZE), "softmax"))
+    model = pretrained.load_keras_model(model_dir, image_size=32, checkpoint=first)
+    self.assertEqual(model.input_shape, (None, 32, 32, 3))
+    self.assertEqual(list(model.output), NAMES)
+    for restored, value in zip(model.weights, first_weights):
+      self.assertAllEqual(restored, value, msg=restored.path)
+    # The latest checkpoint by default, at the training size.
+    for restored, ema in zip(pretrained.load_keras_model(model_dir).weights, ema_model.weights):
+      self.assertAllEqual(restored, ema, msg=restored.path)
+
   def test_background_class_is_dropped(self):
     ema_model = _tiny_model(num_classes=1001, objective="softmax")
     model_dir = self.create_tempdir().full_path

@@ -34,6 +34,10 @@ class StudyConfig:
   # Pretraining: a preset of official.training.config plus dotted overrides.
   pretrain_experiment: str = "demo"
   pretrain_overrides: dict = dataclasses.field(default_factory=dict)
+  # The pretraining dataset (an official.data.datasets spec, e.g. "folder:/data/x") and class
+  # subset (e.g. "0-4"); None keeps the preset's (its data.dataset / data.classes).
+  pretrain_dataset: Optional[str] = None
+  pretrain_classes: Optional[str] = None
   # Table 4: cosine softmax temperatures (empty: not run).
   temperature_sweep: tuple = ()
   temperature_seeds: tuple = (0,)

@@ -52,7 +52,8 @@ def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
       settings = steps.transfer_settings(study, dataset)
       fp = steps.fingerprint(settings, [pretrain_fp[run]])
       planned.append(Step(
-          f"transfer/{run.run_id}/{dataset}", "transfer", f"transfer {run.run_id} {dataset}",
+          f"transfer/{run.run_id}/{steps.result_name(dataset)}", "transfer",
+          f"transfer {run.run_id} {dataset}",
           fp, settings, lambda run=run, d=dataset: steps.transfer(study, run, d, workdir)))
   if study.finetune:
     for run in runs:
@@ -62,7 +63,8 @@ def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
         settings = steps.finetune_settings(study, dataset)
         fp = steps.fingerprint(settings, [pretrain_fp[run]])
         planned.append(Step(
-            f"finetune/{run.run_id}/{dataset}", "finetune", f"finetune {run.run_id} {dataset}",
+            f"finetune/{run.run_id}/{steps.result_name(dataset)}", "finetune",
+            f"finetune {run.run_id} {dataset}",
             fp, settings,
             lambda run=run, d=dataset: steps.finetune(study, run, d, workdir, strategy)))
   if len(study.cka_seeds) == 2 and all(

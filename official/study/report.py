@@ -55,9 +55,10 @@ class Results:
       elif parts[0] == "representations":
         self.representations[(variant, seed)] = result
       elif parts[0] == "transfer":
-        self.transfer[(variant, seed)][parts[3]] = result
+        # Keys spell the dataset file-name safe; the result holds its spec.
+        self.transfer[(variant, seed)][result.get("dataset", parts[3])] = result
       elif parts[0] == "finetune":
-        self.finetune[(variant, seed)][parts[3]] = result
+        self.finetune[(variant, seed)][result.get("dataset", parts[3])] = result
 
   @property
   def objectives(self) -> list[str]:
@@ -78,6 +79,13 @@ class Results:
       if value is not None and not (isinstance(value, float) and math.isnan(value)):
         out.append(float(value))
     return out
+
+
+def _pretraining_data(study: dict) -> str:
+  """" on `folder:/d` (classes 0-4)" when the study names its pretraining data, else ""."""
+  dataset, classes = study.get("pretrain_dataset"), study.get("pretrain_classes")
+  text = f" on `{dataset}`" if dataset else ""
+  return text + (f" (classes {classes})" if classes else "")
 
 
 def _pct(x):
@@ -124,7 +132,8 @@ def write(workdir: str) -> str:
       "",
       "Reproduction of Kornblith, Chen, Lee & Norouzi, *Why Do Better Loss Functions Lead to "
       "Less Transferable Features?* (NeurIPS 2021). "
-      f"Pretraining preset `{study['pretrain_experiment']}`, objectives: "
+      f"Pretraining preset `{study['pretrain_experiment']}`{_pretraining_data(study)}, "
+      "objectives: "
       f"{', '.join(objectives)}; seeds: {', '.join(map(str, seeds))}; transfer datasets: "
       f"{', '.join(datasets) or 'none'}.",
       "",

@@ -38,9 +38,14 @@ from official.training import trainer
 
 
 def pretrain_config(study: StudyConfig, run: Run):
-  """The training config of one run: the study's preset, its overrides, objective and seed."""
+  """The training config of one run: the study's preset, its overrides, pretraining dataset
+  and class subset, objective and seed."""
   config = train_config.get_experiment(study.pretrain_experiment)
   overrides = dict(study.pretrain_overrides)
+  if study.pretrain_dataset is not None:
+    overrides["data.dataset"] = study.pretrain_dataset
+  if study.pretrain_classes is not None:
+    overrides["data.classes"] = study.pretrain_classes
   overrides.update({"objective.name": run.objective, "train.seed": run.seed,
                     "train.deterministic": study.deterministic})
   for name, value in run.hparams:
@@ -50,10 +55,26 @@ def pretrain_config(study: StudyConfig, run: Run):
   return train_config.override(config, overrides)
 
 
+def folder_content(spec: str, data_dir: Optional[str] = None) -> dict:
+  """{"content_hash": ...} of an image-folder spec (its files' names, sizes and times), so
+  a step's fingerprint changes with the folder; {} for TFDS datasets."""
+  if not datasets.canonical_spec(spec).startswith(datasets.FOLDER_PREFIX):
+    return {}
+  return {"content_hash": datasets.get(spec, data_dir=data_dir).content_hash}
+
+
 def pretrain_settings(study: StudyConfig, run: Run) -> dict:
-  settings = train_config.to_dict(pretrain_config(study, run))
+  config = pretrain_config(study, run)
+  settings = train_config.to_dict(config)
   settings.get("data", {}).pop("data_dir", None)
-  return {"step": "pretrain", "train_config": settings}
+  return {"step": "pretrain", "train_config": settings,
+          **folder_content(config.data.dataset, study.data_dir)}
+
+
+def result_name(dataset: str) -> str:
+  """The file-name spelling of a dataset spec in result keys ("folder:/d/x@5-9" ->
+  "folder__d_x_5-9"); registry names are unchanged."""
+  return representations_lib.safe_name(dataset)
 
 
 def run_dir(workdir: str, run: Run) -> str:
@@ -104,7 +125,7 @@ def _is_timing(key: str) -> bool:
 def transfer_settings(study: StudyConfig, dataset: str) -> dict:
   return {"step": "transfer", "dataset": dataset, "knn_k_max": study.knn_k_max,
           "linear_max_iterations": study.linear_max_iterations,
-          "features": features.PENULTIMATE}
+          "features": features.PENULTIMATE, **folder_content(dataset, study.data_dir)}
 
 
 def _features(study, model, info, split, workdir):
@@ -129,6 +150,7 @@ def transfer(study: StudyConfig, run: Run, dataset: str, workdir: str) -> dict:
                             test_x, test_y, metric=info.metric, k_max=study.knn_k_max)
   return {
       "dataset": dataset, "metric": info.metric,
+      "class_names": list(info.class_names) if info.class_names else None,
       "linear": {"test": float(linear["test_score"]), "l2": float(linear["l2"]),
                  "validation": float(linear["validation_score"])},
       "knn": {"test": float(neighbours["test_score"]), "k": int(neighbours["k"]),
@@ -232,12 +254,13 @@ def finetune_settings(study: StudyConfig, dataset: str) -> dict:
   from official.evaluation import finetune as finetune_lib  # pylint: disable=g-import-not-at-top
   preset = finetune_lib.get_preset(study.finetune_experiment)
   return {"step": "finetune", "dataset": dataset,
-          "preset": dataclasses.asdict(preset) if dataclasses.is_dataclass(preset) else preset}
+          "preset": dataclasses.asdict(preset) if dataclasses.is_dataclass(preset) else preset,
+          **folder_content(dataset, study.data_dir)}
 
 
 def finetune(study: StudyConfig, run: Run, dataset: str, workdir: str, strategy) -> dict:
   from official.evaluation import finetune as finetune_lib  # pylint: disable=g-import-not-at-top
-  output_dir = os.path.join(run_dir(workdir, run), "finetune", dataset)
+  output_dir = os.path.join(run_dir(workdir, run), "finetune", result_name(dataset))
   result = finetune_lib.run(run_dir(workdir, run), dataset, output_dir,
                             preset=study.finetune_experiment, data_dir=study.data_dir,
                             strategy=strategy)

@@ -69,6 +69,9 @@ class DataConfig:
     dataset: an official.data.datasets spec ("demo_pretrain", "imagenet2012", "folder:/p").
     data_dir: TFDS data directory (None: TFDS's default).
     classes: optional class subset, as official.data.datasets.get takes it.
+    class_names: the names of the classes in label order (label k is class_names[k]), filled
+      by `resolve` from the dataset (sorted class-folder names for an image folder; None when
+      the dataset names none); a value given here must match the dataset's.
     train_split: split trained on: "train", "validation", "test" or "train_full".
     eval_split: split evaluated on every epoch (with the EMA weights).
     train_examples: if set, only the first N examples of `train_split` are used.
@@ -81,6 +84,7 @@ class DataConfig:
   dataset: str = "demo_pretrain"
   data_dir: Optional[str] = None
   classes: Optional[str] = None
+  class_names: Optional[tuple[str, ...]] = None
   train_split: str = "train"
   eval_split: str = "test"
   train_examples: Optional[int] = None
@@ -107,6 +111,10 @@ class DataConfig:
       value = getattr(self, key)
       if value is not None and (not isinstance(value, int) or value < 1):
         raise ValueError(f"data.{key}={value!r} must be a positive integer or None")
+    if self.class_names is not None:
+      if not all(isinstance(name, str) for name in self.class_names):
+        raise ValueError(f"data.class_names={self.class_names!r} must be a list of names")
+      self.class_names = tuple(self.class_names)
 
 
 @dataclasses.dataclass
@@ -385,11 +393,15 @@ def resolve(config: ExperimentConfig) -> ExperimentConfig:
   """Fills what the data and the objective decide; the result is what a run records.
 
   - model.num_classes (if 0) from the dataset (official.data.datasets.get);
+  - data.dataset canonical (an image folder's path absolute);
+  - data.class_names from the dataset (checked against a value already there, so a resumed
+    run or a copied config cannot silently train on other classes);
   - objective.name canonical and objective.hparams complete (released defaults where not
     overridden), validated by official.losses.get_objective.
 
   Raises:
-    ValueError: unknown dataset or objective, or an invalid hyperparameter (one line).
+    ValueError: unknown dataset or objective, an invalid hyperparameter, or class names
+      other than the dataset's (one line).
   """
   from official import losses  # pylint: disable=g-import-not-at-top
   from official.data import datasets  # pylint: disable=g-import-not-at-top
@@ -397,16 +409,35 @@ def resolve(config: ExperimentConfig) -> ExperimentConfig:
   name = losses.canonical_name(config.objective.name)
   hparams = {**config.objective.preset_hparams.get(name, {}), **config.objective.hparams}
   objective = losses.get_objective(name, **hparams)
-  model = config.model
+  model, data = config.model, config.data
+  info = datasets.get(data.dataset, data_dir=data.data_dir, classes=data.classes)
   if model.num_classes == 0:
-    info = datasets.get(config.data.dataset, data_dir=config.data.data_dir,
-                        classes=config.data.classes)
     model = dataclasses.replace(model, num_classes=int(info.num_classes))
+  names = tuple(info.class_names) if info.class_names else None
+  if data.class_names is not None and names is not None and data.class_names != names:
+    differ = next(k for k in range(max(len(names), len(data.class_names)))
+                  if k >= len(names) or k >= len(data.class_names)
+                  or names[k] != data.class_names[k])
+    raise ValueError(
+        f"data.class_names: {info.name} has {len(names)} classes {_shown(names, differ)}, "
+        f"not the {len(data.class_names)} recorded {_shown(data.class_names, differ)} "
+        f"(first difference at label {differ}); use the dataset and classes the names come "
+        "from")
+  data = dataclasses.replace(data, dataset=datasets.canonical_spec(data.dataset),
+                             class_names=names or data.class_names)
   return dataclasses.replace(
-      config, model=model,
+      config, model=model, data=data,
       objective=ObjectiveConfig(name=objective.name,
                                 hparams={k: _builtin(v) for k, v in objective.hparams.items()},
                                 preset_hparams=config.objective.preset_hparams))
+
+
+def _shown(names: tuple, index: int) -> str:
+  """A few names around label `index`, e.g. "[..., 3: 'cat', 4: 'dog', ...]"."""
+  low, high = max(0, index - 1), min(len(names), index + 2)
+  items = [f"{k}: {names[k]!r}" for k in range(low, high)]
+  return "[" + ", ".join((["..."] if low else []) + items +
+                         (["..."] if high < len(names) else [])) + "]"
 
 
 def differences(a: ExperimentConfig, b: ExperimentConfig,

@@ -41,7 +41,7 @@ import shutil
 import signal
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import keras
 import numpy as np
@@ -299,8 +299,12 @@ class Trainer:
     count = totals["count"]
     if not count:
       raise ValueError("evaluation split is empty: no example to evaluate")
-    r2 = class_separation.r2(np.concatenate(features)[:separation_examples],
-                             np.concatenate(labels)[:separation_examples])
+    features = np.concatenate(features)[:separation_examples]
+    if not np.all(np.isfinite(features)) or not np.isfinite(totals["loss"]):
+      raise TrainingDiverged(
+          f"training diverged at step {int(self.step.numpy())}: the averaged (EMA) network's "
+          "evaluation loss or penultimate features are not finite; try a lower learning rate")
+    r2 = class_separation.r2(features, np.concatenate(labels)[:separation_examples])
     return {"top1": totals["top1"] / count, "top5": totals["top5"] / count,
             "loss": totals["loss"] / count, "class_separation": float(r2),
             "examples": int(count)}
@@ -319,11 +323,7 @@ def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional
   """
   if num is None:
     return info
-  if info.tfds_name is None:
-    raise ValueError(f"data.train_examples / data.eval_examples need a TFDS dataset, not "
-                     f"{info.name}")
-  datasets.num_examples(info, split_name, data_dir=data_dir)  # prepares the dataset
-  splits = dict(tfds.builder(info.tfds_name, data_dir=data_dir).info.splits.items())
+  splits = datasets.split_infos(info, data_dir=data_dir)  # prepares a TFDS dataset
   parts, left = [], num
   for part in tfds.core.ReadInstruction.from_spec(info.split(split_name)).to_absolute(splits):
     start = part.from_ or 0
@@ -420,6 +420,50 @@ class _StopSignal:
     if self._previous is not None:
       signal.signal(signal.SIGTERM, self._previous)
 
+  def requested_on_any_worker(self, strategy: tf.distribute.Strategy,
+                              num_workers: int) -> bool:
+    """Whether SIGTERM arrived here or, with num_workers > 1, on any worker.
+
+    With several workers this is a collective (every worker calls it at the same step) and
+    every worker gets the same answer, so all save a checkpoint, then stop, together.
+    """
+    if num_workers > 1:
+      self.requested = _any_worker(strategy, self.requested)
+    return self.requested
+
+
+_active_guard: Optional[_StopSignal] = None
+
+
+@contextlib.contextmanager
+def preemption_guard() -> Iterator[_StopSignal]:
+  """Context manager under which SIGTERM only sets a flag, for loops that stop cleanly.
+
+      with trainer.preemption_guard() as stop:
+        while ...:
+          ... one compiled loop ...
+          if stop.requested_on_any_worker(strategy, num_workers):
+            save a checkpoint
+            raise trainer.Preempted("...; rerun the same command to resume")
+
+  The previous SIGTERM handler is back on exit. A guard entered inside another one is that
+  one (a SIGTERM caught by the outer guard is seen inside, and the other way round). Outside
+  the main thread no handler can be installed and `stop.requested` stays False.
+  """
+  global _active_guard
+  main = threading.current_thread() is threading.main_thread()
+  if main and _active_guard is not None:
+    yield _active_guard
+    return
+  with _StopSignal() as stop:
+    if main:
+      _active_guard = stop
+    try:
+      yield stop
+    finally:
+      if main:
+        _active_guard = None
+
 
 def check_resumable(config: config_lib.ExperimentConfig, model_dir: str) -> None:
   """Refuses a model directory whose config.json differs from `config` in a result key."""
@@ -431,6 +475,10 @@ def check_resumable(config: config_lib.ExperimentConfig, model_dir: str) -> None
   except ValueError as e:
     raise ValueError(f"{path} is not a valid experiment config ({e}); use another "
                      "--model_dir") from None
+  if previous.data.class_names is None:
+    # Written before class names were recorded: nothing to compare them with.
+    previous = dataclasses.replace(
+        previous, data=dataclasses.replace(previous.data, class_names=config.data.class_names))
   diffs = config_lib.differences(previous, config)
   if diffs:
     shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:6])
@@ -496,7 +544,8 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
     metrics.json's content: top1, top5, class_separation, loss (on `data.eval_split`, EMA
     weights), eval_split, eval_examples, steps, epochs, images_per_second (of the training
     done by this call; kept from metrics.json when nothing was left to train), objective,
-    hparams, seed.
+    hparams, seed, dataset (with its class subset), num_classes and class_names (label k is
+    class_names[k]; also in config.json's data section).
 
   Raises:
     ValueError: a bad config, an incompatible model_dir; TrainingDiverged (a ValueError) when
@@ -566,7 +615,7 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
 
   train_time, trained_images = 0.0, 0
   last_eval, last_eval_step = None, -1
-  with _StopSignal() as stop:
+  with preemption_guard() as stop:
     while step < total:
       epoch, offset = divmod(step, spe)
       epoch_start = time.time()
@@ -607,9 +656,7 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
         if train_config.checkpoint_every_steps and (
             step % train_config.checkpoint_every_steps == 0):
           save()
-        if num_workers > 1:
-          stop.requested = _any_worker(strategy, stop.requested)
-        if stop.requested:
+        if stop.requested_on_any_worker(strategy, num_workers):
           save()
           raise Preempted(f"SIGTERM: checkpoint saved at step {step} in {checkpoint_dir}; "
                           "rerun the same command to resume")
@@ -632,6 +679,9 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
                             else _previous_metrics(model_dir).get("images_per_second")),
       "objective": config.objective.name, "hparams": dict(config.objective.hparams),
       "seed": train_config.seed,
+      "dataset": data.info.name, "num_classes": config.model.num_classes,
+      "class_names": (list(config.data.class_names) if config.data.class_names is not None
+                      else None),
   }
   if is_chief:
     export(trainer, os.path.join(model_dir, EXPORT_DIR))
