@@ -164,6 +164,7 @@ class ReproduceBadInputTest(absltest.TestCase):
       return real_write(path, data)
 
     with mock.patch.object(io, "atomic_write_bytes", side_effect=failing_write), \
+        mock.patch.object(driver, "prepare_data"), \
         mock.patch.object(driver.steps, "pretrain", return_value={"top1": 0.5}):
       with self.assertRaisesRegex(OSError, "No space left on device"):
         driver.run(study, workdir, log=lambda line: None)

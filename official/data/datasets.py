@@ -283,6 +283,14 @@ def _demo_configs(name: str) -> List[str]:
   return [c.name for c in tfds.builder_cls(name).BUILDER_CONFIGS]
 
 
+def prepare(specs: Sequence[str], *, data_dir: Optional[str] = None) -> None:
+  """Generates (embedded data) or checks (TFDS datasets) every dataset of `specs`."""
+  for spec in specs:
+    info = get(spec, data_dir=data_dir)
+    if info.tfds_name is not None:
+      _prepared_builder(info, data_dir)
+
+
 def _prepared_builder(info: DatasetInfo, data_dir: Optional[str]):
   """The TFDS builder of `info`, generated/downloaded first if needed (as tfds.load does)."""
   builder = tfds.builder(info.tfds_name, data_dir=data_dir)

@@ -8,6 +8,7 @@ progress (pretraining resumes from its last checkpoint); a rerun skips what is d
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 import time
 from typing import Callable, Optional
@@ -95,6 +96,28 @@ def check_writable(workdir: str) -> None:
     raise PermissionError(f"--workdir {workdir!r} is not writable ({e.strerror})") from None
 
 
+def prepare_data(study: StudyConfig) -> None:
+  """Generates the study's datasets in a child process before anything trains.
+
+  Generating TFDS data in the training process changes the state TensorFlow starts a run
+  from, so a run that generated its data would not match one that found it prepared; in a
+  child process every run of the study, interrupted or not, starts from the same state.
+  """
+  specs = [steps.pretrain_config(study, study.runs()[0]).data.dataset]
+  specs += list(study.transfer_datasets) + (
+      list(study.finetune_datasets) if study.finetune else [])
+  code = ("import sys; from official.data import datasets; "
+          "datasets.prepare(sys.argv[1:-1], data_dir=sys.argv[-1] or None)")
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  env = dict(os.environ)
+  env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+  result = subprocess.run([sys.executable, "-c", code, *specs, study.data_dir or ""],
+                          env=env, capture_output=True, text=True)
+  if result.returncode != 0:
+    lines = (result.stderr.strip() or "unknown error").splitlines()
+    raise ValueError(f"preparing the datasets {', '.join(specs)} failed: {lines[-1]}")
+
+
 def run(study: StudyConfig, workdir: str, strategy=None,
         log: Callable[[str], None] = print) -> str:
   """Runs every step not yet done and writes the report; returns the report's path."""
@@ -104,6 +127,7 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   store = store_lib.ResultStore(workdir)
   io.atomic_write_json(os.path.join(workdir, "study.json"), dataclasses.asdict(study))
   planned = plan(study, workdir, strategy)
+  prepare_data(study)
   statuses = [store.status(s.key, s.fingerprint) for s in planned]
   todo = [s for s, status in zip(planned, statuses) if status != "done"]
   log(f"study {study.experiment}: {len(planned)} steps, {len(planned) - len(todo)} done, "
