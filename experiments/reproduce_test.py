@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from unittest import mock
 
@@ -59,7 +60,8 @@ class ReproduceKillTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.base = absltest.get_default_test_tmpdir()
+    os.makedirs(absltest.get_default_test_tmpdir(), exist_ok=True)
+    cls.base = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
     cls.data_dir = os.path.join(cls.base, "tfds")
     cls.reference = os.path.join(cls.base, "uninterrupted")
     started = time.time()
