@@ -12,7 +12,6 @@ skipped, and a step whose settings changed is moved to <workdir>/stale and recom
 """
 
 import os
-import sys
 
 from absl import flags
 

@@ -6,7 +6,6 @@ progress (pretraining resumes from its last checkpoint); a rerun skips what is d
 """
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys

@@ -16,7 +16,6 @@ from typing import Optional
 
 import numpy as np
 
-from official import losses
 from official.analysis import class_separation
 from official.analysis import sparsity
 from official.core import io
