@@ -153,6 +153,24 @@ class SmallResNetTest(tf.test.TestCase):
     self.assertEqual(blocks, ["block1", "block2", "block3", "block4"])
     self.assertEqual(tuple(model.output["block4"].shape), (None, 4, 4, 128))
 
+  def test_strided_small_stem_halves_every_map_with_fixed_padding(self):
+    one = _small_resnet18(block_counts=(1, 1, 1, 1))
+    two = _small_resnet18(block_counts=(1, 1, 1, 1), small_input_stem_stride=2)
+    self.assertEqual(_count(one.weights), _count(two.weights))
+    self.assertEqual(two.get_layer("stem_conv").strides, (2, 2))
+    for i, shape in enumerate([(16, 16, 16), (8, 8, 32), (4, 4, 64), (2, 2, 128)]):
+      self.assertEqual(tuple(two.output[f"block{i + 1}"].shape), (None,) + shape)
+    # The 3x3/2 stem pads 1 on each side (fixed padding: "same" would pad 0 before and 1
+    # after on this even-sized input).
+    stem = keras.Model(two.input, two.get_layer("stem_conv").output)
+    x = _images((1, 32, 32, 3), seed=2)
+    kernel = two.get_layer("stem_conv").kernel.numpy()
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    expected = np.stack([np.stack([
+        np.einsum("hwc,hwco->o", padded[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3, :], kernel)
+        for j in range(16)]) for i in range(16)])[None]
+    self.assertAllClose(stem(x), expected, atol=1e-4)
+
   def test_fixed_padding_of_strided_stem(self):
     # The 7x7/2 stem pads 3 on each side (fixed padding); "same" padding would pad 2 before
     # and 3 after on this even-sized input and give different numbers.
@@ -251,7 +269,8 @@ class ConfigTest(tf.test.TestCase):
 
   def test_bad_configs_give_one_line_errors(self):
     bad = (dict(depth=20), dict(width_multiplier=0.0), dict(block_counts=(1, 1, 1)),
-           dict(block_counts=(1, 0, 1, 1)), dict(bn_momentum=1.0), dict(bn_epsilon=0.0))
+           dict(block_counts=(1, 0, 1, 1)), dict(bn_momentum=1.0), dict(bn_epsilon=0.0),
+           dict(small_input_stem_stride=3))
     for kwargs in bad:
       with self.assertRaises(ValueError) as context:
         resnet.ResNetConfig(**kwargs)
