@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from absl import flags
 import numpy as np
@@ -42,8 +42,8 @@ from official.evaluation import representations
 from official.modeling import pretrained
 from official.training import distribute
 
-OUTPUT_SUBDIR = "transfer"
-FEATURES_SUBDIR = "features"
+OUTPUT_SUBDIR = features.TRANSFER_SUBDIR
+FEATURES_SUBDIR = features.CACHE_SUBDIR
 TENSORBOARD_SUBDIR = "tensorboard"
 # Preprocessing of the transfer features (SPEC §4: shorter side resized, centre crop).
 PREPROCESS = "transfer"
@@ -386,6 +386,59 @@ def write_scalars(logdir: str, scalars: Sequence[tuple]) -> None:
       tf.summary.scalar(tag, float(value), step=int(step))
   writer.flush()
   writer.close()
+
+
+@dataclasses.dataclass
+class Evaluation:
+  """What a transfer method made of one dataset's features.
+
+  Attributes:
+    record: the method's fields of the result file (the loop adds the method, dataset,
+      model and timing fields).
+    scalars: TensorBoard scalars (tag, step, value), tags under the dataset's result name.
+    line: the console line summarising the dataset.
+    timings: the method's own timings in seconds (named <what>_seconds).
+  """
+  record: dict
+  scalars: list
+  line: str
+  timings: dict = dataclasses.field(default_factory=dict)
+
+
+# evaluate(info, result name, {split: (features [n, D], labels [n])}) -> Evaluation.
+EvaluateFn = Callable[..., Evaluation]
+
+
+def evaluate_datasets(run: Run, method: str, splits: Sequence[str],
+                      checks: Sequence[SplitCheck], evaluate: EvaluateFn) -> dict:
+  """The loop of a fixed-feature transfer binary: extract and check the features of every
+  dataset first (nothing is computed or written on bad input), add them to the cache, then
+  `evaluate` each dataset and write <output_dir>/<method>/<dataset>.json and the TensorBoard
+  scalars (chief only). Returns result name -> record."""
+  results, scalars = {}, []
+  with FeatureStore(run.cache_dir) as store:
+    feature_seconds = extract_and_check(store, run, splits, checks)
+    if run.is_chief:
+      store.commit()
+    for info in run.infos:
+      start = time.perf_counter()
+      name = result_name(info.name)
+      outcome = evaluate(info, name, dataset_features(store, run, info, splits, checks))
+      results[name] = {
+          "method": method,
+          **dataset_record(info),
+          **model_record(run),
+          **outcome.record,
+          "timings": {"features_seconds": feature_seconds[info.name], **outcome.timings,
+                      f"{method}_seconds": time.perf_counter() - start},
+      }
+      scalars += outcome.scalars
+      print(outcome.line, flush=True)
+  if run.is_chief:
+    write_results(run.output_dir, method, results, scalars)
+    print(f"-> {os.path.join(run.output_dir, method)}/ ({len(results)} result"
+          f"{'s' if len(results) != 1 else ''})", flush=True)
+  return results
 
 
 def write_results(output_dir: str, method: str, results: Mapping[str, dict],

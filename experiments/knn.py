@@ -19,9 +19,6 @@ features by default, an assumed convention). Results:
                                     (step 0), "<dataset>/loo_<metric>" with k as the step
 """
 
-import os
-import time
-
 from absl import flags
 import numpy as np
 
@@ -54,56 +51,37 @@ def main(argv):
     raise cli.UsageError(f"--distance: {_DISTANCE.value!r}; valid are "
                          f"{', '.join(knn.DISTANCES)}")
 
-  run = ft.prepare()
-  results, scalars = {}, []
-  with ft.FeatureStore(run.cache_dir) as store:
-    feature_seconds = ft.extract_and_check(store, run, SPLITS, CHECKS)
-    if run.is_chief:
-      store.commit()
-    for info in run.infos:
-      start = time.perf_counter()
-      data = ft.dataset_features(store, run, info, SPLITS, CHECKS)
-      # train + validation in stored order: the dataset's train_full split.
-      train_x = np.concatenate([data["train"][0], data["validation"][0]])
-      train_y = np.concatenate([data["train"][1], data["validation"][1]])
-      test_x, test_y = data["test"]
-      scores = knn.evaluate(train_x, train_y, test_x, test_y, metric=info.metric,
-                            k_max=_K_MAX.value, distance=_DISTANCE.value)
-      name = ft.result_name(info.name)
-      metric = info.metric
-      results[name] = {
-          "method": METHOD,
-          **ft.dataset_record(info),
-          **ft.model_record(run),
-          "k": scores["k"],
-          "loo_score": scores["loo_score"],
-          "test_score": scores["test_score"],
-          "loo_scores": [{"k": int(k), "score": float(s)}
-                         for k, s in sorted(scores["loo_scores"].items())],
-          "k_max": _K_MAX.value,
-          "distance": scores["distance"],
-          "num_train": scores["num_train"],
-          "num_test": scores["num_test"],
-          "feature_dim": scores["feature_dim"],
-          "timings": {
-              "features_seconds": feature_seconds[info.name],
-              "search_seconds": scores["seconds_search"],
-              "vote_seconds": scores["seconds_vote"],
-              "test_seconds": scores["seconds_test"],
-              "knn_seconds": time.perf_counter() - start,
-          },
-      }
-      scalars += [(f"{name}/test_{metric}", 0, scores["test_score"]),
-                  (f"{name}/k", 0, scores["k"])]
-      scalars += [(f"{name}/loo_{metric}", int(k), s) for k, s in scores["loo_scores"].items()]
-      print(f"{info.name}: test {metric} {scores['test_score']:.4f} (k {scores['k']}, "
-            f"leave-one-out {scores['loo_score']:.4f}; {scores['num_train']} train+validation, "
-            f"{scores['num_test']} test)", flush=True)
+  ft.evaluate_datasets(ft.prepare(), METHOD, SPLITS, CHECKS, _evaluate)
 
-  if run.is_chief:
-    ft.write_results(run.output_dir, METHOD, results, scalars)
-    print(f"-> {os.path.join(run.output_dir, METHOD)}/ ({len(results)} result"
-          f"{'s' if len(results) != 1 else ''})", flush=True)
+
+def _evaluate(info, name: str, data: dict) -> ft.Evaluation:
+  """kNN on one dataset: neighbours from train + validation (in stored order: the dataset's
+  train_full split), k by leave-one-out, test scored."""
+  train_x = np.concatenate([data["train"][0], data["validation"][0]])
+  train_y = np.concatenate([data["train"][1], data["validation"][1]])
+  test_x, test_y = data["test"]
+  scores = knn.evaluate(train_x, train_y, test_x, test_y, metric=info.metric,
+                        k_max=_K_MAX.value, distance=_DISTANCE.value)
+  metric = info.metric
+  record = {
+      "k": scores["k"],
+      "loo_score": scores["loo_score"],
+      "test_score": scores["test_score"],
+      "loo_scores": [{"k": int(k), "score": float(s)}
+                     for k, s in sorted(scores["loo_scores"].items())],
+      "k_max": _K_MAX.value,
+      "distance": scores["distance"],
+      "num_train": scores["num_train"],
+      "num_test": scores["num_test"],
+      "feature_dim": scores["feature_dim"],
+  }
+  scalars = [(f"{name}/test_{metric}", 0, scores["test_score"]), (f"{name}/k", 0, scores["k"])]
+  scalars += [(f"{name}/loo_{metric}", int(k), s) for k, s in scores["loo_scores"].items()]
+  line = (f"{info.name}: test {metric} {scores['test_score']:.4f} (k {scores['k']}, "
+          f"leave-one-out {scores['loo_score']:.4f}; {scores['num_train']} train+validation, "
+          f"{scores['num_test']} test)")
+  timings = {f"{key}_seconds": scores[f"seconds_{key}"] for key in ("search", "vote", "test")}
+  return ft.Evaluation(record, scalars, line, timings)
 
 
 if __name__ == "__main__":

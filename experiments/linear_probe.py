@@ -32,7 +32,6 @@ head's outputs would be scored against other labels.
 
 import math
 import os
-import time
 
 from absl import flags
 
@@ -109,57 +108,40 @@ def main(argv):
   if given:
     raise cli.UsageError(f"--{given[0]} applies only with --relearn_head")
 
-  run = ft.prepare()
-  results, scalars = {}, []
-  with ft.FeatureStore(run.cache_dir) as store:
-    feature_seconds = ft.extract_and_check(store, run, SPLITS, CHECKS)
-    if run.is_chief:
-      store.commit()
-    for info in run.infos:
-      start = time.perf_counter()
-      data = ft.dataset_features(store, run, info, SPLITS, CHECKS)
-      (train_x, train_y), (val_x, val_y), (test_x, test_y) = (data[s] for s in SPLITS)
-      scores = linear_probe.evaluate(train_x, train_y, val_x, val_y, test_x, test_y,
-                                     metric=info.metric, l2_grid=grid,
-                                     max_iterations=_MAX_ITERATIONS.value)
-      curve = _validation_curve(scores["validation_scores"])
-      name = ft.result_name(info.name)
-      metric = info.metric
-      results[name] = {
-          "method": METHOD,
-          **ft.dataset_record(info),
-          **ft.model_record(run),
-          "l2": scores["l2"],
-          "log10_l2": math.log10(scores["l2"]),
-          "validation_score": scores["validation_score"],
-          "test_score": scores["test_score"],
-          "validation_scores": curve,
-          "l2_grid": list(grid),
-          "num_refinements": linear_probe.NUM_REFINEMENTS,
-          "max_iterations": _MAX_ITERATIONS.value,
-          "num_train": scores["num_train"],
-          "num_validation": scores["num_validation"],
-          "num_test": scores["num_test"],
-          "feature_dim": scores["feature_dim"],
-          "timings": {
-              "features_seconds": feature_seconds[info.name],
-              "search_seconds": scores["seconds_search"],
-              "refit_seconds": scores["seconds_refit"],
-              "test_seconds": scores["seconds_test"],
-              "probe_seconds": time.perf_counter() - start,
-          },
-      }
-      scalars += [(f"{name}/test_{metric}", 0, scores["test_score"]),
-                  (f"{name}/log10_l2", 0, math.log10(scores["l2"]))]
-      scalars += _curve_scalars(name, f"validation_{metric}", curve)
-      print(f"{info.name}: test {metric} {scores['test_score']:.4f} (l2 {scores['l2']:.3g}, "
-            f"validation {scores['validation_score']:.4f}; {scores['num_train']} train, "
-            f"{scores['num_validation']} validation, {scores['num_test']} test)", flush=True)
+  max_iterations = _MAX_ITERATIONS.value
 
-  if run.is_chief:
-    ft.write_results(run.output_dir, METHOD, results, scalars)
-    print(f"-> {os.path.join(run.output_dir, METHOD)}/ ({len(results)} result"
-          f"{'s' if len(results) != 1 else ''})", flush=True)
+  def evaluate(info, name: str, data: dict) -> ft.Evaluation:
+    """The probe on one dataset: penalty chosen on validation, refitted, test scored."""
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = (data[s] for s in SPLITS)
+    scores = linear_probe.evaluate(train_x, train_y, val_x, val_y, test_x, test_y,
+                                   metric=info.metric, l2_grid=grid,
+                                   max_iterations=max_iterations)
+    curve = _validation_curve(scores["validation_scores"])
+    metric = info.metric
+    record = {
+        "l2": scores["l2"],
+        "log10_l2": math.log10(scores["l2"]),
+        "validation_score": scores["validation_score"],
+        "test_score": scores["test_score"],
+        "validation_scores": curve,
+        "l2_grid": list(grid),
+        "num_refinements": linear_probe.NUM_REFINEMENTS,
+        "max_iterations": max_iterations,
+        "num_train": scores["num_train"],
+        "num_validation": scores["num_validation"],
+        "num_test": scores["num_test"],
+        "feature_dim": scores["feature_dim"],
+    }
+    scalars = [(f"{name}/test_{metric}", 0, scores["test_score"]),
+               (f"{name}/log10_l2", 0, math.log10(scores["l2"]))]
+    scalars += _curve_scalars(name, f"validation_{metric}", curve)
+    line = (f"{info.name}: test {metric} {scores['test_score']:.4f} (l2 {scores['l2']:.3g}, "
+            f"validation {scores['validation_score']:.4f}; {scores['num_train']} train, "
+            f"{scores['num_validation']} validation, {scores['num_test']} test)")
+    timings = {f"{key}_seconds": scores[f"seconds_{key}"] for key in ("search", "refit", "test")}
+    return ft.Evaluation(record, scalars, line, timings)
+
+  ft.evaluate_datasets(ft.prepare(), METHOD, SPLITS, CHECKS, evaluate)
 
 
 def _names(names, shown: int = 4) -> str:

@@ -22,6 +22,15 @@ from official.data import datasets
 from official.data import input_pipeline
 
 PENULTIMATE = "final_avg_pool"
+# Fixed-feature transfer of a training folder writes under <model_dir>/transfer, and caches
+# its features in <model_dir>/transfer/features (shared by the study and the binaries).
+TRANSFER_SUBDIR = "transfer"
+CACHE_SUBDIR = "features"
+
+
+def default_cache_dir(model_dir: str) -> str:
+  """The feature cache of a training folder: <model_dir>/transfer/features."""
+  return os.path.join(model_dir, TRANSFER_SUBDIR, CACHE_SUBDIR)
 
 
 def _model_path(model) -> str:
