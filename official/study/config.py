@@ -46,6 +46,9 @@ class StudyConfig:
   feature_batch_size: int = 256
   knn_k_max: int = 25
   linear_max_iterations: int = 1000
+  # Compile the linear probes' L-BFGS with XLA: on a CPU each iteration is dominated by
+  # per-op overhead, which XLA removes (one compilation per problem size per process).
+  linear_jit_compile: bool = True
   # Fine-tuning (Table 2): costly, off unless asked.
   finetune: bool = False
   finetune_experiment: str = "demo"
@@ -96,17 +99,23 @@ DEMO_TRANSFER = ("demo_texture", "demo_novel_shapes", "demo_digits")
 
 
 def demo(quick: bool = False) -> StudyConfig:
-  """All nine objectives x 2 seeds on the embedded data; `quick` shrinks it for tests."""
-  # One epoch of the `demo` training preset per run keeps 18 runs within minutes.
+  """All nine objectives x 2 seeds on the embedded data.
+
+  `quick` (a smoke run, about 2 minutes on 2 CPU cores): one seed (so no CKA, which
+  compares two seeds, and no standard errors), 16 training steps per run, the digits
+  transfer task only and smaller analysis sets.
+  """
+  # L-BFGS stops after 200 iterations instead of 1000: on the demo's features the test
+  # accuracies of the three transfer tasks moved by at most 0.2 points and the probes of
+  # demo_novel_shapes and demo_digits ran 4x and 6x faster (measured on one softmax network).
   config = StudyConfig(experiment="demo", transfer_datasets=DEMO_TRANSFER,
-                       pretrain_overrides={"train.epochs": 1},
-                       finetune_datasets=("demo_texture",))
+                       finetune_datasets=("demo_texture",), linear_max_iterations=200)
   if quick:
     config = dataclasses.replace(
-        config, experiment="demo_quick",
+        config, experiment="demo_quick", seeds=(0,), transfer_datasets=("demo_digits",),
         pretrain_overrides={"train.epochs": 1, "data.train_examples": 2048},
         class_separation_examples=1024, analysis_examples=512, cka_examples=256,
-        cka_batch_size=128, knn_k_max=10, linear_max_iterations=200)
+        cka_batch_size=128, knn_k_max=10)
   return config
 
 

@@ -4,6 +4,7 @@ best, p < 0.05) and Spearman's rank correlation (paper §3.4)."""
 
 import dataclasses
 import math
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -42,7 +43,11 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
     return float("nan")
   if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
     return 1.0 if a.mean() == b.mean() else 0.0
-  return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+  with warnings.catch_warnings():
+    # Near-identical values (e.g. two seeds at the same accuracy) make SciPy warn about
+    # precision loss in the variance; the p-value it returns is still the test's.
+    warnings.simplefilter("ignore", RuntimeWarning)
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def not_worse_than_best(columns: Mapping[str, Sequence[float]], *, higher_is_better: bool = True,

@@ -124,26 +124,30 @@ def _is_timing(key: str) -> bool:
 def transfer_settings(study: StudyConfig, dataset: str) -> dict:
   return {"step": "transfer", "dataset": dataset, "knn_k_max": study.knn_k_max,
           "linear_max_iterations": study.linear_max_iterations,
+          "linear_jit_compile": study.linear_jit_compile,
           "features": features.PENULTIMATE, **folder_content(dataset, study.data_dir)}
 
 
-def _features(study, model, info, split, workdir):
+def _features(study, model, info, split, model_dir):
+  """Penultimate features, cached where experiments/linear_probe and knn look for them."""
   arrays, labels = features.extract(
-      model, info, split, cache_dir=os.path.join(workdir, "features"),
+      model, info, split, cache_dir=features.default_cache_dir(model_dir),
       batch_size=study.feature_batch_size, data_dir=study.data_dir, preprocess="transfer")
   return arrays[features.PENULTIMATE].reshape(len(labels), -1), labels
 
 
 def transfer(study: StudyConfig, run: Run, dataset: str, workdir: str) -> dict:
   """Linear probe and kNN on the penultimate features of one run (paper §3.1)."""
-  model = load_model(run_dir(workdir, run))
+  model_dir = run_dir(workdir, run)
+  model = load_model(model_dir)
   info = datasets.get(dataset, data_dir=study.data_dir)
-  train_x, train_y = _features(study, model, info, "train", workdir)
-  val_x, val_y = _features(study, model, info, "validation", workdir)
-  test_x, test_y = _features(study, model, info, "test", workdir)
+  train_x, train_y = _features(study, model, info, "train", model_dir)
+  val_x, val_y = _features(study, model, info, "validation", model_dir)
+  test_x, test_y = _features(study, model, info, "test", model_dir)
   linear = linear_probe.evaluate(train_x, train_y, val_x, val_y, test_x, test_y,
                                  metric=info.metric,
-                                 max_iterations=study.linear_max_iterations)
+                                 max_iterations=study.linear_max_iterations,
+                                 jit_compile=study.linear_jit_compile)
   # kNN chooses k by leave-one-out on all labelled training data (train + validation).
   neighbours = knn.evaluate(np.concatenate([train_x, val_x]), np.concatenate([train_y, val_y]),
                             test_x, test_y, metric=info.metric, k_max=study.knn_k_max)
@@ -168,7 +172,8 @@ def representation_settings(study: StudyConfig) -> dict:
           "class_separation": [study.class_separation_split, study.class_separation_examples],
           "analysis": [study.analysis_split, study.analysis_examples],
           "relearn_head": [study.relearn_head, study.relearn_train_fraction],
-          "linear_max_iterations": study.linear_max_iterations}
+          "linear_max_iterations": study.linear_max_iterations,
+          "linear_jit_compile": study.linear_jit_compile}
 
 
 def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
@@ -206,7 +211,8 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
     relearned = relearn_head.evaluate(
         model, info, study.analysis_split, train_fraction=study.relearn_train_fraction,
         max_examples=study.analysis_examples, batch_size=study.feature_batch_size,
-        data_dir=study.data_dir, progress=False, max_iterations=study.linear_max_iterations)
+        data_dir=study.data_dir, progress=False, max_iterations=study.linear_max_iterations,
+        jit_compile=study.linear_jit_compile)
     result["relearned_head"] = {k: relearned[k] for k in (
         "original", "relearned", "train_examples", "test_examples", "l2")}
   return result

@@ -110,11 +110,12 @@ class ResolveAndCompareTest(absltest.TestCase):
 
   def test_resolve_fills_classes_and_hparams(self):
     c = config.override(config.get_experiment("demo"), {"objective.name": "mse",
-                                                        "objective.hparams.kappa": 2})
+                                                        "objective.hparams.m": 2})
     resolved = config.resolve(c)
     self.assertEqual(resolved.objective.name, "squared_error")
-    # kappa explicit, loss_scale from the demo preset (paper eq. 9's 1/K), m released.
-    self.assertEqual(resolved.objective.hparams, {"kappa": 2.0, "m": 60.0, "loss_scale": 1 / 48})
+    # m explicit (over the demo preset's 6), loss_scale from the demo preset (paper eq. 9's
+    # 1/K), kappa released.
+    self.assertEqual(resolved.objective.hparams, {"kappa": 9.0, "m": 2.0, "loss_scale": 1 / 48})
     imagenet = config.resolve(config.override(config.get_experiment("imagenet_resnet50"),
                                               {"objective.name": "mse"}))
     self.assertEqual(imagenet.objective.hparams, {"kappa": 9.0, "m": 60.0, "loss_scale": 10.0})

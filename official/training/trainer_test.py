@@ -34,7 +34,8 @@ def tiny_config(data_dir: str, **overrides) -> config_lib.ExperimentConfig:
       "train.batch_size": 32, "train.epochs": 2, "train.warmup_epochs": 0.5,
       "train.steps_per_loop": 2, "train.log_every_steps": 2,
       "train.checkpoint_every_steps": 3, "train.keep_checkpoints": 10,
-      "train.eval_batch_size": 16, "train.class_separation_examples": 48,
+      "train.eval_batch_size": 16, "train.eval_every_epochs": 1,
+      "train.class_separation_examples": 48,
       "train.ema_decay": 0.9, "objective.name": "label_smoothing"})
   return config_lib.override(config, overrides)
 
