@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from official.analysis import plots
 from official.core import io
 from official.study import paper_numbers
 from official.study import statistics
@@ -309,17 +310,12 @@ def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, r
     made.append(("fig2a_cka_all_blocks.png", "Figure 2a: linear CKA between all pairs of "
                  "endpoints, first objective vs each objective (other seed)"))
     chosen = ends[-4:]
-    fig, axes = plt.subplots(1, len(chosen), figsize=(3.3 * len(chosen), 3.3), squeeze=False)
-    for ax, end in zip(axes[0], chosen):
-      index = ends.index(end)
-      matrix = np.array([[cka["cka"][f"{a}|{b}"][index][index] for b in objs] for a in objs],
-                        dtype=float)
-      ax.imshow(matrix, vmin=0, vmax=1, cmap="magma")
-      ax.set_title(end, fontsize=9)
-      ax.set_xticks(range(len(objs)), objs, rotation=90, fontsize=6)
-      ax.set_yticks(range(len(objs)), objs, fontsize=6)
-    fig.suptitle("Figure 2b: CKA of corresponding endpoints across objectives")
-    _save(fig, os.path.join(fig_dir, "fig2b_cka_across_objectives.png"))
+    plots.corresponding_cka_heatmaps(
+        {end: [[cka["cka"][f"{a}|{b}"][ends.index(end)][ends.index(end)] for b in objs]
+               for a in objs] for end in chosen},
+        objs, title="Figure 2b: CKA of corresponding endpoints across objectives",
+        panel_size=(3.6, 3.6), dpi=110,
+        path=os.path.join(fig_dir, "fig2b_cka_across_objectives.png"))
     made.append(("fig2b_cka_across_objectives.png", "Figure 2b: CKA of corresponding "
                  "endpoints across objectives (diagonal: two seeds of one objective)"))
 
