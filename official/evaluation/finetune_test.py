@@ -24,7 +24,7 @@ TINY = {"depth": 18, "width_multiplier": 0.125, "small_input_stem": True,
 
 def make_model_dir(path: str, *, num_classes: int = 5, image_size: int = 16,
                    objective: str = "softmax", seed: int = 0) -> dict:
-  """A training model_dir (CONTRACT layout) of a tiny ResNet whose EMA differs from its
+  """A training model_dir (the layout of experiments/train) of a tiny ResNet whose EMA differs from its
   raw weights; returns {"model": raw weights, "ema": EMA weights} as lists of arrays."""
   config = resnet.ResNetConfig.from_dict(TINY)
   model = resnet.build_model(config, num_classes, losses.get_objective(objective),

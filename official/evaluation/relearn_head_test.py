@@ -37,8 +37,8 @@ def build_tiny(num_classes: int, *, objective: str = "softmax", seed: int = 0,
 def make_model_dir(path: str, *, num_classes: int = 8, dataset: str = DATASET,
                    classes=None, eval_split: str = "test", objective: str = "softmax",
                    seed: int = 0, image_size: int = IMAGE_SIZE) -> str:
-  """A training model_dir (CONTRACT layout: config.json with model, objective and data
-  sections, export/saved_model) of a tiny untrained ResNet; returns `path`."""
+  """A training model_dir (the layout of experiments/train: config.json with model,
+  objective and data sections, export/saved_model) of a tiny untrained ResNet; returns `path`."""
   model = build_tiny(num_classes, objective=objective, seed=seed, image_size=image_size)
   pretrained.export_saved_model(model, os.path.join(path, pretrained.EXPORT_SUBDIR),
                                 image_size)

@@ -295,7 +295,7 @@ def load_keras_model(model_dir: str, *, image_size: int | Sequence[int] | None =
 
   The network is resnet.build_model of config.json's "model" section with the head of its
   "objective"; the `ema_model` (exponential moving average of the weights) of the checkpoint
-  is restored into it (CONTRACT "Checkpoint / config.json"). Built in the current
+  is restored into it, as official.training.trainer writes them. Built in the current
   tf.distribute strategy's scope, so it trains there.
 
   Args:
