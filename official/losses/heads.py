@@ -2,7 +2,7 @@
 
 A network for objective `o` is `features -> o.penultimate() -> o.head(K) -> z ("final_layer")`
 and `z -> o.outputs() -> "outputs"`. The loss always sees `z`; `outputs` are the logits used
-for prediction (SPEC.md §2: what the released loss functions returned as `outputs`).
+for prediction (docs/protocol.md §2: what the released loss functions returned as `outputs`).
 
 All layers here are registered Keras serializables with `get_config`, so a model that uses
 them saves to and loads from `.keras` files.
@@ -19,8 +19,9 @@ from official.losses import objectives
 
 _register = keras.saving.register_keras_serializable(
     package=objectives.SERIALIZATION_PACKAGE)
+_default = hyperparameters.released_default
 
-# Released final-layer initialisation (SPEC.md §2): kernel N(0, 0.01), bias 0.
+# Released final-layer initialisation (docs/protocol.md §2): kernel N(0, 0.01), bias 0.
 HEAD_KERNEL_STDDEV = 0.01
 
 
@@ -43,7 +44,7 @@ class FinalLayerL2(keras.regularizers.Regularizer):
     lambda_: Penalty weight, >= 0.
   """
 
-  def __init__(self, lambda_=8e-4):
+  def __init__(self, lambda_=_default("extra_final_layer_l2", "lambda_")):
     self.lambda_ = hyperparameters.check_non_negative(
         "lambda_", lambda_, "the extra final-layer L2 weight must be >= 0")
 
@@ -72,7 +73,8 @@ class CosineSoftmaxHead(keras.layers.Layer):
     kernel_initializer, bias_initializer, kernel_regularizer: Keras initializers/regularizer.
   """
 
-  def __init__(self, units, normalize_features=True, kernel_initializer=None,
+  def __init__(self, units, normalize_features=_default("cosine_softmax", "normalize_features"),
+               kernel_initializer=None,
                bias_initializer="zeros", kernel_regularizer=None, **kwargs):
     super().__init__(**kwargs)
     self.units = hyperparameters.check_num_classes(units)
@@ -115,7 +117,7 @@ class CosineSoftmaxHead(keras.layers.Layer):
 class TemperatureScaling(keras.layers.Layer):
   """`outputs` of `cosine_softmax`: `z / tau`, the logits the loss and predictions use (eq. 7)."""
 
-  def __init__(self, tau=0.05, **kwargs):
+  def __init__(self, tau=_default("cosine_softmax", "tau"), **kwargs):
     super().__init__(**kwargs)
     self.tau = hyperparameters.check_tau(tau)
 
@@ -133,7 +135,7 @@ class TemperatureScaling(keras.layers.Layer):
 class LogitNormalization(keras.layers.Layer):
   """`outputs` of `logit_normalization`: `z / (tau * ||z||)` (paper eq. 6), safe at `z = 0`."""
 
-  def __init__(self, tau=0.04, **kwargs):
+  def __init__(self, tau=_default("logit_normalization", "tau"), **kwargs):
     super().__init__(**kwargs)
     self.tau = hyperparameters.check_tau(tau)
 

@@ -1,4 +1,7 @@
-"""Range checks for the objectives' hyperparameters (SPEC.md §1).
+"""The objectives' released hyperparameters (one table) and their range checks.
+
+`RELEASED_DEFAULTS` is the only place where a default is written (docs/protocol.md §1): the
+loss classes, the heads, the registry and the binaries' help texts read it from here.
 
 Every check raises a one-line `ValueError` that names the parameter, the value it got and the
 valid range, and returns the value as a Python `float` (or `bool`/`int`) so that resolved
@@ -9,6 +12,28 @@ import math
 import numbers
 
 import numpy as np
+
+# objective -> keyword -> released default (google-research `loss_functions_transfer`), plus the
+# switches each objective accepts (False/True: off/on by default). The default's type fixes the
+# keyword's type (float or bool). Sources: docs/protocol.md §1.
+RELEASED_DEFAULTS = {
+    "softmax": {},
+    "label_smoothing": {"alpha": 0.1},                          # paper eq. 2
+    "sigmoid": {},
+    "extra_final_layer_l2": {"lambda_": 8e-4},                  # eq. 4, with the released 0.5
+    "dropout": {"keep_prob": 0.7},                              # eq. 3
+    "logit_penalty": {"beta": 6e-4},                            # eq. 5, with the released 0.5
+    "logit_normalization": {"tau": 0.04, "scale_loss_by_tau": False},        # eq. 6
+    "cosine_softmax": {"tau": 0.05, "normalize_features": True,              # eq. 7
+                       "scale_loss_by_tau": False},
+    "squared_error": {"kappa": 9.0, "m": 60.0, "loss_scale": 10.0},          # eq. 9, released
+}
+
+
+def released_default(objective: str, keyword: str):
+  """The released default of `keyword` of `objective` (a key of RELEASED_DEFAULTS)."""
+  return RELEASED_DEFAULTS[objective][keyword]
+
 
 # Paper §3.4, footnote 1: "Training at tau < 0.05 was unstable; we scale the loss by tau".
 TAU_LOSS_SCALING_BELOW = 0.05

@@ -1,4 +1,4 @@
-"""The nine training objectives of Kornblith et al. (2021) as Keras 3 losses (SPEC.md §1).
+"""The nine training objectives of Kornblith et al. (2021) as Keras 3 losses (docs/protocol.md §1).
 
 Notation (paper §2): `z` is the head output ("final_layer", shape [batch, K]), `t` the one-hot
 target, `y` the true class. Every loss here is a `keras.losses.Loss` written with `keras.ops`
@@ -24,6 +24,13 @@ again. Penalties that live in the model (`model.losses`, e.g. `heads.FinalLayerL
 scaled by Keras' `Loss`; Keras' own TF trainer scales them in `_aggregate_additional_loss`, and
 a custom loop must do the same.
 
+Used alone, as any Keras loss (`model.compile(loss=losses.get("softmax"))`), each loss computes
+its objective's value from the model's output z. Three objectives also need model-side parts
+that no loss can supply: `extra_final_layer_l2` (the penalty is the head's kernel
+regulariser), `dropout` (dropout on the penultimate features) and `cosine_softmax` (the cosine
+head); build them with `losses.get_objective(name)` (`.penultimate()`, `.head(K)`,
+`.outputs()`; README, "Using an objective in your own Keras model").
+
 Labels are validated: static shapes always (also inside `tf.function`), label values whenever
 they are concrete (eager execution); a violation raises a one-line `ValueError`.
 """
@@ -38,6 +45,7 @@ from official.losses import normalization
 SERIALIZATION_PACKAGE = "loss_transfer"
 
 _register = keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+_default = hyperparameters.released_default
 
 
 def _static_shape(x) -> tuple:
@@ -148,7 +156,19 @@ class ObjectiveLoss(keras.losses.Loss):
 
 @_register
 class SoftmaxCrossEntropy(ObjectiveLoss):
-  """`softmax`: softmax cross-entropy, paper eq. 1: `logsumexp(z) - z_y`."""
+  """`softmax`: softmax cross-entropy, paper eq. 1: `logsumexp(z) - z_y`.
+
+  Example:
+
+  >>> import numpy as np
+  >>> from official import losses
+  >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
+  >>> loss = losses.SoftmaxCrossEntropy()
+  >>> round(float(loss([0, 1], z)), 4)                 # mean over the batch
+  0.3171
+  >>> round(float(loss(np.eye(3)[[0, 1]], z)), 4)      # one-hot targets: the same
+  0.3171
+  """
 
   def __init__(self, name="softmax", reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
@@ -166,11 +186,29 @@ class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
   (`heads.FinalLayerL2` kernel regularizer) and reaches training through `model.losses`.
   `lambda_` is recorded here so that the loss's config names the whole objective.
 
+  **Alone, this loss is plain softmax cross-entropy**: a model trained with it and an ordinary
+  head trains exactly as `softmax`. The objective needs its head,
+  `losses.get_objective("extra_final_layer_l2").head(K)` (README, "Using an objective in your
+  own Keras model").
+
   Args:
     lambda_: Extra L2 weight on the final-layer kernel, >= 0.
+
+  Example:
+
+  >>> import numpy as np
+  >>> from official import losses
+  >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
+  >>> loss = losses.ExtraFinalLayerL2CrossEntropy()
+  >>> round(float(loss([0, 1], z)), 4)                 # softmax cross-entropy
+  0.3171
+  >>> head = losses.get_objective("extra_final_layer_l2").head(3)  # the penalty lives here
+  >>> head.kernel_regularizer.lambda_
+  0.0008
   """
 
-  def __init__(self, lambda_=8e-4, name="extra_final_layer_l2",
+  def __init__(self, lambda_=_default("extra_final_layer_l2", "lambda_"),
+               name="extra_final_layer_l2",
                reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.lambda_ = hyperparameters.check_non_negative(
@@ -188,11 +226,28 @@ class PenultimateDropoutCrossEntropy(SoftmaxCrossEntropy):
   the model (`Objective.penultimate()`), so the loss sees `z~ = W x~ + b` and eq. 3's expectation
   over xi is taken by SGD. `keep_prob` is recorded so that the loss's config names the objective.
 
+  **Alone, this loss is plain softmax cross-entropy**: a model without the dropout layer
+  `losses.get_objective("dropout").penultimate()` on its penultimate features trains exactly as
+  `softmax` (README, "Using an objective in your own Keras model").
+
   Args:
     keep_prob: Keep probability rho, in (0, 1].
+
+  Example:
+
+  >>> import numpy as np
+  >>> from official import losses
+  >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
+  >>> loss = losses.PenultimateDropoutCrossEntropy()
+  >>> round(float(loss([0, 1], z)), 4)                 # softmax cross-entropy
+  0.3171
+  >>> dropout = losses.get_objective("dropout").penultimate()   # the objective's effect
+  >>> type(dropout).__name__, round(dropout.rate, 2)   # drops 1 - keep_prob
+  ('Dropout', 0.3)
   """
 
-  def __init__(self, keep_prob=0.7, name="dropout", reduction="sum_over_batch_size"):
+  def __init__(self, keep_prob=_default("dropout", "keep_prob"), name="dropout",
+               reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.keep_prob = hyperparameters.check_keep_prob(keep_prob)
 
@@ -210,9 +265,21 @@ class LabelSmoothingCrossEntropy(ObjectiveLoss):
 
   Args:
     alpha: Smoothing weight, in [0, 1).
+
+  Example:
+
+  >>> import numpy as np
+  >>> from official import losses
+  >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
+  >>> loss = losses.LabelSmoothingCrossEntropy()      # alpha = 0.1
+  >>> round(float(loss([0, 1], z)), 4)
+  0.4912
+  >>> round(float(losses.LabelSmoothingCrossEntropy(alpha=0.0)([0, 1], z)), 4)  # = softmax
+  0.3171
   """
 
-  def __init__(self, alpha=0.1, name="label_smoothing", reduction="sum_over_batch_size"):
+  def __init__(self, alpha=_default("label_smoothing", "alpha"), name="label_smoothing",
+               reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.alpha = hyperparameters.check_alpha(alpha)
 
@@ -234,6 +301,15 @@ class SigmoidCrossEntropy(ObjectiveLoss):
   large terms cancel. The `-log K` prior of the paper lives in the head's bias initialisation
   (`Objective.head`); the released code instead subtracted `log K` from the logits here, which
   is the same model. Predictions rank the logits.
+
+  Example:
+
+  >>> import numpy as np
+  >>> from official import losses
+  >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
+  >>> loss = losses.SigmoidCrossEntropy()
+  >>> round(float(loss([0, 1], z)), 4)                 # sum_k softplus(z_k) - z_y
+  1.501
   """
 
   def __init__(self, name="sigmoid", reduction="sum_over_batch_size"):
@@ -252,9 +328,19 @@ class LogitPenaltyCrossEntropy(ObjectiveLoss):
 
   Args:
     beta: Logit penalty weight, >= 0.
+
+  Example:
+
+  >>> import numpy as np
+  >>> from official import losses
+  >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
+  >>> loss = losses.LogitPenaltyCrossEntropy()         # beta = 6e-4
+  >>> round(float(loss([0, 1], z)), 4)                 # 0.3171 + 6e-4 * 0.5 * mean ||z||^2
+  0.3182
   """
 
-  def __init__(self, beta=6e-4, name="logit_penalty", reduction="sum_over_batch_size"):
+  def __init__(self, beta=_default("logit_penalty", "beta"), name="logit_penalty",
+               reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.beta = hyperparameters.check_non_negative(
         "beta", beta, "the logit penalty weight must be >= 0")
@@ -278,10 +364,22 @@ class LogitNormalizationCrossEntropy(ObjectiveLoss):
   Args:
     tau: Temperature, > 0.
     scale_loss_by_tau: Multiply the loss by tau when tau < 0.05.
+
+  Example:
+
+  >>> import numpy as np
+  >>> from official import losses
+  >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
+  >>> loss = losses.LogitNormalizationCrossEntropy(tau=0.5)   # released: tau = 0.04
+  >>> round(float(loss([0, 1], z)), 4)                 # softmax of z / (0.5 ||z||)
+  0.2853
+  >>> round(float(loss([0, 1], 10 * z)), 4)            # invariant to the scale of z
+  0.2853
   """
 
-  def __init__(self, tau=0.04, scale_loss_by_tau=False, name="logit_normalization",
-               reduction="sum_over_batch_size"):
+  def __init__(self, tau=_default("logit_normalization", "tau"),
+               scale_loss_by_tau=_default("logit_normalization", "scale_loss_by_tau"),
+               name="logit_normalization", reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.tau = hyperparameters.check_tau(tau)
     self.scale_loss_by_tau = hyperparameters.check_bool("scale_loss_by_tau", scale_loss_by_tau)
@@ -311,9 +409,23 @@ class CosineSoftmaxCrossEntropy(ObjectiveLoss):
       (released head). It does not change the loss value; it is recorded so that the loss's
       config names the whole objective.
     scale_loss_by_tau: Multiply the loss by tau when tau < 0.05.
+
+  Example (the cosine head's output z lies in [-1, 1] plus the bias):
+
+  >>> import numpy as np
+  >>> from official import losses
+  >>> objective = losses.get_objective("cosine_softmax")      # tau = 0.05
+  >>> head = objective.head(3)                                 # z_k = cos(W_k, x) + b_k
+  >>> tuple(head(np.ones((2, 5), "float32")).shape)
+  (2, 3)
+  >>> z = np.array([[0.3, 0.2, 0.1], [0.1, 0.2, 0.15]])
+  >>> round(float(objective.loss([0, 1], z)), 4)      # softmax cross-entropy of z / tau
+  0.2753
   """
 
-  def __init__(self, tau=0.05, normalize_features=True, scale_loss_by_tau=False,
+  def __init__(self, tau=_default("cosine_softmax", "tau"),
+               normalize_features=_default("cosine_softmax", "normalize_features"),
+               scale_loss_by_tau=_default("cosine_softmax", "scale_loss_by_tau"),
                name="cosine_softmax", reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.tau = hyperparameters.check_tau(tau)
@@ -338,13 +450,38 @@ class SquaredError(ObjectiveLoss):
   Per example `loss_scale * (kappa * (z_y - M)^2 + sum_{k != y} z_k^2)`. Paper eq. 9 writes the
   same bracket times 1/K (loss_scale = 1/K); kappa = M = 1 is plain squared error.
 
+  The released defaults (loss_scale = 10, M = 60) go with the paper's ImageNet recipe
+  (docs/protocol.md §3): the loss starts near 10 * 9 * 60^2 = 3.2e5, and at learning rates
+  common for small models it diverges to NaN or stays at chance (a one-hidden-layer network
+  on scikit-learn's digits, SGD at 0.05, 5 epochs: 10% accuracy; with loss_scale = 1/10 and
+  M = 6: 95%). Outside that recipe use eq. 9's `loss_scale = 1 / K` and a target M that the
+  logits reach in the run (the demo preset: 1/K and M = 6, docs/protocol.md §7).
+
   Args:
     kappa: Weight of the correct class, > 0.
     m: Target M for the correct-class logit.
     loss_scale: Overall factor, > 0.
+
+  Example:
+
+  >>> import numpy as np
+  >>> from official import losses
+  >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
+  >>> round(float(losses.SquaredError()([0, 1], z)), 1)      # released: huge at z ~ 0
+  305387.5
+  >>> loss = losses.SquaredError(loss_scale=1 / 3)             # paper eq. 9: 1/K
+  >>> round(float(loss([0, 1], z)), 2)
+  10179.58
+  >>> mse = losses.SquaredError(kappa=1.0, m=1.0, loss_scale=1 / 3)   # plain squared error
+  >>> import keras
+  >>> bool(np.isclose(float(mse([0, 1], z)),
+  ...                 float(keras.losses.MeanSquaredError()(np.eye(3)[[0, 1]], z))))
+  True
   """
 
-  def __init__(self, kappa=9.0, m=60.0, loss_scale=10.0, name="squared_error",
+  def __init__(self, kappa=_default("squared_error", "kappa"),
+               m=_default("squared_error", "m"),
+               loss_scale=_default("squared_error", "loss_scale"), name="squared_error",
                reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.kappa = hyperparameters.check_positive(

@@ -1,12 +1,14 @@
 """One table `objective name -> hyperparameters and parts`; `get` and `get_objective`.
 
-The released code keeps the same kind of table (`LOSS_HYPERPARAMETERS`); here each entry also
+The released code keeps a table of hyperparameters (`LOSS_HYPERPARAMETERS`); here each entry
 says which loss, head, penultimate transform and output transform the objective uses, so a
-model builder asks for an objective by name and gets all of them. Adding an objective is one
-`ObjectiveDefinition` entry in `_DEFINITIONS`.
+model builder asks for an objective by name and gets all of them. The released defaults come
+from the one table `hyperparameters.RELEASED_DEFAULTS`. Adding an objective is one entry there
+and one `ObjectiveDefinition` entry in `_DEFINITIONS`.
 """
 
 import dataclasses
+import warnings
 from typing import Any, Callable, Mapping
 
 import keras
@@ -53,51 +55,53 @@ class ObjectiveDefinition:
   outputs: Callable[[HParams, str, Any], keras.layers.Layer] = _identity_layer
 
 
+_RELEASED = hyperparameters.RELEASED_DEFAULTS
+
 _DEFINITIONS = {
     "softmax": ObjectiveDefinition(
-        defaults={},
+        defaults=_RELEASED["softmax"],
         loss=objectives.SoftmaxCrossEntropy),
     "label_smoothing": ObjectiveDefinition(
-        defaults={"alpha": 0.1},
+        defaults=_RELEASED["label_smoothing"],
         loss=objectives.LabelSmoothingCrossEntropy),
     "sigmoid": ObjectiveDefinition(
-        defaults={},
+        defaults=_RELEASED["sigmoid"],
         loss=objectives.SigmoidCrossEntropy,
         head=lambda hp, k, name, dtype: heads.sigmoid_head(k, name=name, dtype=dtype)),
     "extra_final_layer_l2": ObjectiveDefinition(
-        defaults={"lambda_": 8e-4},
+        defaults=_RELEASED["extra_final_layer_l2"],
         loss=objectives.ExtraFinalLayerL2CrossEntropy,
         head=lambda hp, k, name, dtype: heads.dense_head(
             k, name=name, lambda_=hp["lambda_"], dtype=dtype)),
     "dropout": ObjectiveDefinition(
-        defaults={"keep_prob": 0.7},
+        defaults=_RELEASED["dropout"],
         loss=objectives.PenultimateDropoutCrossEntropy,
         penultimate=lambda hp, name, dtype: heads.penultimate_dropout(
             hp["keep_prob"], name=name, dtype=dtype)),
     "logit_penalty": ObjectiveDefinition(
-        defaults={"beta": 6e-4},
+        defaults=_RELEASED["logit_penalty"],
         loss=objectives.LogitPenaltyCrossEntropy),
     "logit_normalization": ObjectiveDefinition(
-        defaults={"tau": 0.04, "scale_loss_by_tau": False},
+        defaults=_RELEASED["logit_normalization"],
         loss=objectives.LogitNormalizationCrossEntropy,
         outputs=lambda hp, name, dtype: heads.LogitNormalization(
             tau=hp["tau"], name=name, dtype=dtype)),
     "cosine_softmax": ObjectiveDefinition(
-        defaults={"tau": 0.05, "normalize_features": True, "scale_loss_by_tau": False},
+        defaults=_RELEASED["cosine_softmax"],
         loss=objectives.CosineSoftmaxCrossEntropy,
         head=lambda hp, k, name, dtype: heads.CosineSoftmaxHead(
             k, normalize_features=hp["normalize_features"], name=name, dtype=dtype),
         outputs=lambda hp, name, dtype: heads.TemperatureScaling(
             tau=hp["tau"], name=name, dtype=dtype)),
     "squared_error": ObjectiveDefinition(
-        defaults={"kappa": 9.0, "m": 60.0, "loss_scale": 10.0},
+        defaults=_RELEASED["squared_error"],
         loss=objectives.SquaredError),
 }
 
 NAMES = tuple(_DEFINITIONS)
 ALIASES = {"mse": "squared_error"}
-# Released defaults (SPEC.md §1) plus the switches each objective accepts; a copy, so editing it
-# changes nothing.
+# Released defaults (docs/protocol.md §1) plus the switches each objective accepts; a copy of
+# hyperparameters.RELEASED_DEFAULTS, so editing it changes nothing.
 DEFAULT_HPARAMS = {name: dict(d.defaults) for name, d in _DEFINITIONS.items()}
 
 
@@ -176,6 +180,39 @@ def get_objective(name: str, **hparams) -> Objective:
   return Objective(name, **hparams)
 
 
+# Objectives whose effect lives in the model, not in the loss value: alone, their loss is
+# softmax cross-entropy (docs/protocol.md §1).
+MODEL_SIDE = {
+    "extra_final_layer_l2": "its final-layer L2 penalty is the kernel regularizer of "
+                            "get_objective('extra_final_layer_l2').head(num_classes)",
+    "dropout": "its dropout is the layer get_objective('dropout').penultimate() on the "
+               "penultimate features",
+}
+
+
 def get(name: str, **hparams) -> keras.losses.Loss:
-  """The loss of objective `name` (or alias), ready to call as `loss(labels, z)`."""
-  return get_objective(name, **hparams).loss
+  """The loss of objective `name` (or alias), ready to call as `loss(labels, z)`.
+
+  The loss computes the objective's value from the head output z, so it can be passed to
+  `model.compile(loss=...)` of any Keras model:
+
+  >>> import keras
+  >>> from official import losses
+  >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+  >>> model.compile(optimizer="sgd", loss=losses.get("label_smoothing", alpha=0.2))
+
+  For "extra_final_layer_l2" and "dropout" the loss alone is plain softmax cross-entropy: the
+  final-layer penalty and the penultimate dropout are layers of the model
+  (`get_objective(name).head(K)`, `.penultimate()`), so this function warns (`UserWarning`)
+  that a model without them trains exactly as softmax. "cosine_softmax" and
+  "logit_normalization" compute their normalisation in the loss but predict with
+  `get_objective(name).outputs()`, and cosine softmax expects z from its cosine head.
+  Build a whole objective with `get_objective` (README, "Using an objective in your own Keras
+  model").
+  """
+  objective = get_objective(name, **hparams)
+  if objective.name in MODEL_SIDE:
+    warnings.warn(
+        f"losses.get({name!r}) is softmax cross-entropy alone: {MODEL_SIDE[objective.name]}; "
+        f"a model without it trains exactly as softmax", UserWarning, stacklevel=2)
+  return objective.loss

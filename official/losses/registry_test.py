@@ -1,7 +1,9 @@
 """Tests for the objective registry: names, released defaults, checks, Objective parts."""
 
+import inspect
 import json
 import os
+import warnings
 
 from absl.testing import parameterized
 import keras
@@ -27,7 +29,7 @@ class RegistryTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(losses.NAMES, (
         "softmax", "label_smoothing", "sigmoid", "extra_final_layer_l2", "dropout",
         "logit_penalty", "logit_normalization", "cosine_softmax", "squared_error"))
-    released = {  # SPEC.md §1 / released LOSS_HYPERPARAMETERS
+    released = {  # docs/protocol.md §1 / released LOSS_HYPERPARAMETERS
         "label_smoothing": {"alpha": 0.1},
         "extra_final_layer_l2": {"lambda_": 8e-4},
         "dropout": {"keep_prob": 0.7},
@@ -42,6 +44,44 @@ class RegistryTest(tf.test.TestCase, parameterized.TestCase):
       self.assertEqual(numbers, released.get(name, {}), msg=name)
     self.assertEqual(losses.DEFAULT_HPARAMS["cosine_softmax"]["normalize_features"], True)
     self.assertEqual(losses.DEFAULT_HPARAMS["cosine_softmax"]["scale_loss_by_tau"], False)
+
+  @parameterized.named_parameters(_named())
+  def test_constructor_defaults_are_the_one_table(self, name):
+    # Every keyword default of the loss class (and of the head layers that take one) is the
+    # entry of hyperparameters.RELEASED_DEFAULTS, so a default is written in one place.
+    table = losses.hyperparameters.RELEASED_DEFAULTS[name]
+    self.assertEqual(losses.DEFAULT_HPARAMS[name], table)
+    parameters = inspect.signature(type(losses.get_objective(name).loss).__init__).parameters
+    self.assertEqual({k: parameters[k].default for k in table}, table)
+    self.assertEqual(type(losses.get_objective(name).loss)().get_config(),
+                     losses.get_objective(name).loss.get_config())
+
+  def test_head_layer_defaults_are_the_one_table(self):
+    table = losses.hyperparameters.RELEASED_DEFAULTS
+    self.assertEqual(losses.FinalLayerL2().lambda_, table["extra_final_layer_l2"]["lambda_"])
+    self.assertEqual(losses.TemperatureScaling().tau, table["cosine_softmax"]["tau"])
+    self.assertEqual(losses.LogitNormalization().tau, table["logit_normalization"]["tau"])
+    self.assertEqual(losses.CosineSoftmaxHead(3).normalize_features,
+                     table["cosine_softmax"]["normalize_features"])
+
+  @parameterized.parameters("dropout", "extra_final_layer_l2")
+  def test_get_warns_when_the_objective_lives_in_the_model(self, name):
+    with self.assertWarnsRegex(UserWarning, f"losses.get\\('{name}'\\) is softmax "
+                               "cross-entropy alone: .*get_objective"):
+      loss = losses.get(name)
+    # What the warning says: alone, the loss value is softmax cross-entropy.
+    z = np.array([[2.0, -1.0, 0.5], [0.0, 0.3, -0.2]])
+    self.assertAllClose(loss([2, 1], z), losses.get("softmax")([2, 1], z))
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")
+      losses.get_objective(name)  # the whole objective: no warning
+
+  @parameterized.parameters(n for n in losses.NAMES
+                            if n not in ("dropout", "extra_final_layer_l2"))
+  def test_get_is_silent_for_objectives_in_the_loss(self, name):
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")
+      losses.get(name)
 
   @parameterized.named_parameters(_named())
   def test_get_uses_defaults_and_config_records_every_hparam(self, name):
