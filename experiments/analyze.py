@@ -17,6 +17,8 @@ pair of networks), fig2b_cka_corresponding.png, fig3_sparsity.png,
 fig4_class_separation.png and TensorBoard summaries in tensorboard/.
 """
 
+from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
+
 import hashlib
 import json
 import os

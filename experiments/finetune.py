@@ -17,6 +17,8 @@ unfinished one from its latest checkpoint; SIGTERM saves a checkpoint of the gri
 trained and exits 0.
 """
 
+from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
+
 import os
 import time
 

@@ -19,6 +19,8 @@ features by default, an assumed convention). Results:
                                     (step 0), "<dataset>/loo_<metric>" with k as the step
 """
 
+from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
+
 from absl import flags
 import numpy as np
 

@@ -30,6 +30,8 @@ whose class names differ from those config.json records (data.class_names) is re
 head's outputs would be scored against other labels.
 """
 
+from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
+
 import math
 import os
 

@@ -3,6 +3,8 @@ r"""Writes a study's report from its result files alone (no recomputation).
   python -m experiments.report --workdir=workdir/demo
 """
 
+from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
+
 from absl import flags
 
 from official.core import cli

@@ -11,6 +11,8 @@ Resumable: rerun the same command to continue after an interruption; finished st
 skipped, and a step whose settings changed is moved to <workdir>/stale and recomputed.
 """
 
+from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
+
 import os
 
 from absl import flags

@@ -13,6 +13,8 @@ Rerunning the same command resumes from the latest checkpoint; SIGTERM saves a c
 exits 0. Precedence: preset < flags < --params_override.
 """
 
+from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
+
 import os
 import time
 

@@ -6,9 +6,10 @@ Less Transferable Features?" (NeurIPS 2021). One sub-package per stage of the st
   losses -> modeling -> data -> training -> evaluation | analysis
 """
 
-import os as _os
+from official.core import native_logging as _native_logging
 
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN, CPU features) hides the project's
-# own output (CPU-only machines also get a spurious cuInit error); set TF_CPP_MIN_LOG_LEVEL=0
-# to see it.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's C++ start-up lines (CUDA probing, oneDNN, CPU features; a spurious cuInit error on
+# CPU-only machines) hide the project's own output: kept off unless TF_CPP_MIN_LOG_LEVEL says
+# otherwise (TF_CPP_MIN_LOG_LEVEL=0 shows them). Effective when `official` is imported before
+# TensorFlow, which is why every binary imports official.core.native_logging first.
+_native_logging.install()
