@@ -1,6 +1,7 @@
 """Tests of the dataset registry, split resolution, class subsets, Birdsnap and folders."""
 
 import os
+import shutil
 
 from absl.testing import parameterized
 import numpy as np
@@ -9,6 +10,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from official.data import datasets
+
+# testdata/image_folder: train/ and test/ with 5 images (RGB JPEG, L, RGBA and P PNG, PNG named
+# .jpeg) per class, plus a corrupt train/dog/broken.jpg and train/cat/notes.txt. The red
+# channel of every image encodes its class. Found relative to this file (pytest and Bazel).
+_IMAGE_FOLDER = os.path.normpath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "testdata", "image_folder"))
+_IMAGE_FOLDER_RED = {"cat": 10, "dog": 120, "zebra": 240}
 
 # Split sizes of the real datasets (TFDS catalogue; Birdsnap as in the paper), written as
 # metadata so that tfds.testing.mock_data reports them.
@@ -67,20 +75,6 @@ def _write_metadata(data_dir: str, name: str, splits) -> None:
 def _save(path: str, image: Image.Image, image_format: str) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
   image.save(path, format=image_format)
-
-
-def _solid(value: int, size, mode: str) -> Image.Image:
-  """An image whose red channel (after RGB conversion) equals `value`."""
-  rgb = Image.new("RGB", size, (value, 30, 200))
-  if mode == "L":
-    return Image.new("L", size, value)
-  if mode == "RGBA":
-    rgba = rgb.convert("RGBA")
-    rgba.putalpha(90)
-    return rgba
-  if mode == "P":
-    return rgb.convert("P", palette=Image.Palette.ADAPTIVE)
-  return rgb
 
 
 class RegistryTest(tf.test.TestCase, parameterized.TestCase):
@@ -239,23 +233,36 @@ class BirdsnapTest(tf.test.TestCase):
 class FolderTest(tf.test.TestCase):
 
   def _make_folder(self, with_validation=False):
-    root = self.create_tempdir().full_path
-    # Class ids follow sorted names: cat 0, dog 1, zebra 2; the red channel encodes them.
-    red = {"cat": 10, "dog": 120, "zebra": 240}
-    modes = [("RGB", "JPEG", ".jpg"), ("L", "PNG", ".png"), ("RGBA", "PNG", ".png"),
-             ("P", "PNG", ".png"), ("RGB", "PNG", ".jpeg")]
-    splits = ("train", "test", "validation") if with_validation else ("train", "test")
-    for split in splits:
-      for name in ("zebra", "cat", "dog"):
-        for k, (mode, image_format, suffix) in enumerate(modes):
-          size = (17 + 5 * k, 23 + 3 * k)
-          _save(os.path.join(root, split, name, f"{name}{k}{suffix}"),
-                _solid(red[name], size, mode), image_format)
-    with open(os.path.join(root, "train", "dog", "broken.jpg"), "wb") as f:
-      f.write(b"\xff\xd8 this is not a jpeg")
-    with open(os.path.join(root, "train", "cat", "notes.txt"), "w") as f:
-      f.write("not an image")
-    return root, red
+    """The committed fixture testdata/image_folder (README.md there), read in place.
+
+    With `with_validation` a copy in a temporary directory gains a validation split (a copy of
+    test), so the fixture itself is never written.
+    """
+    if not with_validation:
+      return _IMAGE_FOLDER, _IMAGE_FOLDER_RED
+    root = os.path.join(self.create_tempdir().full_path, "image_folder")
+    shutil.copytree(_IMAGE_FOLDER, root)
+    shutil.copytree(os.path.join(root, "test"), os.path.join(root, "validation"))
+    return root, _IMAGE_FOLDER_RED
+
+  def test_fixture_holds_every_image_mode(self):
+    # What the loader is tested against: four modes, two formats, one corrupt file.
+    modes = {}
+    for split in ("train", "test"):
+      for name, value in _IMAGE_FOLDER_RED.items():
+        for file_name in sorted(os.listdir(os.path.join(_IMAGE_FOLDER, split, name))):
+          path = os.path.join(_IMAGE_FOLDER, split, name, file_name)
+          if file_name in ("broken.jpg", "notes.txt"):
+            with self.assertRaises(OSError):
+              Image.open(path).load()
+            continue
+          with Image.open(path) as image:
+            modes.setdefault(image.mode, set()).add(image.format)
+            # JPEG is lossy: within a few levels.
+            self.assertAlmostEqual(image.convert("RGB").getpixel((0, 0))[0], value, delta=3,
+                                   msg=path)
+    self.assertEqual(modes, {"RGB": {"JPEG", "PNG"}, "L": {"PNG"}, "RGBA": {"PNG"},
+                             "P": {"PNG"}})
 
   def _snapshot(self, root):
     return sorted((d, tuple(sorted(f))) for d, _, f in os.walk(root))
