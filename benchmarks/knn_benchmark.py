@@ -1,7 +1,7 @@
 r"""kNN leave-one-out choice of k: one neighbour search against scikit-learn per k.
 
-Table 1's kNN column chooses k by leave-one-out on the training set (SPEC.md §4). Two ways on
-the same features (cosine similarity, i.e. Euclidean distance between L2-normalised features):
+Table 1's kNN column chooses k by leave-one-out on the training set (docs/protocol.md §4). Two ways
+on the same features (cosine similarity, i.e. Euclidean distance between L2-normalised features):
 
   scikit-learn  for each k = 1..k_max, `KNeighborsClassifier(n_neighbors=k, algorithm="brute")`
                 fitted on train and `kneighbors()` without a query (each point's k neighbours

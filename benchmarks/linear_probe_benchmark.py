@@ -1,10 +1,10 @@
 r"""Linear probe selection + refit: TensorFlow L-BFGS against scikit-learn's lbfgs.
 
-The linear transfer protocol (SPEC.md §4) fits L2-regularised multinomial logistic regression
-at every penalty of Kornblith's grid 10^-6, 10^-4, ..., 10^6 on train, refines the best by 4
-halvings of the log step, picks the penalty on validation, refits on train + validation and
-scores test. Both sides run that same procedure (`linear_probe.search_penalty`) on the same
-features in one process:
+The linear transfer protocol (docs/protocol.md §4) fits L2-regularised multinomial logistic
+regression at every penalty of Kornblith's grid 10^-6, 10^-4, ..., 10^6 on train, refines the best
+by 4 halvings of the log step, picks the penalty on validation, refits on train + validation and
+scores test. Both sides run that same procedure (`linear_probe.search_penalty`) on the same features
+in one process:
 
   scikit-learn  `LogisticRegression(solver="lbfgs", C=1/(2 l2))` fitted from scratch at each
                 penalty (its default usage), float64 parameters;

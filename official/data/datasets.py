@@ -1,4 +1,4 @@
-"""Registry of the study's datasets (SPEC §3-§5) and their loading as tf.data.
+"""Registry of the study's datasets (docs/protocol.md §3-§5) and their loading as tf.data.
 
 `get(spec)` returns a DatasetInfo; `load(info, split_name)` a tf.data.Dataset of
 (image uint8 [H, W, 3], label int64). Every dataset exposes four split names:

@@ -1,4 +1,7 @@
-"""Image preprocessing of the study (SPEC §3 pretraining, §4 fixed features, §5 fine-tuning).
+"""Image preprocessing of the study: pretraining, fixed features and fine-tuning.
+
+Sources of every constant: docs/protocol.md §3 (pretraining), §4 (fixed features), §5
+(fine-tuning).
 
 Every function maps one image with pixel values in [0, 255] (uint8, or any real dtype on that
 scale), of shape [H, W, C] with C in {1, 2, 3, 4} (grey, grey+alpha, RGB, RGBA; alpha is
@@ -11,10 +14,11 @@ scaled to [0, 1] and normalised per channel with MEAN_RGB / STDDEV_RGB:
   preprocess_for_eval     centre crop of 87.5% of the shorter side, bicubic resize (released
                           ImageNet evaluation).
   preprocess_for_transfer shorter side resized to image_size (bicubic), centre crop; no
-                          augmentation (features for the linear probe and kNN, SPEC §4).
+                          augmentation (features for the linear probe and kNN,
+                          docs/protocol.md §4).
   preprocess_for_finetune_eval
                           shorter side resized to image_size * 256 / 224, centre crop (test
-                          images of fine-tuning, SPEC §5).
+                          images of fine-tuning, docs/protocol.md §5).
 
 The same functions serve the 32x32 demo images (image_size=32). Random operations are
 stateless when `seed` (shape [2] integers) is given, so a pipeline reproduces the same
@@ -28,13 +32,13 @@ import tensorflow as tf
 MEAN_RGB = (0.485, 0.456, 0.406)
 STDDEV_RGB = (0.229, 0.224, 0.225)
 
-# Released ImageNet constants (SPEC §3).
+# Released ImageNet constants (docs/protocol.md §3).
 AREA_RANGE = (0.08, 1.0)
 ASPECT_RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 MIN_OBJECT_COVERED = 0.1
 MAX_ATTEMPTS = 100
 EVAL_CROP_FRACTION = 0.875
-# Fine-tuning test images: resize to 256, centre crop 224 (SPEC §5).
+# Fine-tuning test images: resize to 256, centre crop 224 (docs/protocol.md §5).
 FINETUNE_EVAL_RESIZE_RATIO = 256.0 / 224.0
 
 PREPROCESS_MODES = ("train", "eval", "transfer", "finetune_eval")
@@ -144,7 +148,7 @@ def preprocess_for_train(image: tf.Tensor, image_size: int, *,
                          seed: Optional[tf.Tensor] = None,
                          area_range: Sequence[float] = AREA_RANGE,
                          flip: bool = True) -> tf.Tensor:
-  """Released ImageNet training augmentation (SPEC §3) -> float32 [S, S, 3] normalised.
+  """Released ImageNet training augmentation (docs/protocol.md §3) -> float32 [S, S, 3] normalised.
 
   Args:
     image: [H, W, C] pixels in [0, 255].
@@ -175,8 +179,8 @@ def preprocess_for_train(image: tf.Tensor, image_size: int, *,
 
 def preprocess_for_eval(image: tf.Tensor, image_size: int,
                         crop_fraction: float = EVAL_CROP_FRACTION) -> tf.Tensor:
-  """Released ImageNet evaluation (SPEC §3): centre crop of `crop_fraction` of the shorter
-  side, bicubic resize to [S, S]; float32 [S, S, 3] normalised."""
+  """Released ImageNet evaluation (docs/protocol.md §3): centre crop of `crop_fraction` of the
+  shorter side, bicubic resize to [S, S]; float32 [S, S, 3] normalised."""
   image_size = _check_size(image_size)
   if not 0.0 < crop_fraction <= 1.0:
     raise ValueError(f"crop_fraction: {crop_fraction!r}; valid is in (0, 1]")
@@ -192,7 +196,7 @@ def preprocess_for_eval(image: tf.Tensor, image_size: int,
 
 
 def preprocess_for_transfer(image: tf.Tensor, image_size: int) -> tf.Tensor:
-  """Fixed-feature transfer (SPEC §4): shorter side -> S (bicubic), centre crop [S, S];
+  """Fixed-feature transfer (docs/protocol.md §4): shorter side -> S (bicubic), centre crop [S, S];
   float32 [S, S, 3] normalised, no augmentation."""
   image_size = _check_size(image_size)
   image = _prepare(image)
@@ -203,7 +207,7 @@ def preprocess_for_transfer(image: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def preprocess_for_finetune_eval(image: tf.Tensor, image_size: int) -> tf.Tensor:
-  """Fine-tuning test images (SPEC §5): shorter side -> round(S * 256 / 224) (bicubic),
+  """Fine-tuning test images (docs/protocol.md §5): shorter side -> round(S * 256 / 224) (bicubic),
   centre crop [S, S]; float32 [S, S, 3] normalised."""
   image_size = _check_size(image_size)
   image = _prepare(image)

@@ -1,4 +1,4 @@
-"""Every registered objective against an independent float64 NumPy form of SPEC.md §1."""
+"""Every registered objective against an independent float64 NumPy form of docs/protocol.md §1."""
 
 import json
 
