@@ -77,6 +77,7 @@ class _QuietLoader(importlib.abc.Loader):
     return self._loader.create_module(spec)
 
   def exec_module(self, module):
+    uninstall()
     try:
       saved = os.dup(2)
     except OSError:
@@ -108,14 +109,24 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-  """Finds `tensorflow` with the other finders and wraps its loader in `_QuietLoader`."""
+  """Finds `tensorflow` with the other finders and wraps its loader in `_QuietLoader`.
+
+  A look-up that does not import (`importlib.util.find_spec`) gets a wrapped spec too and
+  leaves the hook in place; the hook removes itself when TensorFlow is actually loaded.
+  """
 
   def find_spec(self, fullname, path, target=None):
     if fullname != "tensorflow":
       return None
-    uninstall()
-    spec = importlib.util.find_spec(fullname)
-    if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+    for finder in sys.meta_path:
+      if finder is self or not hasattr(finder, "find_spec"):
+        continue
+      spec = finder.find_spec(fullname, path, target)
+      if spec is not None:
+        break
+    else:
+      return None
+    if spec.loader is not None and hasattr(spec.loader, "exec_module"):
       spec.loader = _QuietLoader(spec.loader)
     return spec
 

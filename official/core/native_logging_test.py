@@ -14,12 +14,12 @@ _BINARY = ("from official.core import native_logging\n"
            "print(int(tf.constant(1) + 1))\n")
 
 
-def _run(level=None):
+def _run(level=None, script=_BINARY):
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
   env.pop(native_logging.ENV_VAR, None)
   if level is not None:
     env[native_logging.ENV_VAR] = level
-  result = subprocess.run([sys.executable, "-c", _BINARY], env=env, capture_output=True,
+  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           check=True, timeout=300)
   return result.stdout.decode(), result.stderr.decode()
 
@@ -67,6 +67,18 @@ class SubprocessTest(absltest.TestCase):
     self.assertEqual(stdout.strip(), "2")
     self.assertEqual(_native(quiet), [], quiet)
     self.assertEqual(quiet.strip(), "", quiet)
+
+  def test_a_look_up_before_the_import_keeps_it_quiet(self):
+    # Libraries probe for TensorFlow with importlib.util.find_spec before importing it.
+    _, visible = _run(level="0")
+    if not _native(visible):
+      self.skipTest("TensorFlow printed no native start-up lines on this machine")
+    script = "import importlib.util\n" + _BINARY.replace(
+        "import tensorflow as tf\n",
+        "assert importlib.util.find_spec('tensorflow') is not None\nimport tensorflow as tf\n")
+    stdout, quiet = _run(script=script)
+    self.assertEqual(stdout.strip(), "2")
+    self.assertEqual(_native(quiet), [], quiet)
 
   def test_user_level_wins(self):
     # Level 1 hides the informational lines but keeps warnings and errors.
