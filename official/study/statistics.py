@@ -1,6 +1,7 @@
 """Statistics of the study's tables: mean ± standard error over seeds, Welch's t-test
 against the best objective of a column (paper: bold = not significantly different from the
-best, p < 0.05) and Spearman's rank correlation (paper §3.4)."""
+best, p < 0.05), the two-way ANOVA behind the average column of Table 2 and Spearman's rank
+correlation (paper §3.4)."""
 
 import dataclasses
 import math
@@ -75,6 +76,85 @@ def not_worse_than_best(columns: Mapping[str, Sequence[float]], *, higher_is_bet
     p = welch_p_value(rows[best], values)
     if not math.isnan(p) and p >= alpha:
       marked.add(name)
+  return marked
+
+
+def anova_p_value(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[float]]) -> float:
+  """p-value of the objective factor in a two-way ANOVA of two objectives' scores.
+
+  The paper's Table 2 marks an objective's average over datasets as "not significantly
+  different from the best" by a two-way ANOVA (objective x dataset). For two objectives A, B
+  with per-seed scores on each dataset, this fits the additive model
+
+      score[o, d, s] = mu + alpha_o + beta_d + e[o, d, s]
+
+  by least squares (statsmodels' OLS over the design C(objective) + C(dataset)) and returns
+  the p-value of the F test that alpha_A = alpha_B (type II sums of squares): whether the two
+  differ on average once each dataset's own level is accounted for. The residual pools the
+  seed-to-seed variation and the dataset-to-dataset variation of the difference. Only the
+  datasets both objectives have are used.
+
+  Args:
+    a, b: dataset -> per-seed scores of one objective.
+
+  Returns:
+    The p-value; NaN when the model leaves no residual degrees of freedom (e.g. one dataset
+    with one seed each); 1.0 (or 0.0) when every residual is zero and the objective means are
+    equal (or differ).
+  """
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  from statsmodels.formula import api as smf  # pylint: disable=g-import-not-at-top
+  from statsmodels.stats import anova  # pylint: disable=g-import-not-at-top
+  rows = []
+  for dataset in sorted(set(a) & set(b)):
+    for name, scores in (("a", a[dataset]), ("b", b[dataset])):
+      rows += [(name, dataset, float(v)) for v in scores if v is not None]
+  frame = pd.DataFrame(rows, columns=["objective", "dataset", "score"])
+  if frame.empty or frame["objective"].nunique() < 2:
+    return float("nan")
+  datasets = frame["dataset"].nunique()
+  residual_dof = len(frame) - 1 - 1 - (datasets - 1)
+  if residual_dof < 1:
+    return float("nan")
+  formula = "score ~ C(objective)" + (" + C(dataset)" if datasets > 1 else "")
+  fit = smf.ols(formula, data=frame).fit()
+  if fit.ssr <= 1e-12 * max(1.0, float((frame["score"] ** 2).sum())):
+    means = frame.groupby("objective")["score"].mean()
+    return 1.0 if math.isclose(means["a"], means["b"]) else 0.0
+  table = anova.anova_lm(fit, typ=2)
+  return float(table.loc["C(objective)", "PR(>F)"])
+
+
+def not_worse_than_best_on_average(
+    scores: Mapping[str, Mapping[str, Sequence[float]]], *, alpha: float = 0.05) -> set[str]:
+  """Rows of Table 2's average column to mark: the best mean over datasets and every
+  objective whose two-way ANOVA against it (anova_p_value) gives p >= alpha.
+
+  Args:
+    scores: objective -> dataset -> per-seed scores (higher is better).
+    alpha: significance level.
+
+  Returns:
+    The marked objectives (the best is always in it; with no residual degrees of freedom no
+    test is possible and only the best is marked).
+  """
+  rows = {o: {d: [v for v in vs if v is not None] for d, vs in by_dataset.items()}
+          for o, by_dataset in scores.items()}
+  rows = {o: {d: vs for d, vs in r.items() if vs} for o, r in rows.items()}
+  rows = {o: r for o, r in rows.items() if r}
+  if not rows:
+    return set()
+
+  def average(o):
+    return float(np.mean([np.mean(vs) for vs in rows[o].values()]))
+
+  best = max(rows, key=average)
+  marked = {best}
+  for name in rows:
+    if name != best:
+      p = anova_p_value(rows[best], rows[name])
+      if not math.isnan(p) and p >= alpha:
+        marked.add(name)
   return marked
 
 

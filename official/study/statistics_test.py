@@ -23,6 +23,52 @@ class SummaryTest(absltest.TestCase):
     self.assertEqual(statistics.summarize([]).format(), "–")
 
 
+class TwoWayAnovaTest(absltest.TestCase):
+  """Table 2's average column: the objective factor of a two-way ANOVA (objective x dataset)."""
+
+  # Two objectives x three datasets x two seeds (a balanced design).
+  A = {"cars": [0.80, 0.82], "food": [0.60, 0.61], "pets": [0.90, 0.88]}
+  B = {"cars": [0.78, 0.79], "food": [0.59, 0.57], "pets": [0.89, 0.86]}
+
+  def test_matches_hand_computed_f_test(self):
+    # In a balanced design the sums of squares of the additive model are orthogonal:
+    # SS_obj = D n sum_o (m_o - m)^2, SS_data = O n sum_d (m_d - m)^2, the rest is residual
+    # with O D n - 1 - (O - 1) - (D - 1) degrees of freedom.
+    values = np.array([[self.A[d], self.B[d]] for d in sorted(self.A)])  # [D, O, n]
+    num_d, num_o, n = values.shape
+    grand = values.mean()
+    ss_obj = num_d * n * ((values.mean(axis=(0, 2)) - grand) ** 2).sum()
+    ss_data = num_o * n * ((values.mean(axis=(1, 2)) - grand) ** 2).sum()
+    ss_res = ((values - grand) ** 2).sum() - ss_obj - ss_data
+    dof = num_o * num_d * n - 1 - (num_o - 1) - (num_d - 1)
+    expected = scipy_stats.f.sf(ss_obj / (num_o - 1) / (ss_res / dof), num_o - 1, dof)
+    self.assertAlmostEqual(statistics.anova_p_value(self.A, self.B), expected, places=10)
+    # By hand: the differences A - B are 0.025, 0.025, 0.015 on average per dataset.
+    self.assertLess(expected, 0.05)
+
+  def test_dataset_levels_do_not_count_as_objective_differences(self):
+    # B is A minus a constant 0.001 on every dataset and seed, with seed noise: datasets
+    # differ by 30 points, which a one-way test would mistake for noise.
+    rng = np.random.default_rng(0)
+    a = {f"d{k}": list(0.3 * k + 0.01 * rng.standard_normal(3)) for k in range(4)}
+    b = {d: [v - 0.001 + 0.01 * rng.standard_normal() for v in vs] for d, vs in a.items()}
+    self.assertGreater(statistics.anova_p_value(a, b), 0.05)
+    far = {d: [v - 0.05 for v in vs] for d, vs in a.items()}
+    self.assertLess(statistics.anova_p_value(a, far), 1e-6)
+
+  def test_no_residual_degrees_of_freedom(self):
+    self.assertTrue(math.isnan(statistics.anova_p_value({"x": [0.5]}, {"x": [0.4]})))
+    self.assertTrue(math.isnan(statistics.anova_p_value({"x": [0.5]}, {"y": [0.4]})))
+
+  def test_marks_best_average_and_ties(self):
+    scores = {"softmax": self.A, "tied": {d: list(v) for d, v in self.A.items()},
+              "worse": self.B}
+    scores["tied"]["cars"] = [0.81, 0.80]
+    marked = statistics.not_worse_than_best_on_average(scores)
+    self.assertIn("worse", set(scores) - marked)
+    self.assertEqual(marked, {"softmax", "tied"})
+
+
 class WelchTest(absltest.TestCase):
 
   def test_matches_welch_formula(self):
