@@ -83,6 +83,12 @@ def remove(path: str) -> None:
     pass
 
 
+def mtime(path: str) -> float:
+  """When `path` was last modified, in seconds since the epoch (0 where the filesystem does
+  not record it, as `ram://`)."""
+  return tf.io.gfile.stat(path).mtime_nsec / 1e9
+
+
 def rename(source: str, target: str) -> None:
   """Moves `source` to `target`, replacing it (atomic where the filesystem's rename is)."""
   tf.io.gfile.rename(source, target, overwrite=True)
