@@ -185,7 +185,16 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   prefix = f"[{me}] " if num_workers > 1 else ""
   say = lambda line: log(prefix + line)
   store = store_lib.ResultStore(workdir)
-  table = leases_lib.LeaseTable(workdir, owner=me, timeout_seconds=lease_timeout)
+  from official.training import distribute  # pylint: disable=g-import-not-at-top
+  if strategy is not None and distribute.worker_info(strategy)[0] > 1:
+    # One multi-worker training cluster is one study worker; its hosts run in lockstep.
+    if num_workers > 1:
+      raise ValueError("--strategy=multi_worker_mirrored trains each run across the TF_CONFIG "
+                       "cluster, whose hosts run the study together: use --num_workers=1 "
+                       "with it, or one study worker per machine with --strategy=mirrored")
+    table = leases_lib.Lockstep(workdir, owner=me, timeout_seconds=lease_timeout)
+  else:
+    table = leases_lib.LeaseTable(workdir, owner=me, timeout_seconds=lease_timeout)
   io.atomic_write_json(io.join(workdir, "study.json"), dataclasses.asdict(study))
   planned = plan(study, workdir, strategy)
   _remove_abandoned_temporaries(store.root, lease_timeout)
@@ -195,8 +204,7 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   done = {s.key for s in planned if store.status(s.key, s.fingerprint) == "done"}
   todo = [s for s in mine if s.key not in done]
   share = f" ({len(mine)} in this worker's share)" if num_workers > 1 else ""
-  say(f"study {study.experiment}: {len(planned)} steps{share}, "
-      f"{len(done)} done, "
+  say(f"study {study.experiment}: {len(planned)} steps{share}, {len(mine) - len(todo)} done, "
       f"{len(todo)} to run; workdir {workdir}")
   durations: dict[str, list[float]] = {}
   started = time.time()
@@ -250,19 +258,21 @@ def run(study: StudyConfig, workdir: str, strategy=None,
     if ran:
       waited_since = None
       continue
-    if not blocked:
-      break
+    if not blocked:  # this worker's share is done; are the other workers' shares?
+      for step in planned:
+        if step.key not in done and store.status(step.key, step.fingerprint) == "done":
+          done.add(step.key)
+      blocked = [(s, f"worker {s.share % num_workers}'s share") for s in planned
+                 if s.key not in done]
+      if not blocked:
+        break
+    if waited_since is None and wait_seconds > 0:
+      say(_waiting_line(blocked, planned, done, num_workers, wait_seconds))
     waited_since = waited_since or time.time()
     if time.time() - waited_since < wait_seconds:
       time.sleep(min(5.0, table.heartbeat_seconds))
       continue
     say(_waiting_line(blocked, planned, done, num_workers))
-    return None
-  others = [s for s in planned if s.key not in done and
-            store.status(s.key, s.fingerprint) != "done"]
-  if others:
-    say(_waiting_line([(s, f"worker {s.share % num_workers}'s share") for s in others],
-                      planned, done, num_workers))
     return None
   # The report, once: by a single driver on every run (as a rerun refreshes it), by sharded
   # workers only if no worker has written it for these exact results yet.
@@ -281,18 +291,23 @@ def run(study: StudyConfig, workdir: str, strategy=None,
       report_path = report_lib.write(workdir)
       io.atomic_write_json(written, {"results": results_fp, "by": me})
     else:
-      say(f"the report for these results was written already ({previous.get('by')})")
+      say(f"the report for these results was written already, by {previous.get('by')}: "
+          f"{report_path}")
+      return report_path
   say(f"done in {_format_seconds(time.time() - started)}; report: {report_path}")
   return report_path
 
 
-def _waiting_line(blocked, planned, done, num_workers) -> str:
-  """One line: what this worker leaves to others and why."""
+def _waiting_line(blocked, planned, done, num_workers, wait_seconds=0.0) -> str:
+  """One line: what this worker waits for (polling up to `wait_seconds`) or leaves to others."""
   shown = ", ".join(f"{s.key} ({why})" for s, why in blocked[:3])
   more = f" and {len(blocked) - 3} more" if len(blocked) > 3 else ""
   left = sum(1 for s in planned if s.key not in done)
   last = ("the last worker to finish writes the report" if num_workers > 1 else
           "the other driver writes the report")
+  if wait_seconds:
+    return (f"waiting up to {_format_seconds(wait_seconds)} for {shown}{more} "
+            f"({left} steps not done)")
   return (f"nothing more to run here now: {left} steps not done, waiting for {shown}{more}; "
           f"{last} (rerun to take part again)")
 
