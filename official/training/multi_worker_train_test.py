@@ -41,6 +41,11 @@ TOLERANCE = 1e-4
 METRICS = ("top1", "top5", "loss", "class_separation")
 
 
+def _config(data_dir):
+  """trainer_test's tiny run, batch normalisation over the global batch (as one device)."""
+  return trainer_test.tiny_config(data_dir, **{"train.sync_batch_norm": True})
+
+
 def _free_ports(n):
   sockets = [socket.socket() for _ in range(n)]
   for s in sockets:
@@ -80,7 +85,7 @@ class MultiWorkerTrainTest(tf.test.TestCase):
     cls.data_dir = os.path.join(cls.root, "tfds")
     cls.single_dir = os.path.join(cls.root, "single")
     # The uninterrupted single-process reference (it also prepares the data the workers read).
-    cls.single = trainer.train(trainer_test.tiny_config(cls.data_dir), cls.single_dir)
+    cls.single = trainer.train(_config(cls.data_dir), cls.single_dir)
 
     cls.multi_dir = os.path.join(cls.root, "multi")
     cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
@@ -144,7 +149,7 @@ class MultiWorkerTrainTest(tf.test.TestCase):
 def _worker_main(model_dir, data_dir):
   strategy = _WORKER_STRATEGY
   is_chief = distribute.worker_info(strategy)[2]
-  config = trainer_test.tiny_config(data_dir)
+  config = _config(data_dir)
   train_loop = trainer.Trainer.train_loop
 
   def preempting_train_loop(self, iterator, num_steps):
