@@ -22,6 +22,15 @@ USER_ERRORS = (ValueError, OSError)
 FILESYSTEM_ERRORS = ("NotFoundError", "PermissionDeniedError", "FailedPreconditionError",
                      "AlreadyExistsError")
 
+# What TensorFlow's filesystem errors mean when they come without a message (as from ram://).
+_WITHOUT_MESSAGE = {
+    "NotFoundError": "a file or folder was not found (NotFoundError); check the paths given",
+    "PermissionDeniedError": "permission denied (PermissionDeniedError); check the paths given",
+    "FailedPreconditionError": "a path is not usable (FailedPreconditionError), e.g. a file "
+                               "where a folder is expected",
+    "AlreadyExistsError": "a file already exists (AlreadyExistsError)",
+}
+
 
 def is_user_error(error: BaseException) -> bool:
   """Whether `error` is bad input or a refusing filesystem, reported in one line."""
@@ -36,7 +45,8 @@ def is_user_error(error: BaseException) -> bool:
 def format_error(error: BaseException) -> str:
   """One line: the first line of the message, prefixed with `error:`."""
   message = str(getattr(error, "message", None) or error).strip().splitlines()
-  text = message[0] if message else type(error).__name__
+  text = message[0] if message else _WITHOUT_MESSAGE.get(
+      type(error).__name__, type(error).__name__)
   if isinstance(error, OSError) and (
       error.filename and str(error.filename) not in text):
     text = f"{text}: {error.filename}"

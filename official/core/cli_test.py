@@ -40,7 +40,8 @@ class RunTest(absltest.TestCase):
 
     code, lines = self._run(main)
     self.assertEqual(code, 2)
-    self.assertEqual(lines, ["error: NotFoundError"])
+    self.assertEqual(lines, ["error: a file or folder was not found (NotFoundError); check the "
+                             "paths given"])
 
   def test_missing_local_file_through_gfile_names_the_path(self):
     path = os.path.join(self.create_tempdir().full_path, "nope", "x.json")
