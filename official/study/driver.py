@@ -9,8 +9,8 @@ twice) cooperate through the shared storage alone:
   - Division of work: a static partition. Pretraining run i of the grid (StudyConfig.runs()
     order) belongs to worker i % num_workers together with every step that reads only that run
     (representations, transfer, fine-tuning): the shares are disjoint, balanced to within one
-    run, and need no coordinator; a worker's steps read its own runs' checkpoints and exports,
-    so each model directory is written and read by one worker. Runs dominate the cost and are
+    run, and need no coordinator; each model directory is written by one worker only, and its
+    feature caches stay beside the run that made them. Runs dominate the cost and are
     alike in size, so a dynamic queue would balance little better and would move whole model
     directories between machines. Steps that read several runs (CKA, the report) belong to
     every worker: whichever finds all their inputs done first computes them.
@@ -25,6 +25,10 @@ twice) cooperate through the shared storage alone:
     `wait_seconds` pass. The last worker to finish a step finds every input done and writes CKA
     and the report: each worker writes its results before checking the others', and the shared
     storage is read-after-write consistent (POSIX; Cloud Storage objects and listings).
+    Sharded workers write the report once per set of results (leases/report-written.json
+    records it); a single driver rewrites it on every run, as before.
+  - A run trained across several hosts (--strategy=multi_worker_mirrored, TF_CONFIG) makes
+    those hosts one study worker: they run every step together, without leases.
 """
 
 import dataclasses
