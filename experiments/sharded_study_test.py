@@ -136,5 +136,41 @@ class ShardedStudyTest(absltest.TestCase):
     self._assert_same_as_single_process(workdir)
 
 
+class WorkerFlagsTest(absltest.TestCase):
+  """Bad worker flags and unusable remote workdirs get one line and exit 2."""
+
+  def _last_line(self, *flags):
+    result = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--quick", *flags],
+                            cwd=ROOT, env=reproduce_test._env(), capture_output=True,
+                            text=True)
+    self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+    return result.stderr.strip().splitlines()[-1]
+
+  def test_index_outside_the_workers(self):
+    workdir = os.path.join(self.create_tempdir().full_path, "w")
+    self.assertEqual(self._last_line(f"--workdir={workdir}", "--num_workers=3",
+                                     "--worker_index=3"),
+                     "error: --worker_index=3 is outside [0, 2] for --num_workers=3")
+    self.assertFalse(os.path.exists(workdir))
+
+  def test_index_from_a_job_array(self):
+    workdir = os.path.join(self.create_tempdir().full_path, "w")
+    env = dict(reproduce_test._env(), SLURM_ARRAY_TASK_ID="4")
+    result = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--quick",
+                             f"--workdir={workdir}", "--num_workers=4"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    self.assertEqual(result.returncode, 2)
+    self.assertEqual(result.stderr.strip().splitlines()[-1],
+                     "error: $SLURM_ARRAY_TASK_ID=4 is outside [0, 3] for --num_workers=4")
+
+  def test_bad_lease_timeout(self):
+    self.assertEqual(self._last_line("--lease_timeout=0"),
+                     "error: --lease_timeout must be > 0 seconds, got 0.0")
+
+  def test_unusable_remote_workdir(self):
+    line = self._last_line("--workdir=nosuchfs://bucket/study")
+    self.assertRegex(line, r"^error: --workdir 'nosuchfs://bucket/study' is not writable \(.+\)$")
+
+
 if __name__ == "__main__":
   absltest.main()
