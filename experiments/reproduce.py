@@ -9,6 +9,10 @@ analyse the representations, and write the report (Tables 1-4, Figures 1-6).
 
 Resumable: rerun the same command to continue after an interruption; finished steps are
 skipped, and a step whose settings changed is moved to <workdir>/stale and recomputed.
+
+Sharded across machines, every worker on one shared workdir (a local path or gs://...):
+
+  python -m experiments.reproduce --workdir=gs://bucket/study --num_workers=8 --worker_index=3
 """
 
 from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
@@ -19,6 +23,7 @@ from absl import flags
 
 from official import losses
 from official.core import cli
+from official.core import io
 from official.study import config as study_config
 
 _EXPERIMENT = flags.DEFINE_enum("experiment", "demo", sorted(study_config.PRESETS),
@@ -55,6 +60,19 @@ _STRATEGY = flags.DEFINE_enum(
     "strategy", "default", ["default", "mirrored", "multi_worker_mirrored", "tpu"],
     "tf.distribute strategy for training and feature extraction.")
 _TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+# A study sharded across machines (official.study.driver): N workers on one shared workdir.
+_NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", 1, "Cooperating study workers sharing --workdir (e.g. a Slurm job array's "
+    "or Kubernetes Indexed Job's size); pretraining run i goes to worker i % num_workers.")
+_WORKER_INDEX = flags.DEFINE_integer(
+    "worker_index", None, "This worker's index in [0, num_workers) (default: "
+    "$SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX when --num_workers > 1, else 0).")
+_LEASE_TIMEOUT = flags.DEFINE_float(
+    "lease_timeout", 300.0, "Seconds without a heartbeat after which a step claimed by another "
+    "process counts as abandoned (its worker died) and is taken over.")
+_WAIT = flags.DEFINE_float(
+    "wait", 0.0, "Seconds to keep polling for steps other workers still compute (e.g. the "
+    "report, which needs every run) before exiting; 0 exits at once, saying what is left.")
 
 
 def _ints(values, flag):
@@ -114,18 +132,43 @@ def build_study():
   return study
 
 
+def _worker_index() -> int:
+  """--worker_index, else the index a Slurm job array or Kubernetes Indexed Job gives."""
+  if _WORKER_INDEX.value is not None:
+    index, source = _WORKER_INDEX.value, "--worker_index"
+  else:  # only for a sharded study: a plain run inside a job array stays one whole study
+    source = next((v for v in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
+                   if os.environ.get(v)), None) if _NUM_WORKERS.value > 1 else None
+    try:
+      index = int(os.environ[source]) if source else 0
+    except ValueError:
+      raise ValueError(f"${source} must be an integer, got {os.environ[source]!r}") from None
+    source = f"${source}" if source else "--worker_index"
+  if _NUM_WORKERS.value < 1:
+    raise ValueError(f"--num_workers must be >= 1, got {_NUM_WORKERS.value}")
+  if not 0 <= index < _NUM_WORKERS.value:
+    raise ValueError(f"{source}={index} is outside [0, {_NUM_WORKERS.value - 1}] for "
+                     f"--num_workers={_NUM_WORKERS.value}")
+  if _LEASE_TIMEOUT.value <= 0:
+    raise ValueError(f"--lease_timeout must be > 0 seconds, got {_LEASE_TIMEOUT.value}")
+  return index
+
+
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
   study = build_study()
-  workdir = os.path.abspath(_WORKDIR.value or os.path.join("workdir", study.experiment))
+  workdir = io.absolute(_WORKDIR.value or os.path.join("workdir", study.experiment))
+  worker_index = _worker_index()
   print(f"workdir: {workdir}", flush=True)
   from official.study import driver  # pylint: disable=g-import-not-at-top
   from official.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = distribute.get_strategy(_STRATEGY.value, tpu_address=_TPU.value)
   from official.training import trainer  # pylint: disable=g-import-not-at-top
   try:
-    driver.run(study, workdir, strategy, log=lambda line: print(line, flush=True))
+    driver.run(study, workdir, strategy, log=lambda line: print(line, flush=True),
+               num_workers=_NUM_WORKERS.value, worker_index=worker_index,
+               lease_timeout=_LEASE_TIMEOUT.value, wait_seconds=_WAIT.value)
   except trainer.Preempted as e:
     # SIGTERM: the step in progress saved a checkpoint; rerunning resumes it.
     print(f"preempted: {e}; rerun the same command to resume", flush=True)

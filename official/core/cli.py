@@ -16,12 +16,37 @@ class UsageError(ValueError):
 
 # Bad input, and the environment refusing (missing or unwritable paths, a full disk).
 USER_ERRORS = (ValueError, OSError)
+# TensorFlow's filesystem errors that mean the same for a path given by the user (gfile raises
+# them for local and remote paths alike: a missing bucket, no permission, a file where a folder
+# should be).
+FILESYSTEM_ERRORS = ("NotFoundError", "PermissionDeniedError", "FailedPreconditionError",
+                     "AlreadyExistsError")
+
+# What TensorFlow's filesystem errors mean when they come without a message (as from ram://).
+_WITHOUT_MESSAGE = {
+    "NotFoundError": "a file or folder was not found (NotFoundError); check the paths given",
+    "PermissionDeniedError": "permission denied (PermissionDeniedError); check the paths given",
+    "FailedPreconditionError": "a path is not usable (FailedPreconditionError), e.g. a file "
+                               "where a folder is expected",
+    "AlreadyExistsError": "a file already exists (AlreadyExistsError)",
+}
+
+
+def is_user_error(error: BaseException) -> bool:
+  """Whether `error` is bad input or a refusing filesystem, reported in one line."""
+  if isinstance(error, USER_ERRORS):
+    return True
+  tf = sys.modules.get("tensorflow")  # only loaded binaries can raise its errors
+  errors = getattr(tf, "errors", None)
+  return errors is not None and isinstance(
+      error, tuple(getattr(errors, name) for name in FILESYSTEM_ERRORS))
 
 
 def format_error(error: BaseException) -> str:
   """One line: the first line of the message, prefixed with `error:`."""
-  message = str(error).strip().splitlines()
-  text = message[0] if message else type(error).__name__
+  message = str(getattr(error, "message", None) or error).strip().splitlines()
+  text = message[0] if message else _WITHOUT_MESSAGE.get(
+      type(error).__name__, type(error).__name__)
   if isinstance(error, OSError) and (
       error.filename and str(error.filename) not in text):
     text = f"{text}: {error.filename}"
@@ -50,7 +75,9 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
     _logging.getLogger("tensorflow").setLevel(_logging.ERROR)
     try:
       return main(argv)
-    except USER_ERRORS as e:
+    except Exception as e:  # pylint: disable=broad-except
+      if not is_user_error(e):
+        raise
       print(format_error(e), file=sys.stderr)
       sys.exit(2)
 

@@ -3,16 +3,44 @@
 Resumable and idempotent: each finished step is one result file (official.study.store),
 written atomically after the step completes. Killing the driver loses at most the step in
 progress (pretraining resumes from its last checkpoint); a rerun skips what is done.
+
+Several drivers on one workdir (one study sharded across machines, or the same command started
+twice) cooperate through the shared storage alone:
+  - Division of work: a static partition. Pretraining run i of the grid (StudyConfig.runs()
+    order) belongs to worker i % num_workers together with every step that reads only that run
+    (representations, transfer, fine-tuning): the shares are disjoint, balanced to within one
+    run, and need no coordinator; each model directory is written by one worker only, and its
+    feature caches stay beside the run that made them. Runs dominate the cost and are
+    alike in size, so a dynamic queue would balance little better and would move whole model
+    directories between machines. Steps that read several runs (CKA, the report) belong to
+    every worker: whichever finds all their inputs done first computes them.
+  - Mutual exclusion: every step, in any share, runs under a lease (official.study.leases,
+    files under <workdir>/leases/), so no step is started while another live process computes
+    it, whatever the worker flags: a second plain driver on a busy workdir takes the steps no one
+    holds, skips the held ones, and says in one line which other driver holds them. A killed
+    worker's lease goes stale (its heartbeat stops; on the same host its process is gone) and
+    its step is taken over; everything else it finished is kept.
+  - A worker that has nothing it can run (its share done; the rest held by others or waiting for
+    other workers' runs) says what it waits for and exits cleanly, or polls until
+    `wait_seconds` pass. The last worker to finish a step finds every input done and writes CKA
+    and the report: each worker writes its results before checking the others', and the shared
+    storage is read-after-write consistent (POSIX; Cloud Storage objects and listings).
+    Sharded workers write the report once per set of results (leases/report-written.json
+    records it); a single driver rewrites it on every run, as before.
+  - A run trained across several hosts (--strategy=multi_worker_mirrored, TF_CONFIG) makes
+    those hosts one study worker: they run every step together, without leases.
 """
 
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
 import time
 from typing import Callable, Optional
 
 from official.core import io
+from official.study import leases as leases_lib
 from official.study import report as report_lib
 from official.study import steps
 from official.study import store as store_lib
@@ -27,6 +55,9 @@ class Step:
   fingerprint: str
   settings: dict
   action: Callable[[], dict]
+  # Index of the pretraining run whose share this step belongs to; None: every worker's.
+  share: Optional[int] = None
+  upstream: tuple = ()  # keys of the steps whose results this step reads
 
 
 def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
@@ -36,27 +67,30 @@ def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
   pretrain_fp = {}
   # Each run's evaluation follows its pretraining, so results (and the time estimate) build
   # up run by run.
-  for run in runs:
+  for index, run in enumerate(runs):
     settings = steps.pretrain_settings(study, run)
     fp = steps.fingerprint(settings)
     pretrain_fp[run] = fp
+    pretrain_key = f"pretrain/{run.run_id}"
     planned.append(Step(
-        f"pretrain/{run.run_id}", "pretrain", f"pretrain {run.run_id}", fp, settings,
-        lambda run=run, fp=fp: steps.pretrain(study, run, workdir, fp, strategy)))
+        pretrain_key, "pretrain", f"pretrain {run.run_id}", fp, settings,
+        lambda run=run, fp=fp: steps.pretrain(study, run, workdir, fp, strategy), index))
     settings = steps.representation_settings(study)
     fp = steps.fingerprint(settings, [pretrain_fp[run]])
     planned.append(Step(
         f"representations/{run.run_id}", "representations", f"representations {run.run_id}",
-        fp, settings, lambda run=run: steps.representations(study, run, workdir)))
+        fp, settings, lambda run=run: steps.representations(study, run, workdir), index,
+        (pretrain_key,)))
     for dataset in study.transfer_datasets:
       settings = steps.transfer_settings(study, dataset)
       fp = steps.fingerprint(settings, [pretrain_fp[run]])
       planned.append(Step(
           f"transfer/{run.run_id}/{steps.result_name(dataset)}", "transfer",
           f"transfer {run.run_id} {dataset}",
-          fp, settings, lambda run=run, d=dataset: steps.transfer(study, run, d, workdir)))
+          fp, settings, lambda run=run, d=dataset: steps.transfer(study, run, d, workdir),
+          index, (pretrain_key,)))
   if study.finetune:
-    for run in runs:
+    for index, run in enumerate(runs):
       if run.hparams or run.seed not in study.finetune_seeds:
         continue
       for dataset in study.finetune_datasets:
@@ -66,15 +100,17 @@ def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
             f"finetune/{run.run_id}/{steps.result_name(dataset)}", "finetune",
             f"finetune {run.run_id} {dataset}",
             fp, settings,
-            lambda run=run, d=dataset: steps.finetune(study, run, d, workdir, strategy)))
+            lambda run=run, d=dataset: steps.finetune(study, run, d, workdir, strategy),
+            index, (f"pretrain/{run.run_id}",)))
   if len(study.cka_seeds) == 2 and all(
       Run(o, s) in runs for o in study.objectives[:1] for s in study.cka_seeds):
     settings = steps.cka_settings(study)
-    upstream = sorted(pretrain_fp[r] for r in runs
-                      if not r.hparams and r.seed in study.cka_seeds)
+    cka_runs = [r for r in runs if not r.hparams and r.seed in study.cka_seeds]
+    upstream = sorted(pretrain_fp[r] for r in cka_runs)
     fp = steps.fingerprint(settings, upstream)
     planned.append(Step("cka", "cka", "CKA across objectives", fp, settings,
-                        lambda: steps.cka(study, runs, workdir)))
+                        lambda: steps.cka(study, runs, workdir), None,
+                        tuple(f"pretrain/{r.run_id}" for r in cka_runs)))
   return planned
 
 
@@ -85,14 +121,18 @@ def _format_seconds(seconds: float) -> str:
 
 def check_writable(workdir: str) -> None:
   """Fails early, in one line, when the workdir cannot hold results."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
-    with open(probe, "w") as f:
+    io.makedirs(workdir)
+    probe = io.join(workdir, f".write_test.{socket.gethostname()}.{os.getpid()}")
+    with tf.io.gfile.GFile(probe, "w") as f:
       f.write("ok")
-    os.remove(probe)
+    io.remove(probe)
   except OSError as e:
     raise PermissionError(f"--workdir {workdir!r} is not writable ({e.strerror})") from None
+  except tf.errors.OpError as e:
+    reason = (e.message or type(e).__name__).splitlines()[0]
+    raise PermissionError(f"--workdir {workdir!r} is not writable ({reason})") from None
 
 
 def prepare_data(study: StudyConfig) -> None:
@@ -118,37 +158,186 @@ def prepare_data(study: StudyConfig) -> None:
 
 
 def run(study: StudyConfig, workdir: str, strategy=None,
-        log: Callable[[str], None] = print) -> str:
-  """Runs every step not yet done and writes the report; returns the report's path."""
+        log: Callable[[str], None] = print, num_workers: int = 1, worker_index: int = 0,
+        lease_timeout: float = leases_lib.DEFAULT_TIMEOUT_SECONDS,
+        wait_seconds: float = 0.0) -> Optional[str]:
+  """Runs this worker's steps not yet done; returns the report's path, or None when steps of
+  other workers (or held by other drivers) remain and this worker leaves them to those.
+
+  Args:
+    study: what to compute.
+    workdir: the study's folder (a local path or a URL such as gs://bucket/study).
+    strategy: the tf.distribute strategy every run trains and extracts features under.
+    log: where progress lines go.
+    num_workers: how many cooperating workers share the workdir; worker `worker_index`
+      (0-based) runs pretraining runs i with i % num_workers == worker_index, their dependent
+      steps, and the shared steps (CKA, report) once their inputs exist.
+    lease_timeout: seconds without a heartbeat after which another process's lease on a step
+      counts as abandoned and the step is taken over.
+    wait_seconds: how long to keep polling for steps held by others or waiting for other
+      workers' runs before exiting (0: exit at once, saying what is left).
+  """
   study.validate()
-  workdir = os.path.abspath(workdir)
+  if num_workers < 1:
+    raise ValueError(f"--num_workers must be >= 1, got {num_workers}")
+  if not 0 <= worker_index < num_workers:
+    raise ValueError(f"--worker_index must be in [0, {num_workers - 1}] for "
+                     f"--num_workers={num_workers}, got {worker_index}")
+  workdir = io.absolute(workdir)
   check_writable(workdir)
+  me = f"worker {worker_index}/{num_workers}" if num_workers > 1 else "driver"
+  prefix = f"[{me}] " if num_workers > 1 else ""
+  say = lambda line: log(prefix + line)
   store = store_lib.ResultStore(workdir)
-  io.atomic_write_json(os.path.join(workdir, "study.json"), dataclasses.asdict(study))
+  from official.training import distribute  # pylint: disable=g-import-not-at-top
+  if strategy is not None and distribute.worker_info(strategy)[0] > 1:
+    # One multi-worker training cluster is one study worker; its hosts run in lockstep.
+    if num_workers > 1:
+      raise ValueError("--strategy=multi_worker_mirrored trains each run across the TF_CONFIG "
+                       "cluster, whose hosts run the study together: use --num_workers=1 "
+                       "with it, or one study worker per machine with --strategy=mirrored")
+    table = leases_lib.Lockstep(workdir, owner=me, timeout_seconds=lease_timeout)
+  else:
+    table = leases_lib.LeaseTable(workdir, owner=me, timeout_seconds=lease_timeout)
+  io.atomic_write_json(io.join(workdir, "study.json"), dataclasses.asdict(study))
   planned = plan(study, workdir, strategy)
-  prepare_data(study)
-  statuses = [store.status(s.key, s.fingerprint) for s in planned]
-  todo = [s for s, status in zip(planned, statuses) if status != "done"]
-  log(f"study {study.experiment}: {len(planned)} steps, {len(planned) - len(todo)} done, "
+  _remove_abandoned_temporaries(store.root, lease_timeout)
+  _prepare_data_once(study, table)
+  fingerprints = {s.key: s.fingerprint for s in planned}
+  mine = [s for s in planned if s.share is None or s.share % num_workers == worker_index]
+  done = {s.key for s in planned if store.status(s.key, s.fingerprint) == "done"}
+  todo = [s for s in mine if s.key not in done]
+  share = f" ({len(mine)} in this worker's share)" if num_workers > 1 else ""
+  say(f"study {study.experiment}: {len(planned)} steps{share}, {len(mine) - len(todo)} done, "
       f"{len(todo)} to run; workdir {workdir}")
   durations: dict[str, list[float]] = {}
   started = time.time()
-  for index, step in enumerate(todo):
-    status = store.status(step.key, step.fingerprint)
-    if status == "stale":
-      moved = store.mark_stale(step.key)
-      log(f"  stale: {step.key} was computed with other settings; moved to {moved}")
-    remaining = _estimate(todo[index:], durations)
-    eta = f", ~{_format_seconds(remaining)} left" if remaining is not None else ""
-    log(f"[{index + 1}/{len(todo)}] {step.label} "
-        f"(elapsed {_format_seconds(time.time() - started)}{eta})")
-    t0 = time.time()
-    result = step.action()
-    store.put(step.key, step.fingerprint, result, step.settings)
-    durations.setdefault(step.kind, []).append(time.time() - t0)
-  report_path = report_lib.write(workdir)
-  log(f"done in {_format_seconds(time.time() - started)}; report: {report_path}")
+  count = 0
+  waited_since = None
+  while True:
+    blocked = []  # (step, why) of steps this worker cannot start now
+    ran = False
+    for step in todo:
+      if step.key in done:
+        continue
+      if store.status(step.key, step.fingerprint) == "done":
+        done.add(step.key)
+        continue
+      missing = [k for k in step.upstream
+                 if k not in done and store.status(k, fingerprints[k]) != "done"]
+      if missing:
+        blocked.append((step, f"needs {missing[0]}"))
+        continue
+      lease = table.try_acquire(step.key)
+      if lease is None:
+        holder = table.holder(step.key)
+        blocked.append((step, f"held by {table.describe(holder)}" if holder else "contended"))
+        continue
+      with lease:
+        status = store.status(step.key, step.fingerprint)
+        if status == "done":  # finished by another process since the check above
+          done.add(step.key)
+          continue
+        if status == "stale":
+          moved = store.mark_stale(step.key)
+          say(f"  stale: {step.key} was computed with other settings; moved to {moved}")
+        count += 1
+        remaining = _estimate([s for s in todo if s.key not in done], durations)
+        eta = f", ~{_format_seconds(remaining)} left" if remaining is not None else ""
+        say(f"[{count}/{len(todo)}] {step.label} "
+            f"(elapsed {_format_seconds(time.time() - started)}{eta})")
+        t0 = time.time()
+        result = step.action()
+        if lease.lost:
+          say(f"  lease lost: {step.key} was taken over while this worker stalled; "
+              "its result is discarded")
+          continue
+        store.put(step.key, step.fingerprint, result, step.settings)
+        done.add(step.key)
+        durations.setdefault(step.kind, []).append(time.time() - t0)
+        if num_workers > 1:
+          say(f"  finished {step.key} in {_format_seconds(time.time() - t0)}")
+      ran = True
+      break  # rescan from the first step: plan order, and freed leases are retried
+    if ran:
+      waited_since = None
+      continue
+    if not blocked:  # this worker's share is done; are the other workers' shares?
+      for step in planned:
+        if step.key not in done and store.status(step.key, step.fingerprint) == "done":
+          done.add(step.key)
+      blocked = [(s, f"worker {s.share % num_workers}'s share") for s in planned
+                 if s.key not in done]
+      if not blocked:
+        break
+    if waited_since is None and wait_seconds > 0:
+      say(_waiting_line(blocked, planned, done, num_workers, wait_seconds))
+    waited_since = waited_since or time.time()
+    if time.time() - waited_since < wait_seconds:
+      time.sleep(min(5.0, table.heartbeat_seconds))
+      continue
+    say(_waiting_line(blocked, planned, done, num_workers))
+    return None
+  # The report, once: by a single driver on every run (as a rerun refreshes it), by sharded
+  # workers only if no worker has written it for these exact results yet.
+  written = io.join(table.root, "report-written.json")
+  results_fp = store_lib.fingerprint(sorted(fingerprints.items()))
+  lease = table.try_acquire("report")
+  if lease is None:
+    holder = table.holder("report")
+    say(f"the report is being written by {table.describe(holder) if holder else 'another'}")
+    return None
+  with lease:
+    report_path = io.join(workdir, "report", "report.md")
+    previous = leases_lib.LeaseTable.read(written) or {}
+    if (num_workers == 1 or previous.get("results") != results_fp
+        or not io.exists(report_path)):
+      report_path = report_lib.write(workdir)
+      io.atomic_write_json(written, {"results": results_fp, "by": me})
+    else:
+      say(f"the report for these results was written already, by {previous.get('by')}: "
+          f"{report_path}")
+      return report_path
+  say(f"done in {_format_seconds(time.time() - started)}; report: {report_path}")
   return report_path
+
+
+def _waiting_line(blocked, planned, done, num_workers, wait_seconds=0.0) -> str:
+  """One line: what this worker waits for (polling up to `wait_seconds`) or leaves to others."""
+  shown = ", ".join(f"{s.key} ({why})" for s, why in blocked[:3])
+  more = f" and {len(blocked) - 3} more" if len(blocked) > 3 else ""
+  left = sum(1 for s in planned if s.key not in done)
+  last = ("the last worker to finish writes the report" if num_workers > 1 else
+          "the other driver writes the report")
+  if wait_seconds:
+    return (f"waiting up to {_format_seconds(wait_seconds)} for {shown}{more} "
+            f"({left} steps not done)")
+  return (f"nothing more to run here now: {left} steps not done, waiting for {shown}{more}; "
+          f"{last} (rerun to take part again)")
+
+
+def _remove_abandoned_temporaries(root: str, older_than: float) -> None:
+  """Deletes temporary result files that interrupted writes left (on Cloud Storage a rename
+  is a copy and a delete, so a crash can leave one), if older than any live write."""
+  now = time.time()
+  for relative in io.walk_files(root):
+    path = io.join(root, relative)
+    if io.is_temporary(relative) and now - io.mtime(path) > older_than:
+      io.remove(path)
+
+
+def _prepare_data_once(study: StudyConfig, table: leases_lib.LeaseTable) -> None:
+  """prepare_data, by one worker per data folder at a time (TFDS generation is not safe to run
+  twice concurrently into one folder); the others wait, then find the data prepared."""
+  shared = study.data_dir is not None and io.is_remote(study.data_dir)
+  key = "prepare/shared" if shared else f"prepare/{table.host}"
+  while True:
+    lease = table.try_acquire(key)
+    if lease is not None:
+      break
+    time.sleep(1.0)
+  with lease:
+    prepare_data(study)
 
 
 def _estimate(remaining: list[Step], durations: dict) -> Optional[float]:

@@ -8,9 +8,10 @@ the old file to `stale/` (never mixing results of different settings) before rec
 
 import hashlib
 import json
-import os
 import time
 from typing import Any, Iterator, Optional
+
+import tensorflow as tf
 
 from official.core import io
 
@@ -25,19 +26,19 @@ class ResultStore:
   """The `results/` folder of a study's workdir."""
 
   def __init__(self, workdir: str):
-    self.workdir = os.path.abspath(workdir)
-    self.root = os.path.join(self.workdir, "results")
-    self.stale_root = os.path.join(self.workdir, "stale")
+    self.workdir = io.absolute(workdir)
+    self.root = io.join(self.workdir, "results")
+    self.stale_root = io.join(self.workdir, "stale")
 
   def path(self, key: str) -> str:
-    return os.path.join(self.root, key + ".json")
+    return io.join(self.root, key + ".json")
 
   def load(self, key: str) -> Optional[dict]:
     path = self.path(key)
-    if not os.path.exists(path):
-      return None
     try:
       return io.read_json(path)
+    except FileNotFoundError:
+      return None
     except (json.JSONDecodeError, UnicodeDecodeError):
       # Not produced by atomic_write_json (a foreign or damaged file): treat as not done.
       self.mark_stale(key, reason="unreadable")
@@ -64,20 +65,21 @@ class ResultStore:
   def mark_stale(self, key: str, reason: str = "settings changed") -> Optional[str]:
     """Moves the result of `key` out of `results/`; returns where it went."""
     path = self.path(key)
-    if not os.path.exists(path):
+    if not io.exists(path):
       return None
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = os.path.join(self.stale_root, f"{key}.{stamp}.json")
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    os.replace(path, target)
+    target = io.join(self.stale_root, f"{key}.{stamp}.json")
+    io.makedirs(io.dirname(target))
+    try:
+      io.rename(path, target)
+    except tf.errors.NotFoundError:
+      return None  # another worker moved it first
     return target
 
   def keys(self, prefix: str = "") -> Iterator[str]:
-    base = os.path.join(self.root, prefix)
-    if not os.path.isdir(base):
-      return
-    for directory, _, files in sorted(os.walk(base)):
-      for name in sorted(files):
-        if name.endswith(".json") and not name.startswith("."):
-          full = os.path.join(directory, name)
-          yield os.path.relpath(full, self.root)[:-len(".json")]
+    """The keys of every result file under `prefix` (e.g. "transfer/"), sorted."""
+    base = io.join(self.root, prefix) if prefix else self.root
+    for relative in io.walk_files(base):
+      name = relative.rsplit("/", 1)[-1]
+      if name.endswith(".json") and not name.startswith("."):
+        yield (prefix.rstrip("/") + "/" + relative if prefix else relative)[:-len(".json")]

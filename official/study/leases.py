@@ -1,0 +1,208 @@
+"""Leases on shared storage: at most one live process computes a study step at a time.
+
+A lease is a small JSON file `<workdir>/leases/<step key>.json` naming its holder (a random
+token, host, process id, worker index) and a heartbeat time that the holder refreshes from a
+background thread. A lease is *stale*, and may be taken over, when its heartbeat is older than
+the timeout, or when its holder ran on this host and that process no longer exists (a killed
+worker restarted on the same machine takes its step back at once).
+
+Claiming, by filesystem (what each guarantees the protocol):
+  - local disk (POSIX, also NFS): a free lease is written to a private file and hard-linked
+    to the lease's name; link(2) fails if the name exists, atomically, so of two processes
+    exactly one creates the lease, and it appears whole. A stale lease is replaced by an
+    atomic rename and then confirmed by reading it back, as below.
+  - `gs://` and other remote filesystems, which have no exclusive create through tf.io.gfile:
+    write the lease (an object appears whole when its upload completes; reads after writes are
+    strongly consistent), wait a settle delay, read it back; the claim holds only if the token
+    read back is ours. Two claimants that both saw the lease free write within that delay of
+    their check (the check-to-write gap is one request), so the later write lands before the
+    earlier claimant reads back: the earlier sees the later token and backs off, the later
+    keeps the lease. The settle delay must exceed the longest check-to-write gap (default 2 s
+    against a gap of one upload, tens of milliseconds on GCS).
+  - `ram://` lives inside one process: claims are settled by the same read-back, without delay.
+Heartbeats compare wall clocks of different machines: keep them synchronised (NTP) to well
+under the timeout. A holder that finds, on a heartbeat, that its lease was taken over (it
+stalled for longer than the timeout) marks it lost; the driver then discards that step's
+result instead of writing it.
+"""
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Optional
+
+from official.core import io
+
+DEFAULT_TIMEOUT_SECONDS = 300.0
+REMOTE_SETTLE_SECONDS = 2.0
+LOCAL_SETTLE_SECONDS = 0.2  # confirms a takeover of a stale local lease
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+class Lease:
+  """The claim of one process on one step; use `LeaseTable.try_acquire` to get one."""
+
+  def __init__(self, table: "LeaseTable", key: str, path: str, record: dict):
+    self.table = table
+    self.key = key
+    self.path = path
+    self.record = record
+    self.lost = False
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._beat, name=f"lease {key}", daemon=True)
+    self._thread.start()
+
+  def _beat(self):
+    while not self._stop.wait(self.table.heartbeat_seconds):
+      current = self.table.read(self.path)
+      if current is None or current.get("token") != self.record["token"]:
+        self.lost = True
+        return
+      self.record = dict(self.record, heartbeat=time.time())
+      try:
+        io.atomic_write_json(self.path, self.record)
+      except OSError:
+        pass  # a missed beat; the next one retries
+
+  def release(self) -> None:
+    """Stops the heartbeat and deletes the lease file if it is still ours."""
+    self._stop.set()
+    self._thread.join()
+    current = self.table.read(self.path)
+    if current is not None and current.get("token") == self.record["token"]:
+      io.remove(self.path)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.release()
+
+
+class LeaseTable:
+  """The `leases/` folder of a workdir, as seen by one process (one study worker)."""
+
+  def __init__(self, workdir: str, owner: str = "",
+               timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+               settle_seconds: Optional[float] = None):
+    if timeout_seconds <= 0:
+      raise ValueError(f"--lease_timeout must be > 0 seconds, got {timeout_seconds}")
+    self.root = io.join(io.absolute(workdir), "leases")
+    self.owner = owner
+    self.timeout_seconds = float(timeout_seconds)
+    self.heartbeat_seconds = min(30.0, self.timeout_seconds / 4)
+    if settle_seconds is None:
+      remote = io.is_remote(self.root)
+      settle_seconds = (0.0 if self.root.startswith("ram://") else
+                        REMOTE_SETTLE_SECONDS if remote else LOCAL_SETTLE_SECONDS)
+    self.settle_seconds = settle_seconds
+    self.host = socket.gethostname()
+    # Local disks create leases exclusively with link(2); other filesystems by read-back.
+    self.exclusive_create = not io.is_remote(self.root)
+
+  def path(self, key: str) -> str:
+    return io.join(self.root, key + ".json")
+
+  @staticmethod
+  def read(path: str) -> Optional[dict]:
+    try:
+      return json.loads(io.read_text(path))
+    except FileNotFoundError:
+      return None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+      return {}  # a torn local write of a dead holder: no token, no heartbeat: stale
+
+  def holder(self, key: str) -> Optional[dict]:
+    """The live holder's record of `key`'s lease, or None when free or stale."""
+    record = self.read(self.path(key))
+    return None if record is None or self.is_stale(record) else record
+
+  def is_stale(self, record: dict) -> bool:
+    if time.time() - float(record.get("heartbeat", 0)) > self.timeout_seconds:
+      return True
+    return record.get("host") == self.host and not _pid_alive(int(record.get("pid", -1)))
+
+  def _new_record(self, key: str) -> dict:
+    return {"key": key, "token": uuid.uuid4().hex, "owner": self.owner, "host": self.host,
+            "pid": os.getpid(), "acquired": time.time(), "heartbeat": time.time()}
+
+  def try_acquire(self, key: str) -> Optional[Lease]:
+    """A lease on `key` if no live process holds one, else None."""
+    path = self.path(key)
+    io.makedirs(io.dirname(path))
+    record = self._new_record(key)
+    data = json.dumps(record, sort_keys=True).encode("utf-8")
+    if self.exclusive_create and _create_exclusive(path, data):
+      return Lease(self, key, path, record)
+    current = self.read(path)
+    if current is not None and not self.is_stale(current):
+      return None
+    # Free (remote) or stale: write ours whole, let concurrent claimants' writes land, and keep
+    # the lease only if ours is what is there.
+    io.atomic_write_bytes(path, data)
+    if self.settle_seconds:
+      time.sleep(self.settle_seconds)
+    current = self.read(path)
+    if current is None or current.get("token") != record["token"]:
+      return None
+    return Lease(self, key, path, record)
+
+  def describe(self, record: dict) -> str:
+    """Who holds a lease, in words: 'worker 1/3 (pid 123 on host-a)'."""
+    who = record.get("owner") or "a driver"
+    return f"{who} (pid {record.get('pid')} on {record.get('host')})"
+
+
+def _create_exclusive(path: str, data: bytes) -> bool:
+  """Creates local file `path` holding `data` unless it exists; whether it was created.
+
+  The content is written to a private file first and hard-linked to `path`: link(2) fails when
+  `path` exists, atomically, so the lease file appears whole or not at all (also on NFS).
+  """
+  tmp = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
+  with open(tmp, "wb") as f:
+    f.write(data)
+  try:
+    os.link(tmp, path)
+    return True
+  except FileExistsError:
+    return False
+  finally:
+    os.remove(tmp)
+
+
+class _NullLease:
+  lost = False
+
+  def release(self) -> None:
+    pass
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    pass
+
+
+class Lockstep(LeaseTable):
+  """No leases: for the hosts of one multi-worker training cluster (TF_CONFIG), which run
+  every step together, in the same order, as one study worker; a lease claimed by one host
+  would leave the others waiting in a collective."""
+
+  def try_acquire(self, key: str) -> _NullLease:
+    return _NullLease()
+
+  def holder(self, key: str) -> None:
+    return None
