@@ -85,7 +85,7 @@ def build_study():
   if _PRETRAIN_CLASSES.value is not None:
     changes["pretrain_classes"] = _PRETRAIN_CLASSES.value.strip()
   if _PRETRAIN_OVERRIDE.value:
-    from official.training import config as train_config  # pylint: disable=g-import-not-at-top
+    from official.core import config as train_config  # pylint: disable=g-import-not-at-top
     changes["pretrain_overrides"] = {
         **study.pretrain_overrides,
         **train_config.parse_params_override(_PRETRAIN_OVERRIDE.value)}
@@ -107,7 +107,7 @@ def build_study():
   if any(k in changes for k in ("pretrain_dataset", "pretrain_classes", "pretrain_overrides")):
     # The pretraining config, dataset and class subset are checked before anything runs.
     from official.study import steps  # pylint: disable=g-import-not-at-top
-    from official.training import config as train_config  # pylint: disable=g-import-not-at-top
+    from official.core import config as train_config  # pylint: disable=g-import-not-at-top
     train_config.resolve(steps.pretrain_config(study, study.runs()[0]))
   return study
 

@@ -21,7 +21,7 @@ from absl import flags
 from official import losses
 from official.core import cli
 from official.data import datasets
-from official.training import config
+from official.core import config
 from official.training import distribute
 from official.training import trainer
 

@@ -53,8 +53,13 @@ DEPTHS = {
 GROUP_FILTERS = (64, 128, 256, 512)
 BOTTLENECK_EXPANSION = 4
 STEM_FILTERS = 64
+# The penultimate features (global average pool of the last block): what transfer reads.
+PENULTIMATE = "final_avg_pool"
+# The class endpoints: z (final_layer, paper notation) and the head's outputs; every other
+# endpoint is a representation of the image.
+CLASS_ENDPOINTS = ("final_layer", "outputs")
 # Endpoints after the residual blocks, in network order.
-FINAL_ENDPOINTS = ("final_avg_pool", "final_layer", "outputs")
+FINAL_ENDPOINTS = (PENULTIMATE,) + CLASS_ENDPOINTS
 _BLOCK_ENDPOINT = re.compile(r"^block(\d+)$")
 
 

@@ -26,9 +26,10 @@ from official.evaluation import linear_probe
 from official.evaluation import relearn_head
 from official.evaluation import representations as representations_lib
 from official.modeling import pretrained
+from official.modeling import resnet
 from official.study import store as store_lib
 from official.study.config import Run, StudyConfig
-from official.training import config as train_config
+from official.core import config as train_config
 from official.training import trainer
 
 
@@ -184,7 +185,7 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
   train_cfg = pretrain_config(study, run)
   info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
                       classes=getattr(train_cfg.data, "classes", None))
-  endpoints = [e for e in model.endpoint_names if e not in ("final_layer", "outputs")]
+  endpoints = [e for e in model.endpoint_names if e not in resnet.CLASS_ENDPOINTS]
 
   separation = {e: class_separation.ClassSeparation(info.num_classes) for e in endpoints}
   for outputs, labels in features.iterate(

@@ -17,7 +17,7 @@ import tensorflow as tf
 from official import losses
 from official.data import datasets
 from official.data import input_pipeline
-from official.training import config as config_lib
+from official.core import config as config_lib
 from official.training import trainer as trainer_lib
 
 BATCH = 16

@@ -55,7 +55,7 @@ from official.data import datasets
 from official.data import input_pipeline
 from official.modeling import pretrained
 from official.modeling import resnet
-from official.training import config as config_lib
+from official.core import config as config_lib
 from official.training import distribute
 from official.training import optimization
 

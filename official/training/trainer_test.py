@@ -19,7 +19,7 @@ from official.core import io
 from official.data import datasets
 from official.data import preprocessing
 from official.modeling import pretrained
-from official.training import config as config_lib
+from official.core import config as config_lib
 from official.training import trainer
 
 EVAL_EXAMPLES = 64

@@ -1,4 +1,10 @@
-"""Experiment configurations for pretraining: presets by name, dict round trips, overrides.
+"""The one config schema of the project: presets by name, dict round trips, overrides.
+
+This module sits low in the import graph (it imports official.modeling.resnet for the model
+section and, inside `resolve` only, official.losses and official.data), so every consumer —
+modeling.pretrained, data, training, evaluation, the study and the binaries — reads configs
+through it. It also names the files of a run directory once (CONFIG_FILE, CHECKPOINT_DIR,
+EXPORT_DIR, METRICS_FILE) and holds their one reader, `read_run_config(model_dir)`.
 
 An `ExperimentConfig` has four sections:
 
@@ -30,11 +36,21 @@ import ast
 import dataclasses
 import json
 import math
+import os
 import types
 import typing
 from typing import Any, Callable, Mapping, Optional, Union
 
+import tensorflow as tf
+
 from official.modeling import resnet
+
+# A pretraining run directory (official.training.trainer writes it, experiments/train names
+# it --model_dir):
+CONFIG_FILE = "config.json"  # to_dict of the resolved ExperimentConfig
+CHECKPOINT_DIR = "checkpoints"  # tf.train.CheckpointManager's ckpt-N files
+EXPORT_DIR = os.path.join("export", "saved_model")  # SavedModel of the EMA weights
+METRICS_FILE = "metrics.json"  # the final evaluation
 
 SPLITS = ("train", "validation", "test", "train_full")
 PREPROCESSING = ("train", "eval", "transfer")
@@ -556,3 +572,32 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     return value
   type_name = getattr(hint, "__name__", str(hint))
   raise ValueError(f"{key}={value!r} is not a valid {type_name}")
+
+
+def read_run_config(model_dir: str) -> ExperimentConfig:
+  """The ExperimentConfig recorded in <model_dir>/config.json (the one reader of it).
+
+  Raises:
+    FileNotFoundError: no config.json in `model_dir`.
+    ValueError: config.json is not JSON, lacks the "model" / "objective" sections, or holds
+      a value the schema refuses (one line naming the file).
+  """
+  path = os.path.join(os.fspath(model_dir), CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: expected a training model_dir "
+                            f"({CONFIG_FILE} with {CHECKPOINT_DIR}/)")
+  with tf.io.gfile.GFile(path) as f:
+    text = f.read()
+  try:
+    values = json.loads(text)
+  except ValueError as e:
+    raise ValueError(f"{path} is not valid JSON ({e})") from None
+  if not isinstance(values, dict) or not all(
+      isinstance(values.get(k), dict) for k in ("model", "objective")) or (
+          "name" not in values["objective"]):
+    raise ValueError(f"{path} must have 'model' and 'objective' sections, the latter with a "
+                     "'name'")
+  try:
+    return from_dict(values)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{path}: {str(e).splitlines()[0]}") from None

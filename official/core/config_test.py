@@ -5,7 +5,7 @@ import json
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from official.training import config
+from official.core import config
 
 
 class PresetTest(parameterized.TestCase):
