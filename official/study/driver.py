@@ -16,7 +16,7 @@ from official.core import io
 from official.study import report as report_lib
 from official.study import steps
 from official.study import store as store_lib
-from official.study.config import Run, StudyConfig
+from official.core.config import Run, StudyConfig
 
 
 @dataclasses.dataclass

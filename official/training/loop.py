@@ -1,34 +1,23 @@
-"""The one training loop of the project: pretraining and fine-tuning are tasks of it.
+"""The one training loop: pretraining (training.trainer) and fine-tuning
+(evaluation.finetune) are tasks of it (Model Garden's Task + runner split).
 
-    runner = loop.Runner(run_dir, task.checkpoint, strategy, keep_checkpoints=3,
+    runner = loop.Runner(run_dir, task.checkpoint, task.step, strategy, keep_checkpoints=3,
                          hparams={"learning_rate": 0.1})
-    progress = runner.train(task.train_loop, data.train_dataset, task.learning_rate, cadence)
+    progress = runner.train(task.train_loop, train_dataset, task.learning_rate, cadence)
 
-A task supplies what differs (Model Garden's Task + runner split):
+A task supplies only what differs: its tf.train.Checkpoint and step variable; `train_loop(
+iterator, num_steps)`, num_steps compiled steps returning host scalars "loss", "total_loss",
+"finite" and optionally "correct" (for training top-1); `train_dataset(epoch, skip_steps)`,
+epoch `epoch` distributed without its first skip_steps global batches (its order a function of
+(seed, epoch) only, so a resumed epoch continues the same stream); `learning_rate()`; the
+`Cadence`; whether a NaN/Inf loss raises TrainingDiverged or stops the run; a check of the
+weights before each checkpoint; what runs after each epoch (evaluation).
 
-  - `checkpoint`: a tf.train.Checkpoint whose `step` is the optimiser's iteration counter;
-  - `train_loop(iterator, num_steps) -> stats`: `num_steps` compiled training steps, returning
-    host scalars "loss" (mean objective loss), "total_loss", "finite" (every step's loss was
-    finite) and optionally "correct" (training examples classified right, for top-1);
-  - `train_dataset(epoch, skip_steps)`: epoch `epoch` as a distributed dataset without its
-    first `skip_steps` global batches; its order is a function of (seed, epoch) only, so an
-    epoch resumed from a checkpoint continues the same stream;
-  - `learning_rate()`: the learning rate at the current step;
-  - a `Cadence`: total steps, steps per epoch and per compiled loop, when to log and to
-    checkpoint;
-  - what a divergence does (raise TrainingDiverged, or stop and report it), a check of the
-    weights before each checkpoint, and what runs after each epoch (evaluation).
-
-The run directory (`Runner`):
-
-  checkpoints/ckpt-N     tf.train.CheckpointManager; on a non-chief worker the copy goes to
-                         .worker<i>/checkpoints and is deleted (every worker takes part in
-                         saving, only the chief's copy is kept)
-  train/, eval/          TensorBoard scalars; the run's hyperparameters (HParams) at the top
-
-`Runner.train` reads top to bottom in labelled sections: the step boundaries, one compiled
-loop, the divergence check, summaries and the progress line, checkpoints, preemption, the end
-of an epoch.
+The `Runner` owns the run directory: checkpoints/ckpt-N (tf.train.CheckpointManager; a
+non-chief worker saves to .worker<i>/checkpoints, deleted after each save) and train/, eval/
+(TensorBoard scalars, the HParams at the top). `Runner.train` reads top to bottom in labelled
+sections: step boundaries, one compiled loop, divergence, checkpoints, summaries and the
+progress line, preemption, the end of an epoch.
 """
 
 import contextlib
@@ -160,8 +149,8 @@ class Cadence:
     total_steps: optimiser steps of the whole run.
     steps_per_epoch: global batches per epoch (a new epoch restarts the data stream).
     steps_per_loop: steps per call of the compiled loop (between host checks).
-    log_every_steps: TensorBoard scalars and a console line every N steps, at every epoch
-      end and at the last step.
+    log_every_steps: TensorBoard scalars and a console line every N steps and at the last
+      step (over the steps since the previous ones).
     checkpoint_every_steps: a checkpoint every N steps (0: none between the others) and at
       the last step.
     checkpoint_at_epoch_end: also a checkpoint at the end of every epoch.
@@ -303,13 +292,13 @@ class Runner:
     total, spe, batch = cadence.total_steps, cadence.steps_per_epoch, cadence.batch_size
     progress = Progress(step=self.step)
     step = progress.step
+    window_loss, window_correct, window_steps, window_time = 0.0, 0.0, 0, 0.0
     with preemption_guard() as stop:
       while step < total:
         epoch, offset = divmod(step, spe)
         epoch_end = (epoch + 1) * spe
         epoch_start = time.time()
         iterator = iter(train_dataset(epoch, offset))
-        window_loss, window_correct, window_steps, window_time = 0.0, 0.0, 0, 0.0
         while step < min(total, epoch_end):
           # The step boundaries: a compiled loop ends where a log line or checkpoint is due.
           boundary = min(total, epoch_end)
@@ -343,8 +332,14 @@ class Runner:
           window_steps += num
           window_time += elapsed
 
+          # Checkpoints.
+          every = cadence.checkpoint_every_steps
+          if (every and step % every == 0) or step == total or (
+              cadence.checkpoint_at_epoch_end and step == epoch_end):
+            self.save(step, weights_finite)
+
           # Summaries and the progress line.
-          if step % cadence.log_every_steps == 0 or step in (epoch_end, total):
+          if step % cadence.log_every_steps == 0 or step == total:
             lr = learning_rate()
             images_per_second = window_steps * batch / max(window_time, 1e-9)
             values = {"loss": window_loss / window_steps, "total_loss": stats["total_loss"],
@@ -355,12 +350,6 @@ class Runner:
             self.log(f"{self.indent}step {step}/{total}  loss {window_loss / window_steps:.4f}"
                      f"  lr {lr:.4g}  {images_per_second:.0f} img/s")
             window_loss, window_correct, window_steps, window_time = 0.0, 0.0, 0, 0.0
-
-          # Checkpoints.
-          every = cadence.checkpoint_every_steps
-          if (every and step % every == 0) or step == total or (
-              cadence.checkpoint_at_epoch_end and step == epoch_end):
-            self.save(step, weights_finite)
 
           # Preemption.
           if stop.requested_on_any_worker(self.strategy, self.num_workers):

@@ -173,6 +173,16 @@ class TrainTest(tf.test.TestCase):
       trainer.train(changed, model_dir)
     self.assertNotIn("\n", str(caught.exception))
 
+  def test_unreadable_config_is_refused(self):
+    model_dir = os.path.join(self.root, "unreadable")
+    os.makedirs(model_dir)
+    io.atomic_write_json(os.path.join(model_dir, "config.json"), {
+        "model": {}, "objective": {"name": "softmax"}, "train": {"epoch": 3}})
+    with self.assertRaisesRegex(ValueError, r"config.json is not a valid experiment config "
+                                r"\(.*unknown config key\(s\) train.epoch;.*use another "
+                                "--model_dir"):
+      trainer.check_resumable(self.config, model_dir)
+
   def test_divergence_stops_and_keeps_the_last_finite_checkpoint(self):
     model_dir = os.path.join(self.root, "diverging")
     # Squared error at a huge learning rate: step 1 has learning rate 0 (warm-up), then the
