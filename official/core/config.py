@@ -794,10 +794,12 @@ def _shown(names: tuple, index: int) -> str:
                          (["..."] if high < len(names) else [])) + "]"
 
 
-def differences(a: ExperimentConfig, b: ExperimentConfig,
-                ignore=RUN_ONLY_KEYS) -> list[tuple[str, Any, Any]]:
-  """(dotted key, value in a, value in b) for every differing key not in `ignore`."""
-  flat_a, flat_b = flatten(to_dict(a)), flatten(to_dict(b))
+def differences(a, b, ignore=RUN_ONLY_KEYS) -> list[tuple[str, Any, Any]]:
+  """(dotted key, value in a, value in b) for every differing key not in `ignore`.
+
+  `a` and `b` are ExperimentConfigs or nested dicts of settings (fine-tuning's config.json).
+  """
+  flat_a, flat_b = (flatten(x if isinstance(x, Mapping) else to_dict(x)) for x in (a, b))
   # An empty section (objective.hparams of softmax) has no key of its own to compare.
   keys = sorted(k for k in set(flat_a) | set(flat_b)
                 if flat_a.get(k, {}) != {} or flat_b.get(k, {}) != {})

@@ -483,10 +483,9 @@ def _check_resumable(output_dir: str, settings: dict) -> None:
   path = os.path.join(output_dir, CONFIG_FILE)
   if not tf.io.gfile.exists(path):
     return
-  previous, current = config_lib.flatten(io.read_json(path)), config_lib.flatten(settings)
-  diffs = [k for k in sorted(set(previous) | set(current)) if previous.get(k) != current.get(k)]
+  diffs = config_lib.differences(io.read_json(path), settings, ignore=())
   if diffs:
-    shown = "; ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in diffs[:4])
+    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:4])
     raise ValueError(f"{output_dir} holds fine-tuning results with other settings ({shown}); "
                      "use another output directory")
 

@@ -57,13 +57,14 @@ def seed_everything(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------
 # Preemption.
 #
-# tf.distribute.experimental.PreemptionCheckpointHandler is not used: it owns one checkpoint
-# and one training loop per process and, once it has saved, ends the process itself (its
-# TerminationConfig's exit_fn). Here one process runs many loops (the study's grid of runs,
-# fine-tuning's grid points), a grid point that is evaluating when SIGTERM arrives first writes
-# its result, and callers turn `Preempted` into a clean exit (status 0) after recording where
-# they stopped. So SIGTERM only sets a flag; every worker checks it between compiled loops
-# (a collective, so all workers save and stop at the same step).
+# tf.distribute.experimental.PreemptionCheckpointHandler is not used: it supports only
+# MultiWorkerMirroredStrategy and TPUStrategy (it takes their cluster resolver), while runs
+# here also use the default and mirrored strategies; it owns one checkpoint per process and,
+# once it has saved, ends the process itself (TerminationConfig's exit_fn). Here one process
+# runs many loops (the study's runs, fine-tuning's grid points), a grid point evaluating when
+# SIGTERM arrives first writes its result, and callers turn `Preempted` into a clean exit
+# (status 0). So SIGTERM only sets a flag that every worker checks between compiled loops (a
+# collective, so all workers save and stop at the same step).
 
 
 class _StopSignal:

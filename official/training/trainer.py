@@ -312,7 +312,8 @@ def check_resumable(config: config_lib.ExperimentConfig, model_dir: str) -> None
   try:
     previous = config_lib.read_run_config(model_dir)
   except ValueError as e:
-    raise ValueError(f"{path} is not a valid experiment config ({e}); use another "
+    reason = str(e).removeprefix(f"{path}: ")
+    raise ValueError(f"{path} is not a valid experiment config ({reason}); use another "
                      "--model_dir") from None
   if previous.data.class_names is None:
     # Written before class names were recorded: nothing to compare them with.
