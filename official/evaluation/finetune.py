@@ -39,7 +39,14 @@ Every grid point lives in its own folder of `output_dir`:
 A rerun skips every grid point that has its result.json and resumes an unfinished one from
 its latest checkpoint (the data order of epoch e depends only on (seed, e)). On SIGTERM the
 grid point being trained saves a checkpoint at the next step boundary and
-official.training.trainer.Preempted is raised, as in pretraining; rerunning resumes there.
+official.training.loop.Preempted is raised, as in pretraining; rerunning resumes there.
+
+Each grid point is a task of official.training.loop (the loop pretraining runs too): it
+supplies the model and train step (`FinetuneTrainer`), the data (`TransferData`), one kept
+checkpoint every `checkpoint_every_steps` steps and at the end, and an evaluation after the
+last step only; a NaN/Inf loss stops the grid point, which scores 0 ("diverged"), and its
+checkpoints are deleted once result.json is written unless `keep_checkpoints`. The settings
+are the finetune section of official.core.config (FinetuneConfig, presets "paper" and "demo").
 """
 
 import dataclasses
