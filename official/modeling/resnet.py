@@ -245,9 +245,9 @@ def build_model(config: ResNetConfig, num_classes: int, objective,
           prefix=f"group{group + 1}_block{b + 1}", endpoint=endpoint)
       endpoints[endpoint] = x
 
-  features = keras.layers.GlobalAveragePooling2D(name="final_avg_pool")(x)
+  features = keras.layers.GlobalAveragePooling2D(name=PENULTIMATE)(x)
   z = objective.head(num_classes)(objective.penultimate()(features))
-  endpoints["final_avg_pool"] = features
+  endpoints[PENULTIMATE] = features
   endpoints["final_layer"] = z
   endpoints["outputs"] = objective.outputs()(z)
   return keras.Model(inputs=images, outputs=endpoints, name=name)
