@@ -38,8 +38,8 @@ _SEED = flags.DEFINE_integer("seed", None, "Seed of initialisation and data orde
 
 
 def _hparam_flags() -> dict[str, str]:
-  """Flag name -> help for every numeric objective hyperparameter (docs/protocol.md §1), whose released
-  defaults are read from official.losses' registry."""
+  """Flag name -> help for every numeric objective hyperparameter (docs/protocol.md §1),
+  with the released defaults read from official.losses' registry."""
   uses = {}
   for objective, defaults in losses.DEFAULT_HPARAMS.items():
     for name, value in defaults.items():

@@ -1,4 +1,4 @@
-"""Pretraining (SPEC §3): tf.distribute strategies, the one training loop, the pretraining task.
+"""Pretraining (docs/protocol.md §3): strategies, the one training loop, the pretraining task.
 
   distribute    strategies by name (default, mirrored, multi_worker_mirrored, tpu)
   loop          Runner: checkpoints, resumption, preemption, NaN stop, summaries, HParams

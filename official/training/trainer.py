@@ -1,5 +1,5 @@
-"""Pretraining (SPEC §3) as a task of official.training.loop: one objective, one seed, one
-model directory.
+"""Pretraining (docs/protocol.md §3) as a task of official.training.loop: one objective, one
+seed, one model directory.
 
     from official.core import config
     from official.training import trainer
