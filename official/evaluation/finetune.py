@@ -64,6 +64,7 @@ from official.core import io
 from official.core.config import CHECKPOINT_DIR, CONFIG_FILE
 from official.data import datasets
 from official.data import input_pipeline
+from official.data import streams
 from official.evaluation import metrics
 from official.modeling import pretrained
 from official.modeling import resnet
@@ -262,19 +263,11 @@ class TransferData:
                     seed: int, epoch: int, skip_steps: int = 0):
     """Epoch `epoch` of `split` (random crop + flip; order and augmentation a function of
     (seed, epoch)) without its first `skip_steps` global batches, distributed."""
-    steps = self.steps_per_epoch(split, batch_size) - skip_steps
-
-    def dataset_fn(context: tf.distribute.InputContext):
-      # Each pipeline yields per-replica batches and serves this many replicas per step.
-      replicas = context.num_replicas_in_sync // context.num_input_pipelines
-      ds = input_pipeline.build(
-          self.info, split, training=True, batch_size=batch_size, image_size=self.image_size,
-          seed=seed, input_context=context, preprocess="train", drop_remainder=True,
-          repeat=False, epoch=epoch, skip_batches=skip_steps * replicas,
-          data_dir=self.data_dir)
-      return ds.take(steps * replicas)
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
+    return streams.distributed_epoch(
+        strategy, self.info, split, batch_size=batch_size, image_size=self.image_size,
+        seed=seed, epoch=epoch, skip_steps=skip_steps,
+        steps_per_epoch=self.steps_per_epoch(split, batch_size), preprocess="train",
+        data_dir=self.data_dir)
 
   def eval_dataset(self, split: str, batch_size: int) -> tf.data.Dataset:
     """`split` resized to S * 256 / 224 and centre-cropped, in batches of exactly

@@ -31,7 +31,7 @@ The model directory:
   metrics.json           final evaluation metrics
 
 The task supplies the loop its model, EMA model and optimiser (`Trainer`), the compiled train
-step, the data (official.data.pretraining), a checkpoint at every epoch end with a check that
+step, the data (official.data.streams), a checkpoint at every epoch end with a check that
 the weights are finite, and an evaluation every `eval_every_epochs` epochs; a NaN/Inf loss
 raises TrainingDiverged.
 
@@ -55,7 +55,7 @@ from official.analysis import class_separation
 from official.core import config as config_lib
 from official.core import io
 from official.core.config import CONFIG_FILE, EXPORT_DIR, METRICS_FILE
-from official.data import pretraining
+from official.data import streams
 from official.modeling import pretrained
 from official.modeling import resnet
 from official.training import distribute
@@ -368,7 +368,7 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
     tf.config.experimental.enable_op_determinism()
   loop.seed_everything(train_config.seed)
 
-  data = pretraining.PretrainingData.create(config)
+  data = streams.PretrainingData.create(config)
   trainer = Trainer(config, strategy, data.steps_per_epoch)
   spe, total = trainer.steps_per_epoch, trainer.total_steps
   if is_chief:

@@ -1,10 +1,10 @@
-"""The pretraining data of a run: its splits sliced to the first N examples, as streams.
+"""Training streams: splits sliced to their first N examples, resumable distributed epochs.
 
-`PretrainingData.create(config)` reads the `data` section of an ExperimentConfig
-(official.core.config): the dataset (official.data.datasets), its train and evaluation splits
-limited to `data.train_examples` / `data.eval_examples` (`first_examples`), and the
-distributed training stream of each epoch and the evaluation stream (official.data.
-input_pipeline).
+  first_examples     a split limited to its first N stored examples (absolute TFDS slices);
+  distributed_epoch  epoch e of a training split, distributed, without its first k batches
+                     (pretraining and fine-tuning resume mid-epoch through it);
+  PretrainingData    the `data` section of an ExperimentConfig (official.core.config) as the
+                     pretraining and evaluation streams.
 """
 
 import dataclasses
@@ -39,6 +39,26 @@ def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional
       parts.append(f"{part.splitname}[{start}:{start + take}]")
       left -= take
   return dataclasses.replace(info, **{_SPLIT_FIELDS[split_name]: "+".join(parts)})
+
+
+def distributed_epoch(strategy: tf.distribute.Strategy, info, split: str, *, batch_size: int,
+                      image_size: int, seed: int, epoch: int, skip_steps: int,
+                      steps_per_epoch: int, preprocess: str, data_dir: Optional[str],
+                      **build_args) -> tf.distribute.DistributedDataset:
+  """Epoch `epoch` of `split` (official.data.input_pipeline, training mode: order and
+  augmentation a function of (seed, epoch) only) without its first `skip_steps` global
+  batches, distributed by `strategy`; `steps_per_epoch - skip_steps` global batches."""
+
+  def dataset_fn(context: tf.distribute.InputContext):
+    # Each pipeline yields per-replica batches and serves this many replicas per step.
+    replicas = context.num_replicas_in_sync // context.num_input_pipelines
+    ds = input_pipeline.build(
+        info, split, training=True, batch_size=batch_size, image_size=image_size, seed=seed,
+        input_context=context, preprocess=preprocess, drop_remainder=True, repeat=False,
+        epoch=epoch, skip_batches=skip_steps * replicas, data_dir=data_dir, **build_args)
+    return ds.take((steps_per_epoch - skip_steps) * replicas)
+
+  return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 @dataclasses.dataclass
@@ -77,18 +97,12 @@ class PretrainingData:
     (official.data.input_pipeline), so a resumed epoch continues the same stream.
     """
     data, train = self.config.data, self.config.train
-
-    def dataset_fn(context: tf.distribute.InputContext):
-      replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
-      ds = input_pipeline.build(
-          self.info, data.train_split, training=True, batch_size=train.batch_size,
-          image_size=self.config.model.image_size, seed=train.seed, input_context=context,
-          preprocess=data.train_preprocess, drop_remainder=True, repeat=False, epoch=epoch,
-          skip_batches=skip_steps * replicas_per_pipeline, data_dir=data.data_dir,
-          area_range=data.crop_area_range)
-      return ds.take((self.steps_per_epoch - skip_steps) * replicas_per_pipeline)
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
+    return distributed_epoch(
+        strategy, self.info, data.train_split, batch_size=train.batch_size,
+        image_size=self.config.model.image_size, seed=train.seed, epoch=epoch,
+        skip_steps=skip_steps, steps_per_epoch=self.steps_per_epoch,
+        preprocess=data.train_preprocess, data_dir=data.data_dir,
+        area_range=data.crop_area_range)
 
   def eval_dataset(self, strategy: tf.distribute.Strategy):
     """The evaluation split in its stored order (the same examples at every evaluation)."""
