@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from official.core import cli
-from official.training import config as config_lib
+from official.core import config as config_lib
 from official.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS

@@ -71,7 +71,7 @@ def _config_path(model_path: str) -> str:
   """config.json of a training model_dir, given it or its export/saved_model."""
   path = os.path.normpath(os.path.abspath(model_path))
   candidates = [os.path.join(path, pretrained.CONFIG_FILE)]
-  export_suffix = os.sep + os.path.normpath(pretrained.EXPORT_SUBDIR)
+  export_suffix = os.sep + os.path.normpath(pretrained.EXPORT_DIR)
   if path.endswith(export_suffix):
     candidates.append(os.path.join(path[:-len(export_suffix)], pretrained.CONFIG_FILE))
   return next((c for c in candidates if os.path.isfile(c)), "")

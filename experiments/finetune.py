@@ -25,11 +25,12 @@ import time
 from absl import flags
 
 from official.core import cli
+from official.core import config
 from official.core import io
 from official.data import datasets
 from official.evaluation import finetune
 from official.training import distribute
-from official.training import trainer
+from official.training import loop
 
 _MODEL = flags.DEFINE_string(
     "model", None, "Training model_dir of the pretrained network (config.json + "
@@ -41,7 +42,7 @@ _CLASSES = flags.DEFINE_string(
     "classes", None, "Class subset applied to every dataset, e.g. '5-9' or '0,2,5' (ids of "
     "the full dataset, relabelled 0..K-1 in the given order).")
 _PRESET = flags.DEFINE_string("preset", "demo",
-                              f"Fine-tuning preset: {', '.join(finetune.PRESETS)}.")
+                              f"Fine-tuning preset: {', '.join(config.PRESETS['finetune'])}.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
                                   "Where results go (default: <model>/finetune).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
@@ -73,7 +74,7 @@ def _floats(flag: str, values) -> tuple:
 
 
 def overrides() -> dict:
-  """FinetuneConfig fields set by flags."""
+  """The finetune section's fields set by flags (official.core.config.FinetuneConfig)."""
   return {k: v for k, v in {
       "steps": _STEPS.value, "batch_size": _BATCH_SIZE.value, "seed": _SEED.value,
       "learning_rates": _floats("learning_rates", _LEARNING_RATES.value),
@@ -97,7 +98,7 @@ def main(argv):
                          "demo_texture or cifar10,pets")
   # Every input is checked before any training starts.
   settings = overrides()
-  finetune.override(finetune.get_preset(_PRESET.value), settings)
+  config.override(config.get_preset("finetune", _PRESET.value), settings)
   network = finetune.find_pretrained(_MODEL.value)
   infos = {}
   for name in names:
@@ -116,7 +117,7 @@ def main(argv):
                             os.path.join(output_dir, result_name(name)),
                             preset=_PRESET.value, data_dir=_DATA_DIR.value, strategy=strategy,
                             overrides=settings, log=lambda line: print(line, flush=True))
-    except trainer.Preempted as e:
+    except loop.Preempted as e:
       print(f"preempted: {e}", flush=True)
       return
     info = infos[name]

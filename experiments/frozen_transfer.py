@@ -117,7 +117,7 @@ def training_model_dir(model_path: str) -> Optional[str]:
   path = os.path.normpath(os.path.abspath(model_path))
   if os.path.isfile(os.path.join(path, pretrained.CONFIG_FILE)):
     return path
-  export_suffix = os.sep + os.path.normpath(pretrained.EXPORT_SUBDIR)
+  export_suffix = os.sep + os.path.normpath(pretrained.EXPORT_DIR)
   if path.endswith(export_suffix):
     parent = path[:-len(export_suffix)]
     if os.path.isfile(os.path.join(parent, pretrained.CONFIG_FILE)):

@@ -23,10 +23,10 @@ from absl import flags
 
 from official import losses
 from official.core import cli
+from official.core import config
 from official.core import io
-from official.study import config as study_config
 
-_EXPERIMENT = flags.DEFINE_enum("experiment", "demo", sorted(study_config.PRESETS),
+_EXPERIMENT = flags.DEFINE_enum("experiment", "demo", sorted(config.PRESETS["study"]),
                                 "Study preset: the embedded demo or the paper's scale.")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Folder for runs, result files, logs and the report "
@@ -90,8 +90,8 @@ def _floats(values, flag):
 
 
 def build_study():
-  import dataclasses  # pylint: disable=g-import-not-at-top
-  study = study_config.get(_EXPERIMENT.value, quick=_QUICK.value)
+  """The study preset changed by the flags (the study section of official.core.config)."""
+  study = config.get_study(_EXPERIMENT.value, quick=_QUICK.value)
   changes = {"strategy": _STRATEGY.value}
   if _OBJECTIVES.value:
     changes["objectives"] = tuple(losses.canonical_name(o) for o in _OBJECTIVES.value)
@@ -105,10 +105,8 @@ def build_study():
   if _PRETRAIN_CLASSES.value is not None:
     changes["pretrain_classes"] = _PRETRAIN_CLASSES.value.strip()
   if _PRETRAIN_OVERRIDE.value:
-    from official.training import config as train_config  # pylint: disable=g-import-not-at-top
     changes["pretrain_overrides"] = {
-        **study.pretrain_overrides,
-        **train_config.parse_params_override(_PRETRAIN_OVERRIDE.value)}
+        **study.pretrain_overrides, **config.parse_params_override(_PRETRAIN_OVERRIDE.value)}
   if _TRANSFER.value:
     names = tuple(datasets.canonical_spec(name) for name in _TRANSFER.value)
     for name in names:
@@ -122,13 +120,11 @@ def build_study():
     changes["finetune"] = True
   if _DATA_DIR.value:
     changes["data_dir"] = _DATA_DIR.value
-  study = dataclasses.replace(study, **changes)
-  study.validate()
+  study = config.override(study, changes)
   if any(k in changes for k in ("pretrain_dataset", "pretrain_classes", "pretrain_overrides")):
     # The pretraining config, dataset and class subset are checked before anything runs.
     from official.study import steps  # pylint: disable=g-import-not-at-top
-    from official.training import config as train_config  # pylint: disable=g-import-not-at-top
-    train_config.resolve(steps.pretrain_config(study, study.runs()[0]))
+    config.resolve(steps.pretrain_config(study, study.runs()[0]))
   return study
 
 
@@ -164,12 +160,12 @@ def main(argv):
   from official.study import driver  # pylint: disable=g-import-not-at-top
   from official.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = distribute.get_strategy(_STRATEGY.value, tpu_address=_TPU.value)
-  from official.training import trainer  # pylint: disable=g-import-not-at-top
+  from official.training import loop  # pylint: disable=g-import-not-at-top
   try:
     driver.run(study, workdir, strategy, log=lambda line: print(line, flush=True),
                num_workers=_NUM_WORKERS.value, worker_index=worker_index,
                lease_timeout=_LEASE_TIMEOUT.value, wait_seconds=_WAIT.value)
-  except trainer.Preempted as e:
+  except loop.Preempted as e:
     # SIGTERM: the step in progress saved a checkpoint; rerunning resumes it.
     print(f"preempted: {e}; rerun the same command to resume", flush=True)
 

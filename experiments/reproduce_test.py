@@ -158,10 +158,10 @@ class ReproduceBadInputTest(absltest.TestCase):
     self.assertRegex(last, r"^error: --workdir .* is not writable")
 
   def test_full_disk_leaves_nothing_partial(self):
-    from official.study import config as study_config  # pylint: disable=g-import-not-at-top
+    from official.core import config  # pylint: disable=g-import-not-at-top
     from official.study import driver  # pylint: disable=g-import-not-at-top
     workdir = self.create_tempdir().full_path
-    study = study_config.demo(quick=True)
+    study = config.study_demo(quick=True)
     real_write = io.atomic_write_bytes
 
     def failing_write(path, data):

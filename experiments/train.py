@@ -23,7 +23,7 @@ from absl import flags
 from official import losses
 from official.core import cli
 from official.data import datasets
-from official.training import config
+from official.core import config
 from official.training import distribute
 from official.training import trainer
 
@@ -38,24 +38,28 @@ _STRATEGY = flags.DEFINE_string(
 _TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of initialisation and data order.")
 
-# Each objective's hyperparameters (SPEC §1); unset flags keep the released defaults.
-HPARAM_FLAGS = {
-    "alpha": "label_smoothing: smoothing alpha (0.1).",
-    "lambda_": "extra_final_layer_l2: final-layer L2 weight lambda (8e-4).",
-    "keep_prob": "dropout: keep probability of the penultimate dropout (0.7).",
-    "beta": "logit_penalty: logit penalty weight beta (6e-4).",
-    "tau": "logit_normalization (0.04) / cosine_softmax (0.05): temperature tau.",
-    "kappa": "squared_error: weight of the correct class kappa (9).",
-    "m": "squared_error: target M of the correct class (60).",
-    "loss_scale": "squared_error: overall scale of the loss (10).",
-}
+
+def _hparam_flags() -> dict[str, str]:
+  """Flag name -> help for every numeric objective hyperparameter (docs/protocol.md §1),
+  with the released defaults read from official.losses' registry."""
+  uses = {}
+  for objective, defaults in losses.DEFAULT_HPARAMS.items():
+    for name, value in defaults.items():
+      if not isinstance(value, bool):
+        uses.setdefault(name, []).append(f"{objective} ({value:g})")
+  return {name: f"objective.hparams.{name} of {' / '.join(objectives)}; unset: the "
+                "released default." for name, objectives in uses.items()}
+
+
+# Each objective's hyperparameters; unset flags keep the released defaults.
+HPARAM_FLAGS = _hparam_flags()
 _HPARAMS = {name: flags.DEFINE_float(name, None, text) for name, text in HPARAM_FLAGS.items()}
 
 _EPOCHS = flags.DEFINE_integer("train_epochs", None, "train.epochs")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "train.batch_size (global batch).")
 _LEARNING_RATE = flags.DEFINE_float(
-    "learning_rate", None, "train.learning_rate: peak learning rate (default: 0.1 per 256 "
-    "examples of the global batch).")
+    "learning_rate", None, "train.learning_rate: peak learning rate (default: "
+    f"{config.TrainConfig.base_learning_rate:g} per 256 examples of the global batch).")
 _MIXED_PRECISION = flags.DEFINE_bool("mixed_precision", None,
                                      "train.mixed_precision (bfloat16).")
 _JIT_COMPILE = flags.DEFINE_bool("jit_compile", None, "train.jit_compile (XLA).")
@@ -129,7 +133,7 @@ def main(argv):
     return
   print(f"done in {time.time() - start:.1f} s: top1 {metrics['top1']:.4f}  "
         f"top5 {metrics['top5']:.4f}  class_separation {metrics['class_separation']:.4f}  "
-        f"-> {os.path.join(model_dir, trainer.METRICS_FILE)}", flush=True)
+        f"-> {os.path.join(model_dir, config.METRICS_FILE)}", flush=True)
 
 
 if __name__ == "__main__":

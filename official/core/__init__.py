@@ -1,1 +1,2 @@
-"""Shared infrastructure: atomic result files and one-line errors for binaries."""
+"""Shared infrastructure: the one config schema and preset registry (config), atomic result
+files (io) and one-line errors for binaries (cli)."""

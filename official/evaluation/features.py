@@ -20,8 +20,9 @@ import tqdm
 from official.core import io
 from official.data import datasets
 from official.data import input_pipeline
+from official.modeling import resnet
 
-PENULTIMATE = "final_avg_pool"
+PENULTIMATE = resnet.PENULTIMATE
 # Fixed-feature transfer of a training folder writes under <model_dir>/transfer, and caches
 # its features in <model_dir>/transfer/features (shared by the study and the binaries).
 TRANSFER_SUBDIR = "transfer"

@@ -39,13 +39,18 @@ Every grid point lives in its own folder of `output_dir`:
 A rerun skips every grid point that has its result.json and resumes an unfinished one from
 its latest checkpoint (the data order of epoch e depends only on (seed, e)). On SIGTERM the
 grid point being trained saves a checkpoint at the next step boundary and
-official.training.trainer.Preempted is raised, as in pretraining; rerunning resumes there.
+official.training.loop.Preempted is raised, as in pretraining; rerunning resumes there.
+
+Each grid point is a task of official.training.loop (the loop pretraining runs too): it
+supplies the model and train step (`FinetuneTrainer`), the data (`TransferData`), one kept
+checkpoint every `checkpoint_every_steps` steps and at the end, and an evaluation after the
+last step only; a NaN/Inf loss stops the grid point, which scores 0 ("diverged"), and its
+checkpoints are deleted once result.json is written unless `keep_checkpoints`. The settings
+are the finetune section of official.core.config (FinetuneConfig, presets "paper" and "demo").
 """
 
 import dataclasses
-import math
 import os
-import shutil
 import time
 from typing import Any, Callable, Mapping, Optional
 
@@ -54,160 +59,27 @@ import numpy as np
 import tensorflow as tf
 
 from official import losses
+from official.core import config as config_lib
 from official.core import io
+from official.core.config import CHECKPOINT_DIR, CONFIG_FILE
 from official.data import datasets
 from official.data import input_pipeline
+from official.data import streams
 from official.evaluation import metrics
 from official.modeling import pretrained
+from official.modeling import resnet
 from official.training import distribute
+from official.training import loop
 from official.training import optimization
-from official.training import trainer as trainer_lib
 
-PENULTIMATE = "final_avg_pool"
+PENULTIMATE = resnet.PENULTIMATE
 HEAD_NAME = "finetune_head"
-CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
-CHECKPOINT_DIR = "checkpoints"
 GRID_DIR = "grid"
 FINAL_DIR = "final"
-SCHEDULES = ("cosine", "constant")
-
-# SPEC §5 grid: 7 log-spaced values per range; weight decay 0 stands for "none".
-PAPER_LEARNING_RATE_RANGE = (1e-4, 0.1)
-PAPER_WEIGHT_DECAY_RANGE = (1e-6, 1e-3)
-GRID_SIZE = 7
-
 # Preset fields that do not change a result (left out of the resumption check).
 BOOKKEEPING_FIELDS = ("eval_batch_size", "steps_per_loop", "log_every_steps",
                       "checkpoint_every_steps", "keep_checkpoints")
-
-
-def log_spaced(low: float, high: float, num: int = GRID_SIZE) -> tuple[float, ...]:
-  """`num` values low * (high / low)^(i / (num - 1)), i = 0..num-1 (both ends included)."""
-  if not 0 < low < high or num < 2:
-    raise ValueError(f"log-spaced grid: need 0 < low < high and num >= 2, got low={low}, "
-                     f"high={high}, num={num}")
-  return tuple(float(v) for v in np.logspace(math.log10(low), math.log10(high), num))
-
-
-@dataclasses.dataclass(frozen=True)
-class FinetuneConfig:
-  """Settings of a fine-tuning grid search.
-
-  Attributes:
-    learning_rates: peak learning rates of the grid.
-    weight_decays: weight decays wd of the grid; 0 means none. The loss carries
-      (wd / lr) * 0.5 * sum ||kernel||^2 (module docstring).
-    steps: optimiser steps of every training run.
-    batch_size: global batch, split evenly across replicas.
-    momentum: SGD momentum (Nesterov when `nesterov`).
-    nesterov: Nesterov momentum.
-    schedule: "cosine" (decay from lr to 0 over `steps`) or "constant".
-    bn_momentum_epochs: E in the batch-norm momentum max(1 - E / s, min_bn_momentum).
-    min_bn_momentum: the floor of the batch-norm momentum.
-    sync_batch_norm: batch-norm statistics over the global batch (all replicas) instead of
-      each replica's part, so the result does not depend on the number of replicas.
-    image_size: side S of the network's input; None: the pretrained network's own.
-    seed: seeds the head's initialisation and the data order of every epoch.
-    eval_batch_size: global batch of evaluation.
-    steps_per_loop: steps per call of the compiled training loop.
-    log_every_steps: console line and TensorBoard scalars every N steps.
-    checkpoint_every_steps: checkpoint every N steps (and at the end of training).
-    keep_checkpoints: keep a grid point's checkpoints once its result is written.
-  """
-  learning_rates: tuple = log_spaced(*PAPER_LEARNING_RATE_RANGE)
-  weight_decays: tuple = (0.0,) + log_spaced(*PAPER_WEIGHT_DECAY_RANGE)
-  steps: int = 20_000
-  batch_size: int = 256
-  momentum: float = 0.9
-  nesterov: bool = True
-  schedule: str = "cosine"
-  bn_momentum_epochs: float = 10.0
-  min_bn_momentum: float = 0.9
-  sync_batch_norm: bool = False
-  image_size: Optional[int] = None
-  seed: int = 0
-  eval_batch_size: int = 256
-  steps_per_loop: int = 100
-  log_every_steps: int = 500
-  checkpoint_every_steps: int = 1000
-  keep_checkpoints: bool = False
-
-  def __post_init__(self):
-    for name in ("learning_rates", "weight_decays"):
-      values = getattr(self, name)
-      if isinstance(values, (int, float)):
-        values = (values,)
-      values = tuple(float(v) for v in values)
-      object.__setattr__(self, name, values)
-      if not values:
-        raise ValueError(f"finetune {name}: at least one value is needed")
-      if len(set(values)) != len(values):
-        raise ValueError(f"finetune {name}: duplicate values in {list(values)}")
-    if not all(v > 0 and math.isfinite(v) for v in self.learning_rates):
-      raise ValueError(f"finetune learning_rates must be positive, got "
-                       f"{list(self.learning_rates)}")
-    if not all(v >= 0 and math.isfinite(v) for v in self.weight_decays):
-      raise ValueError(f"finetune weight_decays must be >= 0 (0: none), got "
-                       f"{list(self.weight_decays)}")
-    for name in ("steps", "batch_size", "eval_batch_size", "steps_per_loop",
-                 "log_every_steps", "checkpoint_every_steps"):
-      value = getattr(self, name)
-      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"finetune {name}={value!r} must be a positive integer")
-    if self.schedule not in SCHEDULES:
-      raise ValueError(f"finetune schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-    if not 0.0 <= self.momentum < 1.0:
-      raise ValueError(f"finetune momentum={self.momentum!r} must be in [0, 1)")
-    if not 0.0 <= self.min_bn_momentum < 1.0 or not self.bn_momentum_epochs >= 0:
-      raise ValueError(f"finetune batch-norm momentum: need min_bn_momentum in [0, 1) and "
-                       f"bn_momentum_epochs >= 0, got {self.min_bn_momentum}, "
-                       f"{self.bn_momentum_epochs}")
-    if self.image_size is not None and (not isinstance(self.image_size, int)
-                                        or self.image_size < 8):
-      raise ValueError(f"finetune image_size={self.image_size!r} must be an integer >= 8 or "
-                       "None (the pretrained network's)")
-
-  def grid(self) -> list[tuple[float, float]]:
-    """(learning rate, weight decay) pairs, learning rate major."""
-    return [(lr, wd) for lr in self.learning_rates for wd in self.weight_decays]
-
-  def to_dict(self) -> dict[str, Any]:
-    return {f.name: (list(v) if isinstance(v, tuple) else v)
-            for f, v in ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}
-
-
-def paper() -> FinetuneConfig:
-  """SPEC §5: 7 x 8 grid, 20,000 steps at batch 256, cosine decay."""
-  return FinetuneConfig()
-
-
-def demo() -> FinetuneConfig:
-  """The embedded 32x32 demo data on a CPU: 2 x 2 grid, 300 steps at batch 64."""
-  return FinetuneConfig(learning_rates=(0.01, 0.1), weight_decays=(0.0, 1e-4), steps=300,
-                        batch_size=64, eval_batch_size=500, steps_per_loop=25,
-                        log_every_steps=100, checkpoint_every_steps=100)
-
-
-_PRESETS = {"paper": paper, "demo": demo}
-PRESETS = tuple(_PRESETS)
-
-
-def get_preset(name: str) -> FinetuneConfig:
-  """The preset called `name` ("paper" or "demo")."""
-  if name not in _PRESETS:
-    raise ValueError(f"unknown fine-tuning preset {name!r}; valid: {', '.join(PRESETS)}")
-  return _PRESETS[name]()
-
-
-def override(config: FinetuneConfig, overrides: Optional[Mapping[str, Any]]) -> FinetuneConfig:
-  """`config` with the fields in `overrides` replaced (None values are ignored)."""
-  overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-  names = [f.name for f in dataclasses.fields(FinetuneConfig)]
-  unknown = sorted(set(overrides) - set(names))
-  if unknown:
-    raise ValueError(f"unknown fine-tuning setting {unknown[0]!r}; valid: {', '.join(names)}")
-  return dataclasses.replace(config, **overrides)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +112,7 @@ def decay_coefficient(weight_decay: float, learning_rate: float) -> float:
   return float(weight_decay) / float(learning_rate)
 
 
-def learning_rate_schedule(config: FinetuneConfig, learning_rate: float):
+def learning_rate_schedule(config: config_lib.FinetuneConfig, learning_rate: float):
   """lr(t): cosine decay lr * 0.5 * (1 + cos(pi * t / steps)), or the constant lr."""
   if config.schedule == "constant":
     return float(learning_rate)
@@ -282,19 +154,19 @@ def find_pretrained(path: str) -> PretrainedNetwork:
   A SavedModel exported by training, <model_dir>/export/saved_model, leads back to its
   model_dir.
   """
-  path = os.path.normpath(os.fspath(path))
-  if not os.path.exists(path):
+  path = _local_absolute(os.fspath(path), normalise_only=True)
+  if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"pretrained model {path} does not exist: expected a training "
                             f"model_dir "
                             f"(config.json + {CHECKPOINT_DIR}/)")
-  if not os.path.isdir(path):
+  if not tf.io.gfile.isdir(path):
     raise ValueError(f"pretrained model {path} is not a directory: expected a training "
                      f"model_dir (config.json + {CHECKPOINT_DIR}/)")
   model_dir = path
-  if not os.path.exists(os.path.join(path, pretrained.CONFIG_FILE)):
+  if not tf.io.gfile.exists(os.path.join(path, CONFIG_FILE)):
     parent = os.path.dirname(os.path.dirname(path))
     if (tf.saved_model.contains_saved_model(path) and
-        os.path.exists(os.path.join(parent, pretrained.CONFIG_FILE))):
+        tf.io.gfile.exists(os.path.join(parent, CONFIG_FILE))):
       model_dir = parent
     elif tf.saved_model.contains_saved_model(path):
       _require_endpoint(pretrained.load(path))
@@ -302,7 +174,7 @@ def find_pretrained(path: str) -> PretrainedNetwork:
                        f"model_dir; fine-tuning needs trainable weights: pass a model_dir "
                        f"with config.json and {CHECKPOINT_DIR}/")
     else:
-      raise ValueError(f"pretrained model {path} holds no {pretrained.CONFIG_FILE}: expected "
+      raise ValueError(f"pretrained model {path} holds no {CONFIG_FILE}: expected "
                        f"a training model_dir (config.json + {CHECKPOINT_DIR}/)")
   network = pretrained.read_model_dir(model_dir)
   height, width = network.image_size
@@ -311,6 +183,13 @@ def find_pretrained(path: str) -> PretrainedNetwork:
                      f"{[height, width]}")
   return PretrainedNetwork(model_dir=model_dir, checkpoint=network.checkpoint,
                            num_classes=network.num_classes, image_size=height)
+
+
+def _local_absolute(path: str, normalise_only: bool = False) -> str:
+  """A local `path` made absolute (or only normalised); a URL (gs://...) unchanged."""
+  if "://" in path:
+    return path
+  return os.path.normpath(path) if normalise_only else os.path.abspath(path)
 
 
 def _require_endpoint(model) -> None:
@@ -384,19 +263,11 @@ class TransferData:
                     seed: int, epoch: int, skip_steps: int = 0):
     """Epoch `epoch` of `split` (random crop + flip; order and augmentation a function of
     (seed, epoch)) without its first `skip_steps` global batches, distributed."""
-    steps = self.steps_per_epoch(split, batch_size) - skip_steps
-
-    def dataset_fn(context: tf.distribute.InputContext):
-      # Each pipeline yields per-replica batches and serves this many replicas per step.
-      replicas = context.num_replicas_in_sync // context.num_input_pipelines
-      ds = input_pipeline.build(
-          self.info, split, training=True, batch_size=batch_size, image_size=self.image_size,
-          seed=seed, input_context=context, preprocess="train", drop_remainder=True,
-          repeat=False, epoch=epoch, skip_batches=skip_steps * replicas,
-          data_dir=self.data_dir)
-      return ds.take(steps * replicas)
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
+    return streams.distributed_epoch(
+        strategy, self.info, split, batch_size=batch_size, image_size=self.image_size,
+        seed=seed, epoch=epoch, skip_steps=skip_steps,
+        steps_per_epoch=self.steps_per_epoch(split, batch_size), preprocess="train",
+        data_dir=self.data_dir)
 
   def eval_dataset(self, split: str, batch_size: int) -> tf.data.Dataset:
     """`split` resized to S * 256 / 224 and centre-cropped, in batches of exactly
@@ -445,7 +316,7 @@ class FinetuneTrainer:
   """
 
   def __init__(self, network: PretrainedNetwork, num_classes: int, image_size: int,
-               config: FinetuneConfig, learning_rate: float, weight_decay: float,
+               config: config_lib.FinetuneConfig, learning_rate: float, weight_decay: float,
                steps_per_epoch: int, strategy: tf.distribute.Strategy):
     self.strategy = strategy
     self.config = config
@@ -496,9 +367,11 @@ class FinetuneTrainer:
             "finite": finite}
 
   def train_loop(self, iterator, num_steps: int) -> dict[str, Any]:
-    """Runs `num_steps` steps; mean cross-entropy, last penalty, whether all were finite."""
+    """Runs `num_steps` steps: mean cross-entropy ("loss"), last penalty, "total_loss" (their
+    sum) and whether every step was finite."""
     stats = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
-    return {k: v.numpy().item() for k, v in stats.items()}
+    stats = {k: v.numpy().item() for k, v in stats.items()}
+    return dict(stats, total_loss=stats["loss"] + stats["penalty"])
 
   def learning_rate(self) -> float:
     return float(self.schedule(self.step)) if callable(self.schedule) else self.schedule
@@ -524,9 +397,10 @@ class FinetuneTrainer:
     return metrics.compute(metric, labels[keep], predictions[keep])
 
 
-def train_and_score(network: PretrainedNetwork, data: TransferData, config: FinetuneConfig,
-                    learning_rate: float, weight_decay: float, *, train_split: str,
-                    eval_split: str, workdir: str, strategy: tf.distribute.Strategy,
+def train_and_score(network: PretrainedNetwork, data: TransferData,
+                    config: config_lib.FinetuneConfig, learning_rate: float,
+                    weight_decay: float, *, train_split: str, eval_split: str, workdir: str,
+                    strategy: tf.distribute.Strategy,
                     log: Callable[[str], None] = print) -> dict[str, Any]:
   """Fine-tunes one (learning rate, weight decay) on `train_split`, scores `eval_split`.
 
@@ -539,115 +413,54 @@ def train_and_score(network: PretrainedNetwork, data: TransferData, config: Fine
       saved at the next step boundary; during the evaluation the grid point is finished
       (result.json written) first. Rerunning resumes from there.
   """
-  num_workers, worker_index, is_chief = distribute.worker_info(strategy)
+  num_workers, _, is_chief = distribute.worker_info(strategy)
   # The data order then depends on (seed, epoch) only, whatever global seed a caller set.
-  trainer_lib.seed_everything(config.seed)
+  loop.seed_everything(config.seed)
   spe = data.steps_per_epoch(train_split, config.batch_size)
   trainer = FinetuneTrainer(network, data.info.num_classes, data.image_size, config,
                             learning_rate, weight_decay, spe, strategy)
-  checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
-  write_dir = checkpoint_dir if is_chief else os.path.join(
-      workdir, f".worker{worker_index}", CHECKPOINT_DIR)
-  manager = tf.train.CheckpointManager(trainer.checkpoint, write_dir, max_to_keep=1,
-                                       step_counter=trainer.step)
-  latest = tf.train.latest_checkpoint(checkpoint_dir)
-  if latest:
-    trainer.checkpoint.restore(latest).assert_existing_objects_matched()
-  step = int(trainer.step.numpy())
-  if step:
-    log(f"    resuming from {latest} at step {step}")
-  writer = tf.summary.create_file_writer(os.path.join(workdir, "train"))
-  eval_writer = tf.summary.create_file_writer(os.path.join(workdir, "eval"))
-  if not is_chief:
-    writer = eval_writer = tf.summary.create_noop_writer()
-  if is_chief and not latest:
-    _write_hparams(workdir, learning_rate, weight_decay)
-
-  def save():
-    if manager.latest_checkpoint and manager.latest_checkpoint.endswith(f"-{step}"):
-      return
-    manager.save(checkpoint_number=step)
-    if not is_chief:
-      shutil.rmtree(os.path.dirname(write_dir), ignore_errors=True)
-
-  total = config.steps
+  runner = loop.Runner(workdir, trainer.checkpoint, trainer.step, strategy, keep_checkpoints=1,
+                       hparams={"learning_rate": learning_rate, "weight_decay": weight_decay},
+                       log=log, indent="    ")
+  if runner.restored:
+    log(f"    resuming from {runner.restored} at step {runner.step}")
+  cadence = loop.Cadence(
+      total_steps=config.steps, steps_per_epoch=spe, steps_per_loop=config.steps_per_loop,
+      log_every_steps=config.log_every_steps,
+      checkpoint_every_steps=config.checkpoint_every_steps, checkpoint_at_epoch_end=False,
+      batch_size=config.batch_size)
   started = time.time()
-  diverged, last_loss = False, None
-  window_loss, window_steps, window_start = 0.0, 0, time.time()
-  with trainer_lib.preemption_guard() as stop:
-    while step < total and not diverged:
-      epoch, offset = divmod(step, spe)
-      iterator = iter(data.train_dataset(strategy, train_split, config.batch_size, config.seed,
-                                         epoch, offset))
-      while step < min(total, (epoch + 1) * spe):
-        boundary = min(total, (epoch + 1) * spe)
-        for every in (config.log_every_steps, config.checkpoint_every_steps):
-          boundary = min(boundary, (step // every + 1) * every)
-        num = min(config.steps_per_loop, boundary - step)
-        stats = trainer.train_loop(iterator, num)
-        step += num
-        if not stats["finite"]:
-          diverged = True
-          log(f"    step {step}/{total}  loss is not finite: lr {learning_rate:g} diverged")
-          break
-        last_loss = stats["loss"]
-        window_loss += stats["loss"] * num
-        window_steps += num
-        if step % config.checkpoint_every_steps == 0 or step == total:
-          save()
-        if step % config.log_every_steps == 0 or step == total:
-          elapsed = max(time.time() - window_start, 1e-9)
-          lr_now = trainer.learning_rate()
-          with writer.as_default(step=step):
-            tf.summary.scalar("loss", window_loss / window_steps)
-            tf.summary.scalar("total_loss", window_loss / window_steps + stats["penalty"])
-            tf.summary.scalar("learning_rate", lr_now)
-          writer.flush()
-          log(f"    step {step}/{total}  loss {window_loss / window_steps:.4f}  "
-              f"lr {lr_now:.4g}  {window_steps * config.batch_size / elapsed:.0f} img/s")
-          window_loss, window_steps, window_start = 0.0, 0, time.time()
-        if stop.requested_on_any_worker(strategy, num_workers):
-          save()
-          raise trainer_lib.Preempted(
-              f"SIGTERM: checkpoint saved at step {step} in {checkpoint_dir}; rerun the "
-              "same command to resume")
+  # SIGTERM during the evaluation: the grid point is finished first (the guard spans both).
+  with loop.preemption_guard() as stop:
+    progress = runner.train(
+        trainer.train_loop,
+        lambda epoch, skip: data.train_dataset(strategy, train_split, config.batch_size,
+                                               config.seed, epoch, skip),
+        trainer.learning_rate, cadence, stop_on_divergence=True)
     train_seconds = time.time() - started
-
-    if diverged:
+    if progress.diverged:
       score = 0.0
     else:
       score = trainer.evaluate(data.eval_dataset(eval_split, config.eval_batch_size),
                                data.info.metric)
-  with eval_writer.as_default(step=step):
-    tf.summary.scalar(f"{eval_split}_{data.info.metric}", score)
-  eval_writer.flush()
-  writer.close()
-  eval_writer.close()
+  runner.summaries("eval", progress.step, {f"{eval_split}_{data.info.metric}": score})
+  runner.close()
   result = {
       "learning_rate": learning_rate, "weight_decay": weight_decay,
       "decay_coefficient": trainer.coefficient, "train_split": train_split,
       "eval_split": eval_split, "metric": data.info.metric, "score": float(score),
-      "steps": step, "steps_per_epoch": spe, "bn_momentum": trainer.bn_momentum,
-      "final_loss": last_loss, "diverged": diverged, "train_seconds": train_seconds,
+      "steps": progress.step, "steps_per_epoch": spe, "bn_momentum": trainer.bn_momentum,
+      "final_loss": progress.last_loss, "diverged": progress.diverged,
+      "train_seconds": train_seconds,
   }
   if is_chief:
     io.atomic_write_json(os.path.join(workdir, RESULT_FILE), result)
     if not config.keep_checkpoints:
-      shutil.rmtree(checkpoint_dir, ignore_errors=True)
+      runner.delete_checkpoints()
   if stop.requested_on_any_worker(strategy, num_workers):
-    raise trainer_lib.Preempted(f"SIGTERM: {workdir} finished and its result saved; rerun "
-                                "the same command to resume")
+    raise loop.Preempted(f"SIGTERM: {workdir} finished and its result saved; rerun the same "
+                         "command to resume")
   return result
-
-
-def _write_hparams(workdir: str, learning_rate: float, weight_decay: float) -> None:
-  """The grid point's setting for TensorBoard's HParams dashboard."""
-  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
-  writer = tf.summary.create_file_writer(workdir)
-  with writer.as_default():
-    hp.hparams({"learning_rate": learning_rate, "weight_decay": weight_decay},
-               trial_id=os.path.basename(os.path.normpath(workdir)))
-  writer.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -655,35 +468,24 @@ def _write_hparams(workdir: str, learning_rate: float, weight_decay: float) -> N
 
 
 def _settings(network: PretrainedNetwork, dataset_spec: str, info, preset: str,
-              config: FinetuneConfig, image_size: int) -> dict[str, Any]:
+              config: config_lib.FinetuneConfig, image_size: int) -> dict[str, Any]:
   """Everything that decides the result (bookkeeping fields left out)."""
   values = {k: v for k, v in config.to_dict().items() if k not in BOOKKEEPING_FIELDS}
   values["image_size"] = image_size
-  return {"model_dir": os.path.abspath(network.model_dir),
+  return {"model_dir": _local_absolute(network.model_dir),
           "checkpoint": os.path.basename(network.checkpoint), "dataset": dataset_spec,
           "num_classes": info.num_classes, "metric": info.metric, "preset": preset,
           "finetune": values}
 
 
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  flat = {}
-  for key, value in values.items():
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value
-  return flat
-
-
 def _check_resumable(output_dir: str, settings: dict) -> None:
   """Refuses an output_dir whose config.json records other settings."""
   path = os.path.join(output_dir, CONFIG_FILE)
-  if not os.path.exists(path):
+  if not tf.io.gfile.exists(path):
     return
-  previous, current = _flatten(io.read_json(path)), _flatten(settings)
-  diffs = [k for k in sorted(set(previous) | set(current)) if previous.get(k) != current.get(k)]
+  diffs = config_lib.differences(io.read_json(path), settings, ignore=())
   if diffs:
-    shown = "; ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in diffs[:4])
+    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:4])
     raise ValueError(f"{output_dir} holds fine-tuning results with other settings ({shown}); "
                      "use another output directory")
 
@@ -691,7 +493,7 @@ def _check_resumable(output_dir: str, settings: dict) -> None:
 def _read_result(workdir: str, learning_rate: float, weight_decay: float) -> Optional[dict]:
   """The finished grid point's result.json, or None when it has none yet."""
   path = os.path.join(workdir, RESULT_FILE)
-  if not os.path.exists(path):
+  if not tf.io.gfile.exists(path):
     return None
   result = io.read_json(path)
   if (result.get("learning_rate"), result.get("weight_decay")) != (learning_rate, weight_decay):
@@ -711,11 +513,11 @@ def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "d
     model_path: a training model_dir (or its export/saved_model).
     dataset_spec: an official.data.datasets spec ("cifar10", "demo_texture", "folder:/p").
     output_dir: where the grid points, checkpoints and results go (resumed when rerun).
-    preset: "paper" or "demo" (get_preset).
+    preset: a fine-tuning preset, "paper" or "demo" (official.core.config).
     data_dir: TFDS data directory.
     strategy: a tf.distribute strategy (None: the default one); the global batch is split
       across its replicas.
-    overrides: FinetuneConfig fields to replace (e.g. {"steps": 100}).
+    overrides: FinetuneConfig fields to replace (e.g. {"steps": 100}; config.override).
     log: receives one line per grid point and the periodic step lines.
 
   Returns:
@@ -731,7 +533,7 @@ def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "d
       point being trained saved a checkpoint (train_and_score). Rerunning resumes there.
   """
   strategy = strategy or tf.distribute.get_strategy()
-  config = override(get_preset(preset), overrides)
+  config = config_lib.override(config_lib.get_preset("finetune", preset), overrides)
   network = find_pretrained(model_path)
   info = datasets.get(dataset_spec, data_dir=data_dir)
   image_size = config.image_size or network.image_size
@@ -746,7 +548,7 @@ def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "d
 
   # SIGTERM from the first line on: the grid point being trained saves a checkpoint and
   # Preempted is raised (train_and_score).
-  with trainer_lib.preemption_guard() as stop:
+  with loop.preemption_guard() as stop:
     grid = config.grid()
     log(f"fine-tuning {network.model_dir} on {dataset_spec} ({data.num_examples('train')} train "
         f"/ {data.num_examples('validation')} validation / {data.num_examples('test')} test, "
@@ -796,6 +598,6 @@ def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "d
     if is_chief:
       io.atomic_write_json(os.path.join(output_dir, RESULT_FILE), result)
     if stop.requested_on_any_worker(strategy, num_workers):
-      raise trainer_lib.Preempted(f"SIGTERM: {output_dir} finished and its result saved; "
+      raise loop.Preempted(f"SIGTERM: {output_dir} finished and its result saved; "
                                   "rerun the same command to resume")
   return result

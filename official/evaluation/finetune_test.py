@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from official import losses
+from official.core import config as config_lib
 from official.core import io
 from official.data import datasets
 from official.evaluation import finetune
@@ -64,7 +65,7 @@ class ProtocolTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAlmostEqual(finetune.bn_momentum(1000), 0.99, places=12)
 
   def test_paper_grid(self):
-    config = finetune.get_preset("paper")
+    config = config_lib.get_preset("finetune", "paper")
     np.testing.assert_allclose(config.learning_rates,
                                [10.0 ** (-4 + 0.5 * i) for i in range(7)], rtol=1e-12)
     self.assertEqual(config.weight_decays[0], 0.0)
@@ -76,20 +77,20 @@ class ProtocolTest(tf.test.TestCase, parameterized.TestCase):
                       config.schedule), (20_000, 256, 0.9, True, "cosine"))
 
   def test_demo_preset_and_overrides(self):
-    config = finetune.get_preset("demo")
+    config = config_lib.get_preset("finetune", "demo")
     self.assertLen(config.grid(), 4)
-    changed = finetune.override(config, {"steps": 7, "learning_rates": [0.5], "seed": None})
+    changed = config_lib.override(config, {"steps": 7, "learning_rates": [0.5], "seed": None})
     self.assertEqual((changed.steps, changed.learning_rates, changed.seed), (7, (0.5,), 0))
     with self.assertRaisesRegex(ValueError, "unknown fine-tuning setting 'step'"):
-      finetune.override(config, {"step": 3})
+      config_lib.override(config, {"step": 3})
     with self.assertRaisesRegex(ValueError, "unknown fine-tuning preset"):
-      finetune.get_preset("large")
+      config_lib.get_preset("finetune", "large")
     with self.assertRaisesRegex(ValueError, "weight_decays must be >= 0"):
-      finetune.override(config, {"weight_decays": [-1.0]})
+      config_lib.override(config, {"weight_decays": [-1.0]})
 
   @parameterized.parameters("cosine", "constant")
   def test_learning_rate_schedule(self, schedule):
-    config = finetune.override(finetune.get_preset("demo"), {"steps": 100,
+    config = config_lib.override(config_lib.get_preset("finetune", "demo"), {"steps": 100,
                                                              "schedule": schedule})
     lr = finetune.learning_rate_schedule(config, 0.02)
     for t in (0, 25, 50, 99, 100):
@@ -108,7 +109,7 @@ class ModelTest(tf.test.TestCase):
 
   def _trainer(self, lr=0.01, wd=1e-4, steps_per_epoch=50):
     network = finetune.find_pretrained(self.model_dir)
-    config = finetune.override(finetune.get_preset("demo"), {"steps": 10})
+    config = config_lib.override(config_lib.get_preset("finetune", "demo"), {"steps": 10})
     return finetune.FinetuneTrainer(network, 3, 16, config, lr, wd, steps_per_epoch,
                                     tf.distribute.get_strategy())
 
@@ -172,7 +173,7 @@ class ModelTest(tf.test.TestCase):
 
 def _train_steps(strategy, model_dir, steps=4, global_batch=16, lr=0.5, wd=0.05):
   """Fine-tunes `steps` steps on fixed data; returns the losses and the final weights."""
-  config = finetune.override(finetune.get_preset("demo"), {
+  config = config_lib.override(config_lib.get_preset("finetune", "demo"), {
       "steps": steps, "batch_size": global_batch, "schedule": "constant",
       "sync_batch_norm": True})
   trainer = finetune.FinetuneTrainer(finetune.find_pretrained(model_dir), 3, 16, config, lr,
@@ -229,7 +230,7 @@ class TrainingTest(tf.test.TestCase):
     cls.info = datasets.get("demo_texture/small", data_dir=cls.data_dir)
     cls.data = finetune.TransferData.create(cls.info, cls.data_dir, 32)
     cls.network = finetune.find_pretrained(cls.model_dir)
-    cls.config = finetune.override(finetune.get_preset("demo"), {
+    cls.config = config_lib.override(config_lib.get_preset("finetune", "demo"), {
         "steps": 30, "batch_size": 16, "steps_per_loop": 5, "log_every_steps": 10,
         "checkpoint_every_steps": 10, "eval_batch_size": 100})
 

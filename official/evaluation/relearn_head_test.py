@@ -40,7 +40,7 @@ def make_model_dir(path: str, *, num_classes: int = 8, dataset: str = DATASET,
   """A training model_dir (the layout of experiments/train: config.json with model,
   objective and data sections, export/saved_model) of a tiny untrained ResNet; returns `path`."""
   model = build_tiny(num_classes, objective=objective, seed=seed, image_size=image_size)
-  pretrained.export_saved_model(model, os.path.join(path, pretrained.EXPORT_SUBDIR),
+  pretrained.export_saved_model(model, os.path.join(path, pretrained.EXPORT_DIR),
                                 image_size)
   io.atomic_write_json(os.path.join(path, pretrained.CONFIG_FILE), {
       "model": dict(TINY, num_classes=num_classes, image_size=image_size),

@@ -35,9 +35,10 @@ from official.analysis import cka as cka_lib
 from official.analysis import plots
 from official.analysis import sparsity as sparsity_lib
 from official.evaluation import features
+from official.modeling import resnet
 
 # Class scores, not representations: left out of the analysis by default.
-EXCLUDED_ENDPOINTS = ("final_layer", "outputs")
+EXCLUDED_ENDPOINTS = resnet.CLASS_ENDPOINTS
 PAIR_SEPARATOR = "|"
 # Figure 2b shows this many of the last endpoints by default.
 CORRESPONDING_ENDPOINTS = 4

@@ -30,6 +30,8 @@ import keras
 import tensorflow as tf
 
 from official import losses
+from official.core import config as config_lib
+from official.core.config import CHECKPOINT_DIR, CONFIG_FILE, EXPORT_DIR
 from official.modeling import resnet
 
 SERVING_SIGNATURE = "serving_default"
@@ -41,10 +43,6 @@ ENDPOINTS_FILE = "endpoints.json"
 RELEASED_IMAGE_SIZE = 224
 # Released checkpoints' output count: 1000 ImageNet classes after an unused class 0.
 CLASSES_WITH_BACKGROUND = 1001
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-EXPORT_SUBDIR = os.path.join("export", "saved_model")
-_CLASS_ENDPOINTS = ("final_layer", "outputs")
 
 
 class EndpointModel:
@@ -94,9 +92,9 @@ class EndpointModel:
     out = {}
     for name in names:
       value = result[name]
-      if name == "final_avg_pool" and value.shape.rank == 4:
+      if name == resnet.PENULTIMATE and value.shape.rank == 4:
         value = tf.squeeze(value, axis=(1, 2))
-      if self._drop_background and name in _CLASS_ENDPOINTS:
+      if self._drop_background and name in resnet.CLASS_ENDPOINTS:
         value = value[:, 1:]
       out[name] = value
     return out
@@ -175,12 +173,12 @@ def load(path: str) -> EndpointModel:
                      "SavedModel directory or a training model_dir")
   if tf.saved_model.contains_saved_model(path):
     return _load_saved_model(path)
-  exported = os.path.join(path, EXPORT_SUBDIR)
+  exported = os.path.join(path, EXPORT_DIR)
   if tf.io.gfile.isdir(exported) and tf.saved_model.contains_saved_model(exported):
     return _load_saved_model(exported)
   if tf.io.gfile.exists(os.path.join(path, CONFIG_FILE)):
     return _load_checkpoint(path)
-  raise ValueError(f"{path} holds no model: expected saved_model.pb, {EXPORT_SUBDIR}/, or "
+  raise ValueError(f"{path} holds no model: expected saved_model.pb, {EXPORT_DIR}/, or "
                    f"{CONFIG_FILE} with {CHECKPOINT_DIR}/")
 
 
@@ -250,43 +248,27 @@ def read_model_dir(model_dir: str) -> ModelDir:
   Raises:
     FileNotFoundError: no config.json, or no checkpoint in <model_dir>/checkpoints.
     ValueError: config.json is not valid JSON, lacks the "model" / "objective" sections or
-      the model's num_classes / image_size, or holds values resnet.build_model refuses.
+      the model's num_classes, or holds values the config schema or the objective refuses
+      (official.core.config.read_run_config).
   """
   model_dir = os.fspath(model_dir)
+  config = config_lib.read_run_config(model_dir)
   config_path = os.path.join(model_dir, CONFIG_FILE)
-  if not tf.io.gfile.exists(config_path):
-    raise FileNotFoundError(f"{config_path} does not exist: expected a training model_dir "
-                            f"({CONFIG_FILE} with {CHECKPOINT_DIR}/)")
-  with tf.io.gfile.GFile(config_path) as f:
-    text = f.read()
-  try:
-    config = json.loads(text)
-  except ValueError as e:
-    raise ValueError(f"{config_path} is not valid JSON ({e})") from None
-  model_section = config.get("model") if isinstance(config, dict) else None
-  objective_section = config.get("objective") if isinstance(config, dict) else None
-  if not isinstance(model_section, dict) or not isinstance(objective_section, dict) or (
-      "name" not in objective_section):
-    raise ValueError(f"{config_path} must have 'model' and 'objective' sections, the latter "
-                     "with a 'name'")
-  for key in ("num_classes", "image_size"):
-    if key not in model_section:
-      raise ValueError(f"{config_path}: the 'model' section lacks {key!r}")
+  if not config.model.num_classes:
+    raise ValueError(f"{config_path}: the 'model' section lacks 'num_classes'")
   checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
   checkpoint = tf.train.latest_checkpoint(checkpoint_dir)
   if checkpoint is None:
     raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}: expected ckpt-* files "
-                            f"written by tf.train.CheckpointManager, or {EXPORT_SUBDIR}/")
+                            f"written by tf.train.CheckpointManager, or {EXPORT_DIR}/")
   try:
-    return ModelDir(
-        model_dir=model_dir, config_path=config_path, checkpoint=checkpoint,
-        model_config=resnet.ResNetConfig.from_dict(model_section),
-        num_classes=int(model_section["num_classes"]),
-        image_size=_image_size(model_section["image_size"]),
-        objective=losses.get_objective(objective_section["name"],
-                                       **objective_section.get("hparams", {})))
+    objective = losses.get_objective(config.objective.name, **config.objective.hparams)
   except (TypeError, ValueError) as e:
     raise ValueError(f"{config_path}: {str(e).splitlines()[0]}") from None
+  return ModelDir(
+      model_dir=model_dir, config_path=config_path, checkpoint=checkpoint,
+      model_config=config.model, num_classes=config.model.num_classes,
+      image_size=_image_size(config.model.image_size), objective=objective)
 
 
 def load_keras_model(model_dir: str, *, image_size: int | Sequence[int] | None = None,

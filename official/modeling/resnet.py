@@ -53,8 +53,13 @@ DEPTHS = {
 GROUP_FILTERS = (64, 128, 256, 512)
 BOTTLENECK_EXPANSION = 4
 STEM_FILTERS = 64
+# The penultimate features (global average pool of the last block): what transfer reads.
+PENULTIMATE = "final_avg_pool"
+# The class endpoints: z (final_layer, paper notation) and the head's outputs; every other
+# endpoint is a representation of the image.
+CLASS_ENDPOINTS = ("final_layer", "outputs")
 # Endpoints after the residual blocks, in network order.
-FINAL_ENDPOINTS = ("final_avg_pool", "final_layer", "outputs")
+FINAL_ENDPOINTS = (PENULTIMATE,) + CLASS_ENDPOINTS
 _BLOCK_ENDPOINT = re.compile(r"^block(\d+)$")
 
 
@@ -240,9 +245,9 @@ def build_model(config: ResNetConfig, num_classes: int, objective,
           prefix=f"group{group + 1}_block{b + 1}", endpoint=endpoint)
       endpoints[endpoint] = x
 
-  features = keras.layers.GlobalAveragePooling2D(name="final_avg_pool")(x)
+  features = keras.layers.GlobalAveragePooling2D(name=PENULTIMATE)(x)
   z = objective.head(num_classes)(objective.penultimate()(features))
-  endpoints["final_avg_pool"] = features
+  endpoints[PENULTIMATE] = features
   endpoints["final_layer"] = z
   endpoints["outputs"] = objective.outputs()(z)
   return keras.Model(inputs=images, outputs=endpoints, name=name)

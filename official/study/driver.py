@@ -44,7 +44,7 @@ from official.study import leases as leases_lib
 from official.study import report as report_lib
 from official.study import steps
 from official.study import store as store_lib
-from official.study.config import Run, StudyConfig
+from official.core.config import Run, StudyConfig
 
 
 @dataclasses.dataclass

@@ -18,7 +18,9 @@ import numpy as np
 
 from official.analysis import class_separation
 from official.analysis import sparsity
+from official.core import config as train_config
 from official.core import io
+from official.core.config import Run, StudyConfig
 from official.data import datasets
 from official.evaluation import features
 from official.evaluation import knn
@@ -26,9 +28,8 @@ from official.evaluation import linear_probe
 from official.evaluation import relearn_head
 from official.evaluation import representations as representations_lib
 from official.modeling import pretrained
+from official.modeling import resnet
 from official.study import store as store_lib
-from official.study.config import Run, StudyConfig
-from official.training import config as train_config
 from official.training import trainer
 
 
@@ -184,7 +185,7 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
   train_cfg = pretrain_config(study, run)
   info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
                       classes=getattr(train_cfg.data, "classes", None))
-  endpoints = [e for e in model.endpoint_names if e not in ("final_layer", "outputs")]
+  endpoints = [e for e in model.endpoint_names if e not in resnet.CLASS_ENDPOINTS]
 
   separation = {e: class_separation.ClassSeparation(info.num_classes) for e in endpoints}
   for outputs, labels in features.iterate(
@@ -256,8 +257,7 @@ def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
 
 
 def finetune_settings(study: StudyConfig, dataset: str) -> dict:
-  from official.evaluation import finetune as finetune_lib  # pylint: disable=g-import-not-at-top
-  preset = finetune_lib.get_preset(study.finetune_experiment)
+  preset = train_config.get_preset("finetune", study.finetune_experiment)
   return {"step": "finetune", "dataset": dataset,
           "preset": dataclasses.asdict(preset) if dataclasses.is_dataclass(preset) else preset,
           **folder_content(dataset, study.data_dir)}

@@ -17,7 +17,8 @@ import tensorflow as tf
 from official import losses
 from official.data import datasets
 from official.data import input_pipeline
-from official.training import config as config_lib
+from official.core import config as config_lib
+from official.training import loop
 from official.training import trainer as trainer_lib
 
 BATCH = 16
@@ -30,7 +31,7 @@ def setUpModule():
   # Eager steps: the same numbers as the compiled loop (tested in trainer_test and
   # distribute_test) without tracing a graph per objective.
   tf.config.run_functions_eagerly(True)
-  trainer_lib.seed_everything(0)
+  loop.seed_everything(0)
   data_dir = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
   info = datasets.get("demo_pretrain/small", data_dir=data_dir)
   ds = input_pipeline.build(info, "train", training=True, batch_size=BATCH, image_size=32,

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from official.training import config as config_lib
+from official.core import config as config_lib
 from official.training import trainer as trainer_lib
 
 BATCH = 8

@@ -1,6 +1,8 @@
-"""The pretraining loop of the study (SPEC §3): one objective, one seed, one model directory.
+"""Pretraining (docs/protocol.md §3) as a task of official.training.loop: one objective, one
+seed, one model directory.
 
-    from official.training import config, trainer
+    from official.core import config
+    from official.training import trainer
     metrics = trainer.train(config.get_experiment("demo"), "/tmp/run", strategy=None)
 
 What one optimiser step computes, on each of R replicas holding B/R examples of the global
@@ -28,6 +30,11 @@ The model directory:
   export/saved_model     SavedModel of the EMA weights returning the endpoint dict
   metrics.json           final evaluation metrics
 
+The task supplies the loop its model, EMA model and optimiser (`Trainer`), the compiled train
+step, the data (official.data.streams), a checkpoint at every epoch end with a check that
+the weights are finite, and an evaluation every `eval_every_epochs` epochs; a NaN/Inf loss
+raises TrainingDiverged.
+
 Resuming: the data order of epoch e depends only on (seed, e), so a run restarted from a
 checkpoint taken in the middle of epoch e skips the batches already consumed and, with
 deterministic ops (`train.deterministic`), ends with exactly the metrics of an uninterrupted
@@ -37,43 +44,30 @@ run.
 import contextlib
 import dataclasses
 import os
-import shutil
-import signal
-import threading
-import time
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from official import losses
 from official.analysis import class_separation
+from official.core import config as config_lib
 from official.core import io
-from official.data import datasets
-from official.data import input_pipeline
+from official.core.config import CONFIG_FILE, EXPORT_DIR, METRICS_FILE
+from official.data import streams
 from official.modeling import pretrained
 from official.modeling import resnet
-from official.training import config as config_lib
 from official.training import distribute
+from official.training import loop
 from official.training import optimization
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-CHECKPOINT_DIR = "checkpoints"
-EXPORT_DIR = os.path.join("export", "saved_model")
+# The trainer's errors, raised by the loop.
+TrainingDiverged = loop.TrainingDiverged
+Preempted = loop.Preempted
 # Layers after the penultimate features; they run in float32 under mixed precision so the
 # head output z and the loss keep full precision.
 FLOAT32_LAYERS = ("penultimate_dropout", "final_layer", "outputs")
-
-
-class TrainingDiverged(ValueError):
-  """The loss or the weights became NaN/Inf; the last finite checkpoint is kept."""
-
-
-class Preempted(Exception):
-  """SIGTERM arrived; a checkpoint was saved and rerunning the same job resumes from it."""
 
 
 @contextlib.contextmanager
@@ -267,7 +261,7 @@ class Trainer:
         "top5": tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, outputs, k), tf.float32)),
         "count": tf.cast(tf.shape(labels)[0], tf.float32),
     }
-    features = tf.cast(endpoints["final_avg_pool"], tf.float32)
+    features = tf.cast(endpoints[resnet.PENULTIMATE], tf.float32)
     return stats, features, labels
 
   def _eval_step_fn(self, images, labels):
@@ -310,170 +304,16 @@ class Trainer:
             "examples": int(count)}
 
 
-_SPLIT_FIELDS = {"train": "train_split", "validation": "validation_split",
-                 "test": "test_split", "train_full": "train_full_split"}
-
-
-def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional[str] = None):
-  """`info` whose split `split_name` keeps only its first `num` stored examples.
-
-  The TFDS split spec is rewritten as absolute slices ("train[:90%]" -> "train[0:2048]"), so
-  the data pipeline reads only those examples. With a class subset, the examples are the
-  first `num` of the split before the classes are filtered.
-  """
-  if num is None:
-    return info
-  splits = datasets.split_infos(info, data_dir=data_dir)  # prepares a TFDS dataset
-  parts, left = [], num
-  for part in tfds.core.ReadInstruction.from_spec(info.split(split_name)).to_absolute(splits):
-    start = part.from_ or 0
-    end = splits[part.splitname].num_examples if part.to is None else part.to
-    take = min(left, end - start)
-    if take > 0:
-      parts.append(f"{part.splitname}[{start}:{start + take}]")
-      left -= take
-  return dataclasses.replace(info, **{_SPLIT_FIELDS[split_name]: "+".join(parts)})
-
-
-@dataclasses.dataclass
-class PretrainingData:
-  """The training and evaluation streams of an ExperimentConfig (official.data).
-
-  Attributes:
-    info: the dataset (official.data.datasets.DatasetInfo), its splits limited to
-      `data.train_examples` / `data.eval_examples` when these are set.
-    num_train_examples: examples per epoch.
-    steps_per_epoch: num_train_examples // global batch (the remainder is dropped).
-  """
-  config: config_lib.ExperimentConfig
-  info: Any
-  num_train_examples: int
-  steps_per_epoch: int
-
-  @classmethod
-  def create(cls, config: config_lib.ExperimentConfig) -> "PretrainingData":
-    data = config.data
-    info = datasets.get(data.dataset, data_dir=data.data_dir, classes=data.classes)
-    info = first_examples(info, data.train_split, data.train_examples, data.data_dir)
-    info = first_examples(info, data.eval_split, data.eval_examples, data.data_dir)
-    num = datasets.num_examples(info, data.train_split, data_dir=data.data_dir)
-    steps = num // config.train.batch_size
-    if steps < 1:
-      raise ValueError(f"train.batch_size={config.train.batch_size} is larger than the "
-                       f"{num} training examples of {data.dataset}:{data.train_split}")
-    return cls(config, info, num, steps)
-
-  def train_dataset(self, strategy: tf.distribute.Strategy, epoch: int, skip_steps: int = 0):
-    """Epoch `epoch` as a distributed dataset, without its first `skip_steps` global batches.
-
-    The order and augmentation of an epoch depend only on (train.seed, epoch)
-    (official.data.input_pipeline), so a resumed epoch continues the same stream.
-    """
-    data, train = self.config.data, self.config.train
-
-    def dataset_fn(context: tf.distribute.InputContext):
-      replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
-      ds = input_pipeline.build(
-          self.info, data.train_split, training=True, batch_size=train.batch_size,
-          image_size=self.config.model.image_size, seed=train.seed, input_context=context,
-          preprocess=data.train_preprocess, drop_remainder=True, repeat=False, epoch=epoch,
-          skip_batches=skip_steps * replicas_per_pipeline, data_dir=data.data_dir,
-          area_range=data.crop_area_range)
-      return ds.take((self.steps_per_epoch - skip_steps) * replicas_per_pipeline)
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
-
-  def eval_dataset(self, strategy: tf.distribute.Strategy):
-    """The evaluation split in its stored order (the same examples at every evaluation)."""
-    data = self.config.data
-    # TPUs need static shapes: the last partial batch is dropped there.
-    drop_remainder = isinstance(strategy, tf.distribute.TPUStrategy)
-
-    def dataset_fn(context: tf.distribute.InputContext):
-      return input_pipeline.build(
-          self.info, data.eval_split, training=False,
-          batch_size=self.config.train.eval_batch_size,
-          image_size=self.config.model.image_size, seed=self.config.train.seed,
-          input_context=context, preprocess=data.eval_preprocess,
-          drop_remainder=drop_remainder, repeat=False, data_dir=data.data_dir)
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
-
-
-class _StopSignal:
-  """Turns SIGTERM into a flag the loop checks between compiled loops (main thread only)."""
-
-  def __init__(self):
-    self.requested = False
-    self._previous = None
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-
-  def requested_on_any_worker(self, strategy: tf.distribute.Strategy,
-                              num_workers: int) -> bool:
-    """Whether SIGTERM arrived here or, with num_workers > 1, on any worker.
-
-    With several workers this is a collective (every worker calls it at the same step) and
-    every worker gets the same answer, so all save a checkpoint, then stop, together.
-    """
-    if num_workers > 1:
-      self.requested = _any_worker(strategy, self.requested)
-    return self.requested
-
-
-_active_guard: Optional[_StopSignal] = None
-
-
-@contextlib.contextmanager
-def preemption_guard() -> Iterator[_StopSignal]:
-  """Context manager under which SIGTERM only sets a flag, for loops that stop cleanly.
-
-      with trainer.preemption_guard() as stop:
-        while ...:
-          ... one compiled loop ...
-          if stop.requested_on_any_worker(strategy, num_workers):
-            save a checkpoint
-            raise trainer.Preempted("...; rerun the same command to resume")
-
-  The previous SIGTERM handler is back on exit. A guard entered inside another one is that
-  one (a SIGTERM caught by the outer guard is seen inside, and the other way round). Outside
-  the main thread no handler can be installed and `stop.requested` stays False.
-  """
-  global _active_guard
-  main = threading.current_thread() is threading.main_thread()
-  if main and _active_guard is not None:
-    yield _active_guard
-    return
-  with _StopSignal() as stop:
-    if main:
-      _active_guard = stop
-    try:
-      yield stop
-    finally:
-      if main:
-        _active_guard = None
-
-
 def check_resumable(config: config_lib.ExperimentConfig, model_dir: str) -> None:
   """Refuses a model directory whose config.json differs from `config` in a result key."""
   path = os.path.join(model_dir, CONFIG_FILE)
-  if not os.path.exists(path):
+  if not tf.io.gfile.exists(path):
     return
   try:
-    previous = config_lib.from_dict(io.read_json(path))
+    previous = config_lib.read_run_config(model_dir)
   except ValueError as e:
-    raise ValueError(f"{path} is not a valid experiment config ({e}); use another "
+    reason = str(e).removeprefix(f"{path}: ")
+    raise ValueError(f"{path} is not a valid experiment config ({reason}); use another "
                      "--model_dir") from None
   if previous.data.class_names is None:
     # Written before class names were recorded: nothing to compare them with.
@@ -487,45 +327,12 @@ def check_resumable(config: config_lib.ExperimentConfig, model_dir: str) -> None
                      "resume with the same settings or choose another --model_dir")
 
 
-def _summaries(writer, step: int, values: dict[str, float]) -> None:
-  with writer.as_default(step=step):
-    for key, value in values.items():
-      tf.summary.scalar(key, value)
-  writer.flush()
-
-
-def _write_hparams(model_dir: str, config: config_lib.ExperimentConfig) -> None:
-  """The run's objective and hyperparameters for TensorBoard's HParams dashboard."""
-  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
-  values = {"objective": config.objective.name, "seed": config.train.seed,
-            "dataset": config.data.dataset, "batch_size": config.train.batch_size,
-            "epochs": config.train.epochs,
-            "learning_rate": config.train.peak_learning_rate}
-  for key, value in config.objective.hparams.items():
-    values[key] = value
-  writer = tf.summary.create_file_writer(model_dir)
-  with writer.as_default():
-    hp.hparams(values, trial_id=os.path.basename(os.path.normpath(model_dir)))
-  writer.close()
-
-
 def export(trainer: Trainer, export_dir: str) -> None:
   """SavedModel of the EMA weights (float32) returning the endpoint dict."""
   config = trainer.config
   model = build_model(config, trainer.objective, name="resnet", mixed_precision=False)
   model.set_weights([w.numpy() for w in trainer.ema_model.weights])
   pretrained.export_saved_model(model, export_dir, config.model.image_size)
-
-
-def seed_everything(seed: int) -> None:
-  """Seeds Python, NumPy and Keras (initialisation, dropout) with `seed`.
-
-  TensorFlow's global seed is then cleared: the seeded TF ops of the run (the data order and
-  augmentation of official.data.input_pipeline) depend on their own seeds only, so the stream
-  is the same in every process, whatever global seed a caller had set.
-  """
-  keras.utils.set_random_seed(seed)
-  tf.random.set_seed(None)
 
 
 def train(config: config_lib.ExperimentConfig, model_dir: str,
@@ -555,127 +362,61 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
   strategy = strategy or tf.distribute.get_strategy()
   config = config_lib.resolve(config)
   train_config = config.train
-  num_workers, worker_index, is_chief = distribute.worker_info(strategy)
+  _, _, is_chief = distribute.worker_info(strategy)
   check_resumable(config, model_dir)
   if train_config.deterministic:
     tf.config.experimental.enable_op_determinism()
-  seed_everything(train_config.seed)
+  loop.seed_everything(train_config.seed)
 
-  data = PretrainingData.create(config)
+  data = streams.PretrainingData.create(config)
   trainer = Trainer(config, strategy, data.steps_per_epoch)
   spe, total = trainer.steps_per_epoch, trainer.total_steps
-
-  os.makedirs(model_dir, exist_ok=True)
-  checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
-  # Every worker takes part in saving; only the chief's copy is kept.
-  write_dir = checkpoint_dir if is_chief else os.path.join(
-      model_dir, f".worker{worker_index}", CHECKPOINT_DIR)
-  manager = tf.train.CheckpointManager(trainer.checkpoint, write_dir,
-                                       max_to_keep=train_config.keep_checkpoints,
-                                       step_counter=trainer.step)
-  latest = tf.train.latest_checkpoint(checkpoint_dir)
-  if latest:
-    trainer.checkpoint.restore(latest).assert_existing_objects_matched()
-  step = int(trainer.step.numpy())
   if is_chief:
     io.atomic_write_json(os.path.join(model_dir, CONFIG_FILE), config_lib.to_dict(config))
-    if not latest:
-      _write_hparams(model_dir, config)
-  train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
-  eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
-  if not is_chief:
-    train_writer = eval_writer = tf.summary.create_noop_writer()
-
+  runner = loop.Runner(model_dir, trainer.checkpoint, trainer.step, strategy,
+                       keep_checkpoints=train_config.keep_checkpoints,
+                       hparams=hparams(config), log=log, indent="  ")
+  step = runner.step
   log(f"{config.objective.name} on {config.data.dataset}:{config.data.train_split} "
       f"({data.num_train_examples} examples, {spe} steps/epoch x {train_config.epochs} epochs, "
       f"batch {train_config.batch_size} over {strategy.num_replicas_in_sync} replica(s)) "
       f"-> {model_dir}" + (f", resuming at step {step}" if step else ""))
 
-  def kept() -> str:
-    last = tf.train.latest_checkpoint(checkpoint_dir)
-    return (f"the last finite checkpoint {last} is kept" if last
-            else "no checkpoint had been written")
+  evaluations = {}
 
-  def save() -> None:
-    if not trainer.weights_finite():
-      raise TrainingDiverged(
-          f"training diverged at step {int(trainer.step.numpy())}: the weights are not "
-          f"finite; {kept()}; try a lower learning rate")
-    if manager.latest_checkpoint and manager.latest_checkpoint.endswith(f"-{step}"):
-      return
-    manager.save(checkpoint_number=step)
-    if not is_chief:
-      shutil.rmtree(os.path.dirname(write_dir), ignore_errors=True)
-
-  def run_eval() -> dict[str, float]:
+  def run_eval(step: int) -> dict[str, float]:
     metrics = trainer.evaluate(data.eval_dataset(strategy),
                                train_config.class_separation_examples)
-    _summaries(eval_writer, step, {k: v for k, v in metrics.items() if k != "examples"})
+    runner.summaries("eval", step, {k: v for k, v in metrics.items() if k != "examples"})
+    evaluations[step] = metrics
     return metrics
 
-  train_time, trained_images = 0.0, 0
-  last_eval, last_eval_step = None, -1
-  with preemption_guard() as stop:
-    while step < total:
-      epoch, offset = divmod(step, spe)
-      epoch_start = time.time()
-      iterator = iter(data.train_dataset(strategy, epoch, offset))
-      window_loss, window_correct, window_steps, window_time = 0.0, 0.0, 0, 0.0
-      while step < (epoch + 1) * spe:
-        boundary = (epoch + 1) * spe
-        for every in (train_config.log_every_steps, train_config.checkpoint_every_steps):
-          if every:
-            boundary = min(boundary, (step // every + 1) * every)
-        num = min(train_config.steps_per_loop, boundary - step)
-        start = time.time()
-        stats = trainer.train_loop(iterator, num)
-        elapsed = time.time() - start
-        if not stats["finite"]:
-          raise TrainingDiverged(
-              f"training diverged between steps {step} and {step + num}: the loss is "
-              f"{stats['last_loss']}; {kept()}; try a lower learning rate")
-        step += num
-        train_time += elapsed
-        trained_images += num * train_config.batch_size
-        window_loss += stats["loss"] * num
-        window_correct += stats["correct"]
-        window_steps += num
-        window_time += elapsed
-        if step % train_config.log_every_steps == 0 or step == boundary == (epoch + 1) * spe:
-          lr = trainer.learning_rate()
-          images_per_second = window_steps * train_config.batch_size / max(window_time, 1e-9)
-          _summaries(train_writer, step, {
-              "loss": window_loss / window_steps, "total_loss": stats["total_loss"],
-              "learning_rate": lr,
-              "top1": window_correct / (window_steps * train_config.batch_size),
-              "images_per_second": images_per_second})
-          if step % train_config.log_every_steps == 0:
-            log(f"  step {step}/{total}  loss {window_loss / window_steps:.4f}  lr {lr:.4g}  "
-                f"{images_per_second:.0f} img/s")
-          window_loss, window_correct, window_steps, window_time = 0.0, 0.0, 0, 0.0
-        if train_config.checkpoint_every_steps and (
-            step % train_config.checkpoint_every_steps == 0):
-          save()
-        if stop.requested_on_any_worker(strategy, num_workers):
-          save()
-          raise Preempted(f"SIGTERM: checkpoint saved at step {step} in {checkpoint_dir}; "
-                          "rerun the same command to resume")
-      save()
-      epoch += 1
-      if epoch % train_config.eval_every_epochs == 0 or step == total:
-        last_eval, last_eval_step = run_eval(), step
-        log(f"epoch {epoch}/{train_config.epochs}  step {step}  "
-            f"eval top1 {last_eval['top1']:.4f}  top5 {last_eval['top5']:.4f}  "
-            f"loss {last_eval['loss']:.4f}  class_separation {last_eval['class_separation']:.4f}"
-            f"  ({time.time() - epoch_start:.1f} s)")
-  if last_eval_step != step:
-    last_eval = run_eval()
+  def on_epoch_end(epoch: int, step: int, seconds: float) -> None:
+    if epoch % train_config.eval_every_epochs == 0 or step == total:
+      metrics = run_eval(step)
+      log(f"epoch {epoch}/{train_config.epochs}  step {step}  "
+          f"eval top1 {metrics['top1']:.4f}  top5 {metrics['top5']:.4f}  "
+          f"loss {metrics['loss']:.4f}  class_separation {metrics['class_separation']:.4f}"
+          f"  ({seconds:.1f} s)")
+
+  cadence = loop.Cadence(
+      total_steps=total, steps_per_epoch=spe, steps_per_loop=train_config.steps_per_loop,
+      log_every_steps=train_config.log_every_steps,
+      checkpoint_every_steps=train_config.checkpoint_every_steps,
+      checkpoint_at_epoch_end=True, batch_size=train_config.batch_size)
+  progress = runner.train(trainer.train_loop,
+                          lambda epoch, skip: data.train_dataset(strategy, epoch, skip),
+                          trainer.learning_rate, cadence, weights_finite=trainer.weights_finite,
+                          on_epoch_end=on_epoch_end)
+  step = progress.step
+  last_eval = evaluations.get(step) or run_eval(step)
   metrics = {
       "top1": last_eval["top1"], "top5": last_eval["top5"],
       "class_separation": last_eval["class_separation"], "loss": last_eval["loss"],
       "eval_split": config.data.eval_split, "eval_examples": last_eval["examples"],
       "steps": step, "epochs": step / spe,
-      "images_per_second": (trained_images / train_time if train_time
+      "images_per_second": (progress.trained_images / progress.train_seconds
+                            if progress.train_seconds
                             else _previous_metrics(model_dir).get("images_per_second")),
       "objective": config.objective.name, "hparams": dict(config.objective.hparams),
       "seed": train_config.seed,
@@ -686,17 +427,20 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
   if is_chief:
     export(trainer, os.path.join(model_dir, EXPORT_DIR))
     io.atomic_write_json(os.path.join(model_dir, METRICS_FILE), metrics)
-  train_writer.close()
-  eval_writer.close()
+  runner.close()
   return metrics
+
+
+def hparams(config: config_lib.ExperimentConfig) -> dict[str, Any]:
+  """The run's objective and hyperparameters for TensorBoard's HParams dashboard."""
+  values = {"objective": config.objective.name, "seed": config.train.seed,
+            "dataset": config.data.dataset, "batch_size": config.train.batch_size,
+            "epochs": config.train.epochs,
+            "learning_rate": config.train.peak_learning_rate}
+  values.update(config.objective.hparams)
+  return values
 
 
 def _previous_metrics(model_dir: str) -> dict[str, Any]:
   path = os.path.join(model_dir, METRICS_FILE)
-  return io.read_json(path) if os.path.exists(path) else {}
-
-
-def _any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
-  """True on every worker when `flag` is True on any (so all save, then stop, together)."""
-  value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
-  return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, value, axis=None) > 0)
+  return io.read_json(path) if tf.io.gfile.exists(path) else {}

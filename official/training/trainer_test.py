@@ -19,7 +19,7 @@ from official.core import io
 from official.data import datasets
 from official.data import preprocessing
 from official.modeling import pretrained
-from official.training import config as config_lib
+from official.core import config as config_lib
 from official.training import trainer
 
 EVAL_EXAMPLES = 64
@@ -172,6 +172,16 @@ class TrainTest(tf.test.TestCase):
         r"0.25; train.seed: 0 -> 3\)") as caught:
       trainer.train(changed, model_dir)
     self.assertNotIn("\n", str(caught.exception))
+
+  def test_unreadable_config_is_refused(self):
+    model_dir = os.path.join(self.root, "unreadable")
+    os.makedirs(model_dir)
+    io.atomic_write_json(os.path.join(model_dir, "config.json"), {
+        "model": {}, "objective": {"name": "softmax"}, "train": {"epoch": 3}})
+    with self.assertRaisesRegex(ValueError, r"config.json is not a valid experiment config "
+                                r"\(.*unknown config key\(s\) train.epoch;.*use another "
+                                "--model_dir"):
+      trainer.check_resumable(self.config, model_dir)
 
   def test_divergence_stops_and_keeps_the_last_finite_checkpoint(self):
     model_dir = os.path.join(self.root, "diverging")

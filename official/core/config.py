@@ -1,4 +1,17 @@
-"""Experiment configurations for pretraining: presets by name, dict round trips, overrides.
+"""The one config schema of the project: its sections, one preset registry, overrides.
+
+This module sits low in the import graph (it imports official.losses and, for the model
+section, official.modeling.resnet; official.data only inside `resolve`), so every consumer
+(modeling.pretrained, training, evaluation, the study and the binaries) reads configs through
+it. It also names the files of a pretraining run directory once (CONFIG_FILE, CHECKPOINT_DIR,
+EXPORT_DIR, METRICS_FILE) and holds their one reader, `read_run_config(model_dir)`.
+
+Sections: model, data, objective and train make up an `ExperimentConfig` (one pretraining
+run, the content of <model_dir>/config.json); `FinetuneConfig` is the finetune section (the
+fine-tuning grid search of paper Table 2), `StudyConfig` the study section (what a study runs:
+the grid of `Run`s and every evaluation). One registry, `PRESETS[section][name]`, holds their
+presets (`get_preset(section, name)`, `get_experiment(name)`, `get_study(name, quick)`); one
+`override` and one `parse_params_override` change any of them.
 
 An `ExperimentConfig` has four sections:
 
@@ -8,7 +21,7 @@ An `ExperimentConfig` has four sections:
   objective  the loss (official.losses name) and its hyperparameters;
   train      optimiser, schedule, EMA, precision and the bookkeeping of the training loop.
 
-Presets (`get_experiment(name)`):
+Pretraining presets (`get_experiment(name)`):
 
   demo               the embedded demo pretraining data (32x32 images, 48 classes), a
                      ResNet-18 at 1/8 of the width with a 3x3 stem, 2 epochs; well under a
@@ -22,6 +35,10 @@ Presets (`get_experiment(name)`):
                      the same on the tuning split: trains on the registry's `train` split and
                      evaluates on its `validation` split (the held-out training examples).
 
+Fine-tuning presets (`get_preset("finetune", name)`): paper (the 7 x 8 grid, 20,000 steps at
+batch 256) and demo (2 x 2 grid, 300 steps at batch 64). Study presets (`get_study(name)`):
+demo (all nine objectives x 2 seeds on the embedded data; `quick`: a smoke run) and paper.
+
 Any value can be overridden with `override(config, {"train.epochs": 3, ...})` or the string
 form `parse_params_override("train.epochs=3,model.depth=50")`.
 """
@@ -30,11 +47,23 @@ import ast
 import dataclasses
 import json
 import math
+import os
 import types
 import typing
 from typing import Any, Callable, Mapping, Optional, Union
 
+import numpy as np
+import tensorflow as tf
+
+from official import losses
 from official.modeling import resnet
+
+# A pretraining run directory (official.training.trainer writes it, experiments/train names
+# it --model_dir):
+CONFIG_FILE = "config.json"  # to_dict of the resolved ExperimentConfig
+CHECKPOINT_DIR = "checkpoints"  # tf.train.CheckpointManager's ckpt-N files
+EXPORT_DIR = os.path.join("export", "saved_model")  # SavedModel of the EMA weights
+METRICS_FILE = "metrics.json"  # the final evaluation
 
 SPLITS = ("train", "validation", "test", "train_full")
 PREPROCESSING = ("train", "eval", "transfer")
@@ -243,6 +272,207 @@ RUN_ONLY_KEYS = frozenset({
 })
 
 
+# ---------------------------------------------------------------------------------------------
+# The finetune section: fine-tuning the whole network (paper Table 2, docs/protocol.md §5;
+# official.evaluation.finetune).
+
+SCHEDULES = ("cosine", "constant")
+
+# docs/protocol.md §5 grid: 7 log-spaced values per range; weight decay 0 stands for "none".
+PAPER_LEARNING_RATE_RANGE = (1e-4, 0.1)
+PAPER_WEIGHT_DECAY_RANGE = (1e-6, 1e-3)
+GRID_SIZE = 7
+
+
+def log_spaced(low: float, high: float, num: int = GRID_SIZE) -> tuple[float, ...]:
+  """`num` values low * (high / low)^(i / (num - 1)), i = 0..num-1 (both ends included)."""
+  if not 0 < low < high or num < 2:
+    raise ValueError(f"log-spaced grid: need 0 < low < high and num >= 2, got low={low}, "
+                     f"high={high}, num={num}")
+  return tuple(float(v) for v in np.logspace(math.log10(low), math.log10(high), num))
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+  """Settings of a fine-tuning grid search.
+
+  Attributes:
+    learning_rates: peak learning rates of the grid.
+    weight_decays: weight decays wd of the grid; 0 means none. The loss carries
+      (wd / lr) * 0.5 * sum ||kernel||^2 (module docstring).
+    steps: optimiser steps of every training run.
+    batch_size: global batch, split evenly across replicas.
+    momentum: SGD momentum (Nesterov when `nesterov`).
+    nesterov: Nesterov momentum.
+    schedule: "cosine" (decay from lr to 0 over `steps`) or "constant".
+    bn_momentum_epochs: E in the batch-norm momentum max(1 - E / s, min_bn_momentum).
+    min_bn_momentum: the floor of the batch-norm momentum.
+    sync_batch_norm: batch-norm statistics over the global batch (all replicas) instead of
+      each replica's part, so the result does not depend on the number of replicas.
+    image_size: side S of the network's input; None: the pretrained network's own.
+    seed: seeds the head's initialisation and the data order of every epoch.
+    eval_batch_size: global batch of evaluation.
+    steps_per_loop: steps per call of the compiled training loop.
+    log_every_steps: console line and TensorBoard scalars every N steps.
+    checkpoint_every_steps: checkpoint every N steps (and at the end of training).
+    keep_checkpoints: keep a grid point's checkpoints once its result is written.
+  """
+  learning_rates: tuple = log_spaced(*PAPER_LEARNING_RATE_RANGE)
+  weight_decays: tuple = (0.0,) + log_spaced(*PAPER_WEIGHT_DECAY_RANGE)
+  steps: int = 20_000
+  batch_size: int = 256
+  momentum: float = 0.9
+  nesterov: bool = True
+  schedule: str = "cosine"
+  bn_momentum_epochs: float = 10.0
+  min_bn_momentum: float = 0.9
+  sync_batch_norm: bool = False
+  image_size: Optional[int] = None
+  seed: int = 0
+  eval_batch_size: int = 256
+  steps_per_loop: int = 100
+  log_every_steps: int = 500
+  checkpoint_every_steps: int = 1000
+  keep_checkpoints: bool = False
+
+  def __post_init__(self):
+    for name in ("learning_rates", "weight_decays"):
+      values = getattr(self, name)
+      if isinstance(values, (int, float)):
+        values = (values,)
+      values = tuple(float(v) for v in values)
+      object.__setattr__(self, name, values)
+      if not values:
+        raise ValueError(f"finetune {name}: at least one value is needed")
+      if len(set(values)) != len(values):
+        raise ValueError(f"finetune {name}: duplicate values in {list(values)}")
+    if not all(v > 0 and math.isfinite(v) for v in self.learning_rates):
+      raise ValueError(f"finetune learning_rates must be positive, got "
+                       f"{list(self.learning_rates)}")
+    if not all(v >= 0 and math.isfinite(v) for v in self.weight_decays):
+      raise ValueError(f"finetune weight_decays must be >= 0 (0: none), got "
+                       f"{list(self.weight_decays)}")
+    for name in ("steps", "batch_size", "eval_batch_size", "steps_per_loop",
+                 "log_every_steps", "checkpoint_every_steps"):
+      value = getattr(self, name)
+      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"finetune {name}={value!r} must be a positive integer")
+    if self.schedule not in SCHEDULES:
+      raise ValueError(f"finetune schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if not 0.0 <= self.momentum < 1.0:
+      raise ValueError(f"finetune momentum={self.momentum!r} must be in [0, 1)")
+    if not 0.0 <= self.min_bn_momentum < 1.0 or not self.bn_momentum_epochs >= 0:
+      raise ValueError(f"finetune batch-norm momentum: need min_bn_momentum in [0, 1) and "
+                       f"bn_momentum_epochs >= 0, got {self.min_bn_momentum}, "
+                       f"{self.bn_momentum_epochs}")
+    if self.image_size is not None and (not isinstance(self.image_size, int)
+                                        or self.image_size < 8):
+      raise ValueError(f"finetune image_size={self.image_size!r} must be an integer >= 8 or "
+                       "None (the pretrained network's)")
+
+  def grid(self) -> list[tuple[float, float]]:
+    """(learning rate, weight decay) pairs, learning rate major."""
+    return [(lr, wd) for lr in self.learning_rates for wd in self.weight_decays]
+
+  def to_dict(self) -> dict[str, Any]:
+    return {f.name: (list(v) if isinstance(v, tuple) else v)
+            for f, v in ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}
+
+
+# ---------------------------------------------------------------------------------------------
+# The study section: what a study runs (official.study).
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One pretraining run of the grid: an objective, its hyperparameter overrides, a seed."""
+  objective: str
+  seed: int
+  hparams: tuple = ()  # sorted (name, value) pairs overriding the objective's defaults
+
+  @property
+  def variant(self) -> str:
+    """The objective with its overrides, e.g. `cosine_softmax` or `cosine_softmax_tau0.01`."""
+    suffix = "".join(f"_{k.rstrip('_')}{v:g}" for k, v in self.hparams)
+    return self.objective + suffix
+
+  @property
+  def run_id(self) -> str:
+    return f"{self.variant}/seed{self.seed}"
+
+
+@dataclasses.dataclass
+class StudyConfig:
+  """The settings of a study. Every field that changes a result is part of its fingerprint."""
+  experiment: str = "demo"
+  objectives: tuple = losses.NAMES
+  seeds: tuple = (0, 1)
+  # Pretraining: an "experiment" preset (PRESETS["experiment"]) plus dotted overrides.
+  pretrain_experiment: str = "demo"
+  pretrain_overrides: dict = dataclasses.field(default_factory=dict)
+  # The pretraining dataset (an official.data.datasets spec, e.g. "folder:/data/x") and class
+  # subset (e.g. "0-4"); None keeps the preset's (its data.dataset / data.classes).
+  pretrain_dataset: Optional[str] = None
+  pretrain_classes: Optional[str] = None
+  # Table 4: cosine softmax temperatures (empty: not run).
+  temperature_sweep: tuple = ()
+  temperature_seeds: tuple = (0,)
+  # Transfer with fixed features (Table 1).
+  transfer_datasets: tuple = ()
+  feature_batch_size: int = 256
+  knn_k_max: int = 25
+  linear_max_iterations: int = 1000
+  # Compile the linear probes' L-BFGS with XLA: on a CPU each iteration is dominated by
+  # per-op overhead, which XLA removes (one compilation per problem size per process).
+  linear_jit_compile: bool = True
+  # Fine-tuning (Table 2): costly, off unless asked.
+  finetune: bool = False
+  finetune_experiment: str = "demo"
+  finetune_datasets: tuple = ()
+  finetune_seeds: tuple = (0,)
+  # Representations (§3.2-3.4) on the pretraining dataset.
+  class_separation_split: str = "train"
+  class_separation_examples: int = 2560
+  analysis_split: str = "test"
+  analysis_examples: int = 1280
+  relearn_head: bool = True
+  relearn_train_fraction: float = 0.8
+  cka_examples: int = 1024
+  cka_batch_size: int = 256
+  cka_seeds: tuple = (0, 1)
+  # Deterministic ops: a killed and resumed study reproduces an uninterrupted one exactly.
+  deterministic: bool = True
+  # Infrastructure (not part of any result).
+  data_dir: Optional[str] = None
+  strategy: str = "default"
+
+  def runs(self) -> list[Run]:
+    """The pretraining grid: objectives x seeds, then the temperature sweep."""
+    grid = [Run(objective, seed) for objective in self.objectives for seed in self.seeds]
+    for tau in self.temperature_sweep:
+      for seed in self.temperature_seeds:
+        run = Run("cosine_softmax", seed, (("tau", float(tau)),))
+        if run not in grid:
+          grid.append(run)
+    return grid
+
+  def validate(self) -> None:
+    for name in self.objectives:
+      losses.get_objective(name)  # raises a one-line ValueError listing valid names
+    if not self.seeds:
+      raise ValueError("--seeds: at least one seed is needed")
+    if len(set(self.seeds)) != len(self.seeds):
+      raise ValueError(f"--seeds: duplicate seeds in {list(self.seeds)}")
+    for tau in self.temperature_sweep:
+      if tau <= 0:
+        raise ValueError(f"--temperature_sweep: temperatures must be > 0, got {tau}")
+    if not 0 < self.relearn_train_fraction < 1:
+      raise ValueError("relearn_train_fraction must be in (0, 1), got "
+                       f"{self.relearn_train_fraction}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets.
+
 def demo() -> ExperimentConfig:
   """The embedded demo: 32x32 procedurally generated images, a small ResNet-10, 2 epochs.
 
@@ -305,18 +535,98 @@ def imagenet_resnet50_holdout() -> ExperimentConfig:
   return config
 
 
-EXPERIMENTS: dict[str, Callable[[], ExperimentConfig]] = {
-    "demo": demo,
-    "imagenet_resnet50": imagenet_resnet50,
-    "imagenet_resnet50_holdout": imagenet_resnet50_holdout,
+def finetune_paper() -> FinetuneConfig:
+  """docs/protocol.md §5: 7 x 8 grid, 20,000 steps at batch 256, cosine decay."""
+  return FinetuneConfig()
+
+
+def finetune_demo() -> FinetuneConfig:
+  """The embedded 32x32 demo data on a CPU: 2 x 2 grid, 300 steps at batch 64."""
+  return FinetuneConfig(learning_rates=(0.01, 0.1), weight_decays=(0.0, 1e-4), steps=300,
+                        batch_size=64, eval_batch_size=500, steps_per_loop=25,
+                        log_every_steps=100, checkpoint_every_steps=100)
+
+
+DEMO_TRANSFER = ("demo_texture", "demo_novel_shapes", "demo_digits")
+
+
+def study_demo(quick: bool = False) -> StudyConfig:
+  """All nine objectives x 2 seeds on the embedded data.
+
+  `quick` (a smoke run, about 2 minutes on 2 CPU cores): one seed (so no CKA, which
+  compares two seeds, and no standard errors), 16 training steps per run, the digits
+  transfer task only and smaller analysis sets.
+  """
+  # L-BFGS stops after 200 iterations instead of 1000: on the demo's features the test
+  # accuracies of the three transfer tasks moved by at most 0.2 points and the probes of
+  # demo_novel_shapes and demo_digits ran 4x and 6x faster (measured on one softmax network).
+  config = StudyConfig(experiment="demo", transfer_datasets=DEMO_TRANSFER,
+                       finetune_datasets=("demo_texture",), linear_max_iterations=200)
+  if quick:
+    config = dataclasses.replace(
+        config, experiment="demo_quick", seeds=(0,), transfer_datasets=("demo_digits",),
+        pretrain_overrides={"train.epochs": 1, "data.train_examples": 2048},
+        class_separation_examples=1024, analysis_examples=512, cka_examples=256,
+        cka_batch_size=128, knn_k_max=10)
+  return config
+
+
+def study_paper() -> StudyConfig:
+  """The paper's scale: ResNet-50 on ImageNet, 8 seeds, the eight transfer datasets.
+
+  Needs the ImageNet manual download prepared with TFDS and an accelerator slice (the paper's
+  recipe: global batch 4096, 90 epochs; one run is ~a day on 8 V100s or hours on a TPU pod).
+  """
+  return StudyConfig(
+      experiment="paper", seeds=tuple(range(8)), pretrain_experiment="imagenet_resnet50",
+      temperature_seeds=(0, 1, 2),
+      transfer_datasets=("food101", "cifar10", "cifar100", "birdsnap", "sun397", "cars196",
+                         "pets", "flowers"),
+      finetune_experiment="paper",
+      finetune_datasets=("food101", "cifar10", "cifar100", "birdsnap", "sun397", "cars196",
+                         "pets", "flowers"),
+      finetune_seeds=(0, 1, 2), feature_batch_size=512,
+      class_separation_split="train", class_separation_examples=50_000,
+      analysis_split="test", analysis_examples=50_000, cka_examples=15_000,
+      cka_batch_size=1500)
+
+
+# ---------------------------------------------------------------------------------------------
+# The preset registry: section -> name -> a function returning a fresh config.
+
+PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
+    "experiment": {"demo": demo, "imagenet_resnet50": imagenet_resnet50,
+                   "imagenet_resnet50_holdout": imagenet_resnet50_holdout},
+    "finetune": {"paper": finetune_paper, "demo": finetune_demo},
+    "study": {"demo": study_demo, "paper": study_paper},
 }
+EXPERIMENTS = PRESETS["experiment"]
+# What an unknown name is called in the error (the flag that names it).
+_PRESET_KINDS = {"experiment": "experiment", "finetune": "fine-tuning preset",
+                 "study": "--experiment"}
+
+
+def get_preset(section: str, name: str) -> Any:
+  """A fresh copy of preset `name` of `section` ("experiment", "finetune" or "study")."""
+  if section not in PRESETS:
+    raise ValueError(f"unknown preset section {section!r}; valid: {', '.join(PRESETS)}")
+  if name not in PRESETS[section]:
+    valid = PRESETS[section] if section != "study" else sorted(PRESETS[section])
+    raise ValueError(f"unknown {_PRESET_KINDS[section]} {name!r}; valid: {', '.join(valid)}")
+  return PRESETS[section][name]()
 
 
 def get_experiment(name: str) -> ExperimentConfig:
-  """A fresh copy of the preset `name`."""
-  if name not in EXPERIMENTS:
-    raise ValueError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}")
-  return EXPERIMENTS[name]()
+  """A fresh copy of the pretraining preset `name`."""
+  return get_preset("experiment", name)
+
+
+def get_study(name: str, quick: bool = False) -> "StudyConfig":
+  """The study preset `name`; `quick` shrinks the demo to a smoke run (study_demo)."""
+  study = get_preset("study", name)
+  if quick and name != "demo":
+    raise ValueError("--quick shrinks the demo only; use it with --experiment=demo")
+  return study_demo(quick=True) if quick else study
 
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:
@@ -357,20 +667,26 @@ def from_dict(values: Mapping[str, Any]) -> ExperimentConfig:
   return ExperimentConfig(**sections)
 
 
-def override(config: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentConfig:
+def override(config, overrides: Optional[Mapping[str, Any]]):
   """A new config with `overrides` applied.
 
   Args:
-    config: the config to start from (not modified).
-    overrides: dotted keys -> values ({"train.epochs": 3, "objective.hparams.tau": 0.02})
-      or nested dicts ({"train": {"epochs": 3}}). String values are parsed into the field's
-      type ("3" -> 3, "true" -> True, "none" -> None, "[1,1,1,1]" -> (1, 1, 1, 1)).
+    config: the config to start from (not modified): an ExperimentConfig, a FinetuneConfig
+      or a StudyConfig.
+    overrides: for an ExperimentConfig, dotted keys -> values ({"train.epochs": 3,
+      "objective.hparams.tau": 0.02}) or nested dicts ({"train": {"epochs": 3}}); for the
+      finetune and study sections, field names, bare or prefixed ({"steps": 100} or
+      {"finetune.steps": 100}), where a None value leaves the field as it is (a flag not
+      given). String values are parsed into the field's type ("3" -> 3, "true" -> True,
+      "none" -> None, "[1,1,1,1]" -> (1, 1, 1, 1)).
 
   Returns:
     The overridden, re-validated config.
   """
+  if not isinstance(config, ExperimentConfig):
+    return _override_section(config, overrides or {})
   values = to_dict(config)
-  for key, value in _flatten(overrides).items():
+  for key, value in flatten(overrides).items():
     parts = key.split(".")
     if parts[0] not in SECTIONS:
       raise ValueError(f"cannot override {key!r}: unknown section {parts[0]!r}; valid: "
@@ -388,6 +704,30 @@ def override(config: ExperimentConfig, overrides: Mapping[str, Any]) -> Experime
                        f"{', '.join(section + '.' + n for n in sorted(names))}")
     values[section][field] = value
   return from_dict(values)
+
+
+_FLAT_SECTIONS = {"FinetuneConfig": ("finetune", "fine-tuning"), "StudyConfig": ("study", "study")}
+
+
+def _override_section(config, overrides: Mapping[str, Any]):
+  """`override` of a FinetuneConfig or StudyConfig: fields replaced, then validated."""
+  if type(config).__name__ not in _FLAT_SECTIONS:
+    raise ValueError(f"cannot override a {type(config).__name__}; expected an "
+                     "ExperimentConfig, FinetuneConfig or StudyConfig")
+  section, label = _FLAT_SECTIONS[type(config).__name__]
+  names = [f.name for f in dataclasses.fields(config)]
+  hints = typing.get_type_hints(type(config))
+  changes = {}
+  for key, value in overrides.items():
+    field = key[len(section) + 1:] if key.startswith(section + ".") else key
+    if field not in names:
+      raise ValueError(f"unknown {label} setting {field!r}; valid: {', '.join(names)}")
+    if value is not None:
+      changes[field] = _coerce(value, hints[field], f"{section}.{field}")
+  result = dataclasses.replace(config, **changes)
+  if isinstance(result, StudyConfig):
+    result.validate()
+  return result
 
 
 def parse_params_override(text: str) -> dict[str, str]:
@@ -418,7 +758,6 @@ def resolve(config: ExperimentConfig) -> ExperimentConfig:
     ValueError: unknown dataset or objective, an invalid hyperparameter, or class names
       other than the dataset's (one line).
   """
-  from official import losses  # pylint: disable=g-import-not-at-top
   from official.data import datasets  # pylint: disable=g-import-not-at-top
 
   name = losses.canonical_name(config.objective.name)
@@ -455,10 +794,12 @@ def _shown(names: tuple, index: int) -> str:
                          (["..."] if high < len(names) else [])) + "]"
 
 
-def differences(a: ExperimentConfig, b: ExperimentConfig,
-                ignore=RUN_ONLY_KEYS) -> list[tuple[str, Any, Any]]:
-  """(dotted key, value in a, value in b) for every differing key not in `ignore`."""
-  flat_a, flat_b = _flatten(to_dict(a)), _flatten(to_dict(b))
+def differences(a, b, ignore=RUN_ONLY_KEYS) -> list[tuple[str, Any, Any]]:
+  """(dotted key, value in a, value in b) for every differing key not in `ignore`.
+
+  `a` and `b` are ExperimentConfigs or nested dicts of settings (fine-tuning's config.json).
+  """
+  flat_a, flat_b = (flatten(x if isinstance(x, Mapping) else to_dict(x)) for x in (a, b))
   # An empty section (objective.hparams of softmax) has no key of its own to compare.
   keys = sorted(k for k in set(flat_a) | set(flat_b)
                 if flat_a.get(k, {}) != {} or flat_b.get(k, {}) != {})
@@ -470,12 +811,12 @@ def to_json(config: ExperimentConfig) -> str:
   return json.dumps(to_dict(config), indent=2, sort_keys=True)
 
 
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   flat = {}
   for key, value in values.items():
     name = f"{prefix}{key}"
     if isinstance(value, Mapping) and value:
-      flat.update(_flatten(value, name + "."))
+      flat.update(flatten(value, name + "."))
     else:
       flat[name] = value
   return flat
@@ -506,7 +847,13 @@ def _parse_literal(text: str) -> Any:
   try:
     return ast.literal_eval(text.strip())
   except (ValueError, SyntaxError):
-    return text
+    pass
+  inner = text.strip()
+  if inner.startswith("[") and inner.endswith("]"):
+    # A list of bare words ("[softmax,mse]"), items parsed one by one.
+    return [_parse_literal(item.strip()) for item in _split_top_level(inner[1:-1])
+            if item.strip()]
+  return text
 
 
 def _parse_number(value: Any) -> Any:
@@ -556,3 +903,32 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     return value
   type_name = getattr(hint, "__name__", str(hint))
   raise ValueError(f"{key}={value!r} is not a valid {type_name}")
+
+
+def read_run_config(model_dir: str) -> ExperimentConfig:
+  """The ExperimentConfig recorded in <model_dir>/config.json (the one reader of it).
+
+  Raises:
+    FileNotFoundError: no config.json in `model_dir`.
+    ValueError: config.json is not JSON, lacks the "model" / "objective" sections, or holds
+      a value the schema refuses (one line naming the file).
+  """
+  path = os.path.join(os.fspath(model_dir), CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: expected a training model_dir "
+                            f"({CONFIG_FILE} with {CHECKPOINT_DIR}/)")
+  with tf.io.gfile.GFile(path) as f:
+    text = f.read()
+  try:
+    values = json.loads(text)
+  except ValueError as e:
+    raise ValueError(f"{path} is not valid JSON ({e})") from None
+  if not isinstance(values, dict) or not all(
+      isinstance(values.get(k), dict) for k in ("model", "objective")) or (
+          "name" not in values["objective"]):
+    raise ValueError(f"{path} must have 'model' and 'objective' sections, the latter with a "
+                     "'name'")
+  try:
+    return from_dict(values)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{path}: {str(e).splitlines()[0]}") from None

@@ -1,11 +1,13 @@
-"""Tests of presets, dict/JSON round trips, overrides and the resume-compatibility check."""
+"""Tests of presets, dict/JSON round trips, overrides, the run-dir reader and the
+resume-compatibility check."""
 
 import json
+import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from official.training import config
+from official.core import config
 
 
 class PresetTest(parameterized.TestCase):
@@ -134,6 +136,77 @@ class ResolveAndCompareTest(absltest.TestCase):
                             "objective.name": "label_smoothing"})
     self.assertEqual([k for k, _, _ in config.differences(a, c)],
                      ["objective.hparams.alpha", "objective.name", "train.seed"])
+
+
+class SectionsTest(absltest.TestCase):
+  """The finetune and study sections through the one registry and the one parser."""
+
+  def test_registry_sections(self):
+    self.assertEqual({s: set(p) for s, p in config.PRESETS.items()},
+                     {"experiment": {"demo", "imagenet_resnet50", "imagenet_resnet50_holdout"},
+                      "finetune": {"paper", "demo"}, "study": {"demo", "paper"}})
+    self.assertIs(config.EXPERIMENTS, config.PRESETS["experiment"])
+    with self.assertRaisesRegex(ValueError, "unknown preset section 'nope'; valid: experiment"):
+      config.get_preset("nope", "demo")
+    quick = config.get_study("demo", quick=True)
+    self.assertEqual((quick.experiment, quick.seeds, quick.transfer_datasets),
+                     ("demo_quick", (0,), ("demo_digits",)))
+    self.assertEqual(quick.pretrain_overrides, {"train.epochs": 1, "data.train_examples": 2048})
+    self.assertEqual(config.get_study("demo").seeds, (0, 1))
+    self.assertEqual(config.get_study("paper").seeds, tuple(range(8)))
+
+  def test_params_override_of_the_finetune_section(self):
+    parsed = config.parse_params_override(
+        "finetune.steps=7,finetune.learning_rates=[0.01,0.3],weight_decays=[0],schedule=constant")
+    demo = config.get_preset("finetune", "demo")
+    c = config.override(demo, parsed)
+    self.assertEqual((c.steps, c.learning_rates, c.weight_decays, c.schedule),
+                     (7, (0.01, 0.3), (0.0,), "constant"))
+    self.assertEqual(c.grid(), [(0.01, 0.0), (0.3, 0.0)])
+    self.assertEqual(config.override(demo, {"seed": None}), demo)  # an unset flag
+    with self.assertRaisesRegex(ValueError, "finetune.steps='many' is not a valid int"):
+      config.override(demo, {"finetune.steps": "many"})
+    with self.assertRaisesRegex(ValueError, "schedule='linear'; valid: cosine, constant"):
+      config.override(demo, {"schedule": "linear"})
+
+  def test_params_override_of_the_study_section(self):
+    demo = config.get_study("demo")
+    c = config.override(demo, config.parse_params_override(
+        "study.seeds=[3,4],study.objectives=[softmax,mse],knn_k_max=5"))
+    self.assertEqual(c.knn_k_max, 5)
+    self.assertEqual([r.run_id for r in c.runs()],
+                     ["softmax/seed3", "softmax/seed4", "mse/seed3", "mse/seed4"])
+    with self.assertRaisesRegex(ValueError, r"--seeds: duplicate seeds in \[1, 1\]"):
+      config.override(demo, {"study.seeds": "[1,1]"})
+    with self.assertRaisesRegex(ValueError, "unknown study setting 'seed'; valid: experiment"):
+      config.override(demo, {"seed": 1})
+
+
+class ReadRunConfigTest(absltest.TestCase):
+
+  def _model_dir(self, values) -> str:
+    model_dir = self.create_tempdir().full_path
+    with open(os.path.join(model_dir, config.CONFIG_FILE), "w") as f:
+      f.write(values if isinstance(values, str) else json.dumps(values))
+    return model_dir
+
+  def test_reads_what_a_run_records(self):
+    c = config.override(config.get_experiment("demo"), {"train.seed": 3, "model.num_classes": 5,
+                                                        "objective.name": "label_smoothing"})
+    self.assertEqual(config.read_run_config(self._model_dir(config.to_dict(c))), c)
+
+  def test_one_line_errors_name_the_file(self):
+    missing = self.create_tempdir().full_path
+    with self.assertRaisesRegex(FileNotFoundError, f"{missing}/config.json does not exist"):
+      config.read_run_config(missing)
+    for values, message in (("{nope", "is not valid JSON"),
+                            ({"model": {}}, "must have 'model' and 'objective' sections"),
+                            ({"model": {}, "objective": {"name": "softmax"},
+                              "train": {"epoch": 3}}, "unknown config key.*train.epoch;")):
+      model_dir = self._model_dir(values)
+      with self.assertRaisesRegex(ValueError, f"{model_dir}/config.json.*{message}") as e:
+        config.read_run_config(model_dir)
+      self.assertNotIn("\n", str(e.exception))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,121 @@
+"""Training streams: splits sliced to their first N examples, resumable distributed epochs.
+
+  first_examples     a split limited to its first N stored examples (absolute TFDS slices);
+  distributed_epoch  epoch e of a training split, distributed, without its first k batches
+                     (pretraining and fine-tuning resume mid-epoch through it);
+  PretrainingData    the `data` section of an ExperimentConfig (official.core.config) as the
+                     pretraining and evaluation streams.
+"""
+
+import dataclasses
+from typing import Any, Optional
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from official.data import datasets
+from official.data import input_pipeline
+
+_SPLIT_FIELDS = {"train": "train_split", "validation": "validation_split",
+                 "test": "test_split", "train_full": "train_full_split"}
+
+
+def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional[str] = None):
+  """`info` whose split `split_name` keeps only its first `num` stored examples.
+
+  The TFDS split spec is rewritten as absolute slices ("train[:90%]" -> "train[0:2048]"), so
+  the data pipeline reads only those examples. With a class subset, the examples are the
+  first `num` of the split before the classes are filtered.
+  """
+  if num is None:
+    return info
+  splits = datasets.split_infos(info, data_dir=data_dir)  # prepares a TFDS dataset
+  parts, left = [], num
+  for part in tfds.core.ReadInstruction.from_spec(info.split(split_name)).to_absolute(splits):
+    start = part.from_ or 0
+    end = splits[part.splitname].num_examples if part.to is None else part.to
+    take = min(left, end - start)
+    if take > 0:
+      parts.append(f"{part.splitname}[{start}:{start + take}]")
+      left -= take
+  return dataclasses.replace(info, **{_SPLIT_FIELDS[split_name]: "+".join(parts)})
+
+
+def distributed_epoch(strategy: tf.distribute.Strategy, info, split: str, *, batch_size: int,
+                      image_size: int, seed: int, epoch: int, skip_steps: int,
+                      steps_per_epoch: int, preprocess: str, data_dir: Optional[str],
+                      **build_args) -> tf.distribute.DistributedDataset:
+  """Epoch `epoch` of `split` (official.data.input_pipeline, training mode: order and
+  augmentation a function of (seed, epoch) only) without its first `skip_steps` global
+  batches, distributed by `strategy`; `steps_per_epoch - skip_steps` global batches."""
+
+  def dataset_fn(context: tf.distribute.InputContext):
+    # Each pipeline yields per-replica batches and serves this many replicas per step.
+    replicas = context.num_replicas_in_sync // context.num_input_pipelines
+    ds = input_pipeline.build(
+        info, split, training=True, batch_size=batch_size, image_size=image_size, seed=seed,
+        input_context=context, preprocess=preprocess, drop_remainder=True, repeat=False,
+        epoch=epoch, skip_batches=skip_steps * replicas, data_dir=data_dir, **build_args)
+    return ds.take((steps_per_epoch - skip_steps) * replicas)
+
+  return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+@dataclasses.dataclass
+class PretrainingData:
+  """The training and evaluation streams of an ExperimentConfig.
+
+  Attributes:
+    info: the dataset (official.data.datasets.DatasetInfo), its splits limited to
+      `data.train_examples` / `data.eval_examples` when these are set.
+    num_train_examples: examples per epoch.
+    steps_per_epoch: num_train_examples // global batch (the remainder is dropped).
+  """
+  config: Any
+  info: Any
+  num_train_examples: int
+  steps_per_epoch: int
+
+  @classmethod
+  def create(cls, config) -> "PretrainingData":
+    """The streams of `config` (an official.core.config.ExperimentConfig, resolved)."""
+    data = config.data
+    info = datasets.get(data.dataset, data_dir=data.data_dir, classes=data.classes)
+    info = first_examples(info, data.train_split, data.train_examples, data.data_dir)
+    info = first_examples(info, data.eval_split, data.eval_examples, data.data_dir)
+    num = datasets.num_examples(info, data.train_split, data_dir=data.data_dir)
+    steps = num // config.train.batch_size
+    if steps < 1:
+      raise ValueError(f"train.batch_size={config.train.batch_size} is larger than the "
+                       f"{num} training examples of {data.dataset}:{data.train_split}")
+    return cls(config, info, num, steps)
+
+  def train_dataset(self, strategy: tf.distribute.Strategy, epoch: int, skip_steps: int = 0):
+    """Epoch `epoch` as a distributed dataset, without its first `skip_steps` global batches.
+
+    The order and augmentation of an epoch depend only on (train.seed, epoch)
+    (official.data.input_pipeline), so a resumed epoch continues the same stream.
+    """
+    data, train = self.config.data, self.config.train
+    return distributed_epoch(
+        strategy, self.info, data.train_split, batch_size=train.batch_size,
+        image_size=self.config.model.image_size, seed=train.seed, epoch=epoch,
+        skip_steps=skip_steps, steps_per_epoch=self.steps_per_epoch,
+        preprocess=data.train_preprocess, data_dir=data.data_dir,
+        area_range=data.crop_area_range)
+
+  def eval_dataset(self, strategy: tf.distribute.Strategy):
+    """The evaluation split in its stored order (the same examples at every evaluation)."""
+    data = self.config.data
+    # TPUs need static shapes: the last partial batch is dropped there.
+    drop_remainder = isinstance(strategy, tf.distribute.TPUStrategy)
+
+    def dataset_fn(context: tf.distribute.InputContext):
+      return input_pipeline.build(
+          self.info, data.eval_split, training=False,
+          batch_size=self.config.train.eval_batch_size,
+          image_size=self.config.model.image_size, seed=self.config.train.seed,
+          input_context=context, preprocess=data.eval_preprocess,
+          drop_remainder=drop_remainder, repeat=False, data_dir=data.data_dir)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)

@@ -1,0 +1,373 @@
+"""The one training loop: pretraining (training.trainer) and fine-tuning
+(evaluation.finetune) are tasks of it (Model Garden's Task + runner split).
+
+    runner = loop.Runner(run_dir, task.checkpoint, task.step, strategy, keep_checkpoints=3,
+                         hparams={"learning_rate": 0.1})
+    progress = runner.train(task.train_loop, train_dataset, task.learning_rate, cadence)
+
+A task supplies only what differs: its tf.train.Checkpoint and step variable; `train_loop(
+iterator, num_steps)`, num_steps compiled steps returning host scalars "loss", "total_loss",
+"finite" and optionally "correct" (for training top-1); `train_dataset(epoch, skip_steps)`,
+epoch `epoch` distributed without its first skip_steps global batches (its order a function of
+(seed, epoch) only, so a resumed epoch continues the same stream); `learning_rate()`; the
+`Cadence`; whether a NaN/Inf loss raises TrainingDiverged or stops the run; a check of the
+weights before each checkpoint; what runs after each epoch (evaluation).
+
+The `Runner` owns the run directory: checkpoints/ckpt-N (tf.train.CheckpointManager; a
+non-chief worker saves to .worker<i>/checkpoints, deleted after each save) and train/, eval/
+(TensorBoard scalars, the HParams at the top). `Runner.train` reads top to bottom in labelled
+sections: step boundaries, one compiled loop, divergence, checkpoints, summaries and the
+progress line, preemption, the end of an epoch.
+"""
+
+import contextlib
+import dataclasses
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable, Iterator, Optional
+
+import keras
+import tensorflow as tf
+
+from official.core.config import CHECKPOINT_DIR
+from official.training import distribute
+
+
+class TrainingDiverged(ValueError):
+  """The loss or the weights became NaN/Inf; the last finite checkpoint is kept."""
+
+
+class Preempted(Exception):
+  """SIGTERM arrived; a checkpoint was saved and rerunning the same job resumes from it."""
+
+
+def seed_everything(seed: int) -> None:
+  """Seeds Python, NumPy and Keras (initialisation, dropout) with `seed`.
+
+  TensorFlow's global seed is then cleared: the seeded TF ops of the run (the data order and
+  augmentation of official.data.input_pipeline) depend on their own seeds only, so the stream
+  is the same in every process, whatever global seed a caller had set.
+  """
+  keras.utils.set_random_seed(seed)
+  tf.random.set_seed(None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preemption.
+#
+# tf.distribute.experimental.PreemptionCheckpointHandler is not used: it supports only
+# MultiWorkerMirroredStrategy and TPUStrategy (it takes their cluster resolver), while runs
+# here also use the default and mirrored strategies; it owns one checkpoint per process and,
+# once it has saved, ends the process itself (TerminationConfig's exit_fn). Here one process
+# runs many loops (the study's runs, fine-tuning's grid points), a grid point evaluating when
+# SIGTERM arrives first writes its result, and callers turn `Preempted` into a clean exit
+# (status 0). So SIGTERM only sets a flag that every worker checks between compiled loops (a
+# collective, so all workers save and stop at the same step).
+
+
+class _StopSignal:
+  """Turns SIGTERM into a flag the loop checks between compiled loops (main thread only)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+  def requested_on_any_worker(self, strategy: tf.distribute.Strategy,
+                              num_workers: int) -> bool:
+    """Whether SIGTERM arrived here or, with num_workers > 1, on any worker.
+
+    With several workers this is a collective (every worker calls it at the same step) and
+    every worker gets the same answer, so all save a checkpoint, then stop, together.
+    """
+    if num_workers > 1:
+      self.requested = _any_worker(strategy, self.requested)
+    return self.requested
+
+
+_active_guard: Optional[_StopSignal] = None
+
+
+@contextlib.contextmanager
+def preemption_guard() -> Iterator[_StopSignal]:
+  """Context manager under which SIGTERM only sets a flag, for loops that stop cleanly.
+
+      with loop.preemption_guard() as stop:
+        while ...:
+          ... one compiled loop ...
+          if stop.requested_on_any_worker(strategy, num_workers):
+            save a checkpoint
+            raise loop.Preempted("...; rerun the same command to resume")
+
+  The previous SIGTERM handler is back on exit. A guard entered inside another one is that
+  one (a SIGTERM caught by the outer guard is seen inside, and the other way round). Outside
+  the main thread no handler can be installed and `stop.requested` stays False.
+  """
+  global _active_guard
+  main = threading.current_thread() is threading.main_thread()
+  if main and _active_guard is not None:
+    yield _active_guard
+    return
+  with _StopSignal() as stop:
+    if main:
+      _active_guard = stop
+    try:
+      yield stop
+    finally:
+      if main:
+        _active_guard = None
+
+
+def _any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+  """True on every worker when `flag` is True on any (so all save, then stop, together)."""
+  value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
+  return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, value, axis=None) > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+@dataclasses.dataclass(frozen=True)
+class Cadence:
+  """When the loop stops, logs and saves.
+
+  Attributes:
+    total_steps: optimiser steps of the whole run.
+    steps_per_epoch: global batches per epoch (a new epoch restarts the data stream).
+    steps_per_loop: steps per call of the compiled loop (between host checks).
+    log_every_steps: TensorBoard scalars and a console line every N steps and at the last
+      step (over the steps since the previous ones).
+    checkpoint_every_steps: a checkpoint every N steps (0: none between the others) and at
+      the last step.
+    checkpoint_at_epoch_end: also a checkpoint at the end of every epoch.
+    batch_size: the global batch (for images per second and training top-1).
+  """
+  total_steps: int
+  steps_per_epoch: int
+  steps_per_loop: int
+  log_every_steps: int
+  checkpoint_every_steps: int
+  checkpoint_at_epoch_end: bool
+  batch_size: int
+
+
+@dataclasses.dataclass
+class Progress:
+  """What `Runner.train` did.
+
+  Attributes:
+    step: the step reached (after the diverged loop when `diverged`).
+    diverged: the loss became NaN/Inf and the task asked to stop rather than raise.
+    last_loss: the mean objective loss of the last finite compiled loop (None: none ran).
+    train_seconds: time in the compiled loops of this call.
+    trained_images: training examples processed by this call.
+  """
+  step: int
+  diverged: bool = False
+  last_loss: Optional[float] = None
+  train_seconds: float = 0.0
+  trained_images: int = 0
+
+
+class Runner:
+  """A run directory: checkpoint manager, resumption, summary writers and HParams.
+
+  Args:
+    run_dir: the directory of the run (created).
+    checkpoint: the task's tf.train.Checkpoint; the latest checkpoint of
+      <run_dir>/checkpoints is restored into it (`restored` names it; None: a fresh run).
+    step: the task's step variable (the optimiser's iterations).
+    strategy: the tf.distribute strategy the task runs under.
+    keep_checkpoints: checkpoints kept in <run_dir>/checkpoints.
+    hparams: the run's hyperparameters for TensorBoard's HParams dashboard (written by the
+      chief when the run starts fresh).
+    log: receives the console lines.
+    indent: prefix of the step lines.
+  """
+
+  def __init__(self, run_dir: str, checkpoint: tf.train.Checkpoint, step: tf.Variable,
+               strategy: tf.distribute.Strategy, *, keep_checkpoints: int,
+               hparams: dict[str, Any], log: Callable[[str], None] = print, indent: str = ""):
+    self.run_dir = run_dir
+    self.strategy = strategy
+    self.log = log
+    self.indent = indent
+    self._step = step
+    self.num_workers, worker_index, self.is_chief = distribute.worker_info(strategy)
+    tf.io.gfile.makedirs(run_dir)
+    self.checkpoint_dir = os.path.join(run_dir, CHECKPOINT_DIR)
+    # Every worker takes part in saving; only the chief's copy is kept.
+    self._worker_dir = None if self.is_chief else os.path.join(run_dir,
+                                                               f".worker{worker_index}")
+    write_dir = (self.checkpoint_dir if self.is_chief
+                 else os.path.join(self._worker_dir, CHECKPOINT_DIR))
+    self.manager = tf.train.CheckpointManager(checkpoint, write_dir,
+                                              max_to_keep=keep_checkpoints, step_counter=step)
+    self.restored = tf.train.latest_checkpoint(self.checkpoint_dir)
+    if self.restored:
+      checkpoint.restore(self.restored).assert_existing_objects_matched()
+    if self.is_chief and not self.restored:
+      _write_hparams(run_dir, hparams)
+    if self.is_chief:
+      self._writers = {name: tf.summary.create_file_writer(os.path.join(run_dir, name))
+                       for name in ("train", "eval")}
+    else:
+      self._writers = {name: tf.summary.create_noop_writer() for name in ("train", "eval")}
+
+  @property
+  def step(self) -> int:
+    return int(self._step.numpy())
+
+  def summaries(self, writer: str, step: int, values: dict[str, float]) -> None:
+    """Scalars `values` at `step` in <run_dir>/<writer> ("train" or "eval")."""
+    with self._writers[writer].as_default(step=step):
+      for key, value in values.items():
+        tf.summary.scalar(key, value)
+    self._writers[writer].flush()
+
+  def close(self) -> None:
+    for writer in self._writers.values():
+      writer.close()
+
+  def delete_checkpoints(self) -> None:
+    """Removes <run_dir>/checkpoints (the chief's; once a run's result is written)."""
+    if self.is_chief and tf.io.gfile.exists(self.checkpoint_dir):
+      tf.io.gfile.rmtree(self.checkpoint_dir)
+
+  def _kept(self) -> str:
+    last = tf.train.latest_checkpoint(self.checkpoint_dir)
+    return (f"the last finite checkpoint {last} is kept" if last
+            else "no checkpoint had been written")
+
+  def save(self, step: int, weights_finite: Optional[Callable[[], bool]] = None) -> None:
+    """Checkpoint `step` (once); refused with TrainingDiverged when `weights_finite()` is
+    False, so the last checkpoint written is always finite."""
+    if weights_finite is not None and not weights_finite():
+      raise TrainingDiverged(
+          f"training diverged at step {step}: the weights are not finite; {self._kept()}; "
+          "try a lower learning rate")
+    if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
+      return
+    self.manager.save(checkpoint_number=step)
+    if self._worker_dir is not None and tf.io.gfile.exists(self._worker_dir):
+      tf.io.gfile.rmtree(self._worker_dir)
+
+  def train(self, train_loop: Callable[[Any, int], dict[str, Any]],
+            train_dataset: Callable[[int, int], Any], learning_rate: Callable[[], float],
+            cadence: Cadence, *, stop_on_divergence: bool = False,
+            weights_finite: Optional[Callable[[], bool]] = None,
+            on_epoch_end: Optional[Callable[[int, int, float], None]] = None) -> Progress:
+    """Trains from the restored step to `cadence.total_steps`.
+
+    Args:
+      train_loop, train_dataset, learning_rate: the task's (module docstring).
+      cadence: when to stop, log and save.
+      stop_on_divergence: a NaN/Inf loss stops training and is reported in the Progress
+        (fine-tuning scores such a setting 0); False: TrainingDiverged is raised.
+      weights_finite: checked before every checkpoint (TrainingDiverged when False).
+      on_epoch_end: called as on_epoch_end(epochs_done, step, epoch_seconds) after the
+        checkpoint at the end of each full epoch (pretraining evaluates there).
+
+    Returns:
+      The Progress of this call.
+
+    Raises:
+      TrainingDiverged: the loss (or, with `weights_finite`, the weights) became NaN/Inf.
+      Preempted: SIGTERM arrived; a checkpoint of the step reached was saved.
+    """
+    total, spe, batch = cadence.total_steps, cadence.steps_per_epoch, cadence.batch_size
+    progress = Progress(step=self.step)
+    step = progress.step
+    window_loss, window_correct, window_steps, window_time = 0.0, 0.0, 0, 0.0
+    with preemption_guard() as stop:
+      while step < total:
+        epoch, offset = divmod(step, spe)
+        epoch_end = (epoch + 1) * spe
+        epoch_start = time.time()
+        iterator = iter(train_dataset(epoch, offset))
+        while step < min(total, epoch_end):
+          # The step boundaries: a compiled loop ends where a log line or checkpoint is due.
+          boundary = min(total, epoch_end)
+          for every in (cadence.log_every_steps, cadence.checkpoint_every_steps):
+            if every:
+              boundary = min(boundary, (step // every + 1) * every)
+          num = min(cadence.steps_per_loop, boundary - step)
+
+          # One compiled loop.
+          start = time.time()
+          stats = train_loop(iterator, num)
+          elapsed = time.time() - start
+
+          # Divergence.
+          if not stats["finite"]:
+            if not stop_on_divergence:
+              raise TrainingDiverged(
+                  f"training diverged between steps {step} and {step + num}: the loss is "
+                  f"{stats.get('last_loss', stats['loss'])}; {self._kept()}; try a lower "
+                  "learning rate")
+            step += num
+            self.log(f"{self.indent}step {step}/{total}  the loss is not finite: diverged")
+            progress.step, progress.diverged = step, True
+            return progress
+          step += num
+          progress.step, progress.last_loss = step, stats["loss"]
+          progress.train_seconds += elapsed
+          progress.trained_images += num * batch
+          window_loss += stats["loss"] * num
+          window_correct += stats.get("correct", 0.0)
+          window_steps += num
+          window_time += elapsed
+
+          # Checkpoints.
+          every = cadence.checkpoint_every_steps
+          if (every and step % every == 0) or step == total or (
+              cadence.checkpoint_at_epoch_end and step == epoch_end):
+            self.save(step, weights_finite)
+
+          # Summaries and the progress line.
+          if step % cadence.log_every_steps == 0 or step == total:
+            lr = learning_rate()
+            images_per_second = window_steps * batch / max(window_time, 1e-9)
+            values = {"loss": window_loss / window_steps, "total_loss": stats["total_loss"],
+                      "learning_rate": lr, "images_per_second": images_per_second}
+            if "correct" in stats:
+              values["top1"] = window_correct / (window_steps * batch)
+            self.summaries("train", step, values)
+            self.log(f"{self.indent}step {step}/{total}  loss {window_loss / window_steps:.4f}"
+                     f"  lr {lr:.4g}  {images_per_second:.0f} img/s")
+            window_loss, window_correct, window_steps, window_time = 0.0, 0.0, 0, 0.0
+
+          # Preemption.
+          if stop.requested_on_any_worker(self.strategy, self.num_workers):
+            self.save(step, weights_finite)
+            raise Preempted(f"SIGTERM: checkpoint saved at step {step} in "
+                            f"{self.checkpoint_dir}; rerun the same command to resume")
+
+        # The end of an epoch.
+        if step == epoch_end and on_epoch_end is not None:
+          on_epoch_end(epoch + 1, step, time.time() - epoch_start)
+    return progress
+
+
+def _write_hparams(run_dir: str, values: dict[str, Any]) -> None:
+  """`values` for TensorBoard's HParams dashboard, the trial named after `run_dir`."""
+  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+  writer = tf.summary.create_file_writer(run_dir)
+  with writer.as_default():
+    hp.hparams(values, trial_id=os.path.basename(os.path.normpath(run_dir)))
+  writer.close()
