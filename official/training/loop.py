@@ -135,7 +135,8 @@ def preemption_guard() -> Iterator[_StopSignal]:
 def _any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
   """True on every worker when `flag` is True on any (so all save, then stop, together)."""
   value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
-  return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, value, axis=None) > 0)
+  # ReduceOp has SUM and MEAN only: any worker's 1 makes the sum positive.
+  return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0)
 
 
 # ---------------------------------------------------------------------------------------------
