@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from experiments import frozen_transfer
+from official.evaluation import transfer
 from experiments import linear_probe as linear_probe_main
 from official.core import cli
 from official.core import io
@@ -259,12 +259,12 @@ class LinearProbeBinaryTest(tf.test.TestCase):
                        relearn_head=True)
 
   def test_default_output_dirs(self):
-    self.assertEqual(frozen_transfer.default_output_dir(self.model_dir),
+    self.assertEqual(transfer.default_output_dir(self.model_dir),
                      os.path.join(self.model_dir, "transfer"))
-    self.assertEqual(frozen_transfer.default_output_dir(
+    self.assertEqual(transfer.default_output_dir(
         os.path.join(self.model_dir, "export", "saved_model")),
                      os.path.join(self.model_dir, "transfer"))
-    self.assertEqual(frozen_transfer.default_output_dir("/models/released/softmax_seed0/"),
+    self.assertEqual(transfer.default_output_dir("/models/released/softmax_seed0/"),
                      os.path.join("transfer", "softmax_seed0"))
 
 
