@@ -150,8 +150,8 @@ def main(argv):
   output_dir = _OUTPUT_DIR.value or default_output_dir(info.name, settings)
   result = representations.analyze(
       models, info, _SPLIT.value, endpoints=_ENDPOINTS.value, batch_size=_BATCH_SIZE.value,
-      max_examples=_MAX_EXAMPLES.value, data_dir=common_flags.DATA_DIR.value, distance=_DISTANCE.value,
-      strategy=strategy, progress=True)
+      max_examples=_MAX_EXAMPLES.value, data_dir=common_flags.DATA_DIR.value,
+      distance=_DISTANCE.value, strategy=strategy, progress=True)
   images = representations.figures(result, corresponding_endpoints=_FIG2B_ENDPOINTS.value)
   # Label k of the analysed split is class_names[k] (classes: ids in the full dataset).
   result["class_names"] = list(info.class_names) if info.class_names else None

@@ -107,9 +107,11 @@ class LinearProbeBinaryTest(tf.test.TestCase):
   def _expected(self, info, data, metric):
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = (
         data[s] for s in ("train", "validation", "test"))
-    return linear_probe.evaluate(train_x, train_y, val_x, val_y, test_x, test_y,
-                                 metric=metric, l2_grid=[float(v) for v in L2_GRID],
-                                 max_iterations=MAX_ITERATIONS)
+    probe = linear_probe.fit(train_x, train_y, val_x, val_y, metric=metric,
+                             l2_grid=[float(v) for v in L2_GRID], max_iterations=MAX_ITERATIONS)
+    return {"l2": probe.l2, "validation_score": probe.validation_score,
+            "validation_scores": dict(probe.validation_scores),
+            "test_score": probe.score(test_x, test_y, metric)}
 
   def test_demo_end_to_end_then_cached(self):
     process = run_binary("linear_probe", f"--model={self.model_dir}", f"--datasets={DATASET}",

@@ -62,8 +62,14 @@ class Record:
             **self.scores, **self.settings, "timings": dict(self.timings)}
 
 
-def _timings(scores: dict, keys: Sequence[str]) -> dict:
-  return {f"{key}_seconds": scores[f"seconds_{key}"] for key in keys}
+def _fit_kwargs(evaluator) -> dict:
+  """The linear probe's fit arguments of an evaluator; library defaults where unset."""
+  fit = {"max_iterations": evaluator.max_iterations}
+  if evaluator.l2_grid is not None:
+    fit["l2_grid"] = evaluator.l2_grid
+  if evaluator.jit_compile is not None:
+    fit["jit_compile"] = evaluator.jit_compile
+  return fit
 
 
 def _label(info, class_id: int) -> str:
@@ -132,21 +138,22 @@ class LinearProbe:
 
   def evaluate(self, info, data: dict) -> Record:
     """Penalty chosen on validation, refitted on train + validation, test scored."""
+    start = time.perf_counter()
     self.check(info, data)
-    fit = {"max_iterations": self.max_iterations}
-    if self.l2_grid is not None:
-      fit["l2_grid"] = self.l2_grid
-    if self.jit_compile is not None:
-      fit["jit_compile"] = self.jit_compile
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = (data[s] for s in SPLITS)
-    s = linear_probe.evaluate(train_x, train_y, val_x, val_y, test_x, test_y,
-                              metric=info.metric, **fit)
-    scores = {"l2": s["l2"], "log10_l2": math.log10(s["l2"]),
-              "validation_score": s["validation_score"], "test_score": s["test_score"],
-              "validation_scores": _curve(s["validation_scores"].items()),
-              **{k: s[k] for k in ("num_train", "num_validation", "num_test", "feature_dim")}}
-    return Record(self.name, info.name, info.metric, scores, self.settings(),
-                  _timings(s, ("search", "refit", "test", "total")))
+    probe = linear_probe.fit(train_x, train_y, val_x, val_y, metric=info.metric,
+                             **_fit_kwargs(self))
+    test_start = time.perf_counter()
+    test_score = probe.score(test_x, test_y, info.metric)
+    end = time.perf_counter()
+    scores = {"l2": probe.l2, "log10_l2": math.log10(probe.l2),
+              "validation_score": probe.validation_score, "test_score": test_score,
+              "validation_scores": _curve(probe.validation_scores.items()),
+              "num_train": probe.num_train, "num_validation": probe.num_validation,
+              "num_test": int(test_x.shape[0]), "feature_dim": int(test_x.shape[1])}
+    return Record(self.name, info.name, info.metric, scores, self.settings(), {
+        "search_seconds": probe.seconds_search, "refit_seconds": probe.seconds_refit,
+        "test_seconds": end - test_start, "total_seconds": end - start})
 
 
 class KNN:
@@ -170,18 +177,24 @@ class KNN:
   def evaluate(self, info, data: dict) -> Record:
     """Neighbours from train + validation (in stored order: the dataset's train_full split), k
     by leave-one-out, test scored."""
+    start = time.perf_counter()
     self.check(info, data)
     train_x = np.concatenate([data["train"][0], data["validation"][0]])
     train_y = np.concatenate([data["train"][1], data["validation"][1]])
     test_x, test_y = data["test"]
-    s = knn.evaluate(train_x, train_y, test_x, test_y, metric=info.metric, k_max=self.k_max,
-                     distance=self.distance)
-    scores = {"k": s["k"], "loo_score": s["loo_score"], "test_score": s["test_score"],
+    model = knn.fit(train_x, train_y, metric=info.metric, k_max=self.k_max,
+                    distance=self.distance)
+    test_start = time.perf_counter()
+    test_score = model.score(test_x, test_y, info.metric)
+    end = time.perf_counter()
+    scores = {"k": model.k, "loo_score": model.loo_score, "test_score": test_score,
               "loo_scores": [{"k": int(k), "score": float(v)}
-                             for k, v in sorted(s["loo_scores"].items())],
-              **{k: s[k] for k in ("num_train", "num_test", "feature_dim")}}
-    return Record(self.name, info.name, info.metric, scores, self.settings(),
-                  _timings(s, ("search", "vote", "test", "total")))
+                             for k, v in sorted(model.loo_accuracy.items())],
+              "num_train": int(model.train_x.shape[0]), "num_test": int(test_x.shape[0]),
+              "feature_dim": int(test_x.shape[1])}
+    return Record(self.name, info.name, info.metric, scores, self.settings(), {
+        "search_seconds": model.seconds_search, "vote_seconds": model.seconds_vote,
+        "test_seconds": end - test_start, "total_seconds": end - start})
 
 
 class RelearnHead:
@@ -216,14 +229,10 @@ class RelearnHead:
       **extraction: batch_size, data_dir, strategy, cache_dir, preprocess, progress (see
         official.evaluation.features.extract).
     """
-    fit = {"max_iterations": self.max_iterations}
-    if self.l2_grid is not None:
-      fit["l2_grid"] = self.l2_grid
-    if self.jit_compile is not None:
-      fit["jit_compile"] = self.jit_compile
     s = relearn_head.evaluate(model, info, split, train_fraction=self.train_fraction,
-                              max_examples=self.max_examples, **extraction, **fit)
-    timings = _timings(s, ("features", "fit", "total"))
+                              max_examples=self.max_examples, **extraction,
+                              **_fit_kwargs(self))
+    timings = {f"{key}_seconds": s[f"seconds_{key}"] for key in ("features", "fit", "total")}
     scores = {k: v for k, v in s.items() if not k.startswith("seconds_")}
     scores["validation_scores"] = _curve((p["l2"], p["score"]) for p in s["validation_scores"])
     return Record(self.name, info.name, "top1", scores, self.settings(), timings)
