@@ -11,7 +11,6 @@ features of every dataset); bad input ends it with `error: <one line>` and statu
 (official.core.cli) and nothing written.
 """
 
-import dataclasses
 import os
 from typing import Optional, Sequence
 
@@ -83,58 +82,33 @@ def parse_floats(flag: str, values: Optional[Sequence[str]]) -> Optional[tuple]:
   return tuple(parsed)
 
 
-@dataclasses.dataclass
-class Run:
-  """What the flags ask a transfer binary to work with, checked.
-
-  Attributes:
-    model: the pretrained network.
-    infos: the datasets, in the order given.
-    output_dir: where results go.
-    cache_dir: the feature cache folder, or None for none.
-    is_chief: whether this worker writes.
-    extraction: keyword arguments of feature extraction (batch_size, data_dir, strategy).
-  """
-  model: pretrained.EndpointModel
-  infos: list
-  output_dir: str
-  cache_dir: Optional[str]
-  is_chief: bool
-  extraction: dict
-
-
 def output_dirs() -> tuple:
   """(output_dir, cache_dir or None) of --model, --output_dir and --feature_cache."""
   return transfer.output_dirs(MODEL.value, OUTPUT_DIR.value, FEATURE_CACHE.value)
 
 
-def prepare() -> Run:
-  """The common flags, the datasets and the model (with `final_avg_pool`), checked."""
+def run(evaluator, scalars, line) -> dict:
+  """flags -> official.evaluation.transfer.evaluate_datasets -> result files.
+
+  Checks the datasets and the model (with `final_avg_pool`), evaluates, prints `line(record)`
+  per dataset and writes <output_dir>/<method>/ with the TensorBoard scalars
+  `scalars(name, record)` (chief only). Returns result name -> result file dict.
+  """
   infos = transfer.resolve_datasets(DATASETS.value, CLASSES.value, common_flags.DATA_DIR.value)
   strategy = common_flags.strategy()
   _, _, is_chief = distribute.worker_info(strategy)
   model, _ = pretrained.resolve(MODEL.value, (features.PENULTIMATE,))
   output_dir, cache_dir = output_dirs()
-  return Run(model=model, infos=infos, output_dir=output_dir, cache_dir=cache_dir,
-             is_chief=is_chief, extraction=dict(batch_size=BATCH_SIZE.value, strategy=strategy,
-                                                data_dir=common_flags.DATA_DIR.value))
-
-
-def run(evaluator, scalars, line) -> dict:
-  """flags -> official.evaluation.transfer.evaluate_datasets -> result files: prints
-  `line(record)` per dataset and writes <output_dir>/<method>/ with the TensorBoard scalars
-  `scalars(name, record)` (chief only). Returns result name -> result file dict."""
-  run_ = prepare()
-  results = transfer.evaluate_datasets(evaluator, run_.model, MODEL.value, run_.infos,
-                                       run_.cache_dir, write_cache=run_.is_chief,
-                                       **run_.extraction)
+  results = transfer.evaluate_datasets(
+      evaluator, model, MODEL.value, infos, cache_dir, write_cache=is_chief,
+      batch_size=BATCH_SIZE.value, strategy=strategy, data_dir=common_flags.DATA_DIR.value)
   for record, _ in results.values():
     print(line(record), flush=True)
-  if run_.is_chief:
-    transfer.write_results(run_.output_dir, evaluator.name,
-                           {name: result for name, (_, result) in results.items()},
+  files = {name: result for name, (_, result) in results.items()}
+  if is_chief:
+    transfer.write_results(output_dir, evaluator.name, files,
                            [s for name, (record, _) in results.items()
                             for s in scalars(name, record)])
-    print(f"-> {os.path.join(run_.output_dir, evaluator.name)}/ ({len(results)} result"
-          f"{'s' if len(results) != 1 else ''})", flush=True)
-  return {name: result for name, (_, result) in results.items()}
+    print(f"-> {os.path.join(output_dir, evaluator.name)}/ ({len(files)} result"
+          f"{'s' if len(files) != 1 else ''})", flush=True)
+  return files

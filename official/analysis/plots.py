@@ -14,9 +14,10 @@
   relearned_head_plot         Figure 6: accuracy of the original and of a relearned head
                               against class separation.
 
-Every function takes arrays or {network: {endpoint: value}} mappings, draws on a figure of
-`figsize` inches at `dpi` (a PNG of exactly figsize * dpi pixels), and returns the PNG bytes;
-with `path` it also writes them atomically (official.core.io). No global pyplot state is used,
+Every function takes arrays or {name: values} mappings, draws on a figure of `figsize` inches
+(or `panel_size` inches per panel) at `dpi` (a PNG of exactly that many pixels) with the
+figure title `title`, and returns the PNG bytes; with `path` it also writes them atomically
+(official.core.io). No global pyplot state is used,
 so figures can be drawn from several threads.
 """
 
@@ -143,14 +144,8 @@ def cka_heatmap_grid(blocks: Mapping[str, Any], *, row_labels: Sequence[str],
     blocks: panel title -> [L1, L2] CKA matrix (None for NaN), in panel order.
     row_labels, column_labels: the endpoint names of the rows and columns of every panel.
     row_titles, column_titles: per panel, the axis titles (the two networks' names).
-    title: figure title.
     columns: panels per row.
-    panel_size: (width, height) in inches of one panel.
-    dpi: pixels per inch.
-    path: if given, also written there atomically.
-
-  Returns:
-    The PNG bytes.
+    title, figsize or panel_size, dpi, path: as in every function of this module.
   """
   if not isinstance(blocks, Mapping) or not blocks:
     raise ValueError("blocks: expected a non-empty mapping panel title -> CKA matrix")
@@ -358,13 +353,7 @@ def accuracy_vs_transfer_plot(points: Mapping[str, Sequence[tuple[float, float]]
 
   Args:
     points: objective -> [(top-1, transfer accuracy)] as fractions in [0, 1], one per run.
-    title: figure title.
-    figsize: (width, height) in inches.
-    dpi: pixels per inch.
-    path: if given, also written there atomically.
-
-  Returns:
-    The PNG bytes.
+    title, figsize or panel_size, dpi, path: as in every function of this module.
   """
   fig = _new_figure(figsize, dpi)
   ax = fig.add_subplot()
@@ -394,13 +383,7 @@ def separation_vs_transfer_plot(points: Mapping[str, tuple[float, float]], *,
     subtitle: title of the first panel (e.g. the rank correlation).
     sweep: label -> (R^2, transfer accuracy), or None for one panel.
     sweep_title: title of the second panel.
-    title: figure title.
-    panel_size: (width, height) in inches of one panel.
-    dpi: pixels per inch.
-    path: if given, also written there atomically.
-
-  Returns:
-    The PNG bytes.
+    title, figsize or panel_size, dpi, path: as in every function of this module.
   """
   _check_figure_args(panel_size, dpi)
   panels = 2 if sweep else 1
@@ -433,13 +416,7 @@ def relearned_head_plot(points: Mapping[str, tuple[float, float, float]], *, tit
   Args:
     points: objective -> (R^2, original head accuracy, relearned head accuracy), accuracies
       as fractions.
-    title: figure title.
-    figsize: (width, height) in inches.
-    dpi: pixels per inch.
-    path: if given, also written there atomically.
-
-  Returns:
-    The PNG bytes.
+    title, figsize or panel_size, dpi, path: as in every function of this module.
   """
   fig = _new_figure(figsize, dpi)
   ax = fig.add_subplot()

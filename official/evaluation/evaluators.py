@@ -111,7 +111,18 @@ def _curve(points) -> list:
           for l2, score in points]
 
 
-class LinearProbe:
+class _FixedFeatures:
+  """An evaluator of fixed features: `checks` are (evaluated split, trained splits) pairs."""
+
+  checks = ()
+
+  def check(self, info, data: dict) -> None:
+    """Every evaluated class is trained on (check_classes), before any fit."""
+    for evaluated, trained in self.checks:
+      check_classes(info, data, evaluated, trained)
+
+
+class LinearProbe(_FixedFeatures):
   """Linear transfer on fixed features (Table 1 "Linear"), official.evaluation.linear_probe."""
 
   name = "linear_probe"
@@ -131,10 +142,6 @@ class LinearProbe:
     return {"l2_grid": [float(v) for v in grid],
             "num_refinements": linear_probe.NUM_REFINEMENTS,
             "max_iterations": self.max_iterations}
-
-  def check(self, info, data: dict) -> None:
-    for evaluated, trained in self.checks:
-      check_classes(info, data, evaluated, trained)
 
   def evaluate(self, info, data: dict) -> Record:
     """Penalty chosen on validation, refitted on train + validation, test scored."""
@@ -156,7 +163,7 @@ class LinearProbe:
         "test_seconds": end - test_start, "total_seconds": end - start})
 
 
-class KNN:
+class KNN(_FixedFeatures):
   """k-nearest-neighbour transfer on fixed features (Table 1 "kNN"), official.evaluation.knn."""
 
   name = "knn"
@@ -169,10 +176,6 @@ class KNN:
 
   def settings(self) -> dict:
     return {"k_max": self.k_max, "distance": self.distance}
-
-  def check(self, info, data: dict) -> None:
-    for evaluated, trained in self.checks:
-      check_classes(info, data, evaluated, trained)
 
   def evaluate(self, info, data: dict) -> Record:
     """Neighbours from train + validation (in stored order: the dataset's train_full split), k
