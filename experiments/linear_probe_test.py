@@ -20,7 +20,6 @@ from official.data import datasets
 from official.data import input_pipeline
 from official.evaluation import features
 from official.evaluation import linear_probe
-from official.evaluation import relearn_head
 from official.evaluation import relearn_head_test
 from official.modeling import pretrained
 
@@ -202,7 +201,7 @@ class LinearProbeBinaryTest(tf.test.TestCase):
     self.assertEqual(status, 0, stderr)
     result = io.read_json(os.path.join(output_dir, "relearn_head", "demo_texture_small.json"))
     # The pretraining dataset and split come from the model_dir's config.json.
-    expected = relearn_head.evaluate(
+    expected = relearn_head_test.relearn(
         self.model, self.info, "test", max_examples=100, batch_size=BATCH_SIZE,
         data_dir=self.data_dir, progress=False, l2_grid=[float(v) for v in L2_GRID],
         max_iterations=MAX_ITERATIONS)

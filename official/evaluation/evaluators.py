@@ -25,8 +25,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from official.evaluation import features
+from official.evaluation import inputs
 from official.evaluation import knn
 from official.evaluation import linear_probe
+from official.evaluation import metrics
 from official.evaluation import relearn_head
 from official.evaluation import representations
 
@@ -201,8 +204,8 @@ class KNN(_FixedFeatures):
 
 
 class RelearnHead:
-  """The network's head against a relearned linear head (Figure 6), official.evaluation.
-  relearn_head."""
+  """The network's own head against a linear head relearned on its penultimate features
+  (Figure 6; the protocol: official.evaluation.relearn_head)."""
 
   name = "relearn_head"
 
@@ -222,23 +225,64 @@ class RelearnHead:
     return {"max_examples": self.max_examples, "l2_grid": [float(v) for v in grid],
             "max_iterations": self.max_iterations}
 
-  def evaluate(self, model, info, split: str, **extraction) -> Record:
-    """Both heads scored on the part of `split` after its first `train_fraction`.
+  def evaluate(self, model, info, split: str, *, batch_size: int = 256,
+               data_dir: Optional[str] = None, strategy: Any = None,
+               cache_dir: Optional[str] = None, preprocess: str = "eval",
+               progress: bool = True) -> Record:
+    """Top-1 accuracy of both heads on the part of `split` after its first `train_fraction`.
 
     Args:
-      model: an EndpointModel with final_avg_pool and its head (outputs or final_layer).
+      model: an EndpointModel with final_avg_pool and its head (outputs or final_layer),
+        K = info.num_classes outputs.
       info: the pretraining dataset.
-      split: its evaluation split.
-      **extraction: batch_size, data_dir, strategy, cache_dir, preprocess, progress (see
-        official.evaluation.features.extract).
+      split: its evaluation split ("test" for ImageNet's validation set).
+      batch_size, data_dir, strategy, cache_dir, progress: of feature extraction
+        (official.evaluation.features.extract).
+      preprocess: "eval", the centre crop the network was evaluated with.
+
+    Raises:
+      ValueError: a bad fraction or max_examples, a model without the endpoints or of another
+        number of classes, or labels outside 0..K-1.
     """
-    s = relearn_head.evaluate(model, info, split, train_fraction=self.train_fraction,
-                              max_examples=self.max_examples, **extraction,
-                              **_fit_kwargs(self))
-    timings = {f"{key}_seconds": s[f"seconds_{key}"] for key in ("features", "fit", "total")}
-    scores = {k: v for k, v in s.items() if not k.startswith("seconds_")}
-    scores["validation_scores"] = _curve((p["l2"], p["score"]) for p in s["validation_scores"])
-    return Record(self.name, info.name, "top1", scores, self.settings(), timings)
+    start = time.perf_counter()
+    relearn_head.check_fraction(self.train_fraction)
+    head = relearn_head.check_model(model, info)
+    if self.max_examples is not None and int(self.max_examples) < 2:
+      raise ValueError(f"max_examples: {self.max_examples!r}; valid is at least 2 (one "
+                       "example to train on and one to test on)")
+    arrays, labels = features.extract(
+        model, info, split, endpoints=(features.PENULTIMATE, head), cache_dir=cache_dir,
+        batch_size=batch_size, data_dir=data_dir, preprocess=preprocess,
+        max_examples=self.max_examples, strategy=strategy, progress=progress)
+    where = f"{info.name}:{split}"
+    x = inputs.check_features(arrays[features.PENULTIMATE], f"{where} {features.PENULTIMATE}")
+    logits = inputs.check_features(arrays[head], f"{where} {head}", info.num_classes)
+    labels = inputs.check_labels(labels, f"{where} labels", x.shape[0], f"{where} features")
+    if logits.shape[0] != x.shape[0]:
+      raise ValueError(f"{where}: {head} has {logits.shape[0]} rows but "
+                       f"{features.PENULTIMATE} has {x.shape[0]}; they must match")
+    if labels.min() < 0 or labels.max() >= info.num_classes:
+      raise ValueError(f"{where}: labels outside 0..{info.num_classes - 1}; the network's "
+                       "classes must be the dataset's")
+    num_train = relearn_head.split_point(x.shape[0], self.train_fraction)
+    seconds_features = time.perf_counter() - start
+    test_labels = labels[num_train:]
+    original = metrics.top1(test_labels, np.argmax(logits[num_train:], axis=1))
+    fit_start = time.perf_counter()
+    probe = linear_probe.fit(x[:num_train], labels[:num_train], metric="top1",
+                             **_fit_kwargs(self))
+    relearned = metrics.top1(test_labels, probe.predict(x[num_train:]))
+    end = time.perf_counter()
+    scores = {"original": original, "relearned": relearned, "train_examples": int(num_train),
+              "test_examples": int(x.shape[0] - num_train), "l2": probe.l2,
+              "validation_score": probe.validation_score,
+              "validation_scores": _curve(probe.validation_scores.items()),
+              "num_classes": int(info.num_classes), "train_classes": int(probe.classes.size),
+              "head_endpoint": head, "train_fraction": float(self.train_fraction),
+              "split": split, "dataset": info.name, "feature_dim": int(x.shape[1])}
+    return Record(self.name, info.name, "top1", scores, self.settings(), {
+        "features_seconds": seconds_features, "fit_seconds": end - fit_start,
+        "total_seconds": end - start})
 
 
 class Representations:
