@@ -89,10 +89,6 @@ def model_names(paths: list[str], names: list[str] | None) -> list[str]:
     if len(set(names)) != len(names) or not all(names):
       raise cli.UsageError(f"--names: {','.join(names)} has an empty or repeated name; "
                            "expected distinct names")
-    bad = [n for n in names if representations.PAIR_SEPARATOR in n]
-    if bad:
-      raise cli.UsageError(f"--names: {bad[0]!r} contains "
-                           f"{representations.PAIR_SEPARATOR!r}; expected names without it")
     return list(names)
   out = []
   for path in paths:

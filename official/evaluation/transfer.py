@@ -1,10 +1,9 @@
 """Fixed-feature transfer of one pretrained network to several datasets (paper Table 1).
 
-What experiments/linear_probe and experiments/knn run: `evaluate_datasets` extracts the
-penultimate features of every dataset into the feature cache (official.evaluation.features)
-and checks them (finite, as many labels as rows, every evaluated class trained on) before
-anything is computed, then evaluates each dataset with one evaluator
-(official.evaluation.evaluators). `write_results` writes
+What experiments/linear_probe and knn run: `evaluate_datasets` extracts and checks the
+penultimate features of every dataset (official.evaluation.features; finite, as many labels
+as rows, every evaluated class trained on) before it evaluates each with one evaluator
+(official.evaluation.evaluators); `write_results` writes
 
   <output_dir>/<method>/<dataset>.json   one result per dataset, <dataset> spelt
                                          datasets.result_name
@@ -152,24 +151,18 @@ def evaluate_datasets(evaluator, model, model_path: str, infos: Sequence,
   return results
 
 
-def write_scalars(logdir: str, scalars: Sequence[tuple]) -> None:
-  """TensorBoard scalars (tag, step, value), written in the order of their steps."""
-  writer = tf.summary.create_file_writer(logdir)
+def write_results(output_dir: str, method: str, results: Mapping[str, dict],
+                  scalars: Sequence[tuple]) -> list:
+  """Writes <output_dir>/<method>/<name>.json for every result (atomically) and the
+  TensorBoard scalars (tag, step, value) in the order of their steps; returns the JSON paths."""
+  paths = []
+  for name, result in results.items():
+    paths.append(os.path.join(output_dir, method, f"{name}.json"))
+    io.atomic_write_json(paths[-1], result)
+  writer = tf.summary.create_file_writer(os.path.join(output_dir, TENSORBOARD_SUBDIR, method))
   with writer.as_default():
     for tag, step, value in sorted(scalars, key=lambda s: s[1]):
       tf.summary.scalar(tag, float(value), step=int(step))
   writer.flush()
   writer.close()
-
-
-def write_results(output_dir: str, method: str, results: Mapping[str, dict],
-                  scalars: Sequence[tuple]) -> list:
-  """Writes <output_dir>/<method>/<name>.json for every result (atomically) and the
-  TensorBoard scalars; returns the JSON paths."""
-  paths = []
-  for name, result in results.items():
-    path = os.path.join(output_dir, method, f"{name}.json")
-    io.atomic_write_json(path, result)
-    paths.append(path)
-  write_scalars(os.path.join(output_dir, TENSORBOARD_SUBDIR, method), scalars)
   return paths

@@ -108,7 +108,6 @@ def write(workdir: str) -> str:
   results = Results(workdir)
   out_dir = os.path.join(results.workdir, "report")
   fig_dir = os.path.join(out_dir, "figures")
-  os.makedirs(fig_dir, exist_ok=True)
   study = results.study
   objectives = results.objectives
   datasets = list(study["transfer_datasets"])
