@@ -25,14 +25,15 @@ import os
 
 from absl import flags
 from absl import logging
+import tensorflow as tf
 
+from experiments import common_flags
 from official.analysis import class_separation
 from official.core import cli
 from official.core import io
 from official.data import datasets
 from official.evaluation import representations
 from official.modeling import pretrained
-from official.training import distribute
 
 RESULT_FILE = "analysis.json"
 TENSORBOARD_DIR = "tensorboard"
@@ -59,37 +60,26 @@ _FIG2B_ENDPOINTS = flags.DEFINE_list(
     f"{representations.CORRESPONDING_ENDPOINTS}).")
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, f"Where results go (default: {DEFAULT_ROOT}/<dataset>-<hash>).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-_STRATEGY = flags.DEFINE_string(
-    "strategy", "default", f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)}.")
-_TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 _CLASSES = flags.DEFINE_string(
     "classes", None, "Class subset of the dataset, e.g. '0-9' or '0,2,5'.")
 
 
-def _config_path(model_path: str) -> str:
-  """config.json of a training model_dir, given it or its export/saved_model."""
-  path = os.path.normpath(os.path.abspath(model_path))
-  candidates = [os.path.join(path, pretrained.CONFIG_FILE)]
-  export_suffix = os.sep + os.path.normpath(pretrained.EXPORT_DIR)
-  if path.endswith(export_suffix):
-    candidates.append(os.path.join(path[:-len(export_suffix)], pretrained.CONFIG_FILE))
-  return next((c for c in candidates if os.path.isfile(c)), "")
+# --help lists --data_dir, --strategy and --tpu with this binary's own flags.
+flags.adopt_module_key_flags(common_flags)
 
 
 def default_name(model_path: str) -> str:
   """<objective>-seed<seed> from the run's config.json, else the model folder's name."""
-  config_path = _config_path(model_path)
-  if config_path:
-    try:
-      config = io.read_json(config_path)
+  try:
+    config = pretrained.training_config(model_path)
+    if config:
       objective = config["objective"]["name"]
       seed = config.get("train", {}).get("seed")
       return objective if seed is None else f"{objective}-seed{seed}"
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-      logging.warning("cannot read the objective from %s; naming the model by its folder",
-                      config_path)
-  return os.path.basename(os.path.normpath(os.path.abspath(model_path)))
+  except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    logging.warning("cannot read the objective from the config.json of %s; naming the model "
+                    "by its folder", model_path)
+  return os.path.basename(io.absolute(model_path))
 
 
 def model_names(paths: list[str], names: list[str] | None) -> list[str]:
@@ -101,10 +91,6 @@ def model_names(paths: list[str], names: list[str] | None) -> list[str]:
     if len(set(names)) != len(names) or not all(names):
       raise cli.UsageError(f"--names: {','.join(names)} has an empty or repeated name; "
                            "expected distinct names")
-    bad = [n for n in names if representations.PAIR_SEPARATOR in n]
-    if bad:
-      raise cli.UsageError(f"--names: {bad[0]!r} contains "
-                           f"{representations.PAIR_SEPARATOR!r}; expected names without it")
     return list(names)
   out = []
   for path in paths:
@@ -118,7 +104,7 @@ def model_names(paths: list[str], names: list[str] | None) -> list[str]:
 
 def default_output_dir(dataset: str, settings: dict) -> str:
   digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-  return os.path.join(DEFAULT_ROOT, f"{representations.safe_name(dataset)}-{digest}")
+  return os.path.join(DEFAULT_ROOT, f"{datasets.result_name(dataset)}-{digest}")
 
 
 def main(argv):
@@ -130,8 +116,8 @@ def main(argv):
     raise cli.UsageError(f"got {len(args)} positional argument(s); {USAGE}")
   paths, spec = args[:-1], args[-1]
   for path in paths:
-    if not os.path.isdir(path):
-      problem = "does not exist" if not os.path.exists(path) else "is not a directory"
+    if not tf.io.gfile.isdir(path):
+      problem = "does not exist" if not tf.io.gfile.exists(path) else "is not a directory"
       raise cli.UsageError(f"model path {path} {problem}; {USAGE}")
   names = model_names(paths, _NAMES.value)
   if _MAX_EXAMPLES.value is not None and _MAX_EXAMPLES.value < 4:
@@ -146,8 +132,8 @@ def main(argv):
   if _DISTANCE.value not in class_separation.DISTANCES:
     raise cli.UsageError(f"--distance: {_DISTANCE.value!r}; valid are "
                          f"{', '.join(class_separation.DISTANCES)}")
-  info = datasets.get(spec, data_dir=_DATA_DIR.value, classes=_CLASSES.value)
-  strategy = distribute.get_strategy(_STRATEGY.value, _TPU.value)
+  info = datasets.get(spec, data_dir=common_flags.DATA_DIR.value, classes=_CLASSES.value)
+  strategy = common_flags.strategy()
   models = {name: pretrained.load(path) for name, path in zip(names, paths)}
   analysed = _ENDPOINTS.value or representations.common_endpoints(models)
   unknown = [e for e in _FIG2B_ENDPOINTS.value or () if e not in analysed]
@@ -155,15 +141,15 @@ def main(argv):
     raise cli.UsageError(f"--fig2b_endpoints: {unknown[0]!r} is not analysed; valid are "
                          f"{', '.join(analysed)}")
 
-  settings = {"models": [os.path.abspath(p) for p in paths], "names": names,
+  settings = {"models": [io.absolute(p) for p in paths], "names": names,
               "dataset": info.name, "split": _SPLIT.value, "max_examples": _MAX_EXAMPLES.value,
               "batch_size": _BATCH_SIZE.value, "distance": _DISTANCE.value,
               "endpoints": _ENDPOINTS.value}
   output_dir = _OUTPUT_DIR.value or default_output_dir(info.name, settings)
   result = representations.analyze(
       models, info, _SPLIT.value, endpoints=_ENDPOINTS.value, batch_size=_BATCH_SIZE.value,
-      max_examples=_MAX_EXAMPLES.value, data_dir=_DATA_DIR.value, distance=_DISTANCE.value,
-      strategy=strategy, progress=True)
+      max_examples=_MAX_EXAMPLES.value, data_dir=common_flags.DATA_DIR.value,
+      distance=_DISTANCE.value, strategy=strategy, progress=True)
   images = representations.figures(result, corresponding_endpoints=_FIG2B_ENDPOINTS.value)
   # Label k of the analysed split is class_names[k] (classes: ids in the full dataset).
   result["class_names"] = list(info.class_names) if info.class_names else None

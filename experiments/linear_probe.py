@@ -8,10 +8,10 @@ r"""Linear transfer with fixed features (paper Table 1 "Linear", SPEC §4), and 
   python -m experiments.linear_probe --model=runs/demo/softmax-seed0 --relearn_head
 
 For every dataset: penultimate (`final_avg_pool`) features of its train, validation and test
-splits (transfer preprocessing; cached, see experiments/frozen_transfer.py), multinomial
+splits (transfer preprocessing; cached, see official/evaluation/transfer.py), multinomial
 logistic regression with an L2 penalty chosen on validation (the dataset's own validation
 split, or its holdout of train), refitted on train + validation and scored on test with the
-dataset's metric (official.evaluation.linear_probe.evaluate). Results:
+dataset's metric (official.evaluation.evaluators.LinearProbe). Results:
 
   <output_dir>/linear_probe/<dataset>.json   chosen l2, validation and test scores, every
                                              penalty tried, class names, timings, model path
@@ -37,20 +37,16 @@ import os
 
 from absl import flags
 
+from experiments import common_flags
 from experiments import frozen_transfer as ft
 from official.core import cli
 from official.data import datasets
+from official.evaluation import evaluators
 from official.evaluation import linear_probe
 from official.evaluation import relearn_head
+from official.evaluation import transfer
 from official.modeling import pretrained
 from official.training import distribute
-
-METHOD = "linear_probe"
-RELEARN_METHOD = "relearn_head"
-SPLITS = ("train", "validation", "test")
-# The penalty is chosen on validation and the refit scored on test: both must hold only
-# classes of train.
-CHECKS = (ft.SplitCheck("validation", ("train",)), ft.SplitCheck("test", ("train",)))
 
 _L2_GRID = flags.DEFINE_list(
     "l2_grid", None, "Penalties searched first, comma-separated (default: "
@@ -85,17 +81,27 @@ def _l2_grid() -> tuple:
   return grid
 
 
-def _validation_curve(scores: dict) -> list:
-  return [{"l2": float(l2), "log10_l2": math.log10(l2), "score": float(score)}
-          for l2, score in scores.items()]
-
-
 def _curve_scalars(name: str, tag: str, curve: list) -> list:
   return [(f"{name}/{tag}", round(1000 * point["log10_l2"]), point["score"]) for point in curve]
 
 
+def _scalars(name: str, record: evaluators.Record) -> list:
+  s = record.scores
+  return [(f"{name}/test_{record.metric}", 0, s["test_score"]),
+          (f"{name}/log10_l2", 0, s["log10_l2"]),
+          *_curve_scalars(name, f"validation_{record.metric}", s["validation_scores"])]
+
+
+def _line(record: evaluators.Record) -> str:
+  s = record.scores
+  return (f"{record.dataset}: test {record.metric} {s['test_score']:.4f} (l2 {s['l2']:.3g}, "
+          f"validation {s['validation_score']:.4f}; {s['num_train']} train, "
+          f"{s['num_validation']} validation, {s['num_test']} test)")
+
+
 # --help lists the shared flags (--model, --datasets, ...) with this binary's own.
 flags.adopt_module_key_flags(ft)
+flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):
@@ -109,48 +115,8 @@ def main(argv):
   given = [f for f in _RELEARN_ONLY if ft.given(f)]
   if given:
     raise cli.UsageError(f"--{given[0]} applies only with --relearn_head")
-
-  max_iterations = _MAX_ITERATIONS.value
-
-  def evaluate(info, name: str, data: dict) -> ft.Evaluation:
-    """The probe on one dataset: penalty chosen on validation, refitted, test scored."""
-    (train_x, train_y), (val_x, val_y), (test_x, test_y) = (data[s] for s in SPLITS)
-    scores = linear_probe.evaluate(train_x, train_y, val_x, val_y, test_x, test_y,
-                                   metric=info.metric, l2_grid=grid,
-                                   max_iterations=max_iterations)
-    curve = _validation_curve(scores["validation_scores"])
-    metric = info.metric
-    record = {
-        "l2": scores["l2"],
-        "log10_l2": math.log10(scores["l2"]),
-        "validation_score": scores["validation_score"],
-        "test_score": scores["test_score"],
-        "validation_scores": curve,
-        "l2_grid": list(grid),
-        "num_refinements": linear_probe.NUM_REFINEMENTS,
-        "max_iterations": max_iterations,
-        "num_train": scores["num_train"],
-        "num_validation": scores["num_validation"],
-        "num_test": scores["num_test"],
-        "feature_dim": scores["feature_dim"],
-    }
-    scalars = [(f"{name}/test_{metric}", 0, scores["test_score"]),
-               (f"{name}/log10_l2", 0, math.log10(scores["l2"]))]
-    scalars += _curve_scalars(name, f"validation_{metric}", curve)
-    line = (f"{info.name}: test {metric} {scores['test_score']:.4f} (l2 {scores['l2']:.3g}, "
-            f"validation {scores['validation_score']:.4f}; {scores['num_train']} train, "
-            f"{scores['num_validation']} validation, {scores['num_test']} test)")
-    timings = {f"{key}_seconds": scores[f"seconds_{key}"] for key in ("search", "refit", "test")}
-    return ft.Evaluation(record, scalars, line, timings)
-
-  ft.evaluate_datasets(ft.prepare(), METHOD, SPLITS, CHECKS, evaluate)
-
-
-def _names(names, shown: int = 4) -> str:
-  """The first few class names, e.g. "['cat', 'dog', ...]"."""
-  names = [str(n) for n in names]
-  return "[" + ", ".join([repr(n) for n in names[:shown]] +
-                         (["..."] if len(names) > shown else [])) + "]"
+  ft.run(evaluators.LinearProbe(l2_grid=grid, max_iterations=_MAX_ITERATIONS.value),
+         _scalars, _line)
 
 
 def _relearn(grid: tuple) -> None:
@@ -165,10 +131,7 @@ def _relearn(grid: tuple) -> None:
   if _MAX_EXAMPLES.value is not None and _MAX_EXAMPLES.value < 2:
     raise cli.UsageError(f"--max_examples: {_MAX_EXAMPLES.value}; valid is at least 2")
   path = ft.MODEL.value
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"--model: {path} does not exist; expected a training model_dir "
-                            "or a SavedModel directory")
-  data = ft.pretraining_data(path)
+  data = pretrained.training_config(path).get("data") or {}
   dataset = _PRETRAIN_DATASET.value or data.get("dataset")
   if not dataset:
     raise cli.UsageError(f"--pretrain_dataset is required: {path} has no "
@@ -181,65 +144,38 @@ def _relearn(grid: tuple) -> None:
   if split not in datasets.SPLIT_NAMES:
     raise cli.UsageError(f"--pretrain_split: {split!r}; valid are "
                          f"{', '.join(datasets.SPLIT_NAMES)}")
-  data_dir = ft.DATA_DIR.value or data.get("data_dir")
+  data_dir = common_flags.DATA_DIR.value or data.get("data_dir")
   preprocess = data.get("eval_preprocess") or "eval"
   info = datasets.get(dataset, data_dir=data_dir, classes=classes)
-  recorded = data.get("class_names")
-  if recorded and info.class_names and tuple(recorded) != tuple(info.class_names):
-    config_path = os.path.join(ft.training_model_dir(path), pretrained.CONFIG_FILE)
-    names, recorded = list(info.class_names), list(recorded)
-    k = next(k for k in range(max(len(names), len(recorded)))
-             if names[k:k + 1] != recorded[k:k + 1])
-    raise ValueError(
-        f"{info.name}: its {len(names)} classes {_names(names)} are not the "
-        f"{len(recorded)} classes {_names(recorded)} that {config_path} records the network "
-        f"was pretrained on (label {k}: {names[k] if k < len(names) else None!r} vs "
-        f"{recorded[k] if k < len(recorded) else None!r}), so its head would be scored "
-        "against other labels; pass the dataset and --classes it was pretrained on")
-  strategy = distribute.get_strategy(ft.STRATEGY.value, ft.TPU.value)
+  difference = datasets.class_name_difference(info.class_names or (),
+                                              data.get("class_names") or ())
+  if data.get("class_names") and info.class_names and difference:
+    config_path = os.path.join(pretrained.training_model_dir(path), pretrained.CONFIG_FILE)
+    raise ValueError(f"{info.name}: {difference} by {config_path} as the classes the network "
+                     "was pretrained on, so its head would be scored against other labels; "
+                     "pass the dataset and --classes it was pretrained on")
+  strategy = common_flags.strategy()
   _, _, is_chief = distribute.worker_info(strategy)
-  model = pretrained.load(path)
+  model, _ = pretrained.resolve(path)
   relearn_head.check_model(model, info)
-  output_dir, cache_dir = ft.output_dirs(path)
-
-  with ft.FeatureStore(cache_dir) as store:
-    result = relearn_head.evaluate(
-        model, info, split, train_fraction=fraction, max_examples=_MAX_EXAMPLES.value,
-        batch_size=ft.BATCH_SIZE.value, data_dir=data_dir, strategy=strategy,
-        cache_dir=store.staging, preprocess=preprocess, progress=True, l2_grid=grid,
-        max_iterations=_MAX_ITERATIONS.value)
-    if is_chief:
-      store.commit()
-  curve = [dict(point, log10_l2=math.log10(point["l2"]))
-           for point in result.pop("validation_scores")]
-  timings = {f"{key}_seconds": result.pop(f"seconds_{key}")
-             for key in ("features", "fit", "total")}
-  name = ft.result_name(info.name)
-  record = {
-      "method": RELEARN_METHOD,
-      **ft.dataset_record(info),
-      **result,
-      "metric": "top1",
-      "validation_scores": curve,
-      "model": os.path.abspath(path),
-      "model_loaded_from": os.path.abspath(model.path),
-      "image_size": list(model.input_size),
-      "preprocess": preprocess,
-      "max_examples": _MAX_EXAMPLES.value,
-      "l2_grid": list(grid),
-      "max_iterations": _MAX_ITERATIONS.value,
-      "feature_cache": cache_dir,
-      "timings": timings,
-  }
-  print(f"{info.name}:{split}: original head top1 {result['original']:.4f}, relearned head "
-        f"top1 {result['relearned']:.4f} (l2 {result['l2']:.3g}; trained on the first "
-        f"{result['train_examples']}, scored on the other {result['test_examples']})",
-        flush=True)
+  output_dir, cache_dir = ft.output_dirs()
+  evaluator = evaluators.RelearnHead(train_fraction=fraction, max_examples=_MAX_EXAMPLES.value,
+                                     l2_grid=grid, max_iterations=_MAX_ITERATIONS.value)
+  record = evaluator.evaluate(model, info, split, batch_size=ft.BATCH_SIZE.value,
+                              data_dir=data_dir, strategy=strategy,
+                              cache_dir=cache_dir if is_chief else None,
+                              preprocess=preprocess, progress=True)
+  s, name = record.scores, datasets.result_name(info.name)
+  print(f"{info.name}:{split}: original head top1 {s['original']:.4f}, relearned head "
+        f"top1 {s['relearned']:.4f} (l2 {s['l2']:.3g}; trained on the first "
+        f"{s['train_examples']}, scored on the other {s['test_examples']})", flush=True)
   if is_chief:
-    scalars = [(f"{name}/original_top1", 0, result["original"]),
-               (f"{name}/relearned_top1", 0, result["relearned"])]
-    scalars += _curve_scalars(name, "validation_top1", curve)
-    path = ft.write_results(output_dir, RELEARN_METHOD, {name: record}, scalars)[0]
+    result = {**transfer.dataset_record(info),
+              **transfer.model_record(model, path, cache_dir, preprocess), **record.to_json()}
+    scalars = [(f"{name}/original_top1", 0, s["original"]),
+               (f"{name}/relearned_top1", 0, s["relearned"]),
+               *_curve_scalars(name, "validation_top1", s["validation_scores"])]
+    path = transfer.write_results(output_dir, evaluator.name, {name: result}, scalars)[0]
     print(f"-> {path}", flush=True)
 
 

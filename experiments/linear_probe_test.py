@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from experiments import frozen_transfer
+from official.evaluation import transfer
 from experiments import linear_probe as linear_probe_main
 from official.core import cli
 from official.core import io
@@ -20,7 +20,6 @@ from official.data import datasets
 from official.data import input_pipeline
 from official.evaluation import features
 from official.evaluation import linear_probe
-from official.evaluation import relearn_head
 from official.evaluation import relearn_head_test
 from official.modeling import pretrained
 
@@ -107,9 +106,11 @@ class LinearProbeBinaryTest(tf.test.TestCase):
   def _expected(self, info, data, metric):
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = (
         data[s] for s in ("train", "validation", "test"))
-    return linear_probe.evaluate(train_x, train_y, val_x, val_y, test_x, test_y,
-                                 metric=metric, l2_grid=[float(v) for v in L2_GRID],
-                                 max_iterations=MAX_ITERATIONS)
+    probe = linear_probe.fit(train_x, train_y, val_x, val_y, metric=metric,
+                             l2_grid=[float(v) for v in L2_GRID], max_iterations=MAX_ITERATIONS)
+    return {"l2": probe.l2, "validation_score": probe.validation_score,
+            "validation_scores": dict(probe.validation_scores),
+            "test_score": probe.score(test_x, test_y, metric)}
 
   def test_demo_end_to_end_then_cached(self):
     process = run_binary("linear_probe", f"--model={self.model_dir}", f"--datasets={DATASET}",
@@ -200,7 +201,7 @@ class LinearProbeBinaryTest(tf.test.TestCase):
     self.assertEqual(status, 0, stderr)
     result = io.read_json(os.path.join(output_dir, "relearn_head", "demo_texture_small.json"))
     # The pretraining dataset and split come from the model_dir's config.json.
-    expected = relearn_head.evaluate(
+    expected = relearn_head_test.relearn(
         self.model, self.info, "test", max_examples=100, batch_size=BATCH_SIZE,
         data_dir=self.data_dir, progress=False, l2_grid=[float(v) for v in L2_GRID],
         max_iterations=MAX_ITERATIONS)
@@ -259,12 +260,12 @@ class LinearProbeBinaryTest(tf.test.TestCase):
                        relearn_head=True)
 
   def test_default_output_dirs(self):
-    self.assertEqual(frozen_transfer.default_output_dir(self.model_dir),
+    self.assertEqual(transfer.default_output_dir(self.model_dir),
                      os.path.join(self.model_dir, "transfer"))
-    self.assertEqual(frozen_transfer.default_output_dir(
+    self.assertEqual(transfer.default_output_dir(
         os.path.join(self.model_dir, "export", "saved_model")),
                      os.path.join(self.model_dir, "transfer"))
-    self.assertEqual(frozen_transfer.default_output_dir("/models/released/softmax_seed0/"),
+    self.assertEqual(transfer.default_output_dir("/models/released/softmax_seed0/"),
                      os.path.join("transfer", "softmax_seed0"))
 
 

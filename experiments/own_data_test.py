@@ -22,7 +22,6 @@ from PIL import Image
 
 from official.data import datasets
 from official.data import input_pipeline
-from official.evaluation import representations
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Sorted names, so class id k is CLASS_NAMES[k]. Their luminances (29, 179, 135, 105, 69, 226)
@@ -193,7 +192,7 @@ class OwnDataTest(absltest.TestCase):
       process = run_binary(module, f"--model={self.model_dirs[0]}", f"--datasets={self.spec}",
                            "--classes=3-5", f"--output_dir={output_dir}", *flags)
       self.assertEqual(process.returncode, 0, process.stderr[-3000:])
-      name = representations.safe_name(datasets.get(self.spec, classes="3-5").name)
+      name = datasets.result_name(datasets.get(self.spec, classes="3-5").name)
       result = read_json(os.path.join(output_dir, module, name + ".json"))
       self.assertEqual(result["class_names"], CLASS_NAMES[3:])
       self.assertEqual(result["classes"], [3, 4, 5])

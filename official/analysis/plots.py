@@ -1,16 +1,23 @@
-"""Figures of the representation analysis (paper Figures 2-4), rendered with matplotlib's Agg.
+"""Every figure of the project (paper Figures 1-6), rendered with matplotlib's Agg.
 
+  accuracy_vs_transfer_plot   Figure 1: pretraining accuracy against mean linear transfer
+                              accuracy, one point per run.
   cka_heatmap                 Figure 2a: minibatch CKA between every endpoint of network A
                               (rows) and every endpoint of network B (columns).
+  cka_heatmap_grid            Figure 2a for several pairs: one such panel per pair.
   corresponding_cka_heatmaps  Figure 2b: for each of a few endpoints, CKA between that endpoint
                               of every pair of networks ([M, M] per panel).
   sparsity_plot               Figure 3: % non-zero activations per endpoint, one line per
                               network, dashed lines at the boundaries between stages.
   class_separation_plot       Figure 4: class separation R^2 (eq. 11) per endpoint.
+  separation_vs_transfer_plot Figure 5: class separation against mean linear transfer.
+  relearned_head_plot         Figure 6: accuracy of the original and of a relearned head
+                              against class separation.
 
-Every function takes arrays or {network: {endpoint: value}} mappings, draws on a figure of
-`figsize` inches at `dpi` (a PNG of exactly figsize * dpi pixels), and returns the PNG bytes;
-with `path` it also writes them atomically (official.core.io). No global pyplot state is used,
+Every function takes arrays or {name: values} mappings, draws on a figure of `figsize` inches
+(or `panel_size` inches per panel) at `dpi` (a PNG of exactly that many pixels) with the
+figure title `title`, and returns the PNG bytes; with `path` it also writes them atomically
+(official.core.io). No global pyplot state is used,
 so figures can be drawn from several threads.
 """
 
@@ -106,16 +113,65 @@ def cka_heatmap(cka: Any, *, row_labels: Sequence[str], column_labels: Sequence[
                      f"labels for a CKA matrix of shape {matrix.shape}; expected one per row "
                      "and column")
   fig = _new_figure(figsize, dpi)
-  ax = fig.add_subplot()
+  _draw_cka(fig, fig.add_subplot(), matrix, row_labels, column_labels, row_title, column_title,
+            title)
+  return _png(fig, dpi, path)
+
+
+def _draw_cka(fig, ax, matrix: np.ndarray, row_labels: Sequence[str],
+              column_labels: Sequence[str], row_title: str, column_title: str, title: str,
+              fontsize: int = 10) -> None:
   image = ax.imshow(np.ma.masked_invalid(matrix), origin="lower", cmap=CKA_COLORMAP,
                     vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
   _tick_labels(ax, column_labels, "x")
   _tick_labels(ax, row_labels, "y")
-  ax.set_xlabel(column_title)
-  ax.set_ylabel(row_title)
+  ax.set_xlabel(column_title, fontsize=fontsize - 2)
+  ax.set_ylabel(row_title, fontsize=fontsize - 2)
   if title:
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=fontsize)
   fig.colorbar(image, ax=ax, label="CKA")
+
+
+def cka_heatmap_grid(blocks: Mapping[str, Any], *, row_labels: Sequence[str],
+                     column_labels: Sequence[str], row_titles: Sequence[str],
+                     column_titles: Sequence[str], title: str = "", columns: int = 3,
+                     panel_size: Sequence[float] = (3.6, 3.4), dpi: int = 100,
+                     path: Optional[str] = None) -> bytes:
+  """Figure 2a for several pairs of networks: one `cka_heatmap` panel per pair, `columns`
+  panels a row.
+
+  Args:
+    blocks: panel title -> [L1, L2] CKA matrix (None for NaN), in panel order.
+    row_labels, column_labels: the endpoint names of the rows and columns of every panel.
+    row_titles, column_titles: per panel, the axis titles (the two networks' names).
+    columns: panels per row.
+    title, figsize or panel_size, dpi, path: as in every function of this module.
+  """
+  if not isinstance(blocks, Mapping) or not blocks:
+    raise ValueError("blocks: expected a non-empty mapping panel title -> CKA matrix")
+  if len(row_titles) != len(blocks) or len(column_titles) != len(blocks):
+    raise ValueError(f"row_titles, column_titles: {len(row_titles)} and {len(column_titles)} "
+                     f"titles for {len(blocks)} panels; expected one per panel")
+  matrices = []
+  for name, values in blocks.items():
+    matrix = _matrix(_none_to_nan(values), f"blocks[{name!r}]")
+    if matrix.shape != (len(row_labels), len(column_labels)):
+      raise ValueError(f"blocks[{name!r}]: has shape {matrix.shape}; expected "
+                       f"[{len(row_labels)}, {len(column_labels)}], one row and column per "
+                       "label")
+    matrices.append(matrix)
+  _check_figure_args(panel_size, dpi)
+  columns = max(1, min(int(columns), len(matrices)))
+  rows = -(-len(matrices) // columns)
+  fig = _new_figure((columns * float(panel_size[0]), rows * float(panel_size[1])), dpi)
+  axes = list(fig.subplots(rows, columns, squeeze=False).flat)
+  for ax, matrix, name, row_title, column_title in zip(axes, matrices, blocks, row_titles,
+                                                        column_titles):
+    _draw_cka(fig, ax, matrix, row_labels, column_labels, row_title, column_title, name, 9)
+  for ax in axes[len(matrices):]:
+    ax.axis("off")
+  if title:
+    fig.suptitle(title, fontsize=10)
   return _png(fig, dpi, path)
 
 
@@ -280,3 +336,99 @@ def class_separation_plot(class_separation: Mapping[str, Any], endpoints: Sequen
   return _endpoint_curves(lines, endpoints, ylabel="class separation $R^2$", title=title,
                           ylim=None, boundaries=stage_boundaries, figsize=figsize, dpi=dpi,
                           path=path)
+
+
+def _legend_once(ax) -> None:
+  handles, labels = ax.get_legend_handles_labels()
+  unique = dict(zip(labels, handles))
+  if unique:
+    ax.legend(unique.values(), unique.keys(), fontsize=6)
+
+
+def accuracy_vs_transfer_plot(points: Mapping[str, Sequence[tuple[float, float]]], *,
+                              title: str = "", figsize: Sequence[float] = (5.0, 4.0),
+                              dpi: int = 100, path: Optional[str] = None) -> bytes:
+  """Figure 1: one point per run, pretraining top-1 (x, %) against mean linear transfer
+  accuracy (y, %), coloured by objective.
+
+  Args:
+    points: objective -> [(top-1, transfer accuracy)] as fractions in [0, 1], one per run.
+    title, figsize or panel_size, dpi, path: as in every function of this module.
+  """
+  fig = _new_figure(figsize, dpi)
+  ax = fig.add_subplot()
+  for i, (objective, runs) in enumerate(points.items()):
+    for top1, transfer in runs:
+      ax.scatter(100 * top1, 100 * transfer, color=f"C{i % 10}", label=objective, s=25)
+  _legend_once(ax)
+  ax.set_xlabel("pretraining top-1 (%)")
+  ax.set_ylabel("mean linear transfer (%)")
+  if title:
+    ax.set_title(title, fontsize=10)
+  return _png(fig, dpi, path)
+
+
+def separation_vs_transfer_plot(points: Mapping[str, tuple[float, float]], *,
+                                subtitle: str = "",
+                                sweep: Optional[Mapping[str, tuple[float, float]]] = None,
+                                sweep_title: str = "", title: str = "",
+                                panel_size: Sequence[float] = (5.0, 4.0), dpi: int = 100,
+                                path: Optional[str] = None) -> bytes:
+  """Figure 5: class separation R^2 (x) against mean linear transfer accuracy (y, %), one point
+  per objective; with `sweep`, a second panel of labelled points (e.g. cosine softmax
+  temperatures).
+
+  Args:
+    points: objective -> (R^2, transfer accuracy as a fraction).
+    subtitle: title of the first panel (e.g. the rank correlation).
+    sweep: label -> (R^2, transfer accuracy), or None for one panel.
+    sweep_title: title of the second panel.
+    title, figsize or panel_size, dpi, path: as in every function of this module.
+  """
+  _check_figure_args(panel_size, dpi)
+  panels = 2 if sweep else 1
+  fig = _new_figure((panels * float(panel_size[0]), float(panel_size[1])), dpi)
+  axes = fig.subplots(1, panels, squeeze=False)[0]
+  for i, (objective, (r2, transfer)) in enumerate(points.items()):
+    axes[0].scatter(r2, 100 * transfer, color=f"C{i % 10}", label=objective)
+  _legend_once(axes[0])
+  axes[0].set_ylabel("mean linear transfer (%)")
+  if subtitle:
+    axes[0].set_title(subtitle, fontsize=9)
+  if sweep:
+    for label, (r2, transfer) in sweep.items():
+      axes[1].scatter(r2, 100 * transfer)
+      axes[1].annotate(label, (r2, 100 * transfer), fontsize=7)
+    axes[1].set_title(sweep_title, fontsize=9)
+  for ax in axes:
+    ax.set_xlabel("class separation $R^2$")
+  if title:
+    fig.suptitle(title, fontsize=10)
+  return _png(fig, dpi, path)
+
+
+def relearned_head_plot(points: Mapping[str, tuple[float, float, float]], *, title: str = "",
+                        figsize: Sequence[float] = (5.0, 4.0), dpi: int = 100,
+                        path: Optional[str] = None) -> bytes:
+  """Figure 6: per objective, the accuracy (%) of the network's own head and of a relearned
+  linear head against class separation R^2, joined by a line.
+
+  Args:
+    points: objective -> (R^2, original head accuracy, relearned head accuracy), accuracies
+      as fractions.
+    title, figsize or panel_size, dpi, path: as in every function of this module.
+  """
+  fig = _new_figure(figsize, dpi)
+  ax = fig.add_subplot()
+  for r2, original, relearned in points.values():
+    ax.plot([r2, r2], [100 * original, 100 * relearned], color="grey", lw=0.8)
+    ax.scatter(r2, 100 * original, color="tab:blue")
+    ax.scatter(r2, 100 * relearned, color="tab:orange")
+  ax.scatter([], [], color="tab:blue", label="original head")
+  ax.scatter([], [], color="tab:orange", label="relearned head")
+  ax.legend(fontsize=7)
+  ax.set_xlabel("class separation $R^2$")
+  ax.set_ylabel("accuracy (%)")
+  if title:
+    ax.set_title(title, fontsize=10)
+  return _png(fig, dpi, path)

@@ -1,4 +1,4 @@
-"""Tests for the figures of the representation analysis (paper Figures 2-4)."""
+"""Tests for the figures of the paper (Figures 1-6)."""
 
 import io as _io
 import os
@@ -157,6 +157,38 @@ class EndpointCurvesTest(parameterized.TestCase):
       plots.sparsity_plot({"a": [0.5] * 9}, ENDPOINTS, stage_boundaries=[9])
     with self.assertRaisesRegex(ValueError, r"^figsize: got \(0, 3\)"):
       plots.class_separation_plot({"a": [0.5] * 9}, ENDPOINTS, figsize=(0, 3))
+
+
+class StudyFiguresTest(absltest.TestCase):
+
+  def test_cka_grid_has_one_panel_per_pair_in_the_top_colour(self):
+    labels = ENDPOINTS[:3]
+    top = _rgb(plots.CKA_COLORMAP, 1.0)
+    single = _image(plots.cka_heatmap_grid({"a vs a": np.ones((3, 3))}, row_labels=labels,
+                                           column_labels=labels, row_titles=["a"],
+                                           column_titles=["a"], dpi=50))
+    grid = _image(plots.cka_heatmap_grid(
+        {f"a vs {b}": np.ones((3, 3)) for b in "abcd"}, row_labels=labels,
+        column_labels=labels, row_titles=["a"] * 4, column_titles=list("abcd"), dpi=50))
+    # 4 panels, 3 a row: 3 x 2 panels of (3.6, 3.4) inches at 50 dpi.
+    self.assertEqual(grid.shape[:2], (2 * 170, 3 * 180))
+    self.assertEqual(single.shape[:2], (170, 180))
+    ratio = _colour_mask(grid, top).sum() / _colour_mask(single, top).sum()
+    self.assertBetween(ratio, 3.6, 4.4)
+    with self.assertRaisesRegex(ValueError, "expected \\[3, 3\\]"):
+      plots.cka_heatmap_grid({"a vs b": np.ones((2, 3))}, row_labels=labels,
+                             column_labels=labels, row_titles=["a"], column_titles=["b"])
+
+  def test_scatter_figures_draw_one_marker_colour_per_objective(self):
+    first = _image(plots.accuracy_vs_transfer_plot({"softmax": [(0.5, 0.6), (0.4, 0.7)]}))
+    self.assertGreater(_colour_mask(first, FIRST_LINE_RGB).sum(), 30)
+    self.assertEqual(first.shape[:2], (400, 500))
+    fifth = plots.separation_vs_transfer_plot({"softmax": (0.4, 0.6)}, sweep={"0.05": (0.5, 0.5)},
+                                              dpi=50)
+    self.assertEqual(_image(fifth).shape[:2], (200, 500))
+    sixth = _image(plots.relearned_head_plot({"softmax": (0.4, 0.3, 0.5)}))
+    orange = np.round(255 * np.asarray(colormaps["tab10"](1)[:3])).astype(np.int64)
+    self.assertGreater(_colour_mask(sixth, orange).sum(), 30)
 
 
 if __name__ == "__main__":

@@ -166,6 +166,34 @@ def valid_names() -> List[str]:
   return sorted(REGISTRY) + sorted(ALIASES) + [FOLDER_PREFIX + "<path>"]
 
 
+def result_name(spec: str) -> str:
+  """File-name spelling of a dataset spec in result files, caches and TensorBoard tags: every
+  character outside [A-Za-z0-9_.-] becomes "_" ("demo_texture/small" -> "demo_texture_small",
+  "folder:/d/x@5-9" -> "folder__d_x_5-9"); registry names are unchanged."""
+  return re.sub(r"[^A-Za-z0-9_.\-]", "_", spec) or "_"
+
+
+def class_name_difference(names: Sequence[str], recorded: Sequence[str]) -> Optional[str]:
+  """None when two class-name lists agree label by label; otherwise one line saying how they
+  differ, e.g. "3 classes [..., 1: 'teal', 2: 'magenta'] vs 3 recorded [..., 1: 'teal',
+  2: 'blue'] (label 2: 'magenta' vs 'blue')", for errors that refuse mismatched labels."""
+  names, recorded = tuple(names), tuple(recorded)
+  if names == recorded:
+    return None
+  k = next(k for k in range(max(len(names), len(recorded)))
+           if names[k:k + 1] != recorded[k:k + 1])
+
+  def shown(values: tuple) -> str:
+    low, high = max(0, k - 1), min(len(values), k + 2)
+    items = [f"{i}: {values[i]!r}" for i in range(low, high)]
+    return "[" + ", ".join((["..."] if low else []) + items +
+                           (["..."] if high < len(values) else [])) + "]"
+
+  at = lambda values: values[k] if k < len(values) else None
+  return (f"{len(names)} classes {shown(names)} vs {len(recorded)} recorded {shown(recorded)} "
+          f"(label {k}: {at(names)!r} vs {at(recorded)!r})")
+
+
 def parse_classes(classes: str, num_classes: int) -> Tuple[int, ...]:
   """Parses "0-4" (inclusive range), "0,2,5" or mixes like "0-3,7" into class ids."""
   if not isinstance(classes, str) or not classes.strip():

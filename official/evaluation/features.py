@@ -2,8 +2,10 @@
 
 Transfer with fixed features (paper §3.1, SPEC §4) uses the penultimate `final_avg_pool`
 features, with the transfer preprocessing (shorter side resized, centre crop, no
-augmentation). Arrays are cached under `cache_dir` keyed by the model and the dataset, so a
-second probe on the same model and dataset reads them instead of recomputing.
+augmentation). Arrays are cached under `cache_dir` (any tf.io.gfile path), one `.npz` per
+model fingerprint, dataset, split, endpoints and preprocessing, each written atomically, so a
+second probe on the same model and dataset reads them instead of recomputing; this is the one
+feature cache of the study and of the transfer binaries (<model_dir>/transfer/features).
 """
 
 import hashlib
@@ -20,6 +22,8 @@ import tqdm
 from official.core import io
 from official.data import datasets
 from official.data import input_pipeline
+from official.evaluation import inputs
+from official.modeling import pretrained
 from official.modeling import resnet
 
 PENULTIMATE = resnet.PENULTIMATE
@@ -127,31 +131,57 @@ def iterate(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
       yield {k: np.asarray(v) for k, v in outputs.items()}, labels
 
 
+def cache_path(cache_dir: str, model, info, split: str, *,
+               endpoints: Sequence[str] = (PENULTIMATE,), **kwargs) -> str:
+  """The cache file of a split's activations: <cache_dir>/<dataset>-<split>-<key>.npz, the key
+  a hash of the model fingerprint, the dataset and its classes, the split, the endpoints, the
+  preprocessing, max_examples and the image size (`kwargs` as for `iterate`)."""
+  description = {
+      "model": model_fingerprint(model), "dataset": info.name,
+      "classes": getattr(info, "classes", None), "split": split,
+      "split_spec": info.split(split) if hasattr(info, "split") else None,
+      "data_dir": io.absolute(kwargs["data_dir"]) if kwargs.get("data_dir")
+                  else None,
+      "endpoints": list(endpoints), "preprocess": kwargs.get("preprocess", "transfer"),
+      "max_examples": kwargs.get("max_examples"), "image_size": list(model.input_size)}
+  if getattr(info, "content_hash", None):
+    # An image folder: its files (and so its class names) are part of what is cached.
+    description["content_hash"] = info.content_hash
+  key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
+  return os.path.join(cache_dir, f"{info.name.replace('/', '_').replace(':', '_')}"
+                                 f"-{split}-{key}.npz")
+
+
+def read_cached(path: str, endpoints: Sequence[str]) -> Optional[tuple[dict, np.ndarray]]:
+  """`({endpoint: array}, labels)` of a cache file, None when there is none."""
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path, "rb") as f, np.load(_io.BytesIO(f.read())) as cached:
+    return {e: cached[e] for e in endpoints}, cached["labels"]
+
+
+def write_cached(path: str, arrays: dict, labels: np.ndarray) -> None:
+  """Writes a cache file atomically (a reader sees the whole file or none)."""
+  buffer = _io.BytesIO()
+  np.savez(buffer, labels=labels, **arrays)
+  io.atomic_write_bytes(path, buffer.getvalue())
+
+
 def extract(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,),
-            cache_dir: Optional[str] = None, **kwargs) -> tuple[dict, np.ndarray]:
+            cache_dir: Optional[str] = None, defer: Optional[dict] = None,
+            **kwargs) -> tuple[dict, np.ndarray]:
   """All activations of `endpoints` on a split: `({endpoint: [n, ...]}, labels [n])`.
 
   With `cache_dir`, the arrays are stored as one `.npz` per (model, dataset, split,
-  endpoints, preprocessing) and reused by later calls.
+  endpoints, preprocessing) (`cache_path`) and reused by later calls; with `defer` as well,
+  arrays computed here are not written but added to it as cache path -> (arrays, labels), for
+  the caller to write (`write_cached`) once they passed its checks.
   """
-  key = None
-  if cache_dir:
-    description = {
-        "model": model_fingerprint(model), "dataset": info.name,
-        "classes": getattr(info, "classes", None), "split": split,
-        "split_spec": info.split(split) if hasattr(info, "split") else None,
-        "data_dir": os.path.abspath(kwargs["data_dir"]) if kwargs.get("data_dir") else None,
-        "endpoints": list(endpoints), "preprocess": kwargs.get("preprocess", "transfer"),
-        "max_examples": kwargs.get("max_examples"), "image_size": list(model.input_size)}
-    if getattr(info, "content_hash", None):
-      # An image folder: its files (and so its class names) are part of what is cached.
-      description["content_hash"] = info.content_hash
-    key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
-    path = os.path.join(cache_dir, f"{info.name.replace('/', '_').replace(':', '_')}"
-                                   f"-{split}-{key}.npz")
-    if os.path.exists(path):
-      with np.load(path) as cached:
-        return {e: cached[e] for e in endpoints}, cached["labels"]
+  path = cache_path(cache_dir, model, info, split, endpoints=endpoints,
+                    **kwargs) if cache_dir else None
+  cached = read_cached(path, endpoints) if path else None
+  if cached is not None:
+    return cached
   chunks = {e: [] for e in endpoints}
   labels = []
   for outputs, batch_labels in iterate(model, info, split, endpoints=endpoints, **kwargs):
@@ -162,11 +192,30 @@ def extract(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
     raise ValueError(f"dataset {info.name!r} split {split!r} is empty")
   arrays = {e: np.concatenate(v) for e, v in chunks.items()}
   labels = np.concatenate(labels).astype(np.int64)
-  if cache_dir:
-    buffer = _io.BytesIO()
-    np.savez(buffer, labels=labels, **arrays)
-    io.atomic_write_bytes(path, buffer.getvalue())
+  if path and defer is not None:
+    defer[path] = (arrays, labels)
+  elif path:
+    write_cached(path, arrays, labels)
   return arrays, labels
+
+
+def transfer_features(model, info, splits: Sequence[str], **kwargs) -> dict:
+  """Checked penultimate features of `splits` of one dataset: split -> (x [n, D], labels [n]),
+  from `extract` (same keyword arguments: cache_dir, defer, batch_size, preprocess, ...).
+
+  Raises:
+    ValueError: non-finite features, splits of different feature sizes, or a label count
+      different from the feature rows.
+  """
+  out = {}
+  for split in splits:
+    arrays, labels = extract(model, info, split, endpoints=(PENULTIMATE,), **kwargs)
+    where = f"{info.name}:{split}"
+    x = inputs.check_features(arrays[PENULTIMATE], f"{where} features",
+                              next(iter(out.values()))[0].shape[1] if out else None)
+    out[split] = (x, inputs.check_labels(labels, f"{where} labels", x.shape[0],
+                                         f"{where} features"))
+  return out
 
 
 def _split_size(info, split: str, data_dir: Optional[str]) -> Optional[int]:

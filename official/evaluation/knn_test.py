@@ -141,12 +141,11 @@ class KnnTest(parameterized.TestCase, tf.test.TestCase):
     model = knn.fit(x, [0, 0, 1, 1], k_max=50)
     self.assertEqual(sorted(model.loo_accuracy), [1, 2, 3])
 
-  def test_evaluate_reports_test_score(self):
+  def test_score_is_the_accuracy_of_predict(self):
     x, y = _data_with_duplicates("cosine")
-    result = knn.evaluate(x[:40], y[:40], x[40:], y[40:], k_max=10)
     model = knn.fit(x[:40], y[:40], k_max=10)
-    self.assertEqual(result["k"], model.k)
-    self.assertAlmostEqual(result["test_score"], np.mean(model.predict(x[40:]) == y[40:]))
+    self.assertAlmostEqual(model.score(x[40:], y[40:], "top1"),
+                           np.mean(model.predict(x[40:]) == y[40:]))
 
   @parameterized.named_parameters(
       ("length", dict(train_y=np.zeros(5)), "train_y has 5 labels"),
@@ -162,10 +161,6 @@ class KnnTest(parameterized.TestCase, tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, message) as context:
       knn.fit(args.pop("train_x"), args.pop("train_y"), **args)
     self.assertNotIn("\n", str(context.exception))
-
-  def test_test_class_absent_from_train(self):
-    with self.assertRaisesRegex(ValueError, "test_y contains class 5"):
-      knn.evaluate(np.eye(4), [0, 1, 0, 1], np.eye(4)[:2], [0, 5])
 
 
 if __name__ == "__main__":

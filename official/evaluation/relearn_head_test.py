@@ -12,6 +12,7 @@ from official import losses
 from official.core import io
 from official.data import datasets
 from official.data import input_pipeline
+from official.evaluation import evaluators
 from official.evaluation import features
 from official.evaluation import linear_probe
 from official.evaluation import relearn_head
@@ -67,6 +68,14 @@ def export_without(path: str, drop: tuple, *, num_classes: int = 8) -> str:
   return path
 
 
+def relearn(model, info, split: str, *, train_fraction: float = relearn_head.TRAIN_FRACTION,
+            max_examples=None, l2_grid=None, max_iterations=linear_probe.MAX_ITERATIONS,
+            **extraction) -> dict:
+  """The scores of the RelearnHead evaluator."""
+  return evaluators.RelearnHead(
+      train_fraction=train_fraction, max_examples=max_examples, l2_grid=l2_grid,
+      max_iterations=max_iterations).evaluate(model, info, split, **extraction).scores
+
 class _FakeModel:
 
   def __init__(self, endpoint_names, num_classes=8):
@@ -98,7 +107,7 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
   def test_both_heads_match_direct_computation(self):
     x, logits, labels = self._direct(150)
     with mock.patch.object(linear_probe, "fit", wraps=linear_probe.fit) as fit:
-      result = relearn_head.evaluate(self.model, self.info, "test", max_examples=150,
+      result = relearn(self.model, self.info, "test", max_examples=150,
                                      batch_size=64, data_dir=self.data_dir, progress=False,
                                      **FIT)
     # The first 80% (120 examples) train the new head, the other 30 score both heads.
@@ -126,10 +135,10 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
     cache_dir = self.create_tempdir().full_path
     kwargs = dict(max_examples=40, batch_size=64, data_dir=self.data_dir, progress=False,
                   cache_dir=cache_dir, train_fraction=0.75, **FIT)
-    first = relearn_head.evaluate(self.model, self.info, "test", **kwargs)
+    first = relearn(self.model, self.info, "test", **kwargs)
     self.assertLen(os.listdir(cache_dir), 1)
     with mock.patch.object(features, "iterate", side_effect=AssertionError("recomputed")):
-      again = relearn_head.evaluate(self.model, self.info, "test", **kwargs)
+      again = relearn(self.model, self.info, "test", **kwargs)
     self.assertEqual((first["train_examples"], first["test_examples"]), (30, 10))
     for key in ("original", "relearned", "l2", "train_examples", "test_examples"):
       self.assertEqual(again[key], first[key])
@@ -157,17 +166,17 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
     subset = datasets.get(DATASET, classes="0-4")
     with mock.patch.object(features, "iterate", side_effect=AssertionError("extracted")):
       with self.assertRaisesRegex(ValueError, "has no 'final_avg_pool' endpoint"):
-        relearn_head.evaluate(no_pool, self.info, "test", data_dir=self.data_dir)
+        relearn(no_pool, self.info, "test", data_dir=self.data_dir)
       with self.assertRaisesRegex(ValueError, "has 8 outputs but dataset demo_texture/small@0-4"
                                   " has 5 classes"):
-        relearn_head.evaluate(self.model, subset, "test", data_dir=self.data_dir)
+        relearn(self.model, subset, "test", data_dir=self.data_dir)
       with self.assertRaisesRegex(ValueError, "train_fraction"):
-        relearn_head.evaluate(self.model, self.info, "test", train_fraction=1.0)
+        relearn(self.model, self.info, "test", train_fraction=1.0)
       with self.assertRaisesRegex(ValueError, "max_examples"):
-        relearn_head.evaluate(self.model, self.info, "test", max_examples=1)
+        relearn(self.model, self.info, "test", max_examples=1)
     # The cut needs an example on each side.
     with self.assertRaisesRegex(ValueError, "both parts need at least one example"):
-      relearn_head.evaluate(self.model, self.info, "test", max_examples=4, train_fraction=0.1,
+      relearn(self.model, self.info, "test", max_examples=4, train_fraction=0.1,
                             data_dir=self.data_dir, progress=False)
 
 

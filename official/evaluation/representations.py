@@ -24,7 +24,6 @@ TensorBoard scalars and images of it.
 """
 
 import math
-import re
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -34,12 +33,15 @@ from official.analysis import class_separation as class_separation_lib
 from official.analysis import cka as cka_lib
 from official.analysis import plots
 from official.analysis import sparsity as sparsity_lib
+from official.data import datasets
 from official.evaluation import features
 from official.modeling import resnet
 
 # Class scores, not representations: left out of the analysis by default.
 EXCLUDED_ENDPOINTS = resnet.CLASS_ENDPOINTS
 PAIR_SEPARATOR = "|"
+# What `endpoint_statistics` computes per endpoint.
+METRICS = ("sparsity", "class_separation")
 # Figure 2b shows this many of the last endpoints by default.
 CORRESPONDING_ENDPOINTS = 4
 
@@ -121,6 +123,61 @@ class _SameBatches:
     return outputs
 
 
+class _EndpointStatistics:
+  """Streaming sparsity (Figure 3) and class separation R^2 (eq. 11; Figure 4, Table 3) of
+  the endpoints of one network, fed batch by batch."""
+
+  def __init__(self, endpoints: Sequence[str], num_classes: int, distance: str,
+               metrics: Sequence[str] = METRICS):
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+      raise ValueError(f"metrics: {unknown[0]!r} is not computed per endpoint; valid are "
+                       f"{', '.join(METRICS)}")
+    self._endpoints = list(endpoints)
+    self._nonzero = sparsity_lib.Sparsity() if "sparsity" in metrics else None
+    self._separation = (
+        {e: class_separation_lib.ClassSeparation(num_classes, distance=distance)
+         for e in endpoints} if "class_separation" in metrics else None)
+
+  def update(self, activations: Mapping[str, np.ndarray], labels: np.ndarray) -> None:
+    if self._nonzero is not None:
+      self._nonzero.update_state(activations)
+    for e, separation in (self._separation or {}).items():
+      separation.update_state(activations[e], labels)
+
+  def result(self) -> dict:
+    out = {}
+    if self._nonzero is not None:
+      fractions = self._nonzero.result()
+      out["sparsity"] = {e: _finite_or_none(fractions[e]) for e in self._endpoints}
+    if self._separation is not None:
+      out["class_separation"] = {e: _finite_or_none(self._separation[e].result())
+                                 for e in self._endpoints}
+    return out
+
+
+def endpoint_statistics(model, info, split: str, endpoints: Sequence[str], *,
+                        metrics: Sequence[str] = METRICS, batch_size: int = 256,
+                        max_examples: Optional[int] = None, data_dir: Optional[str] = None,
+                        distance: str = "cosine", preprocess: str = "eval",
+                        strategy: Optional[tf.distribute.Strategy] = None,
+                        progress: bool = False) -> dict:
+  """Sparsity and/or class separation of one network's `endpoints` in one pass over a split.
+
+  Returns:
+    metric -> {endpoint: value} for each of `metrics` ("sparsity": fraction of non-zero
+    activations; "class_separation": R^2 of eq. 11), None where a value is undefined.
+  """
+  statistics = _EndpointStatistics(endpoints, info.num_classes, distance, metrics)
+  for outputs, labels in features.iterate(
+      model, info, split, endpoints=endpoints, batch_size=batch_size, data_dir=data_dir,
+      preprocess=preprocess, max_examples=max_examples, strategy=strategy, progress=progress):
+    labels = np.asarray(labels).astype(np.int64)
+    if labels.size:
+      statistics.update(outputs, labels)
+  return statistics.result()
+
+
 def _finite_or_none(value: float) -> Optional[float]:
   value = float(value)
   return value if math.isfinite(value) else None
@@ -200,9 +257,7 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
   layers = joint.endpoint_names  # Network-major: network i's endpoints are layers i*E..i*E+E-1.
   # Batches arrive gathered on the host, so the accumulators live outside any strategy.
   minibatch_cka = cka_lib.MinibatchCKA(len(layers), 0)
-  nonzero = {n: sparsity_lib.Sparsity() for n in names}
-  separation = {n: {e: class_separation_lib.ClassSeparation(info.num_classes, distance=distance)
-                    for e in chosen} for n in names}
+  statistics = {n: _EndpointStatistics(chosen, info.num_classes, distance) for n in names}
   shapes = None
   examples = minibatches = 0
   for outputs, labels in features.iterate(
@@ -213,10 +268,7 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
       continue
     examples += labels.size
     for i, name in enumerate(names):
-      activations = {e: outputs[joint.key(i, e)] for e in chosen}
-      nonzero[name].update_state(activations)
-      for e in chosen:
-        separation[name][e].update_state(activations[e], labels)
+      statistics[name].update({e: outputs[joint.key(i, e)] for e in chosen}, labels)
     if shapes is None:
       shapes = {n: {e: list(outputs[joint.key(i, e)].shape[1:]) for e in chosen}
                 for i, n in enumerate(names)}
@@ -247,10 +299,8 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
       "distance": distance,
       "preprocess": preprocess,
       "shapes": shapes,
-      "sparsity": {n: {e: _finite_or_none(v) for e, v in nonzero[n].result().items()}
-                   for n in names},
-      "class_separation": {n: {e: _finite_or_none(separation[n][e].result()) for e in chosen}
-                           for n in names},
+      "sparsity": {n: statistics[n].result()["sparsity"] for n in names},
+      "class_separation": {n: statistics[n].result()["class_separation"] for n in names},
       "cka": cka,
   }
 
@@ -268,16 +318,11 @@ def corresponding_cka(result: Mapping[str, Any], endpoint: str) -> np.ndarray:
   return matrix
 
 
-def safe_name(name: str) -> str:
-  """`name` with every character outside [A-Za-z0-9_.-] replaced by "_" (file names, tags)."""
-  return re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "_"
-
-
 def _file_names(names: Sequence[str]) -> dict[str, str]:
   """Distinct file-name-safe spellings of the network names."""
   out, used = {}, set()
   for i, name in enumerate(names):
-    candidate = safe_name(name)
+    candidate = datasets.result_name(name)
     if candidate in used:
       candidate = f"{candidate}-{i}"
     used.add(candidate)
@@ -350,10 +395,10 @@ def write_summaries(result: Mapping[str, Any], logdir: str,
         for step, endpoint in enumerate(endpoints):
           value = result[metric][name][endpoint]
           if value is not None:
-            tf.summary.scalar(f"{metric}/{safe_name(name)}", value, step=step)
+            tf.summary.scalar(f"{metric}/{datasets.result_name(name)}", value, step=step)
     for file_name, png in (images or {}).items():
       stem = file_name[:-4] if file_name.endswith(".png") else file_name
       image = tf.io.decode_png(png, channels=4)[tf.newaxis]
-      tf.summary.image(f"figures/{safe_name(stem)}", image, step=0)
+      tf.summary.image(f"figures/{datasets.result_name(stem)}", image, step=0)
   writer.flush()
   writer.close()

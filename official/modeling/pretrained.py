@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from official import losses
 from official.core import config as config_lib
+from official.core import io
 from official.core.config import CHECKPOINT_DIR, CONFIG_FILE, EXPORT_DIR
 from official.modeling import resnet
 
@@ -332,3 +333,50 @@ def _image_size(image_size) -> tuple[int, int]:
   if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
     raise ValueError(f"image_size={image_size!r} must be a positive integer or (H, W)")
   return size
+
+
+def training_model_dir(path: str) -> str | None:
+  """The training model_dir a model path belongs to: the path itself when it holds
+  config.json, the folder above when it is <model_dir>/export/saved_model; None for a
+  SavedModel outside a training model_dir (such as released weights)."""
+  path = io.absolute(os.fspath(path))
+  if tf.io.gfile.exists(os.path.join(path, CONFIG_FILE)):
+    return path
+  suffix = "/" + EXPORT_DIR.replace(os.sep, "/")
+  if path.replace(os.sep, "/").endswith(suffix):
+    parent = path[:-len(suffix)]
+    if tf.io.gfile.exists(os.path.join(parent, CONFIG_FILE)):
+      return parent
+  return None
+
+
+def training_config(path: str) -> dict:
+  """The config.json of the training run a model path belongs to, as a dict ({} for a
+  SavedModel outside a training model_dir): its "data" section names the dataset, classes and
+  class names the network was pretrained on, "objective" and "train" its loss and seed.
+  Read through the one run-directory reader, official.core.config.read_run_config.
+
+  Raises:
+    ValueError: config.json is not a valid experiment config (one line naming the file).
+  """
+  model_dir = training_model_dir(path)
+  if model_dir is None:
+    return {}
+  return config_lib.to_dict(config_lib.read_run_config(model_dir))
+
+
+def resolve(path: str, endpoints: Sequence[str] = ()) -> tuple[EndpointModel, str | None]:
+  """A model path (a training model_dir, its export/saved_model, or any SavedModel with named
+  endpoints) -> (the network, its training model_dir or None), checked to have `endpoints`.
+
+  Raises:
+    FileNotFoundError: the path does not exist.
+    ValueError: it holds no model, or the model lacks one of `endpoints`.
+  """
+  model = load(path)
+  missing = [e for e in endpoints if e not in model.endpoint_names]
+  if missing:
+    raise ValueError(f"model {path} has no {missing[0]!r} endpoint; it has: "
+                     f"{', '.join(model.endpoint_names)}; expected a network exported with "
+                     "its named endpoints (docs/protocol.md §2)")
+  return model, training_model_dir(path)

@@ -2,7 +2,6 @@
 with Tables 1-4 and Figures 1-6 of the paper as PNG files beside it."""
 
 import collections
-import io as _io
 import math
 import os
 from typing import Optional
@@ -14,19 +13,6 @@ from official.core import io
 from official.study import paper_numbers
 from official.study import statistics
 from official.study import store as store_lib
-
-MPL_READY = False
-
-
-def _pyplot():
-  global MPL_READY
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  if not MPL_READY:
-    matplotlib.use("Agg")
-    MPL_READY = True
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
-
 
 class Results:
   """Everything under `results/`, indexed by objective variant and seed."""
@@ -122,7 +108,6 @@ def write(workdir: str) -> str:
   results = Results(workdir)
   out_dir = os.path.join(results.workdir, "report")
   fig_dir = os.path.join(out_dir, "figures")
-  os.makedirs(fig_dir, exist_ok=True)
   study = results.study
   objectives = results.objectives
   datasets = list(study["transfer_datasets"])
@@ -257,153 +242,80 @@ def write(workdir: str) -> str:
   return path
 
 
-def _save(fig, path):
-  buffer = _io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight",
-              metadata={"Software": None})
-  io.atomic_write_bytes(path, buffer.getvalue())
-  _pyplot().close(fig)
-
-
 def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, rho, p, sweep):
-  plt = _pyplot()
+  """Draws Figures 1-6 of the study (official.analysis.plots) into `fig_dir`; returns
+  [(file name, caption)] of those with data."""
   made = []
-  colours = {o: plt.cm.tab10(i % 10) for i, o in enumerate(objectives)}
 
-  # Figure 1: pretraining accuracy vs mean linear transfer, one point per run.
-  fig, ax = plt.subplots(figsize=(5, 4))
-  for o in objectives:
-    for seed in results.seeds_of(o, results.pretrain):
-      top1 = results.pretrain[(o, seed)].get("top1")
-      transfer = _mean_linear(results.transfer.get((o, seed), {}), datasets)
-      if top1 is not None and transfer is not None:
-        ax.scatter(100 * top1, 100 * transfer, color=colours[o], label=o, s=25)
-  _dedupe_legend(ax)
-  ax.set_xlabel("pretraining top-1 (%)")
-  ax.set_ylabel("mean linear transfer (%)")
-  ax.set_title("Figure 1: pretraining vs transfer accuracy")
-  _save(fig, os.path.join(fig_dir, "fig1_accuracy_vs_transfer.png"))
-  made.append(("fig1_accuracy_vs_transfer.png", "Figure 1: pretraining accuracy vs mean linear "
-               "transfer accuracy (points are runs)"))
+  def draw(name: str, caption: str, plot, *args, **kwargs) -> None:
+    plot(*args, dpi=110, path=os.path.join(fig_dir, name), **kwargs)
+    made.append((name, caption))
 
-  # Figure 2: CKA.
+  points = {o: [(results.pretrain[(o, seed)]["top1"], transfer)
+                for seed in results.seeds_of(o, results.pretrain)
+                for transfer in [_mean_linear(results.transfer.get((o, seed), {}), datasets)]
+                if results.pretrain[(o, seed)].get("top1") is not None and transfer is not None]
+            for o in objectives}
+  draw("fig1_accuracy_vs_transfer.png", "Figure 1: pretraining accuracy vs mean linear "
+       "transfer accuracy (points are runs)", plots.accuracy_vs_transfer_plot, points,
+       title="Figure 1: pretraining vs transfer accuracy")
+
   cka = results.cka
   if cka:
-    ends = cka["endpoints"]
-    objs = cka["objectives"]
+    ends, objs, (seed_a, seed_b) = cka["endpoints"], cka["objectives"], cka["seeds"]
     base = objs[0]
-    cols = min(len(objs), 3)
-    rows_n = int(math.ceil(len(objs) / cols))
-    fig, axes = plt.subplots(rows_n, cols, figsize=(3.2 * cols, 3.0 * rows_n), squeeze=False)
-    for ax in axes.flat:
-      ax.axis("off")
-    for ax, other in zip(axes.flat, objs):
-      ax.axis("on")
-      ax.imshow(np.array(cka["cka"][f"{base}|{other}"], dtype=float), vmin=0, vmax=1, cmap="magma",
-                origin="lower")
-      ax.set_title(f"{base} vs {other}", fontsize=8)
-      ax.set_xlabel(f"{other} (seed {cka['seeds'][1]})", fontsize=7)
-      ax.set_ylabel(f"{base} (seed {cka['seeds'][0]})", fontsize=7)
-      ax.set_xticks([]), ax.set_yticks([])
-    fig.suptitle("Figure 2a: CKA between all endpoint pairs")
-    _save(fig, os.path.join(fig_dir, "fig2a_cka_all_blocks.png"))
-    made.append(("fig2a_cka_all_blocks.png", "Figure 2a: linear CKA between all pairs of "
-                 "endpoints, first objective vs each objective (other seed)"))
-    chosen = ends[-4:]
-    plots.corresponding_cka_heatmaps(
-        {end: [[cka["cka"][f"{a}|{b}"][ends.index(end)][ends.index(end)] for b in objs]
-               for a in objs] for end in chosen},
-        objs, title="Figure 2b: CKA of corresponding endpoints across objectives",
-        panel_size=(3.6, 3.6), dpi=110,
-        path=os.path.join(fig_dir, "fig2b_cka_across_objectives.png"))
-    made.append(("fig2b_cka_across_objectives.png", "Figure 2b: CKA of corresponding "
-                 "endpoints across objectives (diagonal: two seeds of one objective)"))
+    draw("fig2a_cka_all_blocks.png", "Figure 2a: linear CKA between all pairs of endpoints, "
+         "first objective vs each objective (other seed)", plots.cka_heatmap_grid,
+         {f"{base} vs {o}": cka["cka"][f"{base}|{o}"] for o in objs}, row_labels=ends,
+         column_labels=ends, row_titles=[f"{base} (seed {seed_a})"] * len(objs),
+         column_titles=[f"{o} (seed {seed_b})" for o in objs],
+         title="Figure 2a: CKA between all endpoint pairs")
+    draw("fig2b_cka_across_objectives.png", "Figure 2b: CKA of corresponding endpoints across "
+         "objectives (diagonal: two seeds of one objective)", plots.corresponding_cka_heatmaps,
+         {end: [[cka["cka"][f"{a}|{b}"][ends.index(end)][ends.index(end)] for b in objs]
+                for a in objs] for end in ends[-4:]},
+         objs, title="Figure 2b: CKA of corresponding endpoints across objectives",
+         panel_size=(3.6, 3.6))
 
-  # Figures 3 and 4: sparsity and class separation per endpoint.
-  for key, name, label, caption in (
-      ("fraction_nonzero", "fig3_sparsity.png", "% non-zero activations",
-       "Figure 3: non-zero activations per endpoint"),
-      ("class_separation", "fig4_class_separation.png", "class separation R²",
-       "Figure 4: class separation per endpoint")):
-    fig, ax = plt.subplots(figsize=(7, 4))
-    plotted = False
-    for o in objectives:
-      runs = [results.representations[(o, s)] for s in results.seeds_of(o, results.representations)]
-      if not runs:
-        continue
-      ends = runs[0]["endpoints"]
-      values = np.mean([[r[key][e] for e in ends] for r in runs], axis=0)
-      scale = 100.0 if key == "fraction_nonzero" else 1.0
-      ax.plot(range(len(ends)), scale * values, marker="o", ms=3, label=o, color=colours[o])
-      ax.set_xticks(range(len(ends)), ends, rotation=60, fontsize=7)
-      plotted = True
-    if plotted:
-      ax.set_ylabel(label)
-      ax.legend(fontsize=6)
-      ax.set_title(caption)
-      _save(fig, os.path.join(fig_dir, name))
-      made.append((name, caption))
-    else:
-      plt.close(fig)
+  # Figures 3 and 4: per endpoint, the mean over seeds of each objective.
+  runs = {o: [results.representations[(o, s)]
+              for s in results.seeds_of(o, results.representations)] for o in objectives}
+  runs = {o: r for o, r in runs.items() if r}
+  if runs:
+    ends = next(iter(runs.values()))[0]["endpoints"]
+    for key, name, caption, plot in (
+        ("fraction_nonzero", "fig3_sparsity.png", "Figure 3: non-zero activations per endpoint",
+         plots.sparsity_plot),
+        ("class_separation", "fig4_class_separation.png",
+         "Figure 4: class separation per endpoint", plots.class_separation_plot)):
+      draw(name, caption, plot, {o: np.mean([[r[key][e] for e in ends] for r in rs], axis=0)
+                                 for o, rs in runs.items()}, ends, title=caption)
 
-  # Figure 5: class separation vs mean linear transfer.
-  fig, axes = plt.subplots(1, 2 if sweep else 1, figsize=(10 if sweep else 5, 4), squeeze=False)
-  ax = axes[0][0]
-  for o in objectives:
-    if r2_values[o] and mean_transfer[o]:
-      ax.scatter(np.mean(r2_values[o]), 100 * np.mean(mean_transfer[o]), color=colours[o],
-                 label=o)
-  _dedupe_legend(ax)
-  ax.set_xlabel("class separation R²")
-  ax.set_ylabel("mean linear transfer (%)")
-  if not math.isnan(rho):
-    ax.set_title(f"Spearman rho = {rho:.2f}, p = {p:.3g}", fontsize=9)
-  if sweep:
-    ax = axes[0][1]
-    for v in sweep:
-      r2 = results.values(v, lambda r: r["class_separation"]["final_avg_pool"],
-                          results.representations)
-      tr = results.values(v, lambda r: _mean_linear(r, datasets), results.transfer)
-      if r2 and tr:
-        ax.scatter(np.mean(r2), 100 * np.mean(tr))
-        ax.annotate(v[len("cosine_softmax_tau"):], (np.mean(r2), 100 * np.mean(tr)), fontsize=7)
-    ax.set_xlabel("class separation R²")
-    ax.set_title("cosine softmax temperatures", fontsize=9)
-  fig.suptitle("Figure 5: class separation vs transfer")
-  _save(fig, os.path.join(fig_dir, "fig5_separation_vs_transfer.png"))
-  made.append(("fig5_separation_vs_transfer.png",
-               "Figure 5: class separation vs mean linear transfer accuracy"))
+  sweep_points = {}
+  for v in sweep or ():
+    r2 = results.values(v, lambda r: r["class_separation"]["final_avg_pool"],
+                        results.representations)
+    tr = results.values(v, lambda r: _mean_linear(r, datasets), results.transfer)
+    if r2 and tr:
+      sweep_points[v[len("cosine_softmax_tau"):]] = (np.mean(r2), np.mean(tr))
+  draw("fig5_separation_vs_transfer.png",
+       "Figure 5: class separation vs mean linear transfer accuracy",
+       plots.separation_vs_transfer_plot,
+       {o: (np.mean(r2_values[o]), np.mean(mean_transfer[o])) for o in objectives
+        if r2_values[o] and mean_transfer[o]},
+       subtitle="" if math.isnan(rho) else f"Spearman rho = {rho:.2f}, p = {p:.3g}",
+       sweep=sweep_points if sweep else None, sweep_title="cosine softmax temperatures",
+       title="Figure 5: class separation vs transfer")
 
-  # Figure 6: original vs relearned head.
-  fig, ax = plt.subplots(figsize=(5, 4))
-  plotted = False
+  heads = {}
   for o in objectives:
     original = results.values(o, lambda r: r["relearned_head"]["original"],
                               results.representations)
     relearned = results.values(o, lambda r: r["relearned_head"]["relearned"],
                                results.representations)
     if original and relearned and r2_values[o]:
-      x = np.mean(r2_values[o])
-      ax.plot([x, x], [100 * np.mean(original), 100 * np.mean(relearned)], color="grey", lw=0.8)
-      ax.scatter(x, 100 * np.mean(original), color="tab:blue")
-      ax.scatter(x, 100 * np.mean(relearned), color="tab:orange")
-      plotted = True
-  if plotted:
-    ax.scatter([], [], color="tab:blue", label="original head")
-    ax.scatter([], [], color="tab:orange", label="relearned head")
-    ax.legend(fontsize=7)
-    ax.set_xlabel("class separation R²")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Figure 6: relearning the pretraining head")
-    _save(fig, os.path.join(fig_dir, "fig6_relearned_head.png"))
-    made.append(("fig6_relearned_head.png", "Figure 6: original vs relearned head"))
-  else:
-    plt.close(fig)
+      heads[o] = (np.mean(r2_values[o]), np.mean(original), np.mean(relearned))
+  if heads:
+    draw("fig6_relearned_head.png", "Figure 6: original vs relearned head",
+         plots.relearned_head_plot, heads, title="Figure 6: relearning the pretraining head")
   return made
-
-
-def _dedupe_legend(ax):
-  handles, labels = ax.get_legend_handles_labels()
-  unique = dict(zip(labels, handles))
-  if unique:
-    ax.legend(unique.values(), unique.keys(), fontsize=6)

@@ -14,18 +14,12 @@ import shutil
 import time
 from typing import Optional
 
-import numpy as np
-
-from official.analysis import class_separation
-from official.analysis import sparsity
 from official.core import config as train_config
 from official.core import io
 from official.core.config import Run, StudyConfig
 from official.data import datasets
+from official.evaluation import evaluators
 from official.evaluation import features
-from official.evaluation import knn
-from official.evaluation import linear_probe
-from official.evaluation import relearn_head
 from official.evaluation import representations as representations_lib
 from official.modeling import pretrained
 from official.modeling import resnet
@@ -71,10 +65,8 @@ def pretrain_settings(study: StudyConfig, run: Run) -> dict:
           **folder_content(config.data.dataset, study.data_dir)}
 
 
-def result_name(dataset: str) -> str:
-  """The file-name spelling of a dataset spec in result keys ("folder:/d/x@5-9" ->
-  "folder__d_x_5-9"); registry names are unchanged."""
-  return representations_lib.safe_name(dataset)
+# Result keys spell a dataset spec as its file name ("folder:/d/x@5-9" -> "folder__d_x_5-9").
+result_name = datasets.result_name
 
 
 def run_dir(workdir: str, run: Run) -> str:
@@ -109,13 +101,9 @@ def pretrain(study: StudyConfig, run: Run, workdir: str, fp: str, strategy) -> d
   os.makedirs(model_dir, exist_ok=True)
   io.atomic_write_json(stamp_path, {"fingerprint": fp})
   metrics = trainer.train(pretrain_config(study, run), model_dir, strategy)
-  metrics = {k: v for k, v in metrics.items() if not _is_timing(k)} | {
-      "timings": {k: v for k, v in metrics.items() if _is_timing(k)}}
+  metrics = {k: v for k, v in metrics.items() if not evaluators.is_timing(k)} | {
+      "timings": {k: v for k, v in metrics.items() if evaluators.is_timing(k)}}
   return metrics
-
-
-def _is_timing(key: str) -> bool:
-  return any(word in key for word in ("second", "time", "duration", "wall"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,38 +117,27 @@ def transfer_settings(study: StudyConfig, dataset: str) -> dict:
           "features": features.PENULTIMATE, **folder_content(dataset, study.data_dir)}
 
 
-def _features(study, model, info, split, model_dir):
-  """Penultimate features, cached where experiments/linear_probe and knn look for them."""
-  arrays, labels = features.extract(
-      model, info, split, cache_dir=features.default_cache_dir(model_dir),
-      batch_size=study.feature_batch_size, data_dir=study.data_dir, preprocess="transfer")
-  return arrays[features.PENULTIMATE].reshape(len(labels), -1), labels
-
-
 def transfer(study: StudyConfig, run: Run, dataset: str, workdir: str) -> dict:
-  """Linear probe and kNN on the penultimate features of one run (paper §3.1)."""
+  """Linear probe and kNN on the penultimate features of one run (paper §3.1), cached where
+  experiments/linear_probe and knn look for them."""
   model_dir = run_dir(workdir, run)
   model = load_model(model_dir)
   info = datasets.get(dataset, data_dir=study.data_dir)
-  train_x, train_y = _features(study, model, info, "train", model_dir)
-  val_x, val_y = _features(study, model, info, "validation", model_dir)
-  test_x, test_y = _features(study, model, info, "test", model_dir)
-  linear = linear_probe.evaluate(train_x, train_y, val_x, val_y, test_x, test_y,
-                                 metric=info.metric,
-                                 max_iterations=study.linear_max_iterations,
-                                 jit_compile=study.linear_jit_compile)
-  # kNN chooses k by leave-one-out on all labelled training data (train + validation).
-  neighbours = knn.evaluate(np.concatenate([train_x, val_x]), np.concatenate([train_y, val_y]),
-                            test_x, test_y, metric=info.metric, k_max=study.knn_k_max)
+  data = features.transfer_features(
+      model, info, evaluators.SPLITS, cache_dir=features.default_cache_dir(model_dir),
+      batch_size=study.feature_batch_size, data_dir=study.data_dir, preprocess="transfer")
+  linear = evaluators.LinearProbe(max_iterations=study.linear_max_iterations,
+                                  jit_compile=study.linear_jit_compile).evaluate(info, data)
+  neighbours = evaluators.KNN(k_max=study.knn_k_max).evaluate(info, data)
   return {
       "dataset": dataset, "metric": info.metric,
       "class_names": list(info.class_names) if info.class_names else None,
-      "linear": {"test": float(linear["test_score"]), "l2": float(linear["l2"]),
-                 "validation": float(linear["validation_score"])},
-      "knn": {"test": float(neighbours["test_score"]), "k": int(neighbours["k"]),
-              "loo": float(neighbours["loo_score"])},
-      "timings": {"linear_seconds": linear["seconds_total"],
-                  "knn_seconds": neighbours["seconds_total"]},
+      "linear": {"test": float(linear.scores["test_score"]), "l2": float(linear.scores["l2"]),
+                 "validation": float(linear.scores["validation_score"])},
+      "knn": {"test": float(neighbours.scores["test_score"]), "k": int(neighbours.scores["k"]),
+              "loo": float(neighbours.scores["loo_score"])},
+      "timings": {"linear_seconds": linear.timings["total_seconds"],
+                  "knn_seconds": neighbours.timings["total_seconds"]},
   }
 
 
@@ -185,38 +162,16 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
   train_cfg = pretrain_config(study, run)
   info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
                       classes=getattr(train_cfg.data, "classes", None))
-  endpoints = [e for e in model.endpoint_names if e not in resnet.CLASS_ENDPOINTS]
-
-  separation = {e: class_separation.ClassSeparation(info.num_classes) for e in endpoints}
-  for outputs, labels in features.iterate(
-      model, info, study.class_separation_split, endpoints=endpoints,
-      batch_size=study.feature_batch_size, data_dir=study.data_dir, preprocess="eval",
-      max_examples=study.class_separation_examples, progress=False):
-    for e in endpoints:
-      separation[e].update_state(outputs[e], labels)
-
-  nonzero = sparsity.Sparsity()
-  for outputs, _ in features.iterate(
-      model, info, study.analysis_split, endpoints=endpoints,
-      batch_size=study.feature_batch_size, data_dir=study.data_dir, preprocess="eval",
-      max_examples=study.analysis_examples, progress=False):
-    nonzero.update_state(outputs)
-  fraction_nonzero = nonzero.result()
-
-  result = {
-      "endpoints": endpoints,
-      "class_separation": {e: float(separation[e].result()) for e in endpoints},
-      "fraction_nonzero": {e: float(fraction_nonzero[e]) for e in endpoints},
-  }
-  if study.relearn_head:
-    relearned = relearn_head.evaluate(
-        model, info, study.analysis_split, train_fraction=study.relearn_train_fraction,
-        max_examples=study.analysis_examples, batch_size=study.feature_batch_size,
-        data_dir=study.data_dir, progress=False, max_iterations=study.linear_max_iterations,
-        jit_compile=study.linear_jit_compile)
-    result["relearned_head"] = {k: relearned[k] for k in (
-        "original", "relearned", "train_examples", "test_examples", "l2")}
-  return result
+  relearn = evaluators.RelearnHead(
+      train_fraction=study.relearn_train_fraction, max_examples=study.analysis_examples,
+      max_iterations=study.linear_max_iterations, jit_compile=study.linear_jit_compile)
+  record = evaluators.Representations(
+      separation_split=study.class_separation_split,
+      separation_examples=study.class_separation_examples,
+      sparsity_split=study.analysis_split, sparsity_examples=study.analysis_examples,
+      relearn=relearn if study.relearn_head else None).evaluate(
+          model, info, batch_size=study.feature_batch_size, data_dir=study.data_dir)
+  return record.scores
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,12 +219,10 @@ def finetune_settings(study: StudyConfig, dataset: str) -> dict:
 
 
 def finetune(study: StudyConfig, run: Run, dataset: str, workdir: str, strategy) -> dict:
-  from official.evaluation import finetune as finetune_lib  # pylint: disable=g-import-not-at-top
   output_dir = os.path.join(run_dir(workdir, run), "finetune", result_name(dataset))
-  result = finetune_lib.run(run_dir(workdir, run), dataset, output_dir,
-                            preset=study.finetune_experiment, data_dir=study.data_dir,
-                            strategy=strategy)
-  return {k: v for k, v in result.items() if not _is_timing(k)}
+  record = evaluators.FineTune(preset=study.finetune_experiment).evaluate(
+      run_dir(workdir, run), dataset, output_dir, data_dir=study.data_dir, strategy=strategy)
+  return record.scores
 
 
 def fingerprint(settings: dict, upstream: Optional[list[str]] = None) -> str:
