@@ -24,6 +24,7 @@ import time
 
 from absl import flags
 
+from experiments import common_flags
 from official.core import cli
 from official.core import config
 from official.core import io
@@ -45,10 +46,6 @@ _PRESET = flags.DEFINE_string("preset", "demo",
                               f"Fine-tuning preset: {', '.join(config.PRESETS['finetune'])}.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
                                   "Where results go (default: <model>/finetune).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-_STRATEGY = flags.DEFINE_string(
-    "strategy", "default", f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)}.")
-_TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 _STEPS = flags.DEFINE_integer("steps", None, "Training steps of every grid point.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size.")
 _LEARNING_RATES = flags.DEFINE_list("learning_rates", None,
@@ -58,6 +55,9 @@ _WEIGHT_DECAYS = flags.DEFINE_list(
     "the penalty's coefficient is weight decay / learning rate.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of the head's initialisation and data order.")
 
+
+# --help lists --data_dir, --strategy and --tpu with this binary's own flags.
+flags.adopt_module_key_flags(common_flags)
 
 def _floats(flag: str, values) -> tuple:
   if values is None:
@@ -82,11 +82,6 @@ def overrides() -> dict:
   }.items() if v is not None}
 
 
-def result_name(dataset: str) -> str:
-  """A file name for a dataset spec ("folder:/a/b" -> "folder__a_b")."""
-  return "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
-
-
 def main(argv):
   if len(argv) > 1:
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -102,11 +97,11 @@ def main(argv):
   network = finetune.find_pretrained(_MODEL.value)
   infos = {}
   for name in names:
-    info = datasets.get(name, data_dir=_DATA_DIR.value, classes=_CLASSES.value)
+    info = datasets.get(name, data_dir=common_flags.DATA_DIR.value, classes=_CLASSES.value)
     # With --classes, the canonical spec ("<dataset>@<classes>") names the task.
     infos[info.name if _CLASSES.value is not None else name] = info
   names = list(infos)
-  strategy = distribute.get_strategy(_STRATEGY.value, _TPU.value)
+  strategy = common_flags.strategy()
   _, _, is_chief = distribute.worker_info(strategy)
   output_dir = _OUTPUT_DIR.value or os.path.join(network.model_dir, "finetune")
 
@@ -114,8 +109,9 @@ def main(argv):
     start = time.time()
     try:
       result = finetune.run(network.model_dir, name,
-                            os.path.join(output_dir, result_name(name)),
-                            preset=_PRESET.value, data_dir=_DATA_DIR.value, strategy=strategy,
+                            os.path.join(output_dir, datasets.result_name(name)),
+                            preset=_PRESET.value, data_dir=common_flags.DATA_DIR.value,
+                            strategy=strategy,
                             overrides=settings, log=lambda line: print(line, flush=True))
     except loop.Preempted as e:
       print(f"preempted: {e}", flush=True)
@@ -125,7 +121,7 @@ def main(argv):
                   class_names=list(info.class_names) if info.class_names else None,
                   classes=list(info.classes) if info.classes is not None else None)
     result["timings"] = dict(result["timings"], wall_seconds=time.time() - start)
-    path = os.path.join(output_dir, result_name(name) + ".json")
+    path = os.path.join(output_dir, datasets.result_name(name) + ".json")
     if is_chief:
       io.atomic_write_json(path, result)
     print(f"{name}: test {result['metric']} {result['test']:.4f} (lr {result['learning_rate']:.3g}"

@@ -22,6 +22,7 @@ import os
 from absl import flags
 
 from official import losses
+from experiments import common_flags
 from official.core import cli
 from official.core import config
 from official.core import io
@@ -55,11 +56,6 @@ _TRANSFER = flags.DEFINE_list("transfer_datasets", None,
 _KNN_K_MAX = flags.DEFINE_integer("knn_k_max", None,
                                   "Largest k tried by kNN's leave-one-out (default: preset's).")
 _FINETUNE = flags.DEFINE_bool("finetune", False, "Also fine-tune (Table 2; costly).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-_STRATEGY = flags.DEFINE_enum(
-    "strategy", "default", ["default", "mirrored", "multi_worker_mirrored", "tpu"],
-    "tf.distribute strategy for training and feature extraction.")
-_TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 # A study sharded across machines (official.study.driver): N workers on one shared workdir.
 _NUM_WORKERS = flags.DEFINE_integer(
     "num_workers", 1, "Cooperating study workers sharing --workdir (e.g. a Slurm job array's "
@@ -74,6 +70,9 @@ _WAIT = flags.DEFINE_float(
     "wait", 0.0, "Seconds to keep polling for steps other workers still compute (e.g. the "
     "report, which needs every run) before exiting; 0 exits at once, saying what is left.")
 
+
+# --help lists --data_dir, --strategy and --tpu with this binary's own flags.
+flags.adopt_module_key_flags(common_flags)
 
 def _ints(values, flag):
   try:
@@ -92,7 +91,7 @@ def _floats(values, flag):
 def build_study():
   """The study preset changed by the flags (the study section of official.core.config)."""
   study = config.get_study(_EXPERIMENT.value, quick=_QUICK.value)
-  changes = {"strategy": _STRATEGY.value}
+  changes = {"strategy": common_flags.STRATEGY.value}
   if _OBJECTIVES.value:
     changes["objectives"] = tuple(losses.canonical_name(o) for o in _OBJECTIVES.value)
   if _SEEDS.value:
@@ -110,7 +109,7 @@ def build_study():
   if _TRANSFER.value:
     names = tuple(datasets.canonical_spec(name) for name in _TRANSFER.value)
     for name in names:
-      datasets.get(name, data_dir=_DATA_DIR.value)
+      datasets.get(name, data_dir=common_flags.DATA_DIR.value)
     changes["transfer_datasets"] = names
   if _KNN_K_MAX.value is not None:
     if _KNN_K_MAX.value < 1:
@@ -118,8 +117,8 @@ def build_study():
     changes["knn_k_max"] = _KNN_K_MAX.value
   if _FINETUNE.value:
     changes["finetune"] = True
-  if _DATA_DIR.value:
-    changes["data_dir"] = _DATA_DIR.value
+  if common_flags.DATA_DIR.value:
+    changes["data_dir"] = common_flags.DATA_DIR.value
   study = config.override(study, changes)
   if any(k in changes for k in ("pretrain_dataset", "pretrain_classes", "pretrain_overrides")):
     # The pretraining config, dataset and class subset are checked before anything runs.
@@ -159,7 +158,7 @@ def main(argv):
   print(f"workdir: {workdir}", flush=True)
   from official.study import driver  # pylint: disable=g-import-not-at-top
   from official.training import distribute  # pylint: disable=g-import-not-at-top
-  strategy = distribute.get_strategy(_STRATEGY.value, tpu_address=_TPU.value)
+  strategy = common_flags.strategy()
   from official.training import loop  # pylint: disable=g-import-not-at-top
   try:
     driver.run(study, workdir, strategy, log=lambda line: print(line, flush=True),

@@ -21,10 +21,10 @@ import time
 from absl import flags
 
 from official import losses
+from experiments import common_flags
 from official.core import cli
 from official.data import datasets
 from official.core import config
-from official.training import distribute
 from official.training import trainer
 
 _EXPERIMENT = flags.DEFINE_string(
@@ -33,11 +33,11 @@ _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Run directory (default: runs/<experiment>/<loss>-seed<seed>).")
 _LOSS = flags.DEFINE_string(
     "loss", None, f"Objective: {', '.join(losses.NAMES)} (alias mse); default: the preset's.")
-_STRATEGY = flags.DEFINE_string(
-    "strategy", "default", f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)}.")
-_TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of initialisation and data order.")
 
+
+# --help lists --data_dir, --strategy and --tpu with this binary's own flags.
+flags.adopt_module_key_flags(common_flags)
 
 def _hparam_flags() -> dict[str, str]:
   """Flag name -> help for every numeric objective hyperparameter (docs/protocol.md §1),
@@ -65,7 +65,6 @@ _MIXED_PRECISION = flags.DEFINE_bool("mixed_precision", None,
 _JIT_COMPILE = flags.DEFINE_bool("jit_compile", None, "train.jit_compile (XLA).")
 _DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", None, "train.deterministic: deterministic ops (exact resumption).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "data.data_dir (TFDS data directory).")
 _DATASET = flags.DEFINE_string(
     "dataset", None, "data.dataset: an official.data.datasets spec (a registry or demo name, "
     "or folder:/path for root/{train,test[,validation]}/<class>/<image>).")
@@ -98,8 +97,8 @@ def build_config() -> config.ExperimentConfig:
                       ("data.classes", _CLASSES)):
     if holder.value is not None:
       overrides[key] = holder.value
-  if _DATA_DIR.value is not None:
-    overrides["data.data_dir"] = caller_path(_DATA_DIR.value)
+  if common_flags.DATA_DIR.value is not None:
+    overrides["data.data_dir"] = caller_path(common_flags.DATA_DIR.value)
   if _DATASET.value is not None and _DATASET.value.strip().startswith(datasets.FOLDER_PREFIX):
     path = _DATASET.value.strip()[len(datasets.FOLDER_PREFIX):]
     overrides["data.dataset"] = datasets.FOLDER_PREFIX + caller_path(path)
@@ -122,7 +121,7 @@ def main(argv):
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   start = time.time()
   resolved = config.resolve(build_config())
-  strategy = distribute.get_strategy(_STRATEGY.value, _TPU.value)
+  strategy = common_flags.strategy()
   model_dir = caller_path(_MODEL_DIR.value or default_model_dir(_EXPERIMENT.value, resolved))
   print(f"model_dir: {model_dir}", flush=True)
   try:

@@ -768,15 +768,11 @@ def resolve(config: ExperimentConfig) -> ExperimentConfig:
   if model.num_classes == 0:
     model = dataclasses.replace(model, num_classes=int(info.num_classes))
   names = tuple(info.class_names) if info.class_names else None
-  if data.class_names is not None and names is not None and data.class_names != names:
-    differ = next(k for k in range(max(len(names), len(data.class_names)))
-                  if k >= len(names) or k >= len(data.class_names)
-                  or names[k] != data.class_names[k])
-    raise ValueError(
-        f"data.class_names: {info.name} has {len(names)} classes {_shown(names, differ)}, "
-        f"not the {len(data.class_names)} recorded {_shown(data.class_names, differ)} "
-        f"(first difference at label {differ}); use the dataset and classes the names come "
-        "from")
+  difference = (datasets.class_name_difference(names, data.class_names)
+                if data.class_names is not None and names is not None else None)
+  if difference:
+    raise ValueError(f"data.class_names: {info.name} has {difference}; use the dataset and "
+                     "classes the names come from")
   data = dataclasses.replace(data, dataset=datasets.canonical_spec(data.dataset),
                              class_names=names or data.class_names)
   return dataclasses.replace(
@@ -784,14 +780,6 @@ def resolve(config: ExperimentConfig) -> ExperimentConfig:
       objective=ObjectiveConfig(name=objective.name,
                                 hparams={k: _builtin(v) for k, v in objective.hparams.items()},
                                 preset_hparams=config.objective.preset_hparams))
-
-
-def _shown(names: tuple, index: int) -> str:
-  """A few names around label `index`, e.g. "[..., 3: 'cat', 4: 'dog', ...]"."""
-  low, high = max(0, index - 1), min(len(names), index + 2)
-  items = [f"{k}: {names[k]!r}" for k in range(low, high)]
-  return "[" + ", ".join((["..."] if low else []) + items +
-                         (["..."] if high < len(names) else [])) + "]"
 
 
 def differences(a, b, ignore=RUN_ONLY_KEYS) -> list[tuple[str, Any, Any]]:

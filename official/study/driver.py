@@ -40,11 +40,12 @@ import time
 from typing import Callable, Optional
 
 from official.core import io
+from official.core.config import Run, StudyConfig
+from official.data import datasets
 from official.study import leases as leases_lib
 from official.study import report as report_lib
 from official.study import steps
 from official.study import store as store_lib
-from official.core.config import Run, StudyConfig
 
 
 @dataclasses.dataclass
@@ -85,7 +86,7 @@ def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
       settings = steps.transfer_settings(study, dataset)
       fp = steps.fingerprint(settings, [pretrain_fp[run]])
       planned.append(Step(
-          f"transfer/{run.run_id}/{steps.result_name(dataset)}", "transfer",
+          f"transfer/{run.run_id}/{datasets.result_name(dataset)}", "transfer",
           f"transfer {run.run_id} {dataset}",
           fp, settings, lambda run=run, d=dataset: steps.transfer(study, run, d, workdir),
           index, (pretrain_key,)))
@@ -97,7 +98,7 @@ def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
         settings = steps.finetune_settings(study, dataset)
         fp = steps.fingerprint(settings, [pretrain_fp[run]])
         planned.append(Step(
-            f"finetune/{run.run_id}/{steps.result_name(dataset)}", "finetune",
+            f"finetune/{run.run_id}/{datasets.result_name(dataset)}", "finetune",
             f"finetune {run.run_id} {dataset}",
             fp, settings,
             lambda run=run, d=dataset: steps.finetune(study, run, d, workdir, strategy),

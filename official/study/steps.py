@@ -66,7 +66,6 @@ def pretrain_settings(study: StudyConfig, run: Run) -> dict:
 
 
 # Result keys spell a dataset spec as its file name ("folder:/d/x@5-9" -> "folder__d_x_5-9").
-result_name = datasets.result_name
 
 
 def run_dir(workdir: str, run: Run) -> str:
@@ -219,7 +218,7 @@ def finetune_settings(study: StudyConfig, dataset: str) -> dict:
 
 
 def finetune(study: StudyConfig, run: Run, dataset: str, workdir: str, strategy) -> dict:
-  output_dir = os.path.join(run_dir(workdir, run), "finetune", result_name(dataset))
+  output_dir = os.path.join(run_dir(workdir, run), "finetune", datasets.result_name(dataset))
   record = evaluators.FineTune(preset=study.finetune_experiment).evaluate(
       run_dir(workdir, run), dataset, output_dir, data_dir=study.data_dir, strategy=strategy)
   return record.scores
