@@ -1,4 +1,4 @@
-r"""Fine-tunes a pretrained network on transfer datasets (paper Table 2, SPEC §5).
+r"""Fine-tunes a pretrained network on transfer datasets (paper Table 2, docs/protocol.md §5).
 
   python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_texture
   python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_texture \

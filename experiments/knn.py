@@ -1,4 +1,4 @@
-r"""k-nearest-neighbour transfer with fixed features (paper Table 1 "kNN", SPEC §4).
+r"""k-nearest-neighbour transfer with fixed features (paper Table 1 "kNN", docs/protocol.md §4).
 
   python -m experiments.knn --model=runs/demo/softmax-seed0
   python -m experiments.knn --model=runs/demo/softmax-seed0 --datasets=demo_texture \

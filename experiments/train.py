@@ -1,4 +1,4 @@
-r"""Pretrains one network with one objective (SPEC §1-3) and exports its EMA weights.
+r"""Pretrains one network with one objective (docs/protocol.md §1-3) and exports its EMA weights.
 
   python -m experiments.train --loss=mse                      # demo preset, ~30 s on a CPU
   python -m experiments.train --loss=cosine_softmax --tau=0.02 --seed=1

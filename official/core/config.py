@@ -26,7 +26,7 @@ Pretraining presets (`get_experiment(name)`):
   demo               the embedded demo pretraining data (32x32 images, 48 classes), a
                      ResNet-18 at 1/8 of the width with a 3x3 stem, 2 epochs; well under a
                      minute on two CPU cores.
-  imagenet_resnet50  the paper's recipe (SPEC §3): ImageNet, ResNet-50, global batch 4096,
+  imagenet_resnet50  the paper's recipe (docs/protocol.md §3): ImageNet, ResNet-50, global batch 4096,
                      SGD + Nesterov 0.9, learning rate 0.1 per 256 examples (1.6), 5 warm-up
                      epochs then cosine decay over 90 epochs, weight decay 8e-5, EMA of the
                      weights (0.9999), bfloat16; trains on train + validation of the dataset
@@ -106,8 +106,8 @@ class DataConfig:
     train_examples: if set, only the first N examples of `train_split` are used.
     eval_examples: if set, only the first N examples of `eval_split` are evaluated.
     train_preprocess: official.data preprocessing of training images ("train": random crop
-      and flip, SPEC §3).
-    eval_preprocess: preprocessing of evaluation images ("eval": centre crop, SPEC §3).
+      and flip, docs/protocol.md §3).
+    eval_preprocess: preprocessing of evaluation images ("eval": centre crop, docs/protocol.md §3).
     crop_area_range: area fraction of the random training crop (released: 8%-100%).
   """
   dataset: str = "demo_pretrain"
@@ -148,7 +148,7 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ObjectiveConfig:
-  """The loss of SPEC §1: an official.losses name and hyperparameter overrides.
+  """The loss of docs/protocol.md §1: an official.losses name and hyperparameter overrides.
 
   `resolve` canonicalises the name ("mse" -> "squared_error") and fills `hparams` with every
   hyperparameter of the objective: explicit `hparams` first, then the preset's
@@ -162,7 +162,7 @@ class ObjectiveConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-  """Optimisation and the training loop (SPEC §3).
+  """Optimisation and the training loop (docs/protocol.md §3).
 
   Attributes:
     seed: seeds the initialisation, dropout and the data order of every epoch.
@@ -193,7 +193,7 @@ class TrainConfig:
     eval_batch_size: global batch of evaluation.
     eval_every_epochs: evaluate every N epochs (and always after the last).
     class_separation_examples: size of the fixed evaluation subset (the first N examples of
-      the evaluation split) on which the class separation R^2 (SPEC §6) of the penultimate
+      the evaluation split) on which the class separation R^2 (docs/protocol.md §6) of the penultimate
       features is measured.
   """
   seed: int = 0
@@ -514,7 +514,7 @@ def demo() -> ExperimentConfig:
 
 
 def imagenet_resnet50() -> ExperimentConfig:
-  """The paper's ImageNet pretraining (SPEC §2-3); final runs: train + validation -> test."""
+  """The paper's ImageNet pretraining (docs/protocol.md §2-3); final runs: train + validation -> test."""
   return ExperimentConfig(
       model=ModelConfig(depth=50, width_multiplier=1.0, small_input_stem=False,
                         image_size=224),

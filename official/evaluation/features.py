@@ -1,6 +1,6 @@
 """Activations of a pretrained network on a dataset, streamed in batches and cached on disk.
 
-Transfer with fixed features (paper §3.1, SPEC §4) uses the penultimate `final_avg_pool`
+Transfer with fixed features (paper §3.1, docs/protocol.md §4) uses the penultimate `final_avg_pool`
 features, with the transfer preprocessing (shorter side resized, centre crop, no
 augmentation). Arrays are cached under `cache_dir` (any tf.io.gfile path), one `.npz` per
 model fingerprint, dataset, split, endpoints and preprocessing, each written atomically, so a
@@ -81,7 +81,7 @@ def iterate(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
     endpoints: which named endpoints to return.
     batch_size: global batch size (split across replicas under `strategy`).
     data_dir: TFDS data directory.
-    preprocess: "transfer" (SPEC §4), "eval" (ImageNet centre crop) or "finetune_eval".
+    preprocess: "transfer" (docs/protocol.md §4), "eval" (ImageNet centre crop) or "finetune_eval".
     max_examples: stop after this many examples (the first ones of the split).
     strategy: a `tf.distribute.Strategy` to spread batches over replicas.
     progress: show a progress bar on stderr.

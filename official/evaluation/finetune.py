@@ -1,4 +1,4 @@
-"""Fine-tuning the whole pretrained network on a transfer dataset (paper Table 2, SPEC §5).
+"""Fine-tuning the whole pretrained network on a transfer dataset (paper Table 2, docs/protocol.md §5).
 
     from official.evaluation import finetune
     result = finetune.run("runs/demo/softmax-seed0", "demo_texture", "/tmp/ft", preset="demo")
@@ -87,7 +87,7 @@ BOOKKEEPING_FIELDS = ("eval_batch_size", "steps_per_loop", "log_every_steps",
 
 
 def bn_momentum(steps_per_epoch: int, epochs: float = 10.0, minimum: float = 0.9) -> float:
-  """Batch-norm momentum of fine-tuning (SPEC §5): max(1 - epochs / s, minimum)."""
+  """Batch-norm momentum of fine-tuning (docs/protocol.md §5): max(1 - epochs / s, minimum)."""
   if steps_per_epoch < 1:
     raise ValueError(f"steps_per_epoch={steps_per_epoch} must be >= 1")
   return max(1.0 - epochs / steps_per_epoch, minimum)

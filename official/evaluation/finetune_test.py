@@ -1,4 +1,4 @@
-"""Tests of fine-tuning (SPEC §5): protocol constants, weight loading, training, resumption."""
+"""Tests of fine-tuning (docs/protocol.md §5): protocol constants, weight loading, training, resumption."""
 
 import math
 import os

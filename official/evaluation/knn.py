@@ -1,4 +1,4 @@
-"""k-nearest-neighbour transfer on frozen features (SPEC.md §4, Table 1 "kNN").
+"""k-nearest-neighbour transfer on frozen features (docs/protocol.md §4, Table 1 "kNN").
 
 k is chosen by leave-one-out cross-validation on the training set over k = 1..k_max (paper,
 Table 1 caption). Similarity is cosine on L2-normalised features by default (assumed, the

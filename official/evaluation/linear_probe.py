@@ -1,6 +1,6 @@
 """Linear probe: L2-regularised multinomial logistic regression on frozen features.
 
-Transfer with fixed features (SPEC.md §4, Table 1 "Linear"). On penultimate features x
+Transfer with fixed features (docs/protocol.md §4, Table 1 "Linear"). On penultimate features x
 ([n, D]) with classes y in 0..K-1 the probe minimises, over weights W ([D, K]) and bias b ([K]),
 
   J(W, b) = sum_i CE(x_i W + b, y_i) + l2 * ||W||_F^2,      CE(z, y) = logsumexp(z) - z_y,
@@ -42,7 +42,7 @@ import tensorflow as tf
 from official.evaluation import inputs
 from official.evaluation import metrics
 
-# Kornblith's linear_eval grid: 10^-6, 10^-4, ..., 10^6 (SPEC.md §4).
+# Kornblith's linear_eval grid: 10^-6, 10^-4, ..., 10^6 (docs/protocol.md §4).
 DEFAULT_L2_GRID = tuple(float(10.0**e) for e in range(-6, 7, 2))
 NUM_REFINEMENTS = 4
 MAX_ITERATIONS = 1000
@@ -490,7 +490,7 @@ def fit(train_x, train_y, val_x=None, val_y=None, *, l2_grid: Optional[Sequence[
         history_size: int = HISTORY_SIZE, holdout_fraction: float = HOLDOUT_FRACTION,
         seed: int = 0, standardize: bool = False, refit: bool = True,
         dtype: str = "float32", jit_compile: bool = False) -> LinearProbe:
-  """Fits a linear probe, choosing the penalty on validation data (SPEC.md §4).
+  """Fits a linear probe, choosing the penalty on validation data (docs/protocol.md §4).
 
   Args:
     train_x: [n, D] training features.

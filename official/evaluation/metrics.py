@@ -1,4 +1,4 @@
-"""Transfer accuracy metrics of Table 1 (SPEC.md §4).
+"""Transfer accuracy metrics of Table 1 (docs/protocol.md §4).
 
 Most datasets report top-1 accuracy; Oxford-IIIT Pets and Oxford Flowers 102 report mean
 per-class accuracy, the mean over classes of the fraction of that class's examples that are

@@ -1,4 +1,4 @@
-"""Relearning the head on the pretraining task (paper Figure 6, SPEC §6).
+"""Relearning the head on the pretraining task (paper Figure 6, docs/protocol.md §6).
 
 Does a better pretraining objective owe its higher accuracy to its features, or to its final
 layer? The paper fits L2-regularised multinomial logistic regression on the penultimate

@@ -38,7 +38,7 @@ def _export(directory: str, objective: str, seed: int, image_size: int = IMAGE_S
 
 
 def _hsic1(k: np.ndarray, l: np.ndarray) -> float:
-  """The unbiased HSIC1 of SPEC §6, written out with explicit matrices."""
+  """The unbiased HSIC1 of docs/protocol.md §6, written out with explicit matrices."""
   n = k.shape[0]
   k = k * (1.0 - np.eye(n))
   l = l * (1.0 - np.eye(n))

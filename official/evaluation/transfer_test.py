@@ -6,6 +6,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from official.core import config
 from official.data import datasets
 from official.evaluation import features
 from official.evaluation import transfer
@@ -38,10 +39,12 @@ class TransferTest(tf.test.TestCase):
     export = os.path.join(model_dir, "export", "saved_model")
     tf.io.gfile.makedirs(export)
     with tf.io.gfile.GFile(os.path.join(model_dir, "config.json"), "w") as f:
-      f.write(json.dumps({"data": {"dataset": "demo_pretrain"}}))
+      f.write(config.to_json(config.override(config.get_experiment("demo"),
+                                             {"data.classes": "0-4"})))
     for path in (model_dir, export, model_dir + "/"):
       self.assertEqual(pretrained.training_model_dir(path), model_dir)
-      self.assertEqual(pretrained.training_config(path)["data"], {"dataset": "demo_pretrain"})
+      data = pretrained.training_config(path)["data"]
+      self.assertEqual((data["dataset"], data["classes"]), ("demo_pretrain", "0-4"))
       self.assertEqual(transfer.default_output_dir(path), os.path.join(model_dir, "transfer"))
     released = os.path.join(root, "released", "softmax_seed0")
     tf.io.gfile.makedirs(released)

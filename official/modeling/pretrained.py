@@ -2,7 +2,7 @@
 
 `load(path)` accepts
   - a SavedModel directory: one written by `export_saved_model`, or a released SavedModel of
-    the paper (its single-input "serving_default" signature returns the SPEC §2 endpoints);
+    the paper (its single-input "serving_default" signature returns the docs/protocol.md §2 endpoints);
   - a model_dir of experiments/train: <model_dir>/export/saved_model when present, else the
     network rebuilt from <model_dir>/config.json ("model" and "objective" sections) with the
     exponential-moving-average weights (`ema_model`) of the latest checkpoint in
@@ -40,7 +40,7 @@ INPUT_NAME = "images"
 # Written into <export_dir>/assets/ by export_saved_model: endpoint_names, image_size,
 # num_classes of the exported network.
 ENDPOINTS_FILE = "endpoints.json"
-# Resolution of the released SavedModels when their signature leaves it open (SPEC §3).
+# Resolution of the released SavedModels when their signature leaves it open (docs/protocol.md §3).
 RELEASED_IMAGE_SIZE = 224
 # Released checkpoints' output count: 1000 ImageNet classes after an unused class 0.
 CLASSES_WITH_BACKGROUND = 1001

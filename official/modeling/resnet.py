@@ -1,4 +1,4 @@
-"""ResNet v1 with the named endpoints of the study (SPEC §2), in `keras.layers` only.
+"""ResNet v1 with the named endpoints of the study (docs/protocol.md §2), in `keras.layers` only.
 
 The network is the released ResNet-50 v1 (He et al. 2016, as in the TPU reference model):
 

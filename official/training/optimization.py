@@ -1,4 +1,4 @@
-"""Optimiser, learning-rate schedule, weight decay and weight averaging of SPEC §1 and §3.
+"""Optimiser, learning-rate schedule, weight decay and weight averaging of docs/protocol.md §1 and §3.
 
 - SGD with Nesterov momentum 0.9;
 - the learning rate grows linearly from 0 to its peak over the warm-up steps, then follows a
@@ -48,7 +48,7 @@ def decayed_variables(model: keras.Model) -> list:
 
   Selected by layer type and attribute (Conv*/Dense/EinsumDense and the objective's head
   layers own a `kernel`), never by variable name; biases and batch-norm gamma/beta are left
-  out (SPEC §1, "global weight decay").
+  out (docs/protocol.md §1, "global weight decay").
   """
   selected, seen = [], set()
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access

@@ -109,7 +109,7 @@ class TrainTest(tf.test.TestCase):
     log_p = z - z.max(1, keepdims=True)
     log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
     targets = (1 - alpha) * np.eye(k)[labels] + alpha / k
-    loss = np.mean(-(targets * log_p).sum(1)) / (1 - alpha)  # SPEC §1 label smoothing
+    loss = np.mean(-(targets * log_p).sum(1)) / (1 - alpha)  # docs/protocol.md §1 label smoothing
     r2 = _cosine_r2(endpoints["final_avg_pool"][:48].astype(np.float64), labels[:48])
 
     self.assertAllClose(self.metrics["top1"], top1, atol=1e-6)
