@@ -22,13 +22,18 @@ every size of a sweep from about 1,000 x 64 to 10,000 x 2048 features (docs/prot
 Features are synthetic (benchmarks/synthetic_features.py). Times are steady state: a process
 traces each TensorFlow function once, on its first call (whatever the problem size), and that
 one-off cost, measured before the sweep, is printed but kept out of the ratios; scikit-learn
-gets the same untimed first call. For each method the time's growth with n is fitted as
-seconds ~ n^a (least squares on log-log, over the sweep, whose feature dimension grows with n
-too). The paper's largest transfer set (Food-101: 75,750 x 2048, 101 classes) does not fit in
-minutes for the baselines; its row is extrapolated from the largest measured size with the
-fitted exponents, marked as such, and is not held to the bars. At the larger kNN sizes the
-baseline is queried for every --knn_stride-th k only and its time scaled to all k_max queries
-(its cost hardly depends on k); agreement is then checked on those k.
+gets the same untimed first call. A method's runs are repeated while they total under 2 s (at
+most 5) and the fastest counts, the same rule for both sides. Both linear solvers get the
+demo study's budget of 200 iterations per fit (--max_iterations).
+
+For each method the time's growth along the sweep is fitted as seconds ~ n^a (least squares
+on log-log; the feature dimension grows with n up to 2048). The paper's largest transfer set
+(Food-101: 75,750 x 2048, 101 classes) does not fit in minutes for the baselines: its row is
+extrapolated from the largest measured size with the exponents fitted over the sizes at
+D = 2048 (growth in n alone; the linear probe's times also scaled by the ratio of classes),
+marked as such, not held to the bars, and left out of the --markdown table. At the kNN sizes
+above 2,500 x 256 the baseline is queried for every --knn_stride-th k only and its time scaled
+to all k_max queries (its cost hardly depends on k); agreement is checked on those k.
 
 Bars (exit status 1 when any measured size misses one): linear probe >= --min_linear_speedup,
 kNN >= --min_knn_speedup below --knn_large_from examples and >= --min_knn_speedup_large from
@@ -92,6 +97,10 @@ CKA_BATCH_SIZES = (16, 32, 64, 128)
 QUICK_CKA_BATCH_SIZES = (8, 16)
 # The paper's largest transfer set: Food-101's train + validation features.
 LARGEST = (75750, 2048, 101)
+# Timed runs of a method are repeated while they total under this many seconds, at most
+# _MAX_RUNS times, and the fastest counts.
+_REPEAT_SECONDS = 2.0
+_MAX_RUNS = 5
 # Baseline kNN queries every k up to this many multiply-adds of one all-pairs search.
 _KNN_FULL_BUDGET = 2500 * 2500 * 256
 
@@ -167,6 +176,20 @@ def _timed(fn: Callable[[], object]) -> tuple[object, float]:
   return result, time.perf_counter() - start
 
 
+def _best_time(fn: Callable[[], object]) -> tuple[object, float]:
+  """fn's result and its fastest time over runs repeated while they total under _REPEAT_SECONDS.
+
+  The same rule for the project and its baseline: short runs are the ones a busy machine's
+  load spikes distort, and at most _MAX_RUNS are made.
+  """
+  result, best = _timed(fn)
+  total, runs = best, 1
+  while total < _REPEAT_SECONDS and runs < _MAX_RUNS:
+    _, seconds = _timed(fn)
+    best, total, runs = min(best, seconds), total + seconds, runs + 1
+  return result, best
+
+
 def _size(n: int, d: int, k: Optional[int] = None) -> str:
   return f"{n:,} x {d}" + ("" if k is None else f", {k} classes")
 
@@ -202,10 +225,10 @@ def _linear_splits(n: int, d: int, k: int) -> dict:
 
 def linear_row(n: int, d: int, k: int) -> Row:
   s = _linear_splits(n, d, k)
-  probe, ours = _timed(lambda: linear_probe.fit(
+  probe, ours = _best_time(lambda: linear_probe.fit(
       *s["train"], *s["validation"], max_iterations=FLAGS.max_iterations,
       tolerance=FLAGS.tolerance))
-  theirs, baseline = _timed(lambda: sklearn_linear_protocol(
+  theirs, baseline = _best_time(lambda: sklearn_linear_protocol(
       s["train"], s["validation"], s["test"], FLAGS.max_iterations, FLAGS.tolerance))
   test = probe.score(*s["test"])
   gap = 100.0 * abs(test - theirs["test"])
@@ -235,8 +258,8 @@ def knn_row(n: int, d: int, k: int) -> Row:
   k_max = FLAGS.k_max
   stride = 1 if n * n * d <= _KNN_FULL_BUDGET else FLAGS.knn_stride
   ks = list(range(1, k_max + 1, stride))
-  model, ours = _timed(lambda: knn.fit(x, y, k_max=k_max, tie_break="lowest_class"))
-  theirs, baseline = _timed(lambda: sklearn_leave_one_out(x, y, ks))
+  model, ours = _best_time(lambda: knn.fit(x, y, k_max=k_max, tie_break="lowest_class"))
+  theirs, baseline = _best_time(lambda: sklearn_leave_one_out(x, y, ks))
   baseline *= k_max / len(ks)
   mine = np.array([model.loo_accuracy[i] for i in ks])
   ours_k, theirs_k = ks[int(np.argmax(mine))], ks[int(np.argmax(theirs))]
@@ -332,7 +355,7 @@ def cka_row(batch_size: int) -> Row:
   return Row("minibatch CKA", batch_size, sum(WIDTHS), len(ENDPOINTS),
              f"{num} x {num} endpoints, {FLAGS.cka_batches} x {batch_size} examples",
              wall["minibatch"], wall["per_pair"], FLAGS.min_cka_speedup,
-             difference <= FLAGS.cka_tolerance, f"max |CKA difference| {difference:.1e}")
+             difference <= FLAGS.cka_tolerance, f"largest CKA difference {difference:.1e}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,18 +398,18 @@ def exponent_rows(rows: Sequence[Row]) -> dict:
 def extrapolated_row(rows: Sequence[Row], task: str) -> Optional[Row]:
   """The paper's largest transfer set, from the largest measured size of `task`.
 
-  Times grow from there as n^a with a fitted over the measured sizes with the largest one's
-  feature dimension (growth in n alone), both methods' per-pass cost scaled by the ratio of
-  classes (linear probe: every product is linear in K).
+  Times grow from there as n^a with a fitted over the measured sizes at the set's feature
+  dimension (growth in n alone; None without two of them), the linear probe's also scaled by
+  the ratio of classes (each of its matrix products is linear in K).
   """
   measured = [r for r in rows if r.task == task and not r.extrapolated]
   if not measured:
     return None
-  last = max(measured, key=lambda r: r.n)
-  fitted = _exponents([r for r in measured if r.d == last.d])
-  if fitted is None:
-    return None
   n, d, k = LARGEST
+  last = max(measured, key=lambda r: r.n)
+  fitted = _exponents([r for r in measured if r.d == d])
+  if fitted is None or last.d != d:
+    return None
   ours_exp, base_exp = fitted
   classes = k / last.k if task == "linear probe" else 1.0
   return Row(task, n, last.d, k, _size(n, d, k) + " (Food-101, extrapolated)",
@@ -406,11 +429,12 @@ def print_table(rows: Sequence[Row], exponents: dict, markdown: bool) -> None:
   for task, (ours, theirs) in exponents.items():
     lines.append((task, "time ~ n^a, fitted", f"a = {ours:.2f}", f"a = {theirs:.2f}", "", "",
                   "", ""))
-  if markdown:
+  if markdown:  # measured figures only
     print("| " + " | ".join(h or "result" for h in header) + " |")
     print("|" + "---|" * len(header))
-    for line in lines:
-      print("| " + " | ".join(line) + " |")
+    for r, line in zip(list(rows) + [None] * len(exponents), lines):
+      if r is None or not r.extrapolated:
+        print("| " + " | ".join(line) + " |")
     return
   widths = [max(len(str(x[i])) for x in [header] + lines) for i in range(len(header))]
   for line in [header] + lines:

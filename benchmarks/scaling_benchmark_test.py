@@ -66,6 +66,10 @@ class BarTest(absltest.TestCase):
     self.assertAlmostEqual(extra.ours_seconds, 2.0 * n / 10000)
     self.assertAlmostEqual(extra.baseline_seconds, 40.0 * (n / 10000)**2)
 
+  def test_no_extrapolation_without_two_sizes_at_the_paper_dimension(self):
+    rows = [_row(n=1000, d=64), _row(n=2000, d=64), _row(n=10000, d=2048)]
+    self.assertIsNone(sb.extrapolated_row(rows, "kNN selection"))
+
   def test_extrapolated_linear_probe_scales_with_classes(self):
     rows = [_row("linear probe", n=5000, d=2048, k=10, ours=1.0, baseline=10.0),
             _row("linear probe", n=10000, d=2048, k=10, ours=2.0, baseline=20.0)]
