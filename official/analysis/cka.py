@@ -206,13 +206,14 @@ def _hsic_matrix(layers: Sequence[tf.Tensor],
   return tf.matmul(grams, grams, transpose_b=True), tf.stack(finite)
 
 
-# Eager calls run the whole minibatch as one graph: per-layer eager operations, not the
-# arithmetic, are most of the time at small minibatches. Traced once per set of layer shapes
-# (then with the batch size left unknown); the same kernels as eager execution.
+# Eager updates run the whole minibatch as one graph: per-layer eager operations, not the
+# arithmetic, are most of the time at small minibatches. One graph per number of layers, traced
+# once for every shape; the same kernels as eager execution, bit for bit (cka_test checks it).
 _EAGER_HSIC_MATRIX = {}
 
 
 def _eager_hsic_matrix(layers: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+  """`_hsic_matrix` of eager float64 layers [n, features], as one graph call."""
   if len(layers) not in _EAGER_HSIC_MATRIX:
     _EAGER_HSIC_MATRIX[len(layers)] = tf.function(
         _hsic_matrix, input_signature=[[tf.TensorSpec([None, None], tf.float64)] * len(layers)])
