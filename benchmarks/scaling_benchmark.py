@@ -92,7 +92,7 @@ flags.DEFINE_float("cka_tolerance", 1e-6, "Largest |difference| between the CKA 
 # and 1/2 of its train split. The last two sizes share D = 2048 (ResNet-50's), which gives the
 # growth in n used to extrapolate to the paper's largest set.
 SIZES = ((1000, 64, 10), (2500, 256, 10), (5000, 2048, 10), (10000, 2048, 10))
-QUICK_SIZES = ((1000, 64, 10), (2000, 64, 10))
+QUICK_SIZES = ((500, 32, 5), (1000, 64, 10))
 CKA_BATCH_SIZES = (16, 32, 64, 128)
 QUICK_CKA_BATCH_SIZES = (8, 16)
 # The paper's largest transfer set: Food-101's train + validation features.
