@@ -36,7 +36,7 @@ layers of both networks as the rows of one matrix G gives every HSIC1 of the min
 G G^T. Its accumulators are sums, so replicas and hosts combine by addition.
 """
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -168,29 +168,56 @@ def _flatten_float64(activations: Any, name: str) -> tf.Tensor:
   return tf.cast(tf.reshape(x, flat_shape), tf.float64)
 
 
-def _unbiased_gram(x: tf.Tensor, name: str) -> tf.Tensor:
+def _unbiased_gram(x: tf.Tensor, message: Optional[str] = None) -> tuple[tf.Tensor, tf.Tensor]:
   """Flattened U-centred Gram K_U / sqrt(n (n-3)) of x [n, p] float64 -> [n * n].
 
   Rows of the stacked result G give G G^T = [HSIC1(K_a, K_b)]_{a, b} (module docstring).
-  U-centring removes what centring x would, so x is used as is. A NaN/Inf in x makes its row
-  of diag(K) = squared row norms non-finite: eagerly a ValueError, in graphs a failed assertion.
+  U-centring removes what centring x would, so x is used as is. Also returns whether x is
+  finite: a NaN/Inf in x makes its row of diag(K) = squared row norms non-finite. With a
+  `message`, a non-finite x also fails a graph assertion carrying it.
   """
   n = tf.shape(x)[0]
   count = tf.cast(n, tf.float64)
   gram = tf.matmul(x, x, transpose_b=True)
-  squared_norms = tf.linalg.diag_part(gram)
-  message = f"{name}: contains NaN or Inf; expected finite activations"
-  if tf.executing_eagerly():
-    if not bool(tf.reduce_all(tf.math.is_finite(squared_norms))):
-      raise ValueError(message)
-  else:
+  finite = tf.reduce_all(tf.math.is_finite(tf.linalg.diag_part(gram)))
+  if message is not None:
     gram = tf.debugging.assert_all_finite(gram, message)
   zeros = tf.zeros([n], tf.float64)
   gram = tf.linalg.set_diag(gram, zeros)
   means = tf.reduce_sum(gram, axis=0) / (count - 2.0)
   means -= tf.reduce_sum(means) / (2.0 * (count - 1.0))
   gram = tf.linalg.set_diag(gram - means[:, None] - means[None, :], zeros)
-  return tf.reshape(gram, [-1]) / tf.sqrt(count * (count - 3.0))
+  # Not `/ tf.sqrt(.)`, which graph optimisation rewrites as `* tf.math.rsqrt(.)`: rounded
+  # differently, so graphs and eager execution would disagree in the last bit.
+  return tf.math.divide_no_nan(tf.reshape(gram, [-1]), tf.sqrt(count * (count - 3.0))), finite
+
+
+def _hsic_matrix(layers: Sequence[tf.Tensor],
+                 messages: Optional[Sequence[str]] = None) -> tuple[tf.Tensor, tf.Tensor]:
+  """[L, L] HSIC1 between all layers of one minibatch, and [L] whether each layer is finite.
+
+  One product G G^T of the stacked U-centred Grams (module docstring) of the layers' float64
+  activations [n, features]; with `messages`, a non-finite layer fails a graph assertion.
+  """
+  grams, finite = zip(*[
+      _unbiased_gram(a, None if messages is None else messages[i])
+      for i, a in enumerate(layers)])
+  grams = tf.stack(grams)
+  return tf.matmul(grams, grams, transpose_b=True), tf.stack(finite)
+
+
+# Eager updates run the whole minibatch as one graph: per-layer eager operations, not the
+# arithmetic, are most of the time at small minibatches. One graph per number of layers, traced
+# once for every shape; the same kernels as eager execution, bit for bit (cka_test checks it).
+_EAGER_HSIC_MATRIX = {}
+
+
+def _eager_hsic_matrix(layers: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+  """`_hsic_matrix` of eager float64 layers [n, features], as one graph call."""
+  if len(layers) not in _EAGER_HSIC_MATRIX:
+    _EAGER_HSIC_MATRIX[len(layers)] = tf.function(
+        _hsic_matrix, input_signature=[[tf.TensorSpec([None, None], tf.float64)] * len(layers)])
+  return _EAGER_HSIC_MATRIX[len(layers)](list(layers))
 
 
 class MinibatchCKA(tf.Module):
@@ -284,8 +311,15 @@ class MinibatchCKA(tf.Module):
           "examples") for a in layers[1:]]
       with tf.control_dependencies(checks):
         layers = [tf.identity(a) for a in layers]
-    grams = tf.stack([_unbiased_gram(a, name) for a, name in zip(layers, names)])
-    hsic = tf.matmul(grams, grams, transpose_b=True)
+    if tf.executing_eagerly():
+      hsic, finite = _eager_hsic_matrix(layers)
+      finite = finite.numpy()
+      if not finite.all():
+        raise ValueError(f"{names[int(np.argmin(finite))]}: contains NaN or Inf; expected "
+                         "finite activations")
+    else:
+      hsic, _ = _hsic_matrix(
+          layers, [f"{name}: contains NaN or Inf; expected finite activations" for name in names])
     # In graphs, a failed check must leave both accumulators unchanged.
     with tf.control_dependencies([hsic]):
       self.hsic_sums.assign_add(hsic)

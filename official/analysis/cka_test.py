@@ -258,6 +258,28 @@ class MinibatchCKATest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(float(metric.num_minibatches.numpy()), 1.0)
     self.assertAllClose(metric.result(), _all_pairs(xs, ys), atol=1e-10)
 
+  def test_eager_update_matches_op_by_op_arithmetic_exactly(self):
+    # Eager updates run as one graph; the accumulators must equal, bit for bit, the same
+    # formula executed one eager operation at a time.
+    rng = np.random.default_rng(18)
+    metric = cka.MinibatchCKA(3, 2)
+    expected = np.zeros([5, 5])
+    for n in (12, 12, 7):
+      xs, ys = _layers(rng, n)
+      metric.update_state(xs, ys)
+      grams = []
+      for a in xs + ys:
+        x = tf.cast(tf.reshape(a, [n, -1]), tf.float64)
+        gram = tf.linalg.set_diag(tf.matmul(x, x, transpose_b=True), tf.zeros([n], tf.float64))
+        means = tf.reduce_sum(gram, axis=0) / (n - 2.0)
+        means -= tf.reduce_sum(means) / (2.0 * (n - 1.0))
+        gram = tf.linalg.set_diag(gram - means[:, None] - means[None, :],
+                                  tf.zeros([n], tf.float64))
+        grams.append(tf.reshape(gram, [-1]) / tf.sqrt(tf.constant(n * (n - 3.0), tf.float64)))
+      grams = tf.stack(grams)
+      expected += tf.matmul(grams, grams, transpose_b=True).numpy()
+    np.testing.assert_array_equal(metric.hsic_sums.numpy(), expected)
+
   def test_single_network(self):
     xs, _ = _layers(np.random.default_rng(16), 20)
     metric = cka.MinibatchCKA(3, 0)

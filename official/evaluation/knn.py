@@ -22,6 +22,7 @@ with equal leave-one-out score the smallest k is chosen.
 """
 
 import dataclasses
+import functools
 import time
 from typing import Optional
 
@@ -51,27 +52,34 @@ def _prepare(x: np.ndarray, distance: str) -> tuple[tf.Tensor, tf.Tensor]:
 
 _MATRIX = tf.TensorSpec([None, None], tf.float32)
 _VECTOR = tf.TensorSpec([None], tf.float32)
+_INT = tf.TensorSpec([], tf.int32)
 
 
-@tf.function(input_signature=[
-    _MATRIX, _VECTOR, _MATRIX, _VECTOR, tf.TensorSpec([], tf.float32),
-    tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.bool)])
-def _top_k_chunk(queries, query_term, reference, reference_term, dot_scale, first_row, k,
-                 exclude_self):
+def _top_k_chunk(queries, query_term, reference, reference_term, first_row, k, *,
+                 euclidean: bool, exclude_self: bool):
   """Top-k reference rows of each query row by similarity (ties: lower index first).
 
-  Similarity = dot_scale * q.r + term(q) + term(r): cosine similarity (scale 1, terms 0) or
-  minus the squared Euclidean distance (scale 2, terms -||.||^2). With exclude_self, query row
-  i (global row first_row + i) never selects reference row first_row + i.
+  Similarity is cosine similarity q.r of unit vectors or, with `euclidean`, minus the squared
+  Euclidean distance 2 q.r + term(q) + term(r) (terms -||.||^2). With exclude_self, query row
+  i (global row first_row + i) never selects reference row first_row + i: that entry, on the
+  diagonal at offset first_row, is set to -inf.
   """
-  sims = dot_scale * tf.matmul(queries, reference, transpose_b=True)
-  sims = sims + reference_term[None, :] + query_term[:, None]
-  rows = first_row + tf.range(tf.shape(queries)[0])
-  self_mask = tf.logical_and(
-      exclude_self, tf.equal(rows[:, None], tf.range(tf.shape(reference)[0])[None, :]))
-  sims = tf.where(self_mask, tf.constant(-np.inf, sims.dtype), sims)
+  sims = tf.matmul(queries, reference, transpose_b=True)
+  if euclidean:
+    sims = 2.0 * sims + reference_term[None, :] + query_term[:, None]
+  if exclude_self:
+    sims = tf.linalg.set_diag(
+        sims, tf.fill([tf.shape(queries)[0]], tf.constant(-np.inf, sims.dtype)), k=first_row)
   # tf.math.top_k returns equal values in index order (knn_test checks it).
   return tf.math.top_k(sims, k=k, sorted=True)
+
+
+# One graph per (distance, exclude_self), traced once for every problem size.
+_TOP_K_CHUNK = {
+    (euclidean, exclude_self): tf.function(
+        functools.partial(_top_k_chunk, euclidean=euclidean, exclude_self=exclude_self),
+        input_signature=[_MATRIX, _VECTOR, _MATRIX, _VECTOR, _INT, _INT])
+    for euclidean in (False, True) for exclude_self in (False, True)}
 
 
 def neighbours(queries, reference, k: int, *, distance: str = "cosine",
@@ -105,33 +113,38 @@ def neighbours(queries, reference, k: int, *, distance: str = "cosine",
   if not 1 <= k <= num_reference - int(exclude_self):
     raise ValueError(f"k must be in 1..{num_reference - int(exclude_self)} for {num_reference} "
                      f"reference examples, got {k}")
-  dot_scale = tf.constant(1.0 if distance == "cosine" else 2.0)
+  top_k_chunk = _TOP_K_CHUNK[(distance == "euclidean", bool(exclude_self))]
   num_queries = int(queries_t.shape[0])
   indices = np.empty((num_queries, k), np.int64)
   sims = np.empty((num_queries, k), np.float32)
   for start in range(0, num_queries, chunk_size):
     stop = min(start + chunk_size, num_queries)
-    values, index = _top_k_chunk(queries_t[start:stop], query_term[start:stop], reference_t,
-                                 reference_term, dot_scale, tf.constant(start), tf.constant(k),
-                                 tf.constant(bool(exclude_self)))
+    if start == 0 and stop == num_queries:  # one chunk: no slices to cut
+      chunk, chunk_term = queries_t, query_term
+    else:
+      chunk, chunk_term = queries_t[start:stop], query_term[start:stop]
+    values, index = top_k_chunk(chunk, chunk_term, reference_t, reference_term,
+                                tf.constant(start), tf.constant(k))
     indices[start:stop] = index.numpy()
     sims[start:stop] = values.numpy()
   return indices, sims
 
 
-@tf.function(input_signature=[
-    tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.bool)])
-def _votes_for_every_k(neighbour_ids, num_classes, nearest_tie_break):
-  """[rows, k_max] majority-vote class for each prefix length k = 1..k_max."""
-  k_max = tf.shape(neighbour_ids)[1]
-  one_hot = tf.one_hot(neighbour_ids, num_classes, dtype=tf.int32)  # [rows, k_max, K]
-  votes = tf.cumsum(one_hot, axis=1)
-  # Rank of each class's nearest neighbour (k_max when the class is absent).
-  present = tf.reduce_any(one_hot > 0, axis=1)
-  first_rank = tf.where(present, tf.argmax(one_hot, axis=1, output_type=tf.int32), k_max)
-  ranked = votes * (k_max + 1) - first_rank[:, None, :]
-  score = tf.where(nearest_tie_break, ranked, votes)
-  return tf.argmax(score, axis=2, output_type=tf.int32)  # ties: lowest class id
+def _votes_for_every_k(neighbour_ids: np.ndarray, num_classes: int,
+                       nearest_tie_break: bool) -> np.ndarray:
+  """[rows, k_max] majority-vote class for each prefix length k = 1..k_max.
+
+  Integer counts in NumPy: at the sizes of a vote block this is faster than a TensorFlow call,
+  and the answer is exact either way.
+  """
+  k_max = neighbour_ids.shape[1]
+  one_hot = neighbour_ids[:, :, None] == np.arange(num_classes)  # [rows, k_max, K]
+  votes = np.cumsum(one_hot, axis=1, dtype=np.int32)
+  if nearest_tie_break:
+    # Rank of each class's nearest neighbour (k_max when the class is absent).
+    first_rank = np.where(votes[:, -1] > 0, np.argmax(one_hot, axis=1), k_max)
+    votes = votes * (k_max + 1) - first_rank[:, None, :].astype(np.int32)
+  return np.argmax(votes, axis=2)  # ties: lowest class id
 
 
 def vote(neighbour_ids: np.ndarray, num_classes: int, tie_break: str = "nearest") -> np.ndarray:
@@ -153,9 +166,8 @@ def vote(neighbour_ids: np.ndarray, num_classes: int, tie_break: str = "nearest"
   step = max(1, _VOTE_BUDGET // max(1, k_max * num_classes))
   out = np.empty((rows, k_max), np.int64)
   for start in range(0, rows, step):
-    out[start:start + step] = _votes_for_every_k(
-        tf.constant(neighbour_ids[start:start + step], tf.int32), tf.constant(num_classes),
-        tf.constant(tie_break == "nearest")).numpy()
+    out[start:start + step] = _votes_for_every_k(neighbour_ids[start:start + step],
+                                                 int(num_classes), tie_break == "nearest")
   return out
 
 
