@@ -138,6 +138,20 @@ class InputPipelineTest(tf.test.TestCase):
             for got, want in zip(got_images, want_images):
               self.assertAllClose(got, want, atol=0, rtol=0)
 
+  def test_class_subset_pipelines_hold_their_slots(self):
+    # 50 examples of 2 classes (their count unknown to tf.data): 3 global batches of 16.
+    info = datasets.get("demo_texture/small", classes="5,1")
+    kwargs = dict(training=True, batch_size=16, seed=0, data_dir=self.data_dir,
+                  preprocess="transfer")
+    _, labels = _batches(input_pipeline.build(info, "test", **kwargs))
+    self.assertLen(labels, 3)
+    for p, want in enumerate(self.sliced(labels, 2, 4, skip=1)):
+      ds = input_pipeline.build(info, "test", skip_batches=1,
+                                input_context=tf.distribute.InputContext(2, p, 4), **kwargs)
+      got = [y.numpy() for _, y in ds]
+      self.assertEqual(int(ds.cardinality()), len(want))
+      self.assertAllEqual(np.concatenate(got), np.concatenate(want))
+
   def test_evaluation_pipelines_hold_the_split_once_in_stored_order(self):
     # 200 test examples in global batches of 48: the last one holds 8 (pipeline 0's slots).
     streams = self.pipelines(4, 4, split_name="test", training=False, batch_size=48,
