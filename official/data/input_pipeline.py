@@ -1,11 +1,30 @@
-"""tf.data input pipelines: load -> shard -> shuffle -> decode + preprocess -> batch.
+"""tf.data input pipelines: load -> shuffle -> select slots -> decode + preprocess -> batch.
 
-The stream is a pure function of (dataset, split, seed, epoch): epoch e is the split shuffled
-with a seed derived from (seed, e, input pipeline id), and its i-th element is augmented with
-the stateless seed fold_in((seed, e, pipeline id), i). A resumed run therefore reproduces the
-stream exactly: `build(..., epoch=e, skip_batches=k)` equals `build(..., epoch=e).skip(k)`
-without decoding or augmenting the skipped examples (with repeat=True the skip may cross epoch
-boundaries). Images stay encoded until after the shuffle, so the shuffle buffer holds bytes.
+The stream of global batches is a pure function of (dataset, split, seed, epoch), whatever the
+number of input pipelines, workers and replicas: epoch e is the whole split shuffled with a
+seed derived from (seed, e), its i-th example is augmented with the stateless seed
+fold_in(seed(seed, e), i), and global batch g holds examples g*B .. g*B + B - 1 of the stream
+(B the global batch size). Input pipeline p of P (tf.distribute.InputContext) keeps the slots
+[p*B/P, (p+1)*B/P) of every global batch and yields them in per-replica batches of
+B / num_replicas_in_sync; tf.distribute hands a pipeline's consecutive batches to its local
+replicas in order, so replica r of the run receives slots [r*b, (r+1)*b) of each global batch
+(b the per-replica batch), and the replicas together see exactly one device's global batches.
+Evaluation pipelines (no shuffle) split the stored order the same way: together they hold every
+example once, and the last global batch may be partial (drop_remainder=False).
+
+A resumed run reproduces the stream exactly: `build(..., epoch=e, skip_batches=k)` equals
+`build(..., epoch=e).skip(k)` without decoding or augmenting the skipped examples (the skip is
+made on the encoded stream, whole global batches before the slots are selected; with
+repeat=True it may cross epoch boundaries). Images stay encoded until after the shuffle and
+the slot selection, so the shuffle buffer holds bytes and each pipeline decodes only its own
+examples.
+
+Cost: every pipeline reads, and shuffles, the encoded bytes of the whole split each epoch
+(it decodes only its 1/P). This is negligible for the demo and transfer datasets, and matters
+at the paper's scale: ImageNet's training split is about 140 GB encoded, so each worker reads
+about 140 GB per epoch instead of 140 GB / P, which the storage must sustain (P times the
+single-device read rate in total). The study accepts it: its results, checkpoints and exported
+networks then do not depend on how many workers trained them.
 
 The shuffle goes through tf.data.Dataset.shuffle, whose order also depends on TensorFlow's
 global seed (tf.random.set_seed / keras.utils.set_random_seed): fix it too for
@@ -23,10 +42,12 @@ SHUFFLE_BUFFER = 16_384
 _MAX_EPOCHS = 2 ** 62
 
 
-def _epoch_seed(seed: int, epoch, pipeline_id: int) -> tf.Tensor:
-  """Stateless seed [2] of one epoch of one input pipeline."""
+def _epoch_seed(seed: int, epoch) -> tf.Tensor:
+  """Stateless seed [2] of one epoch, the same in every input pipeline."""
   base = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-  return tf.random.experimental.stateless_fold_in(base, pipeline_id)
+  # The fold_in with 0 is part of the study's seed derivation: dropping it would change the
+  # data order and augmentation of every run.
+  return tf.random.experimental.stateless_fold_in(base, 0)
 
 
 def _shuffle_seed(epoch_seed: tf.Tensor) -> tf.Tensor:
@@ -54,18 +75,18 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
     info: from datasets.get.
     split_name: one of datasets.SPLIT_NAMES.
     training: shuffle (per epoch, seeded) when True; keep the stored order otherwise.
-    batch_size: global batch size; with input_context each pipeline yields batches of
-      input_context.get_per_replica_batch_size(batch_size).
+    batch_size: global batch size B; with input_context each pipeline yields its slots of
+      every global batch in batches of input_context.get_per_replica_batch_size(B).
     image_size: S, default info.image_size.
     seed: seed of the shuffle and of the augmentation.
-    input_context: from tf.distribute (distribute_datasets_from_function); the split is
-      sharded by example over input_context.num_input_pipelines.
+    input_context: from tf.distribute (distribute_datasets_from_function); pipeline p of P
+      keeps slots [p*B/P, (p+1)*B/P) of every global batch (module docstring).
     preprocess: one of preprocessing.PREPROCESS_MODES; default "train" when training else
       "eval".
-    drop_remainder: default `training`.
+    drop_remainder: drop the last, partial global batch; default `training`.
     repeat: an endless stream of epochs epoch, epoch + 1, ... (batches may straddle epochs).
     epoch: first epoch of the stream (re-seeds shuffle and augmentation).
-    skip_batches: batches of the stream to skip (resumption), cheaply.
+    skip_batches: batches of this pipeline's stream to skip (resumption), cheaply.
     data_dir: TFDS data directory.
     shuffle_buffer: shuffle buffer size (examples).
     area_range: area fraction of the training crop (released 8%-100%).
@@ -83,20 +104,38 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
   if drop_remainder is None:
     drop_remainder = training
   image_size = int(image_size or info.image_size)
-  local_batch = per_replica_batch_size(int(batch_size), input_context)
+  batch_size = int(batch_size)
+  local_batch = per_replica_batch_size(batch_size, input_context)
 
   ds = datasets.load_encoded(info, split_name, data_dir=data_dir)
-  pipeline_id = 0
-  if input_context is not None and input_context.num_input_pipelines > 1:
+  num_pipelines, pipeline_id = 1, 0
+  if input_context is not None:
+    num_pipelines = input_context.num_input_pipelines
     pipeline_id = input_context.input_pipeline_id
-    ds = ds.shard(input_context.num_input_pipelines, pipeline_id)
+  # This pipeline's slots [first_slot, first_slot + slots) of every global batch.
+  slots = batch_size // num_pipelines
+  if slots * num_pipelines != batch_size or slots % local_batch:
+    raise ValueError(f"batch_size: {batch_size} over {num_pipelines} input pipelines of "
+                     f"per-replica batches of {local_batch}; valid is a multiple of "
+                     "num_replicas_in_sync, the replicas spread evenly over the pipelines")
+  first_slot = pipeline_id * slots
 
-  local_examples = int(ds.cardinality().numpy())  # Negative when unknown (class subsets).
-  offset = int(skip_batches) * local_batch
+  num_examples = int(ds.cardinality().numpy())  # Negative when unknown (class subsets).
+  # Whole global batches only: a per-replica batch as large as the global one drops the
+  # partial one itself; smaller ones need the split's size.
+  whole_batches = drop_remainder and local_batch < batch_size
+  if whole_batches and num_examples < 0:
+    num_examples = datasets.num_examples(info, split_name, data_dir=data_dir)
+  # The skipped batches of this pipeline end in global batch `skipped // slots`, `within`
+  # of this pipeline's examples into it: skip whole global batches before the slots are
+  # selected, the rest after.
+  skipped = int(skip_batches) * local_batch
+  offset = skipped // slots * batch_size
+  within = skipped % slots
   first_epoch = int(epoch)
-  if repeat and local_examples > 0:
-    first_epoch += offset // local_examples
-    offset %= local_examples
+  if repeat and num_examples > 0:
+    first_epoch += offset // num_examples
+    offset %= num_examples
   last_epoch = _MAX_EPOCHS if repeat else int(epoch) + 1
 
   # The element functions below hold no Python control flow on tensors; skipping autograph's
@@ -105,19 +144,32 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
   def one_epoch(e):
     epoch_ds = ds
     if training:
-      epoch_ds = epoch_ds.shuffle(shuffle_buffer, seed=_shuffle_seed(
-          _epoch_seed(seed, e, pipeline_id)), reshuffle_each_iteration=False)
+      epoch_ds = epoch_ds.shuffle(shuffle_buffer, seed=_shuffle_seed(_epoch_seed(seed, e)),
+                                  reshuffle_each_iteration=False)
     return epoch_ds.enumerate().map(lambda i, example: (e, i, example[0], example[1]))
 
   stream = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(one_epoch)
   if offset:
     stream = stream.skip(offset)
+  remaining = max(0, num_examples - offset)  # global examples left (without repeat)
+  if whole_batches and not repeat:
+    remaining -= remaining % batch_size
+    stream = stream.take(remaining)
+  if num_pipelines > 1:
+    # Position in the stream after the skip (a whole number of global batches) -> slot.
+    @tf.autograph.experimental.do_not_convert
+    def in_slots(position, _):
+      slot = position % batch_size
+      return (slot >= first_slot) & (slot < first_slot + slots)
+
+    stream = stream.enumerate().filter(in_slots).map(lambda _, element: element)
+  if within:
+    stream = stream.skip(within)
 
   @tf.autograph.experimental.do_not_convert
   def process(e, i, image, label):
     image = datasets.decode(image)
-    element_seed = tf.random.experimental.stateless_fold_in(
-        _epoch_seed(seed, e, pipeline_id), i)
+    element_seed = tf.random.experimental.stateless_fold_in(_epoch_seed(seed, e), i)
     image = preprocessing.preprocess(image, image_size, preprocess, seed=element_seed,
                                      area_range=area_range)
     return image, label
@@ -125,10 +177,11 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
   stream = stream.map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   stream = stream.batch(local_batch, drop_remainder=drop_remainder,
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if not repeat and local_examples >= 0:
-    remaining = max(0, local_examples - offset)
-    num_batches = (remaining // local_batch if drop_remainder
-                   else -(-remaining // local_batch))
+  if not repeat and num_examples >= 0:
+    kept = (remaining // batch_size * slots
+            + min(max(remaining % batch_size - first_slot, 0), slots))
+    kept = max(0, kept - within)
+    num_batches = kept // local_batch if drop_remainder else -(-kept // local_batch)
     stream = stream.apply(tf.data.experimental.assert_cardinality(num_batches))
   options = tf.data.Options()
   options.deterministic = True

@@ -96,24 +96,89 @@ class InputPipelineTest(tf.test.TestCase):
                          skip_batches=2 * per_epoch + 1)
     self.assertAllEqual(next(iter(resumed))[1], labels[2 * per_epoch + 1])
 
-  def test_input_context_shards_examples(self):
-    seen = []
-    for pipeline_id in range(2):
-      context = tf.distribute.InputContext(num_input_pipelines=2,
+  def pipelines(self, num_pipelines, num_replicas, **kwargs):
+    """The batches of each of `num_pipelines` input pipelines feeding `num_replicas`."""
+    streams = []
+    for pipeline_id in range(num_pipelines):
+      context = tf.distribute.InputContext(num_input_pipelines=num_pipelines,
                                            input_pipeline_id=pipeline_id,
-                                           num_replicas_in_sync=2)
-      ds = self.build(training=False, batch_size=40, preprocess="transfer",
-                      input_context=context)
-      self.assertEqual(ds.element_spec[0].shape.as_list()[0], None)
-      images, _ = _batches(ds)
-      self.assertTrue(all(len(b) <= 20 for b in images))
-      seen.append(np.concatenate(images))
-    self.assertLen(seen[0], 200)
-    self.assertLen(seen[1], 200)
-    everything = np.concatenate(seen)
-    expected = (self.images.astype(np.float32) / 255.0 - MEAN) / STD
-    self.assertAllClose(np.sort(everything.reshape(400, -1), axis=0),
-                        np.sort(expected.reshape(400, -1), axis=0), atol=1e-5)
+                                           num_replicas_in_sync=num_replicas)
+      ds = self.build(input_context=context, **kwargs)
+      self.assertEqual(int(ds.cardinality()), len(list(ds)))
+      streams.append(_batches(ds))
+    return streams
+
+  def sliced(self, global_batches, num_pipelines, num_replicas, skip=0):
+    """Per pipeline, its per-replica batches cut out of the single pipeline's global batches:
+    replica r (pipeline r // (num_replicas / num_pipelines)) gets slots [r*b, (r+1)*b)."""
+    b = len(global_batches[0]) // num_replicas
+    per_pipeline = num_replicas // num_pipelines
+    return [[batch[r * b:(r + 1) * b] for batch in global_batches
+             for r in range(p * per_pipeline, (p + 1) * per_pipeline)
+             if len(batch[r * b:(r + 1) * b])][skip:]
+            for p in range(num_pipelines)]
+
+  def test_pipelines_hold_their_slots_of_the_single_pipeline_batches(self):
+    # 400 examples: 8 global batches of 48 and 16 dropped (training) or kept (evaluation).
+    for training in (True, False):
+      images, labels = _batches(self.build(training=training, batch_size=48))
+      self.assertLen(labels, 8 if training else 9)
+      for num_pipelines, num_replicas, skip in ((2, 2, 0), (4, 4, 0), (2, 4, 0), (2, 2, 3),
+                                                (4, 4, 5), (2, 4, 5)):
+        with self.subTest(training=training, pipelines=num_pipelines, replicas=num_replicas,
+                          skip=skip):
+          streams = self.pipelines(num_pipelines, num_replicas, training=training,
+                                   batch_size=48, skip_batches=skip)
+          for (got_images, got_labels), want_images, want_labels in zip(
+              streams, self.sliced(images, num_pipelines, num_replicas, skip),
+              self.sliced(labels, num_pipelines, num_replicas, skip)):
+            self.assertEqual(len(got_labels), len(want_labels))
+            for got, want in zip(got_labels, want_labels):
+              self.assertAllEqual(got, want)
+            for got, want in zip(got_images, want_images):
+              self.assertAllClose(got, want, atol=0, rtol=0)
+
+  def test_class_subset_pipelines_hold_their_slots(self):
+    # 50 examples of 2 classes (their count unknown to tf.data): 3 global batches of 16.
+    info = datasets.get("demo_texture/small", classes="5,1")
+    kwargs = dict(training=True, batch_size=16, seed=0, data_dir=self.data_dir,
+                  preprocess="transfer")
+    _, labels = _batches(input_pipeline.build(info, "test", **kwargs))
+    self.assertLen(labels, 3)
+    for p, want in enumerate(self.sliced(labels, 2, 4, skip=1)):
+      ds = input_pipeline.build(info, "test", skip_batches=1,
+                                input_context=tf.distribute.InputContext(2, p, 4), **kwargs)
+      got = [y.numpy() for _, y in ds]
+      self.assertEqual(int(ds.cardinality()), len(want))
+      self.assertAllEqual(np.concatenate(got), np.concatenate(want))
+
+  def test_evaluation_pipelines_hold_the_split_once_in_stored_order(self):
+    # 200 test examples in global batches of 48: the last one holds 8 (pipeline 0's slots).
+    streams = self.pipelines(4, 4, split_name="test", training=False, batch_size=48,
+                             preprocess="transfer")
+    self.assertEqual([len(labels) for _, labels in streams], [5, 4, 4, 4])
+    order = np.concatenate([np.concatenate([streams[p][1][g] for p in range(4)])
+                            for g in range(4)] + [streams[0][1][4]])
+    stored = np.array([label for _, label in datasets.load(
+        self.info, "test", data_dir=self.data_dir).as_numpy_iterator()])
+    self.assertAllEqual(order, stored)
+
+  def test_repeat_pipelines_resume_across_epochs(self):
+    # Global batches of 96 straddle the 400-example epochs; resume in global batch 5 (examples
+    # 480..575: epoch 1 from its 80th example on).
+    single = [y.numpy() for _, y in self.build(repeat=True, batch_size=96,
+                                               preprocess="transfer").take(10)]
+    streams = [[y.numpy() for _, y in ds.take(4)] for ds in (
+        self.build(repeat=True, batch_size=96, preprocess="transfer", skip_batches=11,
+                   input_context=tf.distribute.InputContext(2, p, 4)) for p in range(2))]
+    for p in range(2):
+      # Pipeline batches 11.. are replica 2p + 1 of global batch 5, then 2p, 2p + 1 of 6, ...
+      want = self.sliced(single, 2, 4, skip=11)[p][:4]
+      self.assertAllEqual(np.concatenate(streams[p]), np.concatenate(want))
+
+  def test_uneven_replicas_are_refused(self):
+    with self.assertRaisesRegex(ValueError, "batch_size"):
+      self.build(input_context=tf.distribute.InputContext(2, 0, 3), batch_size=48)
 
   def test_class_subset_labels(self):
     info = datasets.get("demo_texture/small", classes="5,1")

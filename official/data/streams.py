@@ -47,10 +47,12 @@ def distributed_epoch(strategy: tf.distribute.Strategy, info, split: str, *, bat
                       **build_args) -> tf.distribute.DistributedDataset:
   """Epoch `epoch` of `split` (official.data.input_pipeline, training mode: order and
   augmentation a function of (seed, epoch) only) without its first `skip_steps` global
-  batches, distributed by `strategy`; `steps_per_epoch - skip_steps` global batches."""
+  batches, distributed by `strategy`; `steps_per_epoch - skip_steps` global batches, the same
+  ones whatever the number of workers and replicas."""
 
   def dataset_fn(context: tf.distribute.InputContext):
-    # Each pipeline yields per-replica batches and serves this many replicas per step.
+    # Each pipeline yields its slots of every global batch as per-replica batches, one for each
+    # of the replicas it serves per step.
     replicas = context.num_replicas_in_sync // context.num_input_pipelines
     ds = input_pipeline.build(
         info, split, training=True, batch_size=batch_size, image_size=image_size, seed=seed,
