@@ -366,9 +366,10 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
   check_resumable(config, model_dir)
   if train_config.deterministic:
     tf.config.experimental.enable_op_determinism()
-  loop.seed_everything(train_config.seed)
-
   data = streams.PretrainingData.create(config)
+  # Seeded once the data exists: preparing a dataset in this process (TFDS generation of the
+  # demo data) draws from the global random state, which must not decide the initialisation.
+  loop.seed_everything(train_config.seed)
   trainer = Trainer(config, strategy, data.steps_per_epoch)
   spe, total = trainer.steps_per_epoch, trainer.total_steps
   if is_chief:
