@@ -173,6 +173,14 @@ class TrainTest(tf.test.TestCase):
       trainer.train(changed, model_dir)
     self.assertNotIn("\n", str(caught.exception))
 
+  def test_data_generated_in_process_leaves_the_initialisation_unchanged(self):
+    # setUpClass generated demo_pretrain/small inside train(); this run finds it prepared.
+    # TFDS generation draws from the global random state, so the seed must come after it.
+    metrics = trainer.train(self.config, os.path.join(self.root, "data_ready"),
+                            log=lambda line: None)
+    for key in ("loss", "top1", "top5", "class_separation"):
+      self.assertAllClose(metrics[key], self.metrics[key], rtol=1e-5, atol=1e-6, msg=key)
+
   def test_unreadable_config_is_refused(self):
     model_dir = os.path.join(self.root, "unreadable")
     os.makedirs(model_dir)
