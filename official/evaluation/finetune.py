@@ -187,9 +187,9 @@ def find_pretrained(path: str) -> PretrainedNetwork:
 
 def _local_absolute(path: str, normalise_only: bool = False) -> str:
   """A local `path` made absolute (or only normalised); a URL (gs://...) unchanged."""
-  if "://" in path:
+  if io.is_remote(path):
     return path
-  return os.path.normpath(path) if normalise_only else os.path.abspath(path)
+  return os.path.normpath(path) if normalise_only else io.absolute(path)
 
 
 def _require_endpoint(model) -> None:

@@ -55,6 +55,7 @@ from official.analysis import class_separation
 from official.core import config as config_lib
 from official.core import io
 from official.core.config import CONFIG_FILE, EXPORT_DIR, METRICS_FILE
+from official.data import datasets
 from official.data import streams
 from official.modeling import pretrained
 from official.modeling import resnet
@@ -366,6 +367,9 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
   check_resumable(config, model_dir)
   if train_config.deterministic:
     tf.config.experimental.enable_op_determinism()
+  # Generating a dataset draws from the global random state, so it happens before seeding: a
+  # run that generates its data trains exactly as one that finds it prepared.
+  datasets.prepare([config.data.dataset], data_dir=config.data.data_dir)
   loop.seed_everything(train_config.seed)
 
   data = streams.PretrainingData.create(config)
