@@ -156,7 +156,7 @@ def cache_path(cache_dir: str, model, info, split: str, *,
 
 def read_cached(path: str, endpoints: Sequence[str]) -> Optional[tuple[dict, np.ndarray]]:
   """`({endpoint: array}, labels)` of a cache file, None when there is none."""
-  if not tf.io.gfile.exists(path):
+  if not io.exists(path):
     return None
   with tf.io.gfile.GFile(path, "rb") as f, np.load(_io.BytesIO(f.read())) as cached:
     return {e: cached[e] for e in endpoints}, cached["labels"]
