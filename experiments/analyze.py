@@ -25,7 +25,6 @@ import os
 
 from absl import flags
 from absl import logging
-import tensorflow as tf
 
 from experiments import common_flags
 from official.analysis import class_separation
@@ -116,8 +115,8 @@ def main(argv):
     raise cli.UsageError(f"got {len(args)} positional argument(s); {USAGE}")
   paths, spec = args[:-1], args[-1]
   for path in paths:
-    if not tf.io.gfile.isdir(path):
-      problem = "does not exist" if not tf.io.gfile.exists(path) else "is not a directory"
+    if not io.isdir(path):
+      problem = "does not exist" if not io.exists(path) else "is not a directory"
       raise cli.UsageError(f"model path {path} {problem}; {USAGE}")
   names = model_names(paths, _NAMES.value)
   if _MAX_EXAMPLES.value is not None and _MAX_EXAMPLES.value < 4:

@@ -117,7 +117,7 @@ def main(argv):
       print(f"preempted: {e}", flush=True)
       return
     info = infos[name]
-    result = dict(result, model=os.path.abspath(network.model_dir),
+    result = dict(result, model=io.absolute(network.model_dir),
                   class_names=list(info.class_names) if info.class_names else None,
                   classes=list(info.classes) if info.classes is not None else None)
     result["timings"] = dict(result["timings"], wall_seconds=time.time() - start)

@@ -15,10 +15,10 @@ import os
 from typing import Optional, Sequence
 
 from absl import flags
-import tensorflow as tf
 
 from experiments import common_flags
 from official.core import cli
+from official.core import io
 from official.data import datasets
 from official.evaluation import features
 from official.evaluation import transfer
@@ -58,7 +58,7 @@ def begin(argv: Sequence[str]) -> None:
                          "named endpoints")
   if BATCH_SIZE.value < 1:
     raise cli.UsageError(f"--batch_size: {BATCH_SIZE.value}; valid is a positive integer")
-  if not tf.io.gfile.exists(MODEL.value):
+  if not io.exists(MODEL.value):
     raise FileNotFoundError(f"--model: {MODEL.value} does not exist; expected a training "
                             "model_dir or a SavedModel directory")
 

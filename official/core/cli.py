@@ -43,8 +43,15 @@ def is_user_error(error: BaseException) -> bool:
 
 
 def format_error(error: BaseException) -> str:
-  """One line: the first line of the message, prefixed with `error:`."""
-  message = str(getattr(error, "message", None) or error).strip().splitlines()
+  """One line: the first line of the message, prefixed with `error:`.
+
+  A TensorFlow filesystem error keeps all its lines, joined: the path comes on a later line
+  ("...Could not resolve host...\n\t when reading metadata of gs://bucket/x").
+  """
+  tf_message = getattr(error, "message", None)
+  message = str(tf_message or error).strip().splitlines()
+  if tf_message and message:
+    message = [" ".join(line.strip() for line in message if line.strip())]
   text = message[0] if message else _WITHOUT_MESSAGE.get(
       type(error).__name__, type(error).__name__)
   if isinstance(error, OSError) and (

@@ -68,6 +68,19 @@ class RunTest(absltest.TestCase):
     self.assertLen(lines, 1)
     self.assertRegex(lines[0], r"^error: .*file")
 
+  def test_unreachable_remote_path_is_one_line_naming_it(self):
+    def main(argv):
+      del argv
+      raise tf.errors.FailedPreconditionError(
+          None, None, "Error executing an HTTP request: libcurl code 6 meaning 'Could not "
+          "resolve hostname'\n\t when reading metadata of gs://no-such-bucket/run")
+
+    code, lines = self._run(main)
+    self.assertEqual(code, 2)
+    self.assertEqual(lines, ["error: Error executing an HTTP request: libcurl code 6 meaning "
+                             "'Could not resolve hostname' when reading metadata of "
+                             "gs://no-such-bucket/run"])
+
   def test_other_errors_keep_their_traceback(self):
     def main(argv):
       del argv

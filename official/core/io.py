@@ -13,6 +13,13 @@ it over the destination, so a reader sees either the old file or the new one, wh
     during the upload) can leave the temporary object behind: its name starts with "." and
     ends with ".tmp" (see `is_temporary`), and `remove_temporaries` deletes such leftovers.
   - `ram://` (TensorFlow's in-process filesystem): a rename replaces the entry under a lock.
+
+`ram://` keeps a flat map from names to files and answers `exists`, `isdir` and `listdir` by
+name prefix ("x/a" seems to exist while only "x/a.tmp/f" does), renames only the one entry
+named (a folder's files stay behind) and fails to delete folders it never created. The helpers
+here answer exactly there too (`exists`, `isdir`, `listdir`, `walk_files`; a folder counts
+when created with `makedirs`, as every writer here and in TensorFlow does) and move and delete
+folders file by file (`rename`, `rmtree`), so callers need no special case.
 """
 
 import errno
@@ -20,7 +27,7 @@ import json
 import os
 import posixpath
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import tensorflow as tf
 
@@ -43,12 +50,32 @@ def dirname(path: str) -> str:
   return posixpath.dirname(path) if is_remote(path) else os.path.dirname(path)
 
 
+def _is_ram(path: str) -> bool:
+  return str(path).startswith("ram://")
+
+
+def _glob_literal(path: str) -> str:
+  """`path` as a glob pattern that matches only itself."""
+  return "".join(f"[{c}]" if c in "*?[" else c for c in path)
+
+
 def exists(path: str) -> bool:
-  return tf.io.gfile.exists(path)
+  """Whether the file or folder `path` exists."""
+  if not _is_ram(path):
+    return tf.io.gfile.exists(path)
+  # An entry of exactly this name, or one directly below "path/" (folders that ram:// holds
+  # only implicitly, through files written into a folder never created, are not seen).
+  pattern = _glob_literal(str(path).rstrip("/"))
+  if pattern == "ram:":
+    return True  # the filesystem's root
+  return bool(tf.io.gfile.glob(pattern) or tf.io.gfile.glob(pattern + "/*"))
 
 
 def isdir(path: str) -> bool:
-  return tf.io.gfile.isdir(path)
+  """Whether `path` is a folder."""
+  if not _is_ram(path):
+    return tf.io.gfile.isdir(path)
+  return exists(path) and tf.io.gfile.isdir(path)
 
 
 def makedirs(path: str) -> None:
@@ -58,8 +85,11 @@ def makedirs(path: str) -> None:
 
 def listdir(path: str) -> list[str]:
   """The sorted names in folder `path` (subfolders without a trailing "/"); [] if missing."""
-  if not tf.io.gfile.isdir(path):
+  if not isdir(path):
     return []
+  if _is_ram(path):  # the entries one level below "path/" exactly, not those by prefix
+    pattern = _glob_literal(str(path).rstrip("/")) + "/*"
+    return sorted(posixpath.basename(name) for name in tf.io.gfile.glob(pattern))
   return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(path))
 
 
@@ -69,10 +99,21 @@ def glob(pattern: str) -> list[str]:
 
 def rmtree(path: str) -> None:
   """Deletes the folder `path` and everything under it; a missing folder is fine."""
-  if tf.io.gfile.isdir(path):
+  if not isdir(path):
+    if exists(path):
+      tf.io.gfile.remove(path)
+    return
+  if not _is_ram(path):
     tf.io.gfile.rmtree(path)
-  elif tf.io.gfile.exists(path):
-    tf.io.gfile.remove(path)
+    return
+  for relative in walk_files(path):
+    tf.io.gfile.remove(join(path, relative))
+  folders = [path] + [join(path, relative) for relative in _walk(path)[1]]
+  for folder in sorted(folders, key=len, reverse=True):  # deepest first
+    try:
+      tf.io.gfile.remove(folder)  # ram:// deletes a folder entry like a file
+    except tf.errors.NotFoundError:
+      pass  # a folder ram:// holds only implicitly, through the files below it
 
 
 def remove(path: str) -> None:
@@ -83,15 +124,65 @@ def remove(path: str) -> None:
     pass
 
 
+class FileStat(NamedTuple):
+  size: int  # bytes
+  mtime_ns: int  # last modification, nanoseconds since the epoch (0 where not recorded)
+
+
+def stat(path: str) -> FileStat:
+  """Size and modification time of the file `path`.
+
+  Local files are read with os.stat, whose mtime has the filesystem's full resolution
+  (gfile's local stat rounds it to seconds); other filesystems through gfile (`ram://`
+  records no mtime: 0).
+  """
+  if not is_remote(path):
+    result = os.stat(path)
+    return FileStat(result.st_size, result.st_mtime_ns)
+  try:
+    result = tf.io.gfile.stat(path)
+  except tf.errors.OpError as e:
+    raise as_os_error(e, path) from None
+  return FileStat(result.length, result.mtime_nsec)
+
+
 def mtime(path: str) -> float:
   """When `path` was last modified, in seconds since the epoch (0 where the filesystem does
   not record it, as `ram://`)."""
-  return tf.io.gfile.stat(path).mtime_nsec / 1e9
+  return stat(path).mtime_ns / 1e9
 
 
 def rename(source: str, target: str) -> None:
-  """Moves `source` to `target`, replacing it (atomic where the filesystem's rename is)."""
+  """Moves the file or folder `source` to `target`, replacing a file there (atomic where the
+  filesystem's rename is; on `ram://` a folder moves file by file)."""
+  if _is_ram(source) and isdir(source):
+    if exists(target):
+      raise FileExistsError(errno.EEXIST, "cannot move a folder onto an existing path", target)
+    makedirs(target)
+    files, folders = _walk(source)
+    for relative in folders:
+      makedirs(join(target, relative))
+    for relative in files:
+      tf.io.gfile.rename(join(source, relative), join(target, relative), overwrite=True)
+    rmtree(source)
+    return
   tf.io.gfile.rename(source, target, overwrite=True)
+
+
+def _walk(root: str) -> tuple[list[str], list[str]]:
+  """(files, folders) below `root`, sorted, as paths relative to it with "/" separators."""
+  files, folders = [], []
+  pending = [""] if isdir(root) else []
+  while pending:
+    relative = pending.pop()
+    for name in listdir(join(root, relative) if relative else root):
+      child = f"{relative}/{name}" if relative else name
+      if isdir(join(root, child)):
+        folders.append(child)
+        pending.append(child)
+      else:
+        files.append(child)
+  return sorted(files), sorted(folders)
 
 
 def walk_files(root: str) -> list[str]:
@@ -100,17 +191,7 @@ def walk_files(root: str) -> list[str]:
   Lists folder by folder (no recursive glob), which works on every filesystem; on `ram://`
   folders are listed only when created with `makedirs` (as `atomic_write_bytes` does).
   """
-  found = []
-  pending = [""] if tf.io.gfile.isdir(root) else []
-  while pending:
-    relative = pending.pop()
-    for name in tf.io.gfile.listdir(join(root, relative) if relative else root):
-      child = f"{relative}/{name.rstrip('/')}" if relative else name.rstrip("/")
-      if tf.io.gfile.isdir(join(root, child)):
-        pending.append(child)
-      else:
-        found.append(child)
-  return sorted(found)
+  return _walk(root)[0]
 
 
 def join(*parts: str) -> str:

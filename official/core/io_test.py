@@ -81,6 +81,47 @@ class IOTest(parameterized.TestCase):
       io.read_json(path)
     self.assertEqual(raised.exception.filename, path)
 
+  @parameterized.parameters("local", "ram")
+  def test_a_name_prefix_is_not_a_folder(self, filesystem):
+    root = self._root(filesystem)
+    io.atomic_write_text(io.join(root, "model.tmp-1", "saved_model.pb"), "x")
+    io.makedirs(io.join(root, "empty"))
+    self.assertFalse(io.exists(io.join(root, "model")))
+    self.assertFalse(io.isdir(io.join(root, "model")))
+    self.assertTrue(io.isdir(io.join(root, "empty")))
+    self.assertFalse(io.isdir(io.join(root, "model.tmp-1", "saved_model.pb")))
+    self.assertEqual(io.listdir(io.join(root, "model")), [])
+    self.assertEqual(io.listdir(root), ["empty", "model.tmp-1"])
+
+  @parameterized.parameters("local", "ram")
+  def test_folder_rename_moves_every_file(self, filesystem):
+    root = self._root(filesystem)
+    files = {"saved_model.pb": "graph", "variables/variables.index": "index",
+             "assets/deeper/endpoints.json": "{}"}
+    for name, text in files.items():
+      io.atomic_write_text(io.join(root, "export.tmp", *name.split("/")), text)
+    io.rename(io.join(root, "export.tmp"), io.join(root, "export"))
+    self.assertFalse(io.exists(io.join(root, "export.tmp")))
+    self.assertEqual(io.walk_files(root), sorted(f"export/{name}" for name in files))
+    for name, text in files.items():
+      self.assertEqual(io.read_text(io.join(root, "export", *name.split("/"))), text)
+    io.rmtree(io.join(root, "export"))
+    self.assertFalse(io.exists(io.join(root, "export")))
+    self.assertEqual(io.listdir(root), [])
+
+  @parameterized.parameters("local", "ram")
+  def test_stat_gives_the_size(self, filesystem):
+    path = io.join(self._root(filesystem), "x.bin")
+    io.atomic_write_bytes(path, b"12345")
+    self.assertEqual(io.stat(path).size, 5)
+
+  def test_local_stat_has_os_stat_resolution(self):
+    path = io.join(self.create_tempdir().full_path, "x.bin")
+    io.atomic_write_bytes(path, b"1")
+    os.utime(path, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    self.assertEqual(io.stat(path).mtime_ns, 1_700_000_000_123_456_789)
+    self.assertAlmostEqual(io.mtime(path), 1_700_000_000.123456789, places=5)
+
   def test_absolute_leaves_urls_alone(self):
     self.assertEqual(io.absolute("gs://bucket/runs/x"), "gs://bucket/runs/x")
     self.assertEqual(io.absolute("ram://runs/x"), "ram://runs/x")

@@ -48,6 +48,7 @@ from absl import logging
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from official.core import io
 from official.data import birdsnap
 from official.data import demo
 
@@ -261,7 +262,7 @@ def canonical_spec(spec: str) -> str:
   base, classes = _split_subset(spec)
   if not base.startswith(FOLDER_PREFIX):
     return spec
-  path = os.path.abspath(os.path.expanduser(base[len(FOLDER_PREFIX):]))
+  path = _folder_root(base[len(FOLDER_PREFIX):])
   return FOLDER_PREFIX + path + (f"@{classes}" if classes is not None else "")
 
 
@@ -474,10 +475,10 @@ def _image_problem(path: str) -> Optional[str]:
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:
-    with Image.open(path) as image:
+    with tf.io.gfile.GFile(path, "rb") as f, Image.open(f) as image:
       image_format = image.format
       image.verify()
-    with Image.open(path) as image:
+    with tf.io.gfile.GFile(path, "rb") as f, Image.open(f) as image:
       if image_format == "JPEG":
         image.draft("RGB", (1, 1))
       image.load()
@@ -490,17 +491,26 @@ def _image_problem(path: str) -> Optional[str]:
 
 
 def _list_dirs(path: str) -> List[str]:
-  return sorted(e for e in os.listdir(path) if os.path.isdir(os.path.join(path, e)))
+  return [e for e in io.listdir(path) if io.isdir(io.join(path, e))]
+
+
+def _is_file(path: str) -> bool:
+  return io.exists(path) and not io.isdir(path)  # (a dangling link is neither)
+
+
+def _folder_root(path: str) -> str:
+  """An image folder's path, absolute ("~" expanded) when local; a URL unchanged."""
+  return io.absolute(path if io.is_remote(path) else os.path.expanduser(path))
 
 
 def _scan_folder(path: str) -> _FolderScan:
   """Validates an image folder and lists its classes and unreadable files (cached)."""
-  root = os.path.abspath(os.path.expanduser(path))
+  root = _folder_root(path)
   if root in _FOLDER_SCANS:
     return _FOLDER_SCANS[root]
   where = FOLDER_PREFIX + root
   layout = "root/train/<class>/<image> and root/test/<class>/<image>"
-  if not os.path.isdir(root):
+  if not io.isdir(root):
     raise ValueError(f"{where}: not a directory; expected {layout}")
   splits = _list_dirs(root)
   unexpected = [s for s in splits if s not in FOLDER_SPLITS]
@@ -529,16 +539,15 @@ def _scan_folder(path: str) -> _FolderScan:
     split_total, split_bad = 0, []
     for name in train_classes:
       class_dir = os.path.join(root, split, name)
-      files = sorted(f for f in os.listdir(class_dir)
-                     if os.path.isfile(os.path.join(class_dir, f)))
+      files = [f for f in io.listdir(class_dir) if _is_file(io.join(class_dir, f))]
       if not [f for f in files if not f.startswith(".")]:
         raise ValueError(f"{where}: class folder {class_dir} is empty; valid has at least "
                          "one image")
       readable, bad = 0, []
       for f in files:
         file_path = os.path.join(class_dir, f)
-        stat = os.stat(file_path)
-        content.update(f"{split}/{name}/{f}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        stat = io.stat(file_path)
+        content.update(f"{split}/{name}/{f}\0{stat.size}\0{stat.mtime_ns}\n".encode())
         if not f.lower().endswith(_FOLDER_SUFFIXES):
           if not f.startswith("."):
             ignored.append(file_path)

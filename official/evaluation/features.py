@@ -50,20 +50,22 @@ def model_fingerprint(model) -> str:
   variables, or a training folder's `config.json`, `checkpoints/` and `export/` (results
   written into the folder later, such as `transfer/`, do not change the fingerprint).
   """
-  source = os.path.abspath(_model_path(model))
+  source = io.absolute(_model_path(model))
   parts = [source]
-  if os.path.isdir(source):
-    if os.path.exists(os.path.join(source, "saved_model.pb")):
-      roots = [source]
+  if io.isdir(source):
+    if io.exists(io.join(source, "saved_model.pb")):
+      names = [""]
     else:
-      roots = [os.path.join(source, name) for name in ("config.json", "checkpoints", "export")]
-    for root in roots:
-      files = [root] if os.path.isfile(root) else [
-          os.path.join(directory, name) for directory, _, names in os.walk(root)
-          for name in names]
-      for path in sorted(files):
-        stat = os.stat(path)
-        parts.append(f"{os.path.relpath(path, source)}:{stat.st_size}:{stat.st_mtime_ns}")
+      names = ["config.json", "checkpoints", "export"]
+    for name in names:
+      root = io.join(source, name) if name else source
+      if io.isdir(root):
+        files = [f"{name}/{relative}" if name else relative for relative in io.walk_files(root)]
+      else:
+        files = [name] if io.exists(root) else []
+      for relative in files:
+        stat = io.stat(io.join(source, *relative.split("/")))
+        parts.append(f"{relative}:{stat.size}:{stat.mtime_ns}")
   return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
 
 
@@ -154,7 +156,7 @@ def cache_path(cache_dir: str, model, info, split: str, *,
 
 def read_cached(path: str, endpoints: Sequence[str]) -> Optional[tuple[dict, np.ndarray]]:
   """`({endpoint: array}, labels)` of a cache file, None when there is none."""
-  if not tf.io.gfile.exists(path):
+  if not io.exists(path):
     return None
   with tf.io.gfile.GFile(path, "rb") as f, np.load(_io.BytesIO(f.read())) as cached:
     return {e: cached[e] for e in endpoints}, cached["labels"]

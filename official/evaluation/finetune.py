@@ -155,18 +155,18 @@ def find_pretrained(path: str) -> PretrainedNetwork:
   model_dir.
   """
   path = _local_absolute(os.fspath(path), normalise_only=True)
-  if not tf.io.gfile.exists(path):
+  if not io.exists(path):
     raise FileNotFoundError(f"pretrained model {path} does not exist: expected a training "
                             f"model_dir "
                             f"(config.json + {CHECKPOINT_DIR}/)")
-  if not tf.io.gfile.isdir(path):
+  if not io.isdir(path):
     raise ValueError(f"pretrained model {path} is not a directory: expected a training "
                      f"model_dir (config.json + {CHECKPOINT_DIR}/)")
   model_dir = path
-  if not tf.io.gfile.exists(os.path.join(path, CONFIG_FILE)):
+  if not io.exists(os.path.join(path, CONFIG_FILE)):
     parent = os.path.dirname(os.path.dirname(path))
     if (tf.saved_model.contains_saved_model(path) and
-        tf.io.gfile.exists(os.path.join(parent, CONFIG_FILE))):
+        io.exists(os.path.join(parent, CONFIG_FILE))):
       model_dir = parent
     elif tf.saved_model.contains_saved_model(path):
       _require_endpoint(pretrained.load(path))
@@ -187,9 +187,9 @@ def find_pretrained(path: str) -> PretrainedNetwork:
 
 def _local_absolute(path: str, normalise_only: bool = False) -> str:
   """A local `path` made absolute (or only normalised); a URL (gs://...) unchanged."""
-  if "://" in path:
+  if io.is_remote(path):
     return path
-  return os.path.normpath(path) if normalise_only else os.path.abspath(path)
+  return os.path.normpath(path) if normalise_only else io.absolute(path)
 
 
 def _require_endpoint(model) -> None:
@@ -481,7 +481,7 @@ def _settings(network: PretrainedNetwork, dataset_spec: str, info, preset: str,
 def _check_resumable(output_dir: str, settings: dict) -> None:
   """Refuses an output_dir whose config.json records other settings."""
   path = os.path.join(output_dir, CONFIG_FILE)
-  if not tf.io.gfile.exists(path):
+  if not io.exists(path):
     return
   diffs = config_lib.differences(io.read_json(path), settings, ignore=())
   if diffs:
@@ -493,7 +493,7 @@ def _check_resumable(output_dir: str, settings: dict) -> None:
 def _read_result(workdir: str, learning_rate: float, weight_decay: float) -> Optional[dict]:
   """The finished grid point's result.json, or None when it has none yet."""
   path = os.path.join(workdir, RESULT_FILE)
-  if not tf.io.gfile.exists(path):
+  if not io.exists(path):
     return None
   result = io.read_json(path)
   if (result.get("learning_rate"), result.get("weight_decay")) != (learning_rate, weight_decay):

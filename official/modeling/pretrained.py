@@ -137,47 +137,47 @@ def export_saved_model(model: keras.Model, export_dir: str,
 
   module.serve = serve
   export_dir = os.fspath(export_dir).rstrip("/")
-  parent = os.path.dirname(export_dir)
+  parent = io.dirname(export_dir)
   if parent:
-    tf.io.gfile.makedirs(parent)
+    io.makedirs(parent)
   suffix = uuid.uuid4().hex
   tmp_dir = f"{export_dir}.tmp-{suffix}"
   try:
     tf.saved_model.save(module, tmp_dir, signatures={SERVING_SIGNATURE: serve})
-    assets = os.path.join(tmp_dir, "assets")
-    tf.io.gfile.makedirs(assets)
-    with tf.io.gfile.GFile(os.path.join(assets, ENDPOINTS_FILE), "w") as f:
+    assets = io.join(tmp_dir, "assets")
+    io.makedirs(assets)
+    with tf.io.gfile.GFile(io.join(assets, ENDPOINTS_FILE), "w") as f:
       f.write(json.dumps({"endpoint_names": names,
                           "image_size": height if height == width else [height, width],
                           "num_classes": num_classes}, indent=2) + "\n")
-    if tf.io.gfile.exists(export_dir):
+    if io.exists(export_dir):
       old_dir = f"{export_dir}.old-{suffix}"
-      tf.io.gfile.rename(export_dir, old_dir)
-      tf.io.gfile.rename(tmp_dir, export_dir)
-      tf.io.gfile.rmtree(old_dir)
+      io.rename(export_dir, old_dir)
+      io.rename(tmp_dir, export_dir)
+      io.rmtree(old_dir)
     else:
-      tf.io.gfile.rename(tmp_dir, export_dir)
+      io.rename(tmp_dir, export_dir)
   finally:
-    if tf.io.gfile.exists(tmp_dir):
-      tf.io.gfile.rmtree(tmp_dir)
+    if io.exists(tmp_dir):
+      io.rmtree(tmp_dir)
   return export_dir
 
 
 def load(path: str) -> EndpointModel:
   """Loads a SavedModel directory or a training model_dir as an EndpointModel (see module)."""
   path = os.fspath(path)
-  if not tf.io.gfile.exists(path):
+  if not io.exists(path):
     raise FileNotFoundError(f"pretrained model path {path} does not exist: expected a "
                             "SavedModel directory or a training model_dir")
-  if not tf.io.gfile.isdir(path):
+  if not io.isdir(path):
     raise ValueError(f"pretrained model path {path} is not a directory: expected a "
                      "SavedModel directory or a training model_dir")
   if tf.saved_model.contains_saved_model(path):
     return _load_saved_model(path)
   exported = os.path.join(path, EXPORT_DIR)
-  if tf.io.gfile.isdir(exported) and tf.saved_model.contains_saved_model(exported):
+  if io.isdir(exported) and tf.saved_model.contains_saved_model(exported):
     return _load_saved_model(exported)
-  if tf.io.gfile.exists(os.path.join(path, CONFIG_FILE)):
+  if io.exists(os.path.join(path, CONFIG_FILE)):
     return _load_checkpoint(path)
   raise ValueError(f"{path} holds no model: expected saved_model.pb, {EXPORT_DIR}/, or "
                    f"{CONFIG_FILE} with {CHECKPOINT_DIR}/")
@@ -200,7 +200,7 @@ def _load_saved_model(path: str) -> EndpointModel:
                      f"{', '.join(sorted(outputs))}")
 
   metadata_path = os.path.join(path, "assets", ENDPOINTS_FILE)
-  if tf.io.gfile.exists(metadata_path):
+  if io.exists(metadata_path):
     with tf.io.gfile.GFile(metadata_path) as f:
       metadata = json.loads(f.read())
     input_size = _image_size(metadata["image_size"])
@@ -340,12 +340,12 @@ def training_model_dir(path: str) -> str | None:
   config.json, the folder above when it is <model_dir>/export/saved_model; None for a
   SavedModel outside a training model_dir (such as released weights)."""
   path = io.absolute(os.fspath(path))
-  if tf.io.gfile.exists(os.path.join(path, CONFIG_FILE)):
+  if io.exists(os.path.join(path, CONFIG_FILE)):
     return path
   suffix = "/" + EXPORT_DIR.replace(os.sep, "/")
   if path.replace(os.sep, "/").endswith(suffix):
     parent = path[:-len(suffix)]
-    if tf.io.gfile.exists(os.path.join(parent, CONFIG_FILE)):
+    if io.exists(os.path.join(parent, CONFIG_FILE)):
       return parent
   return None
 

@@ -148,6 +148,7 @@ def prepare_data(study: StudyConfig) -> None:
       list(study.finetune_datasets) if study.finetune else [])
   code = ("import sys; from official.data import datasets; "
           "datasets.prepare(sys.argv[1:-1], data_dir=sys.argv[-1] or None)")
+  # The project's own source folder (local, as every module file is), for the child's imports.
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   env = dict(os.environ)
   env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")

@@ -10,7 +10,6 @@
 
 import dataclasses
 import os
-import shutil
 import time
 from typing import Optional
 
@@ -77,9 +76,10 @@ _LOADED = {}
 
 def load_model(path: str):
   """pretrained.load, remembered for the life of the process (a study reads each run's
-  export several times); a re-export (new fingerprint file) is loaded afresh."""
+  export several times); a re-export (new fingerprint file: the SavedModel's hashes) is loaded
+  afresh."""
   stamp = os.path.join(path, "export", "saved_model", "fingerprint.pb")
-  key = (os.path.abspath(path), os.stat(stamp).st_mtime_ns if os.path.exists(stamp) else None)
+  key = (io.absolute(path), io.read_bytes(stamp) if io.exists(stamp) else None)
   if key not in _LOADED:
     _LOADED.clear()  # keep one study step's worth of models, not every run's
     _LOADED[key] = pretrained.load(path)
@@ -90,14 +90,14 @@ def pretrain(study: StudyConfig, run: Run, workdir: str, fp: str, strategy) -> d
   """Trains (or resumes) one run; a model dir of other settings is moved to stale/ first."""
   model_dir = run_dir(workdir, run)
   stamp_path = os.path.join(model_dir, "study_fingerprint.json")
-  if os.path.isdir(model_dir):
-    previous = io.read_json(stamp_path).get("fingerprint") if os.path.exists(stamp_path) else None
+  if io.isdir(model_dir):
+    previous = io.read_json(stamp_path).get("fingerprint") if io.exists(stamp_path) else None
     if previous != fp:
       target = os.path.join(workdir, "stale", "runs", run.variant,
                             f"seed{run.seed}.{time.strftime('%Y%m%d-%H%M%S')}")
-      os.makedirs(os.path.dirname(target), exist_ok=True)
-      shutil.move(model_dir, target)
-  os.makedirs(model_dir, exist_ok=True)
+      io.makedirs(io.dirname(target))
+      io.rename(model_dir, target)
+  io.makedirs(model_dir)
   io.atomic_write_json(stamp_path, {"fingerprint": fp})
   metrics = trainer.train(pretrain_config(study, run), model_dir, strategy)
   metrics = {k: v for k, v in metrics.items() if not evaluators.is_timing(k)} | {

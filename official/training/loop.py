@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator, Optional
 import keras
 import tensorflow as tf
 
+from official.core import io
 from official.core.config import CHECKPOINT_DIR
 from official.training import distribute
 
@@ -210,7 +211,7 @@ class Runner:
     self.indent = indent
     self._step = step
     self.num_workers, worker_index, self.is_chief = distribute.worker_info(strategy)
-    tf.io.gfile.makedirs(run_dir)
+    io.makedirs(run_dir)
     self.checkpoint_dir = os.path.join(run_dir, CHECKPOINT_DIR)
     # Every worker takes part in saving; only the chief's copy is kept.
     self._worker_dir = None if self.is_chief else os.path.join(run_dir,
@@ -247,8 +248,8 @@ class Runner:
 
   def delete_checkpoints(self) -> None:
     """Removes <run_dir>/checkpoints (the chief's; once a run's result is written)."""
-    if self.is_chief and tf.io.gfile.exists(self.checkpoint_dir):
-      tf.io.gfile.rmtree(self.checkpoint_dir)
+    if self.is_chief and io.exists(self.checkpoint_dir):
+      io.rmtree(self.checkpoint_dir)
 
   def _kept(self) -> str:
     last = tf.train.latest_checkpoint(self.checkpoint_dir)
@@ -265,8 +266,8 @@ class Runner:
     if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
       return
     self.manager.save(checkpoint_number=step)
-    if self._worker_dir is not None and tf.io.gfile.exists(self._worker_dir):
-      tf.io.gfile.rmtree(self._worker_dir)
+    if self._worker_dir is not None and io.exists(self._worker_dir):
+      io.rmtree(self._worker_dir)
 
   def train(self, train_loop: Callable[[Any, int], dict[str, Any]],
             train_dataset: Callable[[int, int], Any], learning_rate: Callable[[], float],

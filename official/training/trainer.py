@@ -307,7 +307,7 @@ class Trainer:
 def check_resumable(config: config_lib.ExperimentConfig, model_dir: str) -> None:
   """Refuses a model directory whose config.json differs from `config` in a result key."""
   path = os.path.join(model_dir, CONFIG_FILE)
-  if not tf.io.gfile.exists(path):
+  if not io.exists(path):
     return
   try:
     previous = config_lib.read_run_config(model_dir)
@@ -444,4 +444,4 @@ def hparams(config: config_lib.ExperimentConfig) -> dict[str, Any]:
 
 def _previous_metrics(model_dir: str) -> dict[str, Any]:
   path = os.path.join(model_dir, METRICS_FILE)
-  return io.read_json(path) if tf.io.gfile.exists(path) else {}
+  return io.read_json(path) if io.exists(path) else {}
