@@ -148,7 +148,7 @@ def representation_settings(study: StudyConfig) -> dict:
   return {"step": "representations",
           "class_separation": [study.class_separation_split, study.class_separation_examples],
           "analysis": [study.analysis_split, study.analysis_examples],
-          "relearn_head": [study.relearn_head, study.relearn_train_fraction],
+          "relearn_head": [study.relearn_head, study.relearn_test_per_class],
           "linear_max_iterations": study.linear_max_iterations,
           "linear_jit_compile": study.linear_jit_compile}
 
@@ -162,7 +162,7 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
   info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
                       classes=getattr(train_cfg.data, "classes", None))
   relearn = evaluators.RelearnHead(
-      train_fraction=study.relearn_train_fraction, max_examples=study.analysis_examples,
+      test_per_class=study.relearn_test_per_class, max_examples=study.analysis_examples,
       max_iterations=study.linear_max_iterations, jit_compile=study.linear_jit_compile)
   record = evaluators.Representations(
       separation_split=study.class_separation_split,
