@@ -447,8 +447,12 @@ class StudyConfig:
   # new head trained on the rest (paper: 10 per class of ImageNet's validation set; the demo's
   # 5 per class hold out ~19% of its 1,280 examples).
   relearn_test_per_class: int = 5
+  # Minibatch CKA (Figure 2): the first `cka_examples` of the analysis split in minibatches of
+  # `cka_batch_size`, `cka_passes` passes, each after the first in a seeded random order
+  # (paper: all 50,000 ImageNet validation images, minibatches of 1,500, 10 passes).
   cka_examples: int = 1024
   cka_batch_size: int = 256
+  cka_passes: int = 1
   cka_seeds: tuple = (0, 1)
   # Deterministic ops: a killed and resumed study reproduces an uninterrupted one exactly.
   deterministic: bool = True
@@ -478,6 +482,9 @@ class StudyConfig:
     for tau in self.temperature_sweep:
       if tau <= 0:
         raise ValueError(f"--temperature_sweep: temperatures must be > 0, got {tau}")
+    if isinstance(self.cka_passes, bool) or not isinstance(self.cka_passes, int) or (
+        self.cka_passes < 1):
+      raise ValueError(f"cka_passes must be a positive integer, got {self.cka_passes!r}")
     if isinstance(self.relearn_test_per_class, bool) or not isinstance(
         self.relearn_test_per_class, int) or self.relearn_test_per_class < 1:
       raise ValueError("relearn_test_per_class must be a positive integer, got "
@@ -607,8 +614,8 @@ def study_paper() -> StudyConfig:
                          "pets", "flowers"),
       finetune_seeds=(0, 1, 2), feature_batch_size=512,
       class_separation_split="train", class_separation_examples=50_000,
-      analysis_split="test", analysis_examples=50_000, cka_examples=15_000,
-      cka_batch_size=1500, relearn_test_per_class=10)
+      analysis_split="test", analysis_examples=50_000, cka_examples=50_000,
+      cka_batch_size=1500, cka_passes=10, relearn_test_per_class=10)
 
 
 # ---------------------------------------------------------------------------------------------

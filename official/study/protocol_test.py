@@ -65,5 +65,20 @@ class CosineHeadTest(absltest.TestCase):
         _resolved(demo, config.Run("cosine_softmax", 0)).objective.hparams["normalize_features"])
 
 
+class AnalysisTest(absltest.TestCase):
+
+  def test_paper_preset_cka_and_relearned_head(self):
+    paper = config.get_study("paper")
+    # Minibatches of 1,500, 10 passes over the 50,000 ImageNet validation images (§3.3).
+    self.assertEqual((paper.analysis_split, paper.cka_examples, paper.cka_batch_size,
+                      paper.cka_passes), ("test", 50_000, 1500, 10))
+    self.assertEqual(steps.cka_settings(paper)["passes"], 10)
+    # Figure 6: 10 per class of the 1,000 classes held out -> 40,000 / 10,000.
+    self.assertEqual((paper.analysis_examples, paper.relearn_test_per_class), (50_000, 10))
+    self.assertEqual(config.get_study("demo").cka_passes, 1)
+    with self.assertRaisesRegex(ValueError, "cka_passes must be a positive integer, got 0"):
+      config.override(paper, {"cka_passes": 0})
+
+
 if __name__ == "__main__":
   absltest.main()
