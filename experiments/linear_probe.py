@@ -161,8 +161,9 @@ def _relearn(grid: tuple) -> None:
   model, _ = pretrained.resolve(path)
   relearn_head.check_model(model, info)
   output_dir, cache_dir = ft.output_dirs()
-  evaluator = evaluators.RelearnHead(test_per_class=test_per_class, max_examples=_MAX_EXAMPLES.value,
-                                     l2_grid=grid, max_iterations=_MAX_ITERATIONS.value)
+  evaluator = evaluators.RelearnHead(test_per_class=test_per_class,
+                                     max_examples=_MAX_EXAMPLES.value, l2_grid=grid,
+                                     max_iterations=_MAX_ITERATIONS.value)
   record = evaluator.evaluate(model, info, split, batch_size=ft.BATCH_SIZE.value,
                               data_dir=data_dir, strategy=strategy,
                               cache_dir=cache_dir if is_chief else None,

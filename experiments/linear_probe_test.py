@@ -196,8 +196,8 @@ class LinearProbeBinaryTest(tf.test.TestCase):
     output_dir = self.create_tempdir().full_path
     status, stdout, stderr = run_main(
         linear_probe_main.main, model=self.model_dir, relearn_head=True, max_examples=100,
-        relearn_test_per_class=2, data_dir=self.data_dir, output_dir=output_dir, l2_grid=list(L2_GRID),
-        max_iterations=MAX_ITERATIONS)
+        relearn_test_per_class=2, data_dir=self.data_dir, output_dir=output_dir,
+        l2_grid=list(L2_GRID), max_iterations=MAX_ITERATIONS)
     self.assertEqual(status, 0, stderr)
     result = io.read_json(os.path.join(output_dir, "relearn_head", "demo_texture_small.json"))
     # The pretraining dataset and split come from the model_dir's config.json.

@@ -535,7 +535,8 @@ def demo() -> ExperimentConfig:
 
 
 def imagenet_resnet50() -> ExperimentConfig:
-  """The paper's ImageNet pretraining (docs/protocol.md §2-3); final runs: train + validation -> test.
+  """The paper's ImageNet pretraining (docs/protocol.md §2-3); final runs: train + validation
+  -> test.
 
   Cosine softmax uses the released head (normalize_features=False, docs/protocol.md §7).
   """
