@@ -283,6 +283,10 @@ def write(workdir: str) -> str:
     scores = {o: {d: results.values(o, lambda r, d=d: r[d]["test"], results.finetune)
                   for d in ft_datasets} for o in objectives}
     marked = statistics.not_worse_than_best_on_average(scores)
+    with_data = [o for o in objectives if any(scores[o].values())]
+    if len(with_data) < 2 or math.isnan(statistics.anova_p_value(scores[with_data[0]],
+                                                                 scores[with_data[1]])):
+      marked = set()  # No residual degrees of freedom (one dataset, one seed): no test.
     for o in objectives:
       means = [np.mean(v) for v in scores[o].values() if v]
       cell = f"{100 * np.mean(means):.1f}" if len(means) == len(ft_datasets) else "–"

@@ -141,6 +141,14 @@ class ReportTest(absltest.TestCase):
     self.assertEqual(a_cells["cosine_softmax"], "**90.5 ± 0.3**")
     self.assertEqual(a_cells["squared_error"], "80.0 ± 0.6")
     self.assertIn("two-way ANOVA (objective x dataset", text)
+    # One dataset, one seed: the ANOVA has no residual, so no average is bold either.
+    workdir = self.create_tempdir().full_path
+    _write_study(workdir, r2=[0.3, 0.6, 0.8], transfer=[0.80, 0.70, 0.50],
+                 top1=[0.70, 0.72, 0.71],
+                 finetune={o: {"a": [v]} for o, v in zip(OBJECTIVES, (0.9, 0.8, 0.7))})
+    text = open(report.write(workdir)).read()
+    self.assertEqual(_row(text, "softmax", heading), ["90.0", "90.0"])
+    self.assertIn("One seed: no significance test", text.split(heading)[1].split("\n## ")[0])
     self.assertNotIn("(96.9)", text)  # not the paper preset: no paper numbers
 
   def test_one_seed_small_k_short_labels_and_title(self):
