@@ -400,14 +400,106 @@ def write(workdir: str) -> str:
 
   figures = _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, rho, p,
                      sweep)
+  write_summaries(results, fig_dir, figures)
   sections += ["", "## Figures", ""]
   for name, caption in figures:
     sections += [f"**{caption}**", "", f"![{caption}](figures/{name})", ""]
   sections += ["", "Result files: `results/`; TensorBoard: `tensorboard --logdir "
-               f"{io.join(results.workdir, 'runs')}`."]
+               f"{io.join(results.workdir, 'runs')}` (each run's study results under "
+               f"`{SUMMARY_DIR}`, declared as HParams metrics; CKA figures in `{STUDY_RUN}`)."]
   path = io.join(out_dir, "report.md")
   io.atomic_write_text(path, "\n".join(sections) + "\n")
   return path
+
+
+# TensorBoard: <run dir>/SUMMARY_DIR holds a run's study results; <workdir>/runs/STUDY_RUN the
+# HParams experiment that declares them as metrics, and the CKA figures.
+SUMMARY_DIR = "study"
+STUDY_RUN = "_study"
+
+
+def run_scalars(results: Results, variant: str, seed: int) -> dict[str, float]:
+  """tag -> value of one run's study results: linear and kNN transfer per dataset, fine-tuning
+  per dataset, penultimate sparsity and class separation, the relearned head (fractions)."""
+  out = {}
+  for dataset, r in sorted(results.transfer.get((variant, seed), {}).items()):
+    name = datasets_lib.result_name(short_label(dataset))
+    for probe in ("linear", "knn"):
+      if isinstance((r.get(probe) or {}).get("test"), (int, float)):
+        out[f"transfer/{name}/{probe}"] = float(r[probe]["test"])
+  for dataset, r in sorted(results.finetune.get((variant, seed), {}).items()):
+    if isinstance(r.get("test"), (int, float)):
+      out[f"finetune/{datasets_lib.result_name(short_label(dataset))}"] = float(r["test"])
+  rep = results.representations.get((variant, seed)) or {}
+  for key, tag in (("fraction_nonzero", "representations/penultimate_nonzero"),
+                   ("class_separation", "representations/penultimate_class_separation")):
+    value = (rep.get(key) or {}).get("final_avg_pool")
+    if value is not None:
+      out[tag] = float(value)
+  for key in ("original", "relearned"):
+    value = (rep.get("relearned_head") or {}).get(key)
+    if value is not None:
+      out[f"relearned_head/{key}"] = float(value)
+  return out
+
+
+def _session_hparams(results: Results, run_dir: str, variant: str, seed: int) -> dict:
+  """The hyperparameters the run's HParams session records (trainer.hparams of its config)."""
+  if io.exists(io.join(run_dir, config_lib.CONFIG_FILE)):
+    from official.training import trainer  # pylint: disable=g-import-not-at-top
+    return trainer.hparams(config_lib.read_run_config(run_dir))
+  metrics = results.pretrain[(variant, seed)]
+  return {"objective": metrics.get("objective", variant.split("_tau")[0]), "seed": seed,
+          **(metrics.get("hparams") or {})}
+
+
+def write_summaries(results: Results, fig_dir: str, figures) -> None:
+  """TensorBoard summaries of the study (rewritten on every report).
+
+  Each run with a directory under <workdir>/runs gets its `run_scalars` at step 0 in
+  <run dir>/study; <workdir>/runs/_study gets the HParams experiment (hparams_config) that
+  declares them, with the pretraining evaluation's top-1 and class separation, as the
+  dashboard's metrics (so it compares objectives by transfer accuracy against R², as the
+  paper does), and the CKA figures (Figure 2) as images.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+  runs_dir = io.join(results.workdir, "runs")
+  tags, names = set(), {}
+  for (variant, seed) in sorted(results.pretrain):
+    run_dir = io.join(runs_dir, variant, f"seed{seed}")
+    if not io.isdir(run_dir):
+      continue
+    scalars = run_scalars(results, variant, seed)
+    for name, value in _session_hparams(results, run_dir, variant, seed).items():
+      names.setdefault(name, set()).add(value if isinstance(value, (bool, int, float, str))
+                                        else str(value))
+    summary_dir = io.join(run_dir, SUMMARY_DIR)
+    if io.exists(summary_dir):
+      io.rmtree(summary_dir)
+    writer = tf.summary.create_file_writer(summary_dir)
+    with writer.as_default():
+      for tag, value in scalars.items():
+        tf.summary.scalar(tag, value, step=0)
+    writer.close()
+    tags.update(scalars)
+  if not names:
+    return
+  study_dir = io.join(runs_dir, STUDY_RUN)
+  if io.exists(study_dir):
+    io.rmtree(study_dir)
+  metrics = [hp.Metric("top1", group="eval", display_name="pretraining top-1"),
+             hp.Metric("class_separation", group="eval", display_name="eval class separation")]
+  metrics += [hp.Metric(tag, group=SUMMARY_DIR, display_name=tag) for tag in sorted(tags)]
+  writer = tf.summary.create_file_writer(study_dir)
+  with writer.as_default():
+    hp.hparams_config(hparams=[hp.HParam(name) for name in sorted(names)], metrics=metrics)
+    for name, _ in figures:
+      if name.startswith("fig2"):
+        png = io.read_bytes(io.join(fig_dir, name))
+        tf.summary.image(f"cka/{name[:-len('.png')]}", tf.io.decode_png(png, channels=4)[None],
+                         step=0)
+  writer.close()
 
 
 README_BEGIN = "<!-- demo-results:begin -->"

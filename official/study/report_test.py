@@ -225,6 +225,56 @@ class ReportTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "has no <!-- demo-results:begin --> ..."):
       report.update_readme(readme, report_path)
 
+  def test_tensorboard_summaries_and_hparams_metrics(self):
+    from tensorboard.plugins.hparams import plugin_data_pb2  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    workdir = self.create_tempdir().full_path
+    for o in OBJECTIVES:
+      for seed in (0, 1):
+        os.makedirs(os.path.join(workdir, "runs", o, f"seed{seed}"))
+    _write_study(workdir, r2=[0.3, 0.6, 0.8], transfer=[0.80, 0.70, 0.50],
+                 top1=[0.70, 0.72, 0.71],
+                 finetune={"softmax": {"demo_texture": [0.6, 0.62]}})
+
+    def events(folder):
+      paths = tf.io.gfile.glob(os.path.join(folder, "events.*"))
+      self.assertLen(paths, 1, folder)  # rewritten, not appended to, by every report
+      return list(tf.compat.v1.train.summary_iterator(paths[0]))
+
+    for _ in range(2):
+      report.write(workdir)
+    scalars = {v.tag: float(tf.make_ndarray(v.tensor))
+               for e in events(os.path.join(workdir, "runs", "softmax", "seed1", "study"))
+               for v in e.summary.value}
+    # Seed 1 of softmax: transfer 0.81 (kNN 0.71), fine-tuning 0.62, top-1 0.71 (relearned
+    # 0.61), R² 0.3, 70% non-zero penultimate activations.
+    expected = {
+        "transfer/demo_texture/linear": 0.81, "transfer/demo_texture/knn": 0.71,
+        "transfer/demo_digits/linear": 0.81, "transfer/demo_digits/knn": 0.71,
+        "finetune/demo_texture": 0.62,
+        "representations/penultimate_nonzero": 0.7,
+        "representations/penultimate_class_separation": 0.3,
+        "relearned_head/original": 0.71, "relearned_head/relearned": 0.61}
+    self.assertEqual(set(scalars), set(expected))
+    for tag, value in expected.items():
+      self.assertAlmostEqual(scalars[tag], value, places=6, msg=tag)
+    experiment, images = None, []
+    for e in events(os.path.join(workdir, "runs", "_study")):
+      for v in e.summary.value:
+        if v.tag == "_hparams_/experiment":
+          experiment = plugin_data_pb2.HParamsPluginData.FromString(
+              v.metadata.plugin_data.content).experiment
+        elif v.tag.startswith("cka/"):
+          images.append(v.tag)
+    metrics = {(m.name.group, m.name.tag) for m in experiment.metric_infos}
+    self.assertIn(("study", "transfer/demo_digits/linear"), metrics)
+    self.assertIn(("study", "representations/penultimate_class_separation"), metrics)
+    self.assertIn(("eval", "top1"), metrics)
+    self.assertEqual({h.name for h in experiment.hparam_infos},
+                     {"objective", "seed", "tau", "normalize_features"})
+    self.assertEqual(sorted(images), ["cka/fig2a_cka_all_blocks",
+                                      "cka/fig2b_cka_across_objectives"])
+
   def test_missing_study(self):
     with self.assertRaisesRegex(FileNotFoundError, "study.json is missing"):
       report.write(self.create_tempdir().full_path)
