@@ -114,8 +114,9 @@ def _spec_list(labels: dict[str, str], listed: set) -> list[str]:
   return ["", "Datasets: " + "; ".join(f"`{label}` = `{spec}`" for label, spec in long) + "."]
 
 
-def _pretraining_data(study: dict) -> str:
-  """The pretraining dataset (with its class subset) the study names, else its preset's."""
+def _pretraining_data(study: dict, short: bool = False) -> str:
+  """The pretraining dataset (with its class subset) the study names, else its preset's; by
+  its short label if `short`."""
   dataset, classes = study.get("pretrain_dataset"), study.get("pretrain_classes")
   if not dataset:
     try:
@@ -123,16 +124,18 @@ def _pretraining_data(study: dict) -> str:
       dataset, classes = preset.data.dataset, classes or preset.data.classes
     except (KeyError, ValueError):
       return "its preset's data"
-  return f"`{short_label(dataset)}`" + (f" (classes {classes})" if classes else "")
+  return (f"`{short_label(dataset) if short else dataset}`" +
+          (f" (classes {classes})" if classes else ""))
 
 
 def title(study: dict) -> str:
   """What the study ran: a study on one's own data by its data, a preset by its name."""
   preset = study.get("pretrain_experiment", "?")
   if study.get("pretrain_dataset"):
-    return f"Study report: pretraining on {_pretraining_data(study)} (preset `{preset}`)"
+    return (f"Study report: pretraining on {_pretraining_data(study, short=True)} "
+            f"(preset `{preset}`)")
   return (f"Study report: `{study.get('experiment', '?')}` study (preset `{preset}`, "
-          f"pretraining on {_pretraining_data(study)})")
+          f"pretraining on {_pretraining_data(study, short=True)})")
 
 
 def _pct(x):
