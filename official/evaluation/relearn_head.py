@@ -14,8 +14,8 @@ features (its penalty chosen on a stratified holdout of them, then refitted on a
 the network's own prediction is the argmax of its `outputs` endpoint (the logits used for
 prediction; `final_layer` where a SavedModel lacks `outputs`: every objective's `outputs` is
 a per-example positive rescaling of `final_layer`, so both have the same argmax). Both are
-scored by top-1 accuracy over the K pretraining classes. official.evaluation.evaluators.RelearnHead
-runs it; this module holds its cut and its checks.
+scored by top-1 accuracy over the K pretraining classes.
+official.evaluation.evaluators.RelearnHead runs it; this module holds its cut and its checks.
 """
 
 import numpy as np
