@@ -8,8 +8,8 @@ features (`final_avg_pool`) of 40,000 ImageNet validation images and scores it o
 Here the evaluation split (optionally only its first `max_examples`) is cut once, per class:
 the last `test_per_class` examples of each class (in stored order) score both heads, the rest
 train the new head (the paper: 10 per class of the 50 per class of ImageNet's validation set,
-40,000 / 10,000). A class with no more than `test_per_class` examples keeps one for training
-and holds out the others. The new head is `official.evaluation.linear_probe.fit` on those
+40,000 / 10,000). A class with fewer than 2 * `test_per_class` examples holds out half of them
+(rounded down), so its training part is never smaller than its test part. The new head is `official.evaluation.linear_probe.fit` on those
 features (its penalty chosen on a stratified holdout of them, then refitted on all of them);
 the network's own prediction is the argmax of its `outputs` endpoint (the logits used for
 prediction; `final_layer` where a SavedModel lacks `outputs`: every objective's `outputs` is
@@ -38,8 +38,8 @@ def check_test_per_class(test_per_class: int) -> None:
 def per_class_split(labels: np.ndarray, test_per_class: int) -> tuple[np.ndarray, np.ndarray]:
   """Indices (train, test) of the per-class cut, each in increasing order.
 
-  The test part holds the last min(test_per_class, n_c - 1) examples of each class c with n_c
-  examples (in the order of `labels`), the training part all others: disjoint, covering every
+  The test part holds the last min(test_per_class, floor(n_c / 2)) examples of each class c
+  with n_c examples (in the order of `labels`), the training part all others: disjoint, covering every
   index, and the same for the same labels.
 
   Raises:
@@ -50,7 +50,7 @@ def per_class_split(labels: np.ndarray, test_per_class: int) -> tuple[np.ndarray
   is_test = np.zeros(labels.shape[0], dtype=bool)
   for c in np.unique(labels):
     where = np.flatnonzero(labels == c)
-    held_out = min(test_per_class, where.size - 1)
+    held_out = min(test_per_class, where.size // 2)
     if held_out > 0:
       is_test[where[where.size - held_out:]] = True
   train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)

@@ -160,11 +160,12 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(again_test, test)
 
   def test_per_class_split_of_small_classes(self):
-    labels = np.array([0, 1, 0, 2, 0, 1, 0, 3, 3])
+    labels = np.array([0, 1, 0, 2, 0, 1, 0, 3, 3, 1])
     train, test = relearn_head.per_class_split(labels, 2)
-    # Class 0 (4 examples): last 2 held out; class 1 (2) and 3 (2): 1 each; class 2 (1): none.
-    self.assertAllEqual(test, [4, 5, 6, 8])
-    self.assertAllEqual(train, [0, 1, 2, 3, 7])
+    # At most half of each class: class 0 (4 examples) its last 2; class 1 (3) and class 3
+    # (2) their last 1; class 2 (1) none.
+    self.assertAllEqual(test, [4, 6, 8, 9])
+    self.assertAllEqual(train, [0, 1, 2, 3, 5, 7])
 
   @parameterized.parameters(([0, 1, 2], 1), ([0, 0], 0), ([0, 0], True), ([0, 0], 1.5))
   def test_per_class_split_rejects(self, labels, test_per_class):
