@@ -23,7 +23,8 @@ dataset's metric (official.evaluation.evaluators.LinearProbe). Results:
 
 --relearn_head instead compares, on the pretraining dataset's evaluation split (default: the
 "data" section of <model_dir>/config.json), the network's own head with a linear head
-relearned on the first --relearn_fraction of the split, both scored on the rest (paper
+relearned on the split less --relearn_test_per_class examples of each class, both scored on
+those (paper
 Figure 6, official.evaluation.relearn_head); results go to
 <output_dir>/relearn_head/<dataset>.json and <output_dir>/tensorboard/relearn_head/. A dataset
 whose class names differ from those config.json records (data.class_names) is refused: the
@@ -57,9 +58,10 @@ _MAX_ITERATIONS = flags.DEFINE_integer(
 _RELEARN_HEAD = flags.DEFINE_bool(
     "relearn_head", False, "Instead of transfer: relearn the network's head on the "
     "pretraining dataset and compare it with the original head (paper Figure 6).")
-_RELEARN_FRACTION = flags.DEFINE_float(
-    "relearn_fraction", relearn_head.TRAIN_FRACTION, "With --relearn_head: fraction of the "
-    "evaluation split, from its start, that trains the new head; the rest scores both heads.")
+_RELEARN_TEST_PER_CLASS = flags.DEFINE_integer(
+    "relearn_test_per_class", relearn_head.TEST_PER_CLASS, "With --relearn_head: the last N "
+    "examples of each class of the evaluation split score both heads; the rest trains the new "
+    "head (paper: 10 per class).")
 _PRETRAIN_DATASET = flags.DEFINE_string(
     "pretrain_dataset", None, "With --relearn_head: the pretraining dataset spec (default: "
     "data.dataset and data.classes of <model_dir>/config.json).")
@@ -68,7 +70,7 @@ _PRETRAIN_SPLIT = flags.DEFINE_string(
     "data.eval_split of <model_dir>/config.json, else test).")
 _MAX_EXAMPLES = flags.DEFINE_integer(
     "max_examples", None, "With --relearn_head: use only the first N examples of the split.")
-_RELEARN_ONLY = ("relearn_fraction", "pretrain_dataset", "pretrain_split", "max_examples")
+_RELEARN_ONLY = ("relearn_test_per_class", "pretrain_dataset", "pretrain_split", "max_examples")
 
 
 def _l2_grid() -> tuple:
@@ -124,10 +126,10 @@ def _relearn(grid: tuple) -> None:
   if ft.given("datasets"):
     raise cli.UsageError("--datasets does not apply with --relearn_head: the head is "
                          "relearned on the pretraining dataset (--pretrain_dataset)")
-  fraction = _RELEARN_FRACTION.value
-  if not 0.0 < fraction < 1.0:
-    raise cli.UsageError(f"--relearn_fraction: {fraction}; valid is strictly between 0 and "
-                         "1, e.g. 0.8")
+  test_per_class = _RELEARN_TEST_PER_CLASS.value
+  if test_per_class < 1:
+    raise cli.UsageError(f"--relearn_test_per_class: {test_per_class}; valid is a positive "
+                         "integer, e.g. 10")
   if _MAX_EXAMPLES.value is not None and _MAX_EXAMPLES.value < 2:
     raise cli.UsageError(f"--max_examples: {_MAX_EXAMPLES.value}; valid is at least 2")
   path = ft.MODEL.value
@@ -159,16 +161,17 @@ def _relearn(grid: tuple) -> None:
   model, _ = pretrained.resolve(path)
   relearn_head.check_model(model, info)
   output_dir, cache_dir = ft.output_dirs()
-  evaluator = evaluators.RelearnHead(train_fraction=fraction, max_examples=_MAX_EXAMPLES.value,
-                                     l2_grid=grid, max_iterations=_MAX_ITERATIONS.value)
+  evaluator = evaluators.RelearnHead(test_per_class=test_per_class,
+                                     max_examples=_MAX_EXAMPLES.value, l2_grid=grid,
+                                     max_iterations=_MAX_ITERATIONS.value)
   record = evaluator.evaluate(model, info, split, batch_size=ft.BATCH_SIZE.value,
                               data_dir=data_dir, strategy=strategy,
                               cache_dir=cache_dir if is_chief else None,
                               preprocess=preprocess, progress=True)
   s, name = record.scores, datasets.result_name(info.name)
   print(f"{info.name}:{split}: original head top1 {s['original']:.4f}, relearned head "
-        f"top1 {s['relearned']:.4f} (l2 {s['l2']:.3g}; trained on the first "
-        f"{s['train_examples']}, scored on the other {s['test_examples']})", flush=True)
+        f"top1 {s['relearned']:.4f} (l2 {s['l2']:.3g}; trained on "
+        f"{s['train_examples']}, scored on {s['test_examples']} held out per class)", flush=True)
   if is_chief:
     result = {**transfer.dataset_record(info),
               **transfer.model_record(model, path, cache_dir, preprocess), **record.to_json()}

@@ -196,18 +196,19 @@ class LinearProbeBinaryTest(tf.test.TestCase):
     output_dir = self.create_tempdir().full_path
     status, stdout, stderr = run_main(
         linear_probe_main.main, model=self.model_dir, relearn_head=True, max_examples=100,
-        data_dir=self.data_dir, output_dir=output_dir, l2_grid=list(L2_GRID),
-        max_iterations=MAX_ITERATIONS)
+        relearn_test_per_class=2, data_dir=self.data_dir, output_dir=output_dir,
+        l2_grid=list(L2_GRID), max_iterations=MAX_ITERATIONS)
     self.assertEqual(status, 0, stderr)
     result = io.read_json(os.path.join(output_dir, "relearn_head", "demo_texture_small.json"))
     # The pretraining dataset and split come from the model_dir's config.json.
     expected = relearn_head_test.relearn(
-        self.model, self.info, "test", max_examples=100, batch_size=BATCH_SIZE,
+        self.model, self.info, "test", max_examples=100, test_per_class=2, batch_size=BATCH_SIZE,
         data_dir=self.data_dir, progress=False, l2_grid=[float(v) for v in L2_GRID],
         max_iterations=MAX_ITERATIONS)
     for key in ("original", "relearned", "l2", "train_examples", "test_examples"):
       self.assertEqual(result[key], expected[key], key)
-    self.assertEqual((result["train_examples"], result["test_examples"]), (80, 20))
+    # 2 held out of each of the 8 classes.
+    self.assertEqual((result["train_examples"], result["test_examples"]), (84, 16))
     self.assertEqual((result["dataset"], result["split"], result["class_names"]),
                      (DATASET, "test", list(self.info.class_names)))
     self.assertIn(f"{DATASET}:test: original head top1 {expected['original']:.4f}, relearned "

@@ -209,12 +209,12 @@ class RelearnHead:
 
   name = "relearn_head"
 
-  def __init__(self, *, train_fraction: float = relearn_head.TRAIN_FRACTION,
+  def __init__(self, *, test_per_class: int = relearn_head.TEST_PER_CLASS,
                max_examples: Optional[int] = None,
                l2_grid: Optional[Sequence[float]] = None,
                max_iterations: int = linear_probe.MAX_ITERATIONS,
                jit_compile: Optional[bool] = None):
-    self.train_fraction = train_fraction
+    self.test_per_class = test_per_class
     self.max_examples = max_examples
     self.l2_grid = None if l2_grid is None else tuple(float(v) for v in l2_grid)
     self.max_iterations = int(max_iterations)
@@ -222,14 +222,15 @@ class RelearnHead:
 
   def settings(self) -> dict:
     grid = linear_probe.DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid
-    return {"max_examples": self.max_examples, "l2_grid": [float(v) for v in grid],
-            "max_iterations": self.max_iterations}
+    return {"max_examples": self.max_examples, "test_per_class": self.test_per_class,
+            "l2_grid": [float(v) for v in grid], "max_iterations": self.max_iterations}
 
   def evaluate(self, model, info, split: str, *, batch_size: int = 256,
                data_dir: Optional[str] = None, strategy: Any = None,
                cache_dir: Optional[str] = None, preprocess: str = "eval",
                progress: bool = True) -> Record:
-    """Top-1 accuracy of both heads on the part of `split` after its first `train_fraction`.
+    """Top-1 accuracy of both heads on `test_per_class` held-out examples of each class of
+    `split`, the new head trained on the others (relearn_head.per_class_split).
 
     Args:
       model: an EndpointModel with final_avg_pool and its head (outputs or final_layer),
@@ -241,11 +242,11 @@ class RelearnHead:
       preprocess: "eval", the centre crop the network was evaluated with.
 
     Raises:
-      ValueError: a bad fraction or max_examples, a model without the endpoints or of another
+      ValueError: a bad test_per_class or max_examples, a model without the endpoints or of another
         number of classes, or labels outside 0..K-1.
     """
     start = time.perf_counter()
-    relearn_head.check_fraction(self.train_fraction)
+    relearn_head.check_test_per_class(self.test_per_class)
     head = relearn_head.check_model(model, info)
     if self.max_examples is not None and int(self.max_examples) < 2:
       raise ValueError(f"max_examples: {self.max_examples!r}; valid is at least 2 (one "
@@ -264,21 +265,20 @@ class RelearnHead:
     if labels.min() < 0 or labels.max() >= info.num_classes:
       raise ValueError(f"{where}: labels outside 0..{info.num_classes - 1}; the network's "
                        "classes must be the dataset's")
-    num_train = relearn_head.split_point(x.shape[0], self.train_fraction)
+    train, test = relearn_head.per_class_split(labels, self.test_per_class)
     seconds_features = time.perf_counter() - start
-    test_labels = labels[num_train:]
-    original = metrics.top1(test_labels, np.argmax(logits[num_train:], axis=1))
+    test_labels = labels[test]
+    original = metrics.top1(test_labels, np.argmax(logits[test], axis=1))
     fit_start = time.perf_counter()
-    probe = linear_probe.fit(x[:num_train], labels[:num_train], metric="top1",
-                             **_fit_kwargs(self))
-    relearned = metrics.top1(test_labels, probe.predict(x[num_train:]))
+    probe = linear_probe.fit(x[train], labels[train], metric="top1", **_fit_kwargs(self))
+    relearned = metrics.top1(test_labels, probe.predict(x[test]))
     end = time.perf_counter()
-    scores = {"original": original, "relearned": relearned, "train_examples": int(num_train),
-              "test_examples": int(x.shape[0] - num_train), "l2": probe.l2,
+    scores = {"original": original, "relearned": relearned, "train_examples": int(train.size),
+              "test_examples": int(test.size), "l2": probe.l2,
               "validation_score": probe.validation_score,
               "validation_scores": _curve(probe.validation_scores.items()),
               "num_classes": int(info.num_classes), "train_classes": int(probe.classes.size),
-              "head_endpoint": head, "train_fraction": float(self.train_fraction),
+              "head_endpoint": head, "test_per_class": int(self.test_per_class),
               "split": split, "dataset": info.name, "feature_dim": int(x.shape[1])}
     return Record(self.name, info.name, "top1", scores, self.settings(), {
         "features_seconds": seconds_features, "fit_seconds": end - fit_start,

@@ -5,47 +5,60 @@ layer? The paper fits L2-regularised multinomial logistic regression on the penu
 features (`final_avg_pool`) of 40,000 ImageNet validation images and scores it on the other
 10,000, next to the network's own head on the same 10,000 images.
 
-Here the evaluation split (n examples, in stored order, optionally only its first
-`max_examples`) is cut once: the first floor(train_fraction * n) examples train the new head,
-the rest score both heads. The new head is `official.evaluation.linear_probe.fit` on those
+Here the evaluation split (optionally only its first `max_examples`) is cut once, per class:
+the last `test_per_class` examples of each class (in stored order) score both heads, the rest
+train the new head (the paper: 10 per class of the 50 per class of ImageNet's validation set,
+40,000 / 10,000). A class with fewer than 2 * `test_per_class` examples holds out half of them
+(rounded down), so its training part is never smaller than its test part. The new head is `official.evaluation.linear_probe.fit` on those
 features (its penalty chosen on a stratified holdout of them, then refitted on all of them);
 the network's own prediction is the argmax of its `outputs` endpoint (the logits used for
 prediction; `final_layer` where a SavedModel lacks `outputs`: every objective's `outputs` is
 a per-example positive rescaling of `final_layer`, so both have the same argmax). Both are
-scored by top-1 accuracy over the K pretraining classes; a class absent from the training
-part can only be predicted by the original head. official.evaluation.evaluators.RelearnHead
-runs it; this module holds its cut and its checks.
+scored by top-1 accuracy over the K pretraining classes.
+official.evaluation.evaluators.RelearnHead runs it; this module holds its cut and its checks.
 """
 
-import math
+import numpy as np
 
 from official.evaluation import features
 
-TRAIN_FRACTION = 0.8
+# Held-out examples per class (paper: 10 of each ImageNet class's 50 validation images).
+TEST_PER_CLASS = 10
 # Endpoints whose argmax is the network's own prediction, in order of preference.
 HEAD_ENDPOINTS = ("outputs", "final_layer")
 
 
-def split_point(num_examples: int, train_fraction: float) -> int:
-  """Examples of the training part: floor(train_fraction * num_examples).
+def check_test_per_class(test_per_class: int) -> None:
+  if isinstance(test_per_class, bool) or not isinstance(test_per_class, int) or (
+      test_per_class < 1):
+    raise ValueError(f"test_per_class: {test_per_class!r}; valid is a positive integer (the "
+                     f"paper: {TEST_PER_CLASS} held-out examples per class)")
+
+
+def per_class_split(labels: np.ndarray, test_per_class: int) -> tuple[np.ndarray, np.ndarray]:
+  """Indices (train, test) of the per-class cut, each in increasing order.
+
+  The test part holds the last min(test_per_class, floor(n_c / 2)) examples of each class c
+  with n_c examples (in the order of `labels`), the training part all others: disjoint, covering every
+  index, and the same for the same labels.
 
   Raises:
-    ValueError: train_fraction outside (0, 1), or a part would be empty.
+    ValueError: a bad `test_per_class`, or a part would be empty (one example per class).
   """
-  check_fraction(train_fraction)
-  # The tolerance keeps e.g. 0.8 * 50000 at 40000 whatever the rounding of 0.8.
-  num_train = int(math.floor(train_fraction * num_examples + 1e-9))
-  if not 1 <= num_train <= num_examples - 1:
-    raise ValueError(f"train_fraction={train_fraction} of {num_examples} examples leaves "
-                     f"{num_train} for training and {num_examples - num_train} for testing; "
-                     "both parts need at least one example")
-  return num_train
-
-
-def check_fraction(train_fraction: float) -> None:
-  if not (isinstance(train_fraction, (int, float)) and 0.0 < train_fraction < 1.0):
-    raise ValueError(f"train_fraction: {train_fraction!r}; valid is a fraction strictly "
-                     "between 0 and 1, e.g. 0.8")
+  check_test_per_class(test_per_class)
+  labels = np.asarray(labels)
+  is_test = np.zeros(labels.shape[0], dtype=bool)
+  for c in np.unique(labels):
+    where = np.flatnonzero(labels == c)
+    held_out = min(test_per_class, where.size // 2)
+    if held_out > 0:
+      is_test[where[where.size - held_out:]] = True
+  train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+  if not train.size or not test.size:
+    raise ValueError(f"test_per_class={test_per_class} of {labels.shape[0]} examples leaves "
+                     f"{train.size} for training and {test.size} for testing; both parts need "
+                     "at least one example (a class needs 2 examples to be held out)")
+  return train, test
 
 
 def head_endpoint(model) -> str:

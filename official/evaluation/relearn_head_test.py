@@ -68,12 +68,12 @@ def export_without(path: str, drop: tuple, *, num_classes: int = 8) -> str:
   return path
 
 
-def relearn(model, info, split: str, *, train_fraction: float = relearn_head.TRAIN_FRACTION,
+def relearn(model, info, split: str, *, test_per_class: int = relearn_head.TEST_PER_CLASS,
             max_examples=None, l2_grid=None, max_iterations=linear_probe.MAX_ITERATIONS,
             **extraction) -> dict:
   """The scores of the RelearnHead evaluator."""
   return evaluators.RelearnHead(
-      train_fraction=train_fraction, max_examples=max_examples, l2_grid=l2_grid,
+      test_per_class=test_per_class, max_examples=max_examples, l2_grid=l2_grid,
       max_iterations=max_iterations).evaluate(model, info, split, **extraction).scores
 
 class _FakeModel:
@@ -107,50 +107,71 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
   def test_both_heads_match_direct_computation(self):
     x, logits, labels = self._direct(150)
     with mock.patch.object(linear_probe, "fit", wraps=linear_probe.fit) as fit:
-      result = relearn(self.model, self.info, "test", max_examples=150,
-                                     batch_size=64, data_dir=self.data_dir, progress=False,
-                                     **FIT)
-    # The first 80% (120 examples) train the new head, the other 30 score both heads.
-    self.assertEqual((result["train_examples"], result["test_examples"]), (120, 30))
+      result = relearn(self.model, self.info, "test", max_examples=150, test_per_class=3,
+                       batch_size=64, data_dir=self.data_dir, progress=False, **FIT)
+    # The last 3 examples of each of the 8 classes score both heads, the other 126 train.
+    test = np.sort(np.concatenate([np.flatnonzero(labels == c)[-3:] for c in range(8)]))
+    train = np.setdiff1d(np.arange(150), test)
+    self.assertEqual((result["train_examples"], result["test_examples"]), (126, 24))
     self.assertEqual((result["num_classes"], result["head_endpoint"], result["split"]),
                      (8, "outputs", "test"))
     fit.assert_called_once()
     (train_x, train_y), kwargs = fit.call_args[0], fit.call_args[1]
-    self.assertAllClose(train_x, x[:120], atol=1e-5)
-    self.assertAllEqual(train_y, labels[:120])
+    self.assertAllClose(train_x, x[train], atol=1e-5)
+    self.assertAllEqual(train_y, labels[train])
     self.assertEqual(kwargs["l2_grid"], FIT["l2_grid"])
 
-    original = np.mean(np.argmax(logits[120:], axis=1) == labels[120:])
+    original = np.mean(np.argmax(logits[test], axis=1) == labels[test])
     self.assertAllClose(result["original"], original, atol=1e-12)
-    self.assertAllClose(result["original"] * 30, round(result["original"] * 30), atol=1e-9)
+    self.assertAllClose(result["original"] * 24, round(result["original"] * 24), atol=1e-9)
     probe = linear_probe.fit(train_x, train_y, metric="top1", **FIT)
     self.assertEqual(result["l2"], probe.l2)
-    self.assertAllClose(result["relearned"], np.mean(probe.predict(x[120:]) == labels[120:]),
+    self.assertAllClose(result["relearned"], np.mean(probe.predict(x[test]) == labels[test]),
                         atol=1e-12)
-    self.assertEqual(result["train_classes"], np.unique(labels[:120]).size)
+    self.assertEqual(result["train_classes"], np.unique(labels[train]).size)
     self.assertEqual(result["validation_score"],
                      max(p["score"] for p in result["validation_scores"]))
 
   def test_cache_is_reused(self):
     cache_dir = self.create_tempdir().full_path
     kwargs = dict(max_examples=40, batch_size=64, data_dir=self.data_dir, progress=False,
-                  cache_dir=cache_dir, train_fraction=0.75, **FIT)
+                  cache_dir=cache_dir, test_per_class=1, **FIT)
     first = relearn(self.model, self.info, "test", **kwargs)
     self.assertLen(os.listdir(cache_dir), 1)
     with mock.patch.object(features, "iterate", side_effect=AssertionError("recomputed")):
       again = relearn(self.model, self.info, "test", **kwargs)
-    self.assertEqual((first["train_examples"], first["test_examples"]), (30, 10))
+    self.assertEqual((first["train_examples"], first["test_examples"]), (32, 8))
     for key in ("original", "relearned", "l2", "train_examples", "test_examples"):
       self.assertEqual(again[key], first[key])
 
-  @parameterized.parameters((50_000, 0.8, 40_000), (10, 0.8, 8), (7, 0.8, 5), (3, 0.5, 1))
-  def test_split_point(self, n, fraction, expected):
-    self.assertEqual(relearn_head.split_point(n, fraction), expected)
+  def test_per_class_split_holds_out_exact_counts(self):
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.repeat(np.arange(1000), 50))  # ImageNet validation's shape
+    train, test = relearn_head.per_class_split(labels, 10)
+    self.assertEqual((train.size, test.size), (40_000, 10_000))
+    self.assertAllEqual(np.bincount(labels[test], minlength=1000), np.full(1000, 10))
+    self.assertEmpty(np.intersect1d(train, test))
+    self.assertAllEqual(np.sort(np.concatenate([train, test])), np.arange(50_000))
+    # The last 10 of each class in stored order, the same on every call.
+    for c in (0, 517, 999):
+      self.assertAllEqual(test[labels[test] == c], np.flatnonzero(labels == c)[-10:])
+    again_train, again_test = relearn_head.per_class_split(labels.copy(), 10)
+    self.assertAllEqual(again_train, train)
+    self.assertAllEqual(again_test, test)
 
-  @parameterized.parameters((10, 0.0), (10, 1.0), (10, 1.5), (1, 0.8), (4, 0.1))
-  def test_split_point_rejects(self, n, fraction):
-    with self.assertRaises(ValueError):
-      relearn_head.split_point(n, fraction)
+  def test_per_class_split_of_small_classes(self):
+    labels = np.array([0, 1, 0, 2, 0, 1, 0, 3, 3, 1])
+    train, test = relearn_head.per_class_split(labels, 2)
+    # At most half of each class: class 0 (4 examples) its last 2; class 1 (3) and class 3
+    # (2) their last 1; class 2 (1) none.
+    self.assertAllEqual(test, [4, 6, 8, 9])
+    self.assertAllEqual(train, [0, 1, 2, 3, 5, 7])
+
+  @parameterized.parameters(([0, 1, 2], 1), ([0, 0], 0), ([0, 0], True), ([0, 0], 1.5))
+  def test_per_class_split_rejects(self, labels, test_per_class):
+    # One example per class leaves nothing to hold out; the count must be a positive integer.
+    with self.assertRaisesRegex(ValueError, "test_per_class"):
+      relearn_head.per_class_split(np.array(labels), test_per_class)
 
   def test_head_endpoint(self):
     self.assertEqual(relearn_head.head_endpoint(_FakeModel(["final_avg_pool", "final_layer",
@@ -170,14 +191,10 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
       with self.assertRaisesRegex(ValueError, "has 8 outputs but dataset demo_texture/small@0-4"
                                   " has 5 classes"):
         relearn(self.model, subset, "test", data_dir=self.data_dir)
-      with self.assertRaisesRegex(ValueError, "train_fraction"):
-        relearn(self.model, self.info, "test", train_fraction=1.0)
+      with self.assertRaisesRegex(ValueError, "test_per_class"):
+        relearn(self.model, self.info, "test", test_per_class=0)
       with self.assertRaisesRegex(ValueError, "max_examples"):
         relearn(self.model, self.info, "test", max_examples=1)
-    # The cut needs an example on each side.
-    with self.assertRaisesRegex(ValueError, "both parts need at least one example"):
-      relearn(self.model, self.info, "test", max_examples=4, train_fraction=0.1,
-                            data_dir=self.data_dir, progress=False)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Representation analysis of several networks on one dataset (paper §3.2-3.3, Figures 2-4).
 
-`analyze` makes ONE pass over a split in which every network sees the same batches, and
-accumulates with the streaming metrics of official.analysis:
+`analyze` makes one pass over a split in which every network sees the same batches, and
+accumulates with the streaming metrics of official.analysis (with `passes` > 1, minibatch CKA
+goes on over further passes over the same examples, each in a seeded random order, so each
+pass forms other minibatches: the paper's 10 passes, reshuffled each pass, §3.3):
 
   sparsity          per network and endpoint, the share of non-zero activations (Figure 3);
   class_separation  per network and endpoint, R^2 = 1 - d_within / d_total (eq. 11; Figure 4,
@@ -34,6 +36,7 @@ from official.analysis import cka as cka_lib
 from official.analysis import plots
 from official.analysis import sparsity as sparsity_lib
 from official.data import datasets
+from official.data import preprocessing
 from official.evaluation import features
 from official.modeling import resnet
 
@@ -187,12 +190,47 @@ def _matrix_to_json(matrix: np.ndarray) -> list[list[Optional[float]]]:
   return [[_finite_or_none(v) for v in row] for row in np.asarray(matrix)]
 
 
+def pass_order(num_examples: int, seed: int, pass_index: int) -> np.ndarray:
+  """The order in which CKA pass `pass_index` visits the analysed examples: stored order for
+  pass 0, a random permutation seeded by (seed, pass_index) for every later pass."""
+  if pass_index == 0:
+    return np.arange(num_examples)
+  return np.random.default_rng([int(seed), int(pass_index)]).permutation(num_examples)
+
+
+def _reordered_batches(joint: "_SameBatches", order: np.ndarray, *, source: list,
+                       element_spec, batch_size: int, preprocess: str) -> Any:
+  """Batches of all networks' activations on the examples `source[i]` for i in `order`.
+
+  `source` holds the analysed examples as datasets.load_encoded gives them (encoded images
+  and labels, in stored order), so a pass in another order reads no data again; each example
+  is decoded and preprocessed as input_pipeline.build does (no augmentation in the
+  evaluation modes).
+  """
+  image_size = joint.input_size[0]
+
+  def generate():
+    for i in order:
+      yield source[i]
+
+  @tf.autograph.experimental.do_not_convert
+  def process(image, label):
+    return preprocessing.preprocess(datasets.decode(image), image_size, preprocess), label
+
+  stream = tf.data.Dataset.from_generator(generate, output_signature=element_spec)
+  stream = stream.map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  stream = stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+  forward = tf.function(joint.__call__, reduce_retracing=True)
+  for images, labels in stream:
+    yield {k: np.asarray(v) for k, v in forward(images).items()}, np.asarray(labels)
+
+
 def analyze(models: Mapping[str, Any], info, split: str, *,
             endpoints: Optional[Sequence[str]] = None, batch_size: int = 256,
             max_examples: Optional[int] = None, data_dir: Optional[str] = None,
             distance: str = "cosine", preprocess: str = "eval",
             strategy: Optional[tf.distribute.Strategy] = None,
-            progress: bool = True) -> dict:
+            progress: bool = True, passes: int = 1, shuffle_seed: int = 0) -> dict:
   """Sparsity, class separation and all-pairs minibatch CKA of networks on one split.
 
   Args:
@@ -208,14 +246,22 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
     distance: of class separation: "cosine" (the paper's) or "squared_euclidean".
     preprocess: image preprocessing, "eval" (centre crop, as for the paper's ImageNet
       validation analyses) or another official.data.preprocessing mode.
-    strategy: a tf.distribute.Strategy; each global batch is gathered and is one CKA minibatch.
+    strategy: a tf.distribute.Strategy; each global batch is gathered and is one CKA minibatch
+      (of the first pass; later passes run on the default device).
     progress: show a progress bar on stderr.
+    passes: passes of minibatch CKA over the analysed examples; pass p visits them in the
+      order pass_order(examples, shuffle_seed, p) (pass 0: stored order, the only pass that
+      counts towards sparsity and class separation) and every minibatch of every pass adds
+      to the HSIC sums (the paper: 10 passes over ImageNet's validation set, minibatches of
+      1500). Passes after the first hold the analysed examples, encoded, in host memory.
+    shuffle_seed: seed of the orders of passes 1, 2, ...
 
   Returns:
     JSON-ready dict (NaN, where a value is undefined, as None):
       "models": names, "model_paths": {name: path}, "endpoints": names,
       "dataset": info.name, "split", "num_classes", "examples" (count analysed),
-      "minibatches" (count in CKA), "batch_size", "distance", "preprocess",
+      "minibatches" (count in CKA, all passes), "passes", "shuffle_seed", "batch_size",
+      "distance", "preprocess",
       "shapes": {model: {endpoint: per-example shape}},
       "sparsity": {model: {endpoint: fraction of non-zero activations}},
       "class_separation": {model: {endpoint: R^2}},
@@ -251,6 +297,8 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
       max_examples < cka_lib.MIN_EXAMPLES_UNBIASED):
     raise ValueError(f"max_examples: got {max_examples!r}; expected None or an integer >= "
                      f"{cka_lib.MIN_EXAMPLES_UNBIASED}")
+  if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes < 1:
+    raise ValueError(f"passes: got {passes!r}; expected a positive integer (the paper: 10)")
   info.split(split)  # Raises on an unknown split name.
 
   joint = _SameBatches([models[n] for n in names], chosen)
@@ -278,6 +326,17 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
   if minibatches == 0:
     raise ValueError(f"split: {info.name!r} {split!r} gave {examples} example(s); minibatch "
                      f"CKA needs a batch of at least {cka_lib.MIN_EXAMPLES_UNBIASED}")
+  if passes > 1:
+    encoded = datasets.load_encoded(info, split, data_dir=data_dir).take(examples)
+    source = list(encoded.as_numpy_iterator())
+    for pass_index in range(1, int(passes)):
+      for outputs, labels in _reordered_batches(
+          joint, pass_order(examples, shuffle_seed, pass_index), source=source,
+          element_spec=encoded.element_spec, batch_size=int(batch_size),
+          preprocess=preprocess):
+        if labels.size >= cka_lib.MIN_EXAMPLES_UNBIASED:
+          minibatch_cka.update_state([outputs[k] for k in layers])
+          minibatches += 1
 
   all_pairs, _ = minibatch_cka.within_network_results()
   size = len(chosen)
@@ -295,6 +354,8 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
       "num_classes": int(info.num_classes),
       "examples": int(examples),
       "minibatches": int(minibatches),
+      "passes": int(passes),
+      "shuffle_seed": int(shuffle_seed),
       "batch_size": int(batch_size),
       "distance": distance,
       "preprocess": preprocess,

@@ -142,6 +142,43 @@ class RepresentationsTest(tf.test.TestCase):
     self.assertAllClose(np.diag(within), np.ones(len(ENDPOINTS)), atol=1e-9)
     self.assertAllClose(within, within.T, atol=1e-12)
 
+  def test_passes_match_brute_force_over_the_shuffled_orders(self):
+    kwargs = dict(self.kwargs, max_examples=60, batch_size=20)
+    result = representations.analyze(self.models, self.info, "test", passes=2,
+                                     shuffle_seed=7, **kwargs)
+    self.assertEqual((result["examples"], result["minibatches"], result["passes"]), (60, 6, 2))
+    order = representations.pass_order(60, 7, 1)
+    self.assertAllEqual(order, np.random.default_rng([7, 1]).permutation(60))
+    self.assertNotAllEqual(order, np.arange(60))
+    self.assertAllEqual(representations.pass_order(60, 7, 0), np.arange(60))
+    # Brute force: every activation once, in stored order; pass 0 takes the minibatches of
+    # the stored order, pass 1 those of the shuffled order, all six in one estimate.
+    acts = {}
+    for name, model in self.models.items():
+      batches, _ = self._activations(model, 60, 60)
+      acts[name] = batches[0]
+    for a, b in (("softmax", "mse"), ("mse", "mse")):
+      matrix = np.array(result["cka"][f"{a}|{b}"])
+      for i, j in ((0, 4), (3, 1), (4, 4)):
+        x, y = acts[a][ENDPOINTS[i]], acts[b][ENDPOINTS[j]]
+        batches_x = [x[k:k + 20] for k in range(0, 60, 20)] + [
+            x[order[k:k + 20]] for k in range(0, 60, 20)]
+        batches_y = [y[k:k + 20] for k in range(0, 60, 20)] + [
+            y[order[k:k + 20]] for k in range(0, 60, 20)]
+        self.assertAllClose(matrix[i, j], _minibatch_cka(batches_x, batches_y), atol=1e-5)
+    # One pass: the stored-order minibatches alone, a different estimate.
+    single = representations.analyze(self.models, self.info, "test", **kwargs)
+    self.assertEqual(single["minibatches"], 3)
+    x, y = acts["softmax"][ENDPOINTS[0]], acts["mse"][ENDPOINTS[4]]
+    self.assertAllClose(single["cka"]["softmax|mse"][0][4],
+                        _minibatch_cka([x[k:k + 20] for k in range(0, 60, 20)],
+                                       [y[k:k + 20] for k in range(0, 60, 20)]), atol=1e-5)
+    self.assertNotAllClose(single["cka"]["softmax|mse"], result["cka"]["softmax|mse"])
+    # Sparsity and class separation come from the first pass only.
+    self.assertEqual(single["class_separation"], result["class_separation"])
+    with self.assertRaisesRegex(ValueError, "passes: got 0; expected a positive integer"):
+      representations.analyze(self.models, self.info, "test", passes=0, **kwargs)
+
   def test_one_minibatch_is_debiased_linear_cka(self):
     result = representations.analyze(self.models, self.info, "test", batch_size=64,
                                      max_examples=40, data_dir=self.data_dir,

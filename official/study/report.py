@@ -1,15 +1,26 @@
 """The study's report, from its result files alone (no recomputation): `report/report.md`
-with Tables 1-4 and Figures 1-6 of the paper as PNG files beside it."""
+with Tables 1-4 and Figures 1-6 of the paper as PNG files beside it, and the README's demo
+section written from it (`update_readme`).
+
+Statistics (docs/protocol.md §7): cells are mean ± standard error over seeds; a column's best
+mean and every objective not significantly different from it (Welch's t-test, p < 0.05) are
+bold, except with one seed (no test possible: nothing is bold); Table 2's average column
+marks objectives by the paper's two-way ANOVA (objective x dataset). Where the study is the
+paper preset, the paper's numbers stand in parentheses beside the measured ones.
+"""
 
 import collections
 import math
-import os
+import posixpath
+import re
 from typing import Optional
 
 import numpy as np
 
 from official.analysis import plots
+from official.core import config as config_lib
 from official.core import io
+from official.data import datasets as datasets_lib
 from official.study import paper_numbers
 from official.study import statistics
 from official.study import store as store_lib
@@ -18,9 +29,9 @@ class Results:
   """Everything under `results/`, indexed by objective variant and seed."""
 
   def __init__(self, workdir: str):
-    self.workdir = os.path.abspath(workdir)
-    study_path = os.path.join(self.workdir, "study.json")
-    if not os.path.exists(study_path):
+    self.workdir = io.absolute(workdir)
+    study_path = io.join(self.workdir, "study.json")
+    if not io.exists(study_path):
       raise FileNotFoundError(f"no study in {self.workdir!r}: study.json is missing "
                               "(run experiments/reproduce first)")
     self.study = io.read_json(study_path)
@@ -68,11 +79,63 @@ class Results:
     return out
 
 
-def _pretraining_data(study: dict) -> str:
-  """" on `folder:/d` (classes 0-4)" when the study names its pretraining data, else ""."""
+def short_label(spec: str) -> str:
+  """A dataset's column label: an image folder by its folder name and class subset
+  ("folder:/long/path/cifar@5-9" -> "cifar@5-9"), other specs as they are."""
+  spec = spec.strip()
+  if not spec.startswith(datasets_lib.FOLDER_PREFIX):
+    return spec
+  path = spec[len(datasets_lib.FOLDER_PREFIX):]
+  base, at, classes = path.rpartition("@")
+  if not at or not re.fullmatch(r"[0-9,\-]+", classes):
+    base, classes = path, ""
+  name = posixpath.basename(base.rstrip("/\\")) or base
+  return name + (f"@{classes}" if classes else "")
+
+
+def dataset_labels(specs) -> dict[str, str]:
+  """spec -> distinct short label (short_label; a repeated label gets "#2", "#3", ...)."""
+  labels, used = {}, collections.Counter()
+  for spec in specs:
+    label = short_label(spec)
+    used[label] += 1
+    labels[spec] = label if used[label] == 1 else f"{label}#{used[label]}"
+  return labels
+
+
+def _spec_list(labels: dict[str, str], listed: set) -> list[str]:
+  """The line under a table that lists the full spec of every shortened dataset label not
+  listed under an earlier table (`listed` is updated)."""
+  long = [(label, spec) for spec, label in labels.items()
+          if label != spec and spec not in listed]
+  listed.update(spec for _, spec in long)
+  if not long:
+    return []
+  return ["", "Datasets: " + "; ".join(f"`{label}` = `{spec}`" for label, spec in long) + "."]
+
+
+def _pretraining_data(study: dict, short: bool = False) -> str:
+  """The pretraining dataset (with its class subset) the study names, else its preset's; by
+  its short label if `short`."""
   dataset, classes = study.get("pretrain_dataset"), study.get("pretrain_classes")
-  text = f" on `{dataset}`" if dataset else ""
-  return text + (f" (classes {classes})" if classes else "")
+  if not dataset:
+    try:
+      preset = config_lib.get_experiment(study["pretrain_experiment"])
+      dataset, classes = preset.data.dataset, classes or preset.data.classes
+    except (KeyError, ValueError):
+      return "its preset's data"
+  return (f"`{short_label(dataset) if short else dataset}`" +
+          (f" (classes {classes})" if classes else ""))
+
+
+def title(study: dict) -> str:
+  """What the study ran: a study on one's own data by its data, a preset by its name."""
+  preset = study.get("pretrain_experiment", "?")
+  if study.get("pretrain_dataset"):
+    return (f"Study report: pretraining on {_pretraining_data(study, short=True)} "
+            f"(preset `{preset}`)")
+  return (f"Study report: `{study.get('experiment', '?')}` study (preset `{preset}`, "
+          f"pretraining on {_pretraining_data(study, short=True)})")
 
 
 def _pct(x):
@@ -87,15 +150,64 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _column(results: Results, variants, getter, table=None, scale=100.0, digits=1,
             higher_is_better=True, mark_best=True):
-  """Cells of one column: mean ± s.e., bold where not significantly worse than the best."""
+  """Cells of one column: mean ± s.e., bold where not significantly worse than the best
+  (nothing bold when no objective has two seeds: no test is possible)."""
   per_variant = {v: results.values(v, getter, table) for v in variants}
+  testable = any(len(values) > 1 for values in per_variant.values())
   marked = (statistics.not_worse_than_best(per_variant, higher_is_better=higher_is_better)
-            if mark_best else set())
+            if mark_best and testable else set())
   cells = {}
   for v, values in per_variant.items():
     text = statistics.summarize(values).format(digits, scale)
     cells[v] = f"**{text}**" if v in marked and text != "–" else text
   return cells, per_variant
+
+
+def _with_paper(cell: str, value) -> str:
+  return cell if value is None else f"{cell} ({value})"
+
+
+def _max_seeds(results: Results, table: dict) -> int:
+  counts = collections.Counter(v for v, _ in table)
+  return max(counts.values(), default=0)
+
+
+def _significance_note(results: Results, table: dict) -> list[str]:
+  return (["", "One seed: no significance test (nothing is bold)."]
+          if _max_seeds(results, table) == 1 else [])
+
+
+def _num_classes(results: Results) -> Optional[int]:
+  """K of the pretraining task, as the runs record it (None when none does)."""
+  for metrics in results.pretrain.values():
+    if isinstance(metrics.get("num_classes"), int):
+      return metrics["num_classes"]
+  return None
+
+
+def _cosine_heads(results: Results) -> str:
+  """Which cosine softmax head the runs used, from their hparams ("" when none ran)."""
+  heads = set()
+  for (variant, _), metrics in sorted(results.pretrain.items()):
+    hparams = metrics.get("hparams") or {}
+    if variant.startswith("cosine_softmax") and "normalize_features" in hparams:
+      heads.add(bool(hparams["normalize_features"]))
+  names = {True: "paper eq. 7 (kernel columns and features L2-normalised)",
+           False: "the released head (only the kernel columns L2-normalised)"}
+  if not heads:
+    return ""
+  return "Cosine softmax head: " + " and ".join(names[h] for h in sorted(heads)) + "."
+
+
+def _sweep_scaling(results: Results, sweep: list[str]) -> str:
+  """Whether the temperature sweep's runs scaled the loss by tau, from their hparams."""
+  scaled = sorted({float(m["hparams"]["tau"]) for (v, _), m in results.pretrain.items()
+                   if v in sweep and (m.get("hparams") or {}).get("scale_loss_by_tau")
+                   and float(m["hparams"]["tau"]) < 0.05})
+  if scaled:
+    return ("Runs with tau < 0.05 (" + ", ".join(f"{t:g}" for t in scaled) + ") multiply the "
+            "loss by tau, as the paper did (§3.4, footnote 1).")
+  return "No run of the sweep scales the loss by tau (the paper did below 0.05, §3.4)."
 
 
 def _mean_linear(result_by_dataset: dict, datasets: list[str]) -> Optional[float]:
@@ -106,64 +218,93 @@ def _mean_linear(result_by_dataset: dict, datasets: list[str]) -> Optional[float
 def write(workdir: str) -> str:
   """Writes `<workdir>/report/report.md` and its figures; returns the report's path."""
   results = Results(workdir)
-  out_dir = os.path.join(results.workdir, "report")
-  fig_dir = os.path.join(out_dir, "figures")
+  out_dir = io.join(results.workdir, "report")
+  fig_dir = io.join(out_dir, "figures")
   study = results.study
   objectives = results.objectives
   datasets = list(study["transfer_datasets"])
+  labels = dataset_labels(datasets)
   paper_setting = study["experiment"] == "paper"
   seeds = sorted({s for _, s in results.pretrain})
+  num_classes = _num_classes(results)
+  top5 = num_classes is None or num_classes > 5
+  heads = _cosine_heads(results)
+  listed = set()  # dataset specs whose short label has been explained
   sections = [
-      f"# Study report: {study['experiment']}",
+      f"# {title(study)}",
       "",
       "Reproduction of Kornblith, Chen, Lee & Norouzi, *Why Do Better Loss Functions Lead to "
       "Less Transferable Features?* (NeurIPS 2021). "
-      f"Pretraining preset `{study['pretrain_experiment']}`{_pretraining_data(study)}, "
-      "objectives: "
+      f"Pretraining preset `{study['pretrain_experiment']}` on {_pretraining_data(study)}"
+      + (f", {num_classes} classes" if num_classes else "") + "; objectives: "
       f"{', '.join(objectives)}; seeds: {', '.join(map(str, seeds))}; transfer datasets: "
-      f"{', '.join(datasets) or 'none'}.",
+      f"{', '.join(labels[d] for d in datasets) or 'none'}." + (f" {heads}" if heads else ""),
       "",
       "Cells are mean ± standard error over seeds. **Bold**: the best mean of the column and "
-      "every objective not significantly different from it (Welch's t-test, p < 0.05).",
+      "every objective not significantly different from it (Welch's t-test, p < 0.05); with "
+      "one seed no test is possible and nothing is bold.",
   ]
   if paper_setting:
-    sections.append("Numbers in parentheses are the paper's (means over 8 ResNet-50 runs).")
+    sections.append("Numbers in parentheses are the paper's (means over 8 ResNet-50 runs; "
+                    "Table 2: 3 runs).")
 
   # Table 1.
-  for probe, title in (("linear", "Linear transfer"), ("knn", "k-nearest neighbours")):
-    header = ["objective", "top-1", "top-5"] + datasets + (["mean"] if probe == "linear" else [])
-    columns = [
-        _column(results, objectives, lambda m: m["top1"])[0],
-        _column(results, objectives, lambda m: m.get("top5"))[0]]
-    for d in datasets:
-      columns.append(_column(results, objectives,
-                             lambda r, d=d, p=probe: r[d][p]["test"], results.transfer)[0])
-    if probe == "linear":
-      columns.append(_column(results, objectives,
-                             lambda r: _mean_linear(r, datasets), results.transfer)[0])
-    rows = []
-    for o in objectives:
-      row = [o] + [c[o] for c in columns]
-      if paper_setting:
-        ref = [paper_numbers.IMAGENET_TOP1.get(o), paper_numbers.IMAGENET_TOP5.get(o)]
-        table = (paper_numbers.LINEAR_TRANSFER if probe == "linear"
+  for probe, name in (("linear", "Linear transfer"), ("knn", "k-nearest neighbours")):
+    header = (["objective", "top-1"] + (["top-5"] if top5 else []) +
+              [labels[d] for d in datasets] + (["mean"] if probe == "linear" else []))
+    reference = (paper_numbers.LINEAR_TRANSFER if probe == "linear"
                  else paper_numbers.KNN_TRANSFER)
-        ref += [table.get(d, {}).get(o) for d in datasets]
-        for i, value in enumerate(ref):
-          if value is not None:
-            row[i + 1] += f" ({value})"
-      rows.append(row)
-    sections += ["", f"## Table 1 ({title}): pretraining accuracy and transfer with fixed "
+    columns = [(_column(results, objectives, lambda m: m["top1"])[0],
+                paper_numbers.IMAGENET_TOP1)]
+    if top5:
+      columns.append((_column(results, objectives, lambda m: m.get("top5"))[0],
+                      paper_numbers.IMAGENET_TOP5))
+    for d in datasets:
+      columns.append((_column(results, objectives,
+                              lambda r, d=d, p=probe: r[d][p]["test"], results.transfer)[0],
+                      reference.get(d, {})))
+    if probe == "linear":
+      columns.append((_column(results, objectives,
+                              lambda r: _mean_linear(r, datasets), results.transfer)[0], {}))
+    rows = [[o] + [_with_paper(cells[o], ref.get(o) if paper_setting else None)
+                   for cells, ref in columns] for o in objectives]
+    sections += ["", f"## Table 1 ({name}): pretraining accuracy and transfer with fixed "
                  "features (%)", "", _table(header, rows)]
+    sections += _spec_list(labels, listed) + _significance_note(results, results.pretrain)
 
   # Table 2.
   if results.finetune:
     ft_datasets = sorted({d for r in results.finetune.values() for d in r})
-    header = ["objective"] + ft_datasets
-    columns = [_column(results, objectives, lambda r, d=d: r[d]["test"], results.finetune)[0]
-               for d in ft_datasets]
-    rows = [[o] + [c[o] for c in columns] for o in objectives]
-    sections += ["", "## Table 2: fine-tuning (%)", "", _table(header, rows)]
+    ft_labels = dataset_labels(ft_datasets)
+    header = ["objective"] + [ft_labels[d] for d in ft_datasets] + ["average"]
+    rows = {o: [o] for o in objectives}
+    for d in ft_datasets:
+      cells, _ = _column(results, objectives, lambda r, d=d: r[d]["test"], results.finetune)
+      for o in objectives:
+        ref = paper_numbers.FINETUNE.get(d, {}).get(o) if paper_setting else None
+        rows[o].append(_with_paper(cells[o], ref))
+    scores = {o: {d: results.values(o, lambda r, d=d: r[d]["test"], results.finetune)
+                  for d in ft_datasets} for o in objectives}
+    marked = statistics.not_worse_than_best_on_average(scores)
+    with_data = [o for o in objectives if any(scores[o].values())]
+    if len(with_data) < 2 or math.isnan(statistics.anova_p_value(scores[with_data[0]],
+                                                                 scores[with_data[1]])):
+      marked = set()  # No residual degrees of freedom (one dataset, one seed): no test.
+    for o in objectives:
+      means = [np.mean(v) for v in scores[o].values() if v]
+      cell = f"{100 * np.mean(means):.1f}" if len(means) == len(ft_datasets) else "–"
+      if o in marked and cell != "–":
+        cell = f"**{cell}**"
+      paper = [paper_numbers.FINETUNE.get(d, {}).get(o) for d in ft_datasets]
+      if paper_setting and all(v is not None for v in paper):
+        cell = _with_paper(cell, f"{np.mean(paper):.1f}")
+      rows[o].append(cell)
+    sections += ["", "## Table 2: fine-tuning (%)", "",
+                 _table(header, [rows[o] for o in objectives]),
+                 "", "Average: the mean over datasets; **bold** the best average and every "
+                 "objective not significantly different from it by a two-way ANOVA (objective "
+                 "x dataset, p < 0.05), as in the paper."]
+    sections += _spec_list(ft_labels, listed) + _significance_note(results, results.finetune)
 
   # Table 3.
   r2_cells, r2_values = _column(
@@ -179,6 +320,20 @@ def write(workdir: str) -> str:
   sections += ["", "## Table 3: class separation of the penultimate layer "
                f"(R², eq. 11, cosine distance; `{study['class_separation_split']}` split)",
                "", _table(header, rows)]
+
+  # Sparsity of the penultimate layer (§3.2, Figure 3).
+  sparsity_cells, _ = _column(
+      results, objectives, lambda r: r["fraction_nonzero"]["final_avg_pool"],
+      results.representations, mark_best=False)
+  if any(cell != "–" for cell in sparsity_cells.values()):
+    rows = [[o, _with_paper(sparsity_cells[o],
+                            paper_numbers.SOFTMAX_PENULTIMATE_NONZERO
+                            if paper_setting and o == "softmax" else None)]
+            for o in objectives]
+    sections += ["", "## Sparsity of the penultimate layer (Figure 3)", "",
+                 "Non-zero activations of `final_avg_pool` (%) on the "
+                 f"`{study.get('analysis_split', 'test')}` split.", "",
+                 _table(["objective", "non-zero (%)"], rows)]
 
   # Class separation vs transfer (Figure 5a).
   mean_transfer = {o: results.values(o, lambda r: _mean_linear(r, datasets), results.transfer)
@@ -201,21 +356,32 @@ def write(workdir: str) -> str:
         f"rho = {paper_numbers.SPEARMAN_RHO}, p = {paper_numbers.SPEARMAN_P} on ImageNet.")
 
   # Table 4.
-  sweep = sorted({v for v, _ in results.pretrain if v.startswith("cosine_softmax_tau")},
-                 key=lambda v: float(v[len("cosine_softmax_tau"):]))
+  prefix = "cosine_softmax_tau"
+  sweep = sorted({v for v, _ in results.pretrain if v.startswith(prefix)},
+                 key=lambda v: float(v[len(prefix):]))
   if sweep:
-    header = ["tau", "top-1", "R²"] + datasets + ["mean"]
+    header = ["tau", "top-1", "R²"] + [labels[d] for d in datasets] + ["mean"]
     columns = [
-        _column(results, sweep, lambda m: m["top1"])[0],
-        _column(results, sweep, lambda r: r["class_separation"]["final_avg_pool"],
-                results.representations, scale=1.0, digits=3, mark_best=False)[0]]
+        (_column(results, sweep, lambda m: m["top1"])[0], paper_numbers.TEMPERATURE_TOP1),
+        (_column(results, sweep, lambda r: r["class_separation"]["final_avg_pool"],
+                 results.representations, scale=1.0, digits=3, mark_best=False)[0],
+         paper_numbers.TEMPERATURE_R2)]
     for d in datasets:
-      columns.append(_column(results, sweep, lambda r, d=d: r[d]["linear"]["test"],
-                             results.transfer)[0])
-    columns.append(_column(results, sweep, lambda r: _mean_linear(r, datasets),
-                           results.transfer)[0])
-    rows = [[v[len("cosine_softmax_tau"):]] + [c[v] for c in columns] for v in sweep]
-    sections += ["", "## Table 4: cosine softmax temperature", "", _table(header, rows)]
+      columns.append((_column(results, sweep, lambda r, d=d: r[d]["linear"]["test"],
+                              results.transfer)[0],
+                      paper_numbers.TEMPERATURE_LINEAR.get(d, {})))
+    columns.append((_column(results, sweep, lambda r: _mean_linear(r, datasets),
+                            results.transfer)[0], {}))
+    rows = []
+    for v in sweep:
+      tau = float(v[len(prefix):])
+      rows.append([v[len(prefix):]] + [
+          _with_paper(cells[v], ref.get(tau) if paper_setting else None)
+          for cells, ref in columns])
+    sections += ["", "## Table 4: cosine softmax temperature", "", _table(header, rows), "",
+                 _sweep_scaling(results, sweep)]
+    sections += _spec_list(labels, listed) + _significance_note(
+        results, {k: v for k, v in results.pretrain.items() if k[0] in sweep})
 
   # Figure 6 as a table too.
   relearn = {o: (results.values(o, lambda r: r["relearned_head"]["original"],
@@ -225,21 +391,163 @@ def write(workdir: str) -> str:
   if any(a for a, _ in relearn.values()):
     rows = [[o, statistics.summarize(a).format(1, 100), statistics.summarize(b).format(1, 100),
              statistics.summarize(r2_values[o]).format(3)] for o, (a, b) in relearn.items()]
+    held_out = {r["relearned_head"].get("test_per_class")
+                for r in results.representations.values() if "relearned_head" in r}
+    held_out.discard(None)
+    cut = (f"{held_out.pop()} held-out examples of each class" if len(held_out) == 1
+           else "examples held out per class")
     sections += ["", "## Relearning the pretraining head (Figure 6)", "",
-                 "Accuracy (%) on a held-out part of the pretraining evaluation split, of the "
-                 "network's own head and of a linear head relearned on the rest.", "",
+                 f"Accuracy (%) on {cut} of the pretraining evaluation split, of the network's "
+                 "own head and of a linear head relearned on the rest.", "",
                  _table(["objective", "original head", "relearned head", "R²"], rows)]
 
   figures = _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, rho, p,
                      sweep)
+  write_summaries(results, fig_dir, figures)
   sections += ["", "## Figures", ""]
   for name, caption in figures:
     sections += [f"**{caption}**", "", f"![{caption}](figures/{name})", ""]
   sections += ["", "Result files: `results/`; TensorBoard: `tensorboard --logdir "
-               f"{os.path.join(results.workdir, 'runs')}`."]
-  path = os.path.join(out_dir, "report.md")
+               f"{io.join(results.workdir, 'runs')}` (each run's study results under "
+               f"`{SUMMARY_DIR}`, declared as HParams metrics; CKA figures in `{STUDY_RUN}`)."]
+  path = io.join(out_dir, "report.md")
   io.atomic_write_text(path, "\n".join(sections) + "\n")
   return path
+
+
+# TensorBoard: <run dir>/SUMMARY_DIR holds a run's study results; <workdir>/runs/STUDY_RUN the
+# HParams experiment that declares them as metrics, and the CKA figures.
+SUMMARY_DIR = "study"
+STUDY_RUN = "_study"
+
+
+def run_scalars(results: Results, variant: str, seed: int) -> dict[str, float]:
+  """tag -> value of one run's study results: linear and kNN transfer per dataset, fine-tuning
+  per dataset, penultimate sparsity and class separation, the relearned head (fractions)."""
+  out = {}
+  for dataset, r in sorted(results.transfer.get((variant, seed), {}).items()):
+    name = datasets_lib.result_name(short_label(dataset))
+    for probe in ("linear", "knn"):
+      if isinstance((r.get(probe) or {}).get("test"), (int, float)):
+        out[f"transfer/{name}/{probe}"] = float(r[probe]["test"])
+  for dataset, r in sorted(results.finetune.get((variant, seed), {}).items()):
+    if isinstance(r.get("test"), (int, float)):
+      out[f"finetune/{datasets_lib.result_name(short_label(dataset))}"] = float(r["test"])
+  rep = results.representations.get((variant, seed)) or {}
+  for key, tag in (("fraction_nonzero", "representations/penultimate_nonzero"),
+                   ("class_separation", "representations/penultimate_class_separation")):
+    value = (rep.get(key) or {}).get("final_avg_pool")
+    if value is not None:
+      out[tag] = float(value)
+  for key in ("original", "relearned"):
+    value = (rep.get("relearned_head") or {}).get(key)
+    if value is not None:
+      out[f"relearned_head/{key}"] = float(value)
+  return out
+
+
+def _session_hparams(results: Results, run_dir: str, variant: str, seed: int) -> dict:
+  """The hyperparameters the run's HParams session records (trainer.hparams of its config)."""
+  if io.exists(io.join(run_dir, config_lib.CONFIG_FILE)):
+    from official.training import trainer  # pylint: disable=g-import-not-at-top
+    return trainer.hparams(config_lib.read_run_config(run_dir))
+  metrics = results.pretrain[(variant, seed)]
+  return {"objective": metrics.get("objective", variant.split("_tau")[0]), "seed": seed,
+          **(metrics.get("hparams") or {})}
+
+
+def write_summaries(results: Results, fig_dir: str, figures) -> None:
+  """TensorBoard summaries of the study (rewritten on every report).
+
+  Each run with a directory under <workdir>/runs gets its `run_scalars` at step 0 in
+  <run dir>/study; <workdir>/runs/_study gets the HParams experiment (hparams_config) that
+  declares them, with the pretraining evaluation's top-1 and class separation, as the
+  dashboard's metrics (so it compares objectives by transfer accuracy against R², as the
+  paper does), and the CKA figures (Figure 2) as images.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+  runs_dir = io.join(results.workdir, "runs")
+  tags, names = set(), {}
+  for (variant, seed) in sorted(results.pretrain):
+    run_dir = io.join(runs_dir, variant, f"seed{seed}")
+    if not io.isdir(run_dir):
+      continue
+    scalars = run_scalars(results, variant, seed)
+    for name, value in _session_hparams(results, run_dir, variant, seed).items():
+      names.setdefault(name, set()).add(value if isinstance(value, (bool, int, float, str))
+                                        else str(value))
+    summary_dir = io.join(run_dir, SUMMARY_DIR)
+    if io.exists(summary_dir):
+      io.rmtree(summary_dir)
+    writer = tf.summary.create_file_writer(summary_dir)
+    with writer.as_default():
+      for tag, value in scalars.items():
+        tf.summary.scalar(tag, value, step=0)
+    writer.close()
+    tags.update(scalars)
+  if not names:
+    return
+  study_dir = io.join(runs_dir, STUDY_RUN)
+  if io.exists(study_dir):
+    io.rmtree(study_dir)
+  metrics = [hp.Metric("top1", group="eval", display_name="pretraining top-1"),
+             hp.Metric("class_separation", group="eval", display_name="eval class separation")]
+  metrics += [hp.Metric(tag, group=SUMMARY_DIR, display_name=tag) for tag in sorted(tags)]
+  writer = tf.summary.create_file_writer(study_dir)
+  with writer.as_default():
+    hp.hparams_config(hparams=[hp.HParam(name) for name in sorted(names)], metrics=metrics)
+    for name, _ in figures:
+      if name.startswith("fig2"):
+        png = io.read_bytes(io.join(fig_dir, name))
+        tf.summary.image(f"cka/{name[:-len('.png')]}", tf.io.decode_png(png, channels=4)[None],
+                         step=0)
+  writer.close()
+
+
+README_BEGIN = "<!-- demo-results:begin -->"
+README_END = "<!-- demo-results:end -->"
+_LINEAR_TABLE = "## Table 1 (Linear transfer)"
+_CORRELATION = "## Class separation vs. transfer"
+
+
+def _section(report_text: str, heading: str) -> str:
+  """The body of the report section whose heading starts with `heading` (to the next one)."""
+  lines = report_text.splitlines()
+  starts = [i for i, line in enumerate(lines) if line.startswith(heading)]
+  if not starts:
+    raise ValueError(f"the report has no section {heading!r}; write it with "
+                     "experiments/report first")
+  body = []
+  for line in lines[starts[0] + 1:]:
+    if line.startswith("## "):
+      break
+    body.append(line)
+  return "\n".join(body).strip()
+
+
+def readme_section(report_text: str) -> str:
+  """The README's demo results from a report: its Table 1 (linear transfer, with the table's
+  notes) and the Spearman sentence, verbatim."""
+  return "\n\n".join([_section(report_text, _LINEAR_TABLE),
+                       _section(report_text, _CORRELATION)])
+
+
+def update_readme(readme_path: str, report_path: str) -> None:
+  """Replaces the text between README_BEGIN and README_END in `readme_path` with
+  readme_section of the report at `report_path` (atomically).
+
+  Raises:
+    ValueError: the README lacks the two markers (in order) or the report lacks a section.
+  """
+  text = io.read_text(readme_path)
+  begin, end = text.find(README_BEGIN), text.find(README_END)
+  if begin < 0 or end < begin:
+    raise ValueError(f"{readme_path} has no {README_BEGIN} ... {README_END} markers (in this "
+                     "order) around its demo results")
+  section = readme_section(io.read_text(report_path))
+  io.atomic_write_text(readme_path, text[:begin + len(README_BEGIN)] + "\n" + section +
+                       "\n" + text[end:])
 
 
 def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, rho, p, sweep):
@@ -248,7 +556,7 @@ def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, r
   made = []
 
   def draw(name: str, caption: str, plot, *args, **kwargs) -> None:
-    plot(*args, dpi=110, path=os.path.join(fig_dir, name), **kwargs)
+    plot(*args, dpi=110, path=io.join(fig_dir, name), **kwargs)
     made.append((name, caption))
 
   points = {o: [(results.pretrain[(o, seed)]["top1"], transfer)

@@ -148,7 +148,7 @@ def representation_settings(study: StudyConfig) -> dict:
   return {"step": "representations",
           "class_separation": [study.class_separation_split, study.class_separation_examples],
           "analysis": [study.analysis_split, study.analysis_examples],
-          "relearn_head": [study.relearn_head, study.relearn_train_fraction],
+          "relearn_head": [study.relearn_head, study.relearn_test_per_class],
           "linear_max_iterations": study.linear_max_iterations,
           "linear_jit_compile": study.linear_jit_compile}
 
@@ -162,7 +162,7 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
   info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
                       classes=getattr(train_cfg.data, "classes", None))
   relearn = evaluators.RelearnHead(
-      train_fraction=study.relearn_train_fraction, max_examples=study.analysis_examples,
+      test_per_class=study.relearn_test_per_class, max_examples=study.analysis_examples,
       max_iterations=study.linear_max_iterations, jit_compile=study.linear_jit_compile)
   record = evaluators.Representations(
       separation_split=study.class_separation_split,
@@ -179,13 +179,14 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
 
 def cka_settings(study: StudyConfig) -> dict:
   return {"step": "cka", "examples": study.cka_examples, "batch_size": study.cka_batch_size,
-          "split": study.analysis_split}
+          "passes": study.cka_passes, "split": study.analysis_split}
 
 
 def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
   """Minibatch CKA between every endpoint of the first seed's networks and every endpoint of
   the second seed's networks (Figure 2a: all block pairs; 2b: corresponding blocks across
-  objectives, whose diagonal compares two seeds of one objective)."""
+  objectives, whose diagonal compares two seeds of one objective), over `cka_passes` passes
+  (each after the first reshuffled, seed 0; representations.analyze)."""
   seed_a, seed_b = study.cka_seeds
   objectives = [o for o in study.objectives
                 if Run(o, seed_a) in runs and Run(o, seed_b) in runs]
@@ -198,12 +199,14 @@ def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
                       classes=getattr(train_cfg.data, "classes", None))
   result = representations_lib.analyze(
       models, info, study.analysis_split, batch_size=study.cka_batch_size,
-      max_examples=study.cka_examples, data_dir=study.data_dir, progress=False)
+      max_examples=study.cka_examples, data_dir=study.data_dir, progress=False,
+      passes=study.cka_passes, shuffle_seed=0)
   per_pair = {
       f"{a}|{b}": result["cka"][representations_lib.pair_key(f"{a}@{seed_a}", f"{b}@{seed_b}")]
       for a in objectives for b in objectives}
   return {"objectives": objectives, "endpoints": result["endpoints"],
-          "seeds": [seed_a, seed_b], "examples": result["examples"], "cka": per_pair}
+          "seeds": [seed_a, seed_b], "examples": result["examples"],
+          "passes": result["passes"], "minibatches": result["minibatches"], "cka": per_pair}
 
 
 # ---------------------------------------------------------------------------------------------
