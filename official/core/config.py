@@ -34,10 +34,18 @@ Pretraining presets (`get_experiment(name)`):
   imagenet_resnet50_holdout
                      the same on the tuning split: trains on the registry's `train` split and
                      evaluates on its `validation` split (the held-out training examples).
+  imagenet32_resnet18
+                     the middle scale: ImageNet downsampled to 32x32 (1,000 classes), a
+                     ResNet-18 with the 3x3/1 stem, the paper's schedule shape at batch 1024
+                     over 30 epochs; ~0.6 GPU-hour. imagenet64_resnet18 (64x64, stem stride 2)
+                     and imagenet32_resnet50 (the ResNet-50) likewise; each has a `_holdout`
+                     variant as imagenet_resnet50 has.
 
 Fine-tuning presets (`get_preset("finetune", name)`): paper (the 7 x 8 grid, 20,000 steps at
-batch 256) and demo (2 x 2 grid, 300 steps at batch 64). Study presets (`get_study(name)`):
-demo (all nine objectives x 2 seeds on the embedded data; `quick`: a smoke run) and paper.
+batch 256), demo (2 x 2 grid, 300 steps at batch 64) and imagenet32 (3 x 3 grid, 5,000 steps
+at batch 256).
+Study presets (`get_study(name)`): demo (all nine objectives x 2 seeds on the embedded data;
+`quick`: a smoke run), imagenet32 (the middle scale, one GPU) and paper.
 
 Any value can be overridden with `override(config, {"train.epochs": 3, ...})` or the string
 form `parse_params_override("train.epochs=3,model.depth=50")`.
@@ -563,6 +571,92 @@ def imagenet_resnet50_holdout() -> ExperimentConfig:
   return config
 
 
+# The middle scale: downsampled ImageNet on one GPU (benchmarks/study_cost.py derives the cost
+# figures quoted below; README "Three scales").
+IMAGENET32_EPOCHS = 30
+IMAGENET32_TEMPERATURES = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08)
+
+
+def imagenet32_resnet18() -> ExperimentConfig:
+  """ImageNet's 1,000 classes downsampled to 32x32 (imagenet_resized/32x32), a ResNet-18.
+
+  The paper's recipe (`imagenet_resnet50`, docs/protocol.md §3) scaled to one GPU:
+
+  - network: ResNet-18 (basic blocks [2, 2, 2, 2], full width, 512 penultimate features)
+    with the small-input stem, a 3x3/1 convolution without max-pool, so block1 works at
+    32x32 as the paper's ResNet-50 works at 56x56: 0.56 G multiply-adds per image, 0.137 of
+    ResNet-50's at 224 px (benchmarks/study_cost.py counts both).
+  - schedule shape of the paper: SGD + Nesterov 0.9, 0.1 per 256 examples, linear warm-up
+    then cosine decay, weight decay 8e-5, EMA 0.9999, bfloat16; global batch 1024 (peak
+    learning rate 0.4), so the EMA's horizon of ~10,000 steps spans ~8 of the 30 epochs
+    (the paper's: ~32 of its 90).
+  - epochs: 30, so that the study's 35 runs (study_imagenet32) train in a day on one A100
+    at the FLOP-scaled throughput of benchmarks/study_cost.py (the published ResNet-50
+    figure x the multiply-add ratio: 17,300 images/s, 0.62 h per run, 22 h for the 35); the
+    reference training of downsampled ImageNet used 40 (Chrabaszcz et al. 2017, WRNs on
+    ImageNet32x32). Warm-up 2 epochs (the paper's 5 of 90 is 1.7 of 30). Small images keep
+    an accelerator less busy than 224 px ones, so budget up to twice those hours.
+  - augmentation: random crops of 25-100% of the area and flips (the 8% floor of the
+    224 px recipe removes most of a 32x32 object; not tuned), centre crop for evaluation.
+  - objectives' hyperparameters: the released ImageNet values (1,000 classes as the paper's),
+    the released cosine softmax head as `imagenet_resnet50`.
+
+  Final runs train on train + the holdout and report ImageNet's validation set
+  (`imagenet32_resnet18_holdout`: train -> the held-out 50,046 training images).
+  """
+  return ExperimentConfig(
+      model=ModelConfig(depth=18, width_multiplier=1.0, small_input_stem=True,
+                        small_input_stem_stride=1, image_size=32),
+      data=DataConfig(dataset="imagenet32", train_split="train_full", eval_split="test",
+                      crop_area_range=(0.25, 1.0)),
+      objective=ObjectiveConfig(
+          name="softmax", preset_hparams={"cosine_softmax": {"normalize_features": False}}),
+      train=TrainConfig(
+          batch_size=1024, epochs=IMAGENET32_EPOCHS, base_learning_rate=0.1, warmup_epochs=2,
+          weight_decay=8e-5, ema_decay=0.9999, mixed_precision=True, steps_per_loop=100,
+          log_every_steps=100, checkpoint_every_steps=1000, eval_batch_size=1000,
+          eval_every_epochs=5, class_separation_examples=10_000))
+
+
+def imagenet64_resnet18() -> ExperimentConfig:
+  """`imagenet32_resnet18` on imagenet_resized/64x64: the 3x3 stem at stride 2, so block1
+  again works at 32x32 and a run costs the same (0.56 G multiply-adds per image) while the
+  crops see 4x the pixels."""
+  config = imagenet32_resnet18()
+  config.model = dataclasses.replace(config.model, small_input_stem_stride=2, image_size=64)
+  config.data.dataset = "imagenet64"
+  return config
+
+
+def imagenet32_resnet50() -> ExperimentConfig:
+  """`imagenet32_resnet18` with the paper's ResNet-50 (bottleneck blocks [3, 4, 6, 3], 2048
+  penultimate features) behind the 3x3/1 stem: 1.3 G multiply-adds per image, 2.3x the
+  ResNet-18's; the paper's network at the middle scale's resolution."""
+  config = imagenet32_resnet18()
+  config.model = dataclasses.replace(config.model, depth=50)
+  return config
+
+
+def _holdout_variant(preset: Callable[[], ExperimentConfig]) -> Callable[[], ExperimentConfig]:
+  """The tuning variant of a pretraining preset: train -> the registry's validation split
+  (held-out training examples), as `imagenet_resnet50_holdout`."""
+
+  def variant() -> ExperimentConfig:
+    config = preset()
+    config.data.train_split = "train"
+    config.data.eval_split = "validation"
+    return config
+
+  variant.__name__ = preset.__name__ + "_holdout"
+  variant.__doc__ = f"`{preset.__name__}` on the tuning split: train -> the holdout."
+  return variant
+
+
+imagenet32_resnet18_holdout = _holdout_variant(imagenet32_resnet18)
+imagenet64_resnet18_holdout = _holdout_variant(imagenet64_resnet18)
+imagenet32_resnet50_holdout = _holdout_variant(imagenet32_resnet50)
+
+
 def finetune_paper() -> FinetuneConfig:
   """docs/protocol.md §5: 7 x 8 grid, 20,000 steps at batch 256, cosine decay."""
   return FinetuneConfig()
@@ -573,6 +667,15 @@ def finetune_demo() -> FinetuneConfig:
   return FinetuneConfig(learning_rates=(0.01, 0.1), weight_decays=(0.0, 1e-4), steps=300,
                         batch_size=64, eval_batch_size=500, steps_per_loop=25,
                         log_every_steps=100, checkpoint_every_steps=100)
+
+
+def finetune_imagenet32() -> FinetuneConfig:
+  """docs/protocol.md §5's grid shrunk for the 32x32 networks on CIFAR: 3 learning rates x 3
+  weight decays (every third value of the paper's log grids, plus none), 5,000 steps at
+  batch 256 (~28 epochs of CIFAR's 45,000 training images), cosine decay."""
+  return FinetuneConfig(learning_rates=(1e-3, 1e-2, 1e-1), weight_decays=(0.0, 1e-5, 1e-4),
+                        steps=5000, batch_size=256, eval_batch_size=1000, steps_per_loop=100,
+                        log_every_steps=500, checkpoint_every_steps=1000)
 
 
 DEMO_TRANSFER = ("demo_texture", "demo_novel_shapes", "demo_digits")
@@ -619,14 +722,41 @@ def study_paper() -> StudyConfig:
       cka_batch_size=1500, cka_passes=10, relearn_test_per_class=10)
 
 
+def study_imagenet32() -> StudyConfig:
+  """The middle scale: ImageNet32 pretraining (`imagenet32_resnet18`), one GPU in ~a day.
+
+  All nine objectives x 3 seeds, the temperature sweep of Table 4 (cosine softmax at tau =
+  0.01..0.08, one seed), linear and kNN transfer to CIFAR-10 and CIFAR-100 at the networks'
+  32x32 (their native size), the representations on ImageNet32 (class separation on 50,000
+  training images; the relearned head, 10 per class held out, and CKA over ImageNet32's
+  50,000 validation images, minibatches of 1,500, 10 passes, as the paper), fine-tuning
+  (--finetune) with `finetune_imagenet32` on both CIFARs.
+  """
+  return StudyConfig(
+      experiment="imagenet32", seeds=(0, 1, 2), pretrain_experiment="imagenet32_resnet18",
+      temperature_sweep=IMAGENET32_TEMPERATURES, temperature_seeds=(0,),
+      transfer_datasets=("cifar10", "cifar100"), finetune_experiment="imagenet32",
+      finetune_datasets=("cifar10", "cifar100"), finetune_seeds=(0,), feature_batch_size=1000,
+      class_separation_split="train", class_separation_examples=50_000,
+      analysis_split="test", analysis_examples=50_000, cka_examples=50_000,
+      cka_batch_size=1500, cka_passes=10, relearn_test_per_class=10)
+
+
 # ---------------------------------------------------------------------------------------------
 # The preset registry: section -> name -> a function returning a fresh config.
 
 PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
     "experiment": {"demo": demo, "imagenet_resnet50": imagenet_resnet50,
-                   "imagenet_resnet50_holdout": imagenet_resnet50_holdout},
-    "finetune": {"paper": finetune_paper, "demo": finetune_demo},
-    "study": {"demo": study_demo, "paper": study_paper},
+                   "imagenet_resnet50_holdout": imagenet_resnet50_holdout,
+                   "imagenet32_resnet18": imagenet32_resnet18,
+                   "imagenet32_resnet18_holdout": imagenet32_resnet18_holdout,
+                   "imagenet64_resnet18": imagenet64_resnet18,
+                   "imagenet64_resnet18_holdout": imagenet64_resnet18_holdout,
+                   "imagenet32_resnet50": imagenet32_resnet50,
+                   "imagenet32_resnet50_holdout": imagenet32_resnet50_holdout},
+    "finetune": {"paper": finetune_paper, "demo": finetune_demo,
+                 "imagenet32": finetune_imagenet32},
+    "study": {"demo": study_demo, "paper": study_paper, "imagenet32": study_imagenet32},
 }
 EXPERIMENTS = PRESETS["experiment"]
 # What an unknown name is called in the error (the flag that names it).

@@ -14,7 +14,10 @@ class PresetTest(parameterized.TestCase):
 
   def test_registry(self):
     self.assertEqual(set(config.EXPERIMENTS),
-                     {"demo", "imagenet_resnet50", "imagenet_resnet50_holdout"})
+                     {"demo", "imagenet_resnet50", "imagenet_resnet50_holdout",
+                      "imagenet32_resnet18", "imagenet32_resnet18_holdout",
+                      "imagenet64_resnet18", "imagenet64_resnet18_holdout",
+                      "imagenet32_resnet50", "imagenet32_resnet50_holdout"})
     with self.assertRaisesRegex(ValueError, "unknown experiment 'nope'; valid: demo"):
       config.get_experiment("nope")
 
@@ -143,8 +146,12 @@ class SectionsTest(absltest.TestCase):
 
   def test_registry_sections(self):
     self.assertEqual({s: set(p) for s, p in config.PRESETS.items()},
-                     {"experiment": {"demo", "imagenet_resnet50", "imagenet_resnet50_holdout"},
-                      "finetune": {"paper", "demo"}, "study": {"demo", "paper"}})
+                     {"experiment": {"demo", "imagenet_resnet50", "imagenet_resnet50_holdout",
+                                     "imagenet32_resnet18", "imagenet32_resnet18_holdout",
+                                     "imagenet64_resnet18", "imagenet64_resnet18_holdout",
+                                     "imagenet32_resnet50", "imagenet32_resnet50_holdout"},
+                      "finetune": {"paper", "demo", "imagenet32"},
+                      "study": {"demo", "paper", "imagenet32"}})
     self.assertIs(config.EXPERIMENTS, config.PRESETS["experiment"])
     with self.assertRaisesRegex(ValueError, "unknown preset section 'nope'; valid: experiment"):
       config.get_preset("nope", "demo")

@@ -16,9 +16,15 @@ Registry (spec -> TFDS name, splits train / validation / test, metric):
   imagenet2012   imagenet2012, train[:-50046] / train[-50046:] / validation (the official
                  validation set is the test set; 50,046 training images are held out as in
                  the paper's tuning runs; train_full = all of train), top1, 224 px.
+  imagenet32     imagenet_resized/32x32 (alias of that name), ImageNet's 1,000 classes
+                 downsampled to 32x32 (1,281,167 train / 50,000 validation images): splits
+                 as imagenet2012 (train[:-50046] / train[-50046:] / validation), top1, 32 px.
+  imagenet64     imagenet_resized/64x64 (alias of that name), the same at 64x64, 64 px.
   food101        food101, train[:90%] / train[90%:] / validation, top1.
   cifar10        cifar10, train[:90%] / train[90%:] / test, top1.
   cifar100       cifar100, train[:90%] / train[90%:] / test, top1.
+  imagenette     imagenette (ten easy ImageNet classes, a sanity set), train[:90%] /
+                 train[90%:] / validation, top1.
   birdsnap       birdsnap (official.data.birdsnap, manual download), train[:90%] /
                  train[90%:] / test, top1.
   sun397         sun397/standard-part1-120k, train[:90%] / train[90%:] / test, top1.
@@ -56,6 +62,8 @@ SPLIT_NAMES = ("train", "validation", "test", "train_full")
 METRICS = ("top1", "mean_per_class")
 HOLDOUT_PERCENT = 10
 IMAGENET_HOLDOUT = 50_046
+# Sides of TFDS imagenet_resized/<S>x<S> in the registry (imagenet32, imagenet64).
+IMAGENET_RESIZED_SIZES = (32, 64)
 FOLDER_PREFIX = "folder:"
 FOLDER_SPLITS = ("train", "validation", "test")
 # Above this fraction of unreadable files in a split, an image folder is refused.
@@ -125,9 +133,15 @@ def _registry() -> Dict[str, DatasetInfo]:
                   train_split=f"train[:-{IMAGENET_HOLDOUT}]",
                   validation_split=f"train[-{IMAGENET_HOLDOUT}:]", test_split="validation",
                   num_classes=1000, train_full_split="train"),
+      *(DatasetInfo(name=f"imagenet{size}", tfds_name=f"imagenet_resized/{size}x{size}",
+                    train_split=f"train[:-{IMAGENET_HOLDOUT}]",
+                    validation_split=f"train[-{IMAGENET_HOLDOUT}:]", test_split="validation",
+                    num_classes=1000, image_size=size, train_full_split="train")
+        for size in IMAGENET_RESIZED_SIZES),
       _holdout("food101", "food101", "validation", 101),
       _holdout("cifar10", "cifar10", "test", 10),
       _holdout("cifar100", "cifar100", "test", 100),
+      _holdout("imagenette", "imagenette", "validation", 10),
       _holdout("birdsnap", "birdsnap", "test", birdsnap.NUM_CLASSES),
       _holdout("sun397", "sun397/standard-part1-120k", "test", 397),
       _holdout("cars196", "cars196", "test", 196),
@@ -147,7 +161,9 @@ def _registry() -> Dict[str, DatasetInfo]:
 REGISTRY = _registry()
 ALIASES = {"digits": "demo_digits", "oxford_iiit_pet": "pets",
            "oxford_flowers102": "flowers", "imagenet": "imagenet2012",
-           "sun397/standard-part1-120k": "sun397"}
+           "sun397/standard-part1-120k": "sun397",
+           **{f"imagenet_resized/{size}x{size}": f"imagenet{size}"
+              for size in IMAGENET_RESIZED_SIZES}}
 # The datasets of Table 1 and their analogues in the embedded demo.
 TRANSFER_DATASETS = ("food101", "cifar10", "cifar100", "birdsnap", "sun397", "cars196",
                      "pets", "flowers")
