@@ -20,6 +20,7 @@ EXAMPLES = 96  # per stored split
 LABELS = 6  # classes present in the mocked data (of the dataset's 1,000, 10 or 100)
 # The stored splits of each mocked TFDS dataset.
 STORED_SPLITS = {"imagenet_resized/32x32": ("train", "validation"),
+                 "imagenet_resized/64x64": ("train", "validation"),
                  "cifar10": ("train", "test"), "cifar100": ("train", "test")}
 # The study shrunk through overrides; class separation reads train_full, because ImageNet's
 # tuning split train[:-50046] is empty in a mocked store of EXAMPLES images.
@@ -97,6 +98,29 @@ class MiddleScalePresetTest(absltest.TestCase):
     self.assertEqual(study.transfer_datasets, ("cifar10", "cifar100"))
     grid = config.get_preset("finetune", study.finetune_experiment).grid()
     self.assertLen(grid, 9)
+
+
+class ImageNet64PipelineTest(absltest.TestCase):
+
+  def test_training_batches_of_the_64px_preset(self):
+    # imagenet64_resnet18 reads imagenet_resized/64x64 through the same pipeline: 64x64 crops,
+    # normalised, labels of the 1,000 classes; the holdout leaves train_full whole.
+    from official.data import input_pipeline  # pylint: disable=g-import-not-at-top
+    preset = config.get_experiment("imagenet64_resnet18")
+    with tfds.testing.mock_data(as_dataset_fn=mocked_split), \
+        mock.patch.object(datasets, "_split_infos", mocked_split_infos):
+      info = datasets.get(preset.data.dataset)
+      self.assertEqual((info.num_classes, info.image_size), (1000, 64))
+      self.assertEqual(datasets.num_examples(info, "train_full"), EXAMPLES)
+      images, labels = next(iter(input_pipeline.build(
+          info, preset.data.train_split, training=True, batch_size=16,
+          image_size=preset.model.image_size, area_range=preset.data.crop_area_range)))
+    self.assertEqual(images.shape, (16, 64, 64, 3))
+    self.assertEqual(images.dtype, tf.float32)
+    # Normalised with the ImageNet mean and std: pixels in [0, 1] map into this range.
+    self.assertLessEqual(float(tf.reduce_max(images)), (1 - 0.406) / 0.225 + 1e-5)
+    self.assertGreaterEqual(float(tf.reduce_min(images)), -0.485 / 0.229 - 1e-5)
+    self.assertTrue(np.all((labels.numpy() >= 0) & (labels.numpy() < LABELS)))
 
 
 class MiddleScaleStudyTest(absltest.TestCase):
