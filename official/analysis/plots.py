@@ -75,6 +75,20 @@ def _none_to_nan(values: Any) -> Any:
   return np.nan if values is None else values
 
 
+def _cka_panels(panels: Mapping[str, Any], shape: tuple[int, int], name: str,
+                what: str) -> dict[str, np.ndarray]:
+  """Each panel's CKA matrix (None -> NaN), checked to be `shape`: one row and column per
+  `what`."""
+  checked = {}
+  for key, values in panels.items():
+    matrix = _matrix(_none_to_nan(values), f"{name}[{key!r}]")
+    if matrix.shape != shape:
+      raise ValueError(f"{name}[{key!r}]: has shape {matrix.shape}; expected "
+                       f"[{shape[0]}, {shape[1]}], one row and column per {what}")
+    checked[key] = matrix
+  return checked
+
+
 def _tick_labels(ax, labels: Sequence[str], axis: str) -> None:
   positions = np.arange(len(labels))
   small = 7 if len(labels) > 10 else 8
@@ -152,14 +166,8 @@ def cka_heatmap_grid(blocks: Mapping[str, Any], *, row_labels: Sequence[str],
   if len(row_titles) != len(blocks) or len(column_titles) != len(blocks):
     raise ValueError(f"row_titles, column_titles: {len(row_titles)} and {len(column_titles)} "
                      f"titles for {len(blocks)} panels; expected one per panel")
-  matrices = []
-  for name, values in blocks.items():
-    matrix = _matrix(_none_to_nan(values), f"blocks[{name!r}]")
-    if matrix.shape != (len(row_labels), len(column_labels)):
-      raise ValueError(f"blocks[{name!r}]: has shape {matrix.shape}; expected "
-                       f"[{len(row_labels)}, {len(column_labels)}], one row and column per "
-                       "label")
-    matrices.append(matrix)
+  matrices = list(_cka_panels(blocks, (len(row_labels), len(column_labels)), "blocks",
+                              "label").values())
   _check_figure_args(panel_size, dpi)
   columns = max(1, min(int(columns), len(matrices)))
   rows = -(-len(matrices) // columns)
@@ -198,14 +206,8 @@ def corresponding_cka_heatmaps(matrices: Mapping[str, Any], model_names: Sequenc
   """
   if not isinstance(matrices, Mapping) or not matrices:
     raise ValueError("matrices: expected a non-empty mapping endpoint -> [M, M] CKA matrix")
-  checked = {}
-  for endpoint, values in matrices.items():
-    matrix = _matrix(_none_to_nan(values), f"matrices[{endpoint!r}]")
-    if matrix.shape != (len(model_names), len(model_names)):
-      raise ValueError(f"matrices[{endpoint!r}]: has shape {matrix.shape}; expected "
-                       f"[{len(model_names)}, {len(model_names)}], one row and column per "
-                       "model name")
-    checked[endpoint] = matrix
+  checked = _cka_panels(matrices, (len(model_names), len(model_names)), "matrices",
+                        "model name")
   _check_figure_args(panel_size, dpi)
   width, height = float(panel_size[0]), float(panel_size[1])
   fig = _new_figure((len(checked) * width + 0.9, height), dpi)
