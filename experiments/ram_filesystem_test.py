@@ -17,19 +17,14 @@ import tempfile
 
 from absl.testing import absltest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from experiments import reproduce_test
+
+ROOT = reproduce_test.ROOT
 _DROPPED = ("second", "time", "duration", "wall", "images_per_second")
 
 
-def _env():
-  env = dict(os.environ)
-  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  return env
-
-
 def _run(args, cwd):
-  return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=_env(),
+  return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=reproduce_test._env(),
                         capture_output=True, text=True, timeout=900)
 
 
@@ -83,7 +78,8 @@ class RamFilesystemTest(absltest.TestCase):
     paths = [os.path.join(self.base, f"model{i}") for i in range(count)]
     code = ("import sys; from official.evaluation import relearn_head_test as t; "
             "[t.make_model_dir(p, seed=i) for i, p in enumerate(sys.argv[1:])]")
-    result = subprocess.run([sys.executable, "-c", code, *paths], cwd=ROOT, env=_env(),
+    result = subprocess.run([sys.executable, "-c", code, *paths], cwd=ROOT,
+                            env=reproduce_test._env(),
                             capture_output=True, text=True, timeout=600)
     self.assertEqual(result.returncode, 0, result.stderr[-3000:])
     return paths
