@@ -1,54 +1,13 @@
 """The one config schema of the project: its sections, one preset registry, overrides.
 
-This module sits low in the import graph (it imports official.losses and, for the model
-section, official.modeling.resnet; official.data only inside `resolve`), so every consumer
-(modeling.pretrained, training, evaluation, the study and the binaries) reads configs through
-it. It also names the files of a pretraining run directory once (CONFIG_FILE, CHECKPOINT_DIR,
-EXPORT_DIR, METRICS_FILE) and holds their one reader, `read_run_config(model_dir)`.
-
 Sections: model, data, objective and train make up an `ExperimentConfig` (one pretraining
-run, the content of <model_dir>/config.json); `FinetuneConfig` is the finetune section (the
-fine-tuning grid search of paper Table 2), `StudyConfig` the study section (what a study runs:
-the grid of `Run`s and every evaluation). One registry, `PRESETS[section][name]`, holds their
-presets (`get_preset(section, name)`, `get_experiment(name)`, `get_study(name, quick)`); one
-`override` and one `parse_params_override` change any of them.
-
-An `ExperimentConfig` has four sections:
-
-  model      the ResNet (official.modeling.resnet.ResNetConfig fields) plus `num_classes` and
-             `image_size`; this section alone rebuilds the network (modeling.pretrained.load);
-  data       the pretraining dataset (official.data.datasets spec), its splits, preprocessing;
-  objective  the loss (official.losses name) and its hyperparameters;
-  train      optimiser, schedule, EMA, precision and the bookkeeping of the training loop.
-
-Pretraining presets (`get_experiment(name)`):
-
-  demo               the embedded demo pretraining data (32x32 images, 48 classes), a
-                     ResNet-18 at 1/8 of the width with a 3x3 stem, 2 epochs; well under a
-                     minute on two CPU cores.
-  imagenet_resnet50  the paper's recipe (docs/protocol.md §3): ImageNet, ResNet-50, global batch 4096,
-                     SGD + Nesterov 0.9, learning rate 0.1 per 256 examples (1.6), 5 warm-up
-                     epochs then cosine decay over 90 epochs, weight decay 8e-5, EMA of the
-                     weights (0.9999), bfloat16; trains on train + validation of the dataset
-                     registry and reports the official validation set.
-  imagenet_resnet50_holdout
-                     the same on the tuning split: trains on the registry's `train` split and
-                     evaluates on its `validation` split (the held-out training examples).
-  imagenet32_resnet18
-                     the middle scale: ImageNet downsampled to 32x32 (1,000 classes), a
-                     ResNet-18 with the 3x3/1 stem, the paper's schedule shape at batch 1024
-                     over 30 epochs; ~0.6 GPU-hour. imagenet64_resnet18 (64x64, stem stride 2)
-                     and imagenet32_resnet50 (the ResNet-50) likewise; each has a `_holdout`
-                     variant as imagenet_resnet50 has.
-
-Fine-tuning presets (`get_preset("finetune", name)`): paper (the 7 x 8 grid, 20,000 steps at
-batch 256), demo (2 x 2 grid, 300 steps at batch 64) and imagenet32 (3 x 3 grid, 5,000 steps
-at batch 256).
-Study presets (`get_study(name)`): demo (all nine objectives x 2 seeds on the embedded data;
-`quick`: a smoke run), imagenet32 (the middle scale, one GPU) and paper.
-
-Any value can be overridden with `override(config, {"train.epochs": 3, ...})` or the string
-form `parse_params_override("train.epochs=3,model.depth=50")`.
+run, <model_dir>/config.json); `FinetuneConfig` is the fine-tuning grid search (paper
+Table 2), `StudyConfig` what a study runs. `PRESETS[section][name]` holds the presets
+(`get_preset`, `get_experiment`, `get_study`; each preset's docstring says what it is);
+`override(config, {"train.epochs": 3})` and `parse_params_override("train.epochs=3")` change
+any of them. The module also names the files of a pretraining run directory (CONFIG_FILE,
+CHECKPOINT_DIR, EXPORT_DIR, METRICS_FILE) and holds their one reader, `read_run_config`.
+It sits low in the import graph (official.data is imported only inside `resolve`).
 """
 
 import ast
@@ -307,7 +266,7 @@ class FinetuneConfig:
   Attributes:
     learning_rates: peak learning rates of the grid.
     weight_decays: weight decays wd of the grid; 0 means none. The loss carries
-      (wd / lr) * 0.5 * sum ||kernel||^2 (module docstring).
+      (wd / lr) * 0.5 * sum ||kernel||^2 (docs/protocol.md §5).
     steps: optimiser steps of every training run.
     batch_size: global batch, split evenly across replicas.
     momentum: SGD momentum (Nesterov when `nesterov`).
@@ -503,28 +462,17 @@ class StudyConfig:
 # Presets.
 
 def demo() -> ExperimentConfig:
-  """The embedded demo: 32x32 procedurally generated images, a small ResNet-10, 2 epochs.
+  """The embedded demo: 32x32 generated images, a ResNet-10, 2 epochs (docs/protocol.md §7.3).
 
-  Sized for two CPU cores, where a study trains 18 of these (numbers below measured there,
-  softmax unless said):
-
-  - network: the ResNet-18 layout with one basic block per group (`block_counts`), 1/8
-    width (64 penultimate features), and a 3x3/2 small-input stem, so block1 works at
-    16x16: about 20 s for the 2 epochs below, and 52% top-1, where a ResNet-18 with a 3x3/1
-    stem trained at 900 images/s and reached 22% top-1 in one epoch of about the same time.
-    At this size training discards the background texture entirely: a linear probe on the
-    penultimate features reads demo_texture (8 classes) at chance, 13-16%, at 1/8 and at 1/4
-    width alike (34% after a single training step).
-  - optimisation: 2 epochs over the 12,800 training images of demo_pretrain (48 classes) at
-    batch 128, peak learning rate 0.2 (0.4 per 256) after a fifth of an epoch of warm-up,
-    EMA decay 0.98; a higher learning rate helped softmax but stalled or diverged squared
-    error and cosine softmax. Evaluation runs once, after the last epoch.
-  - augmentation: random crops keep 50-100% of the area (the 8% floor of the ImageNet recipe
-    cuts most of a 32x32 shape away).
-  - squared error (paper eq. 9): loss_scale = 1/K (1/48) instead of the released 10, which
-    went with ImageNet-tuned learning rates and diverges here, and target margin M = 6
-    instead of the released 60 (kappa = 9 kept): in so few steps the correct-class logit
-    does not grow to 60 and training stalls (3 epochs: 15% top-1 at M = 60, 58% at M = 6).
+  Sized for two CPU cores, where a study trains 18 of these (measured there, softmax):
+  - network: one basic block per group, 1/8 width (64 features), 3x3/2 stem (block1 at
+    16x16): ~20 s for 2 epochs and 52% top-1; a 3x3/1 stem reached 22% in the same time.
+  - optimisation: batch 128, 0.4 per 256 (peak 0.2) after 0.2 epochs of warm-up, EMA 0.98;
+    a higher learning rate helped softmax but stalled or diverged squared error and cosine
+    softmax.
+  - crops keep 50-100% of the area (the 8% floor cuts most of a 32x32 shape away).
+  - squared error (paper eq. 9): loss_scale = 1/K and M = 6 instead of the released 10 and
+    60, which diverge or stall in so few steps (3 epochs: 15% top-1 at M = 60, 58% at M = 6).
   """
   return ExperimentConfig(
       model=ModelConfig(depth=18, block_counts=(1, 1, 1, 1), width_multiplier=0.125,
@@ -543,11 +491,7 @@ def demo() -> ExperimentConfig:
 
 
 def imagenet_resnet50() -> ExperimentConfig:
-  """The paper's ImageNet pretraining (docs/protocol.md §2-3); final runs: train + validation
-  -> test.
-
-  Cosine softmax uses the released head (normalize_features=False, docs/protocol.md §7).
-  """
+  """The paper's ImageNet pretraining (docs/protocol.md §2-3): train + validation -> test."""
   return ExperimentConfig(
       model=ModelConfig(depth=50, width_multiplier=1.0, small_input_stem=False,
                         image_size=224),
@@ -578,31 +522,18 @@ IMAGENET32_TEMPERATURES = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08)
 
 
 def imagenet32_resnet18() -> ExperimentConfig:
-  """ImageNet's 1,000 classes downsampled to 32x32 (imagenet_resized/32x32), a ResNet-18.
+  """ImageNet downsampled to 32x32, a ResNet-18: the paper's recipe on one GPU (README
+  "Three scales", docs/protocol.md §7.4).
 
-  The paper's recipe (`imagenet_resnet50`, docs/protocol.md §3) scaled to one GPU:
-
-  - network: ResNet-18 (basic blocks [2, 2, 2, 2], full width, 512 penultimate features)
-    with the small-input stem, a 3x3/1 convolution without max-pool, so block1 works at
-    32x32 as the paper's ResNet-50 works at 56x56: 0.56 G multiply-adds per image, 0.137 of
-    ResNet-50's at 224 px (benchmarks/study_cost.py counts both).
-  - schedule shape of the paper: SGD + Nesterov 0.9, 0.1 per 256 examples, linear warm-up
-    then cosine decay, weight decay 8e-5, EMA 0.9999, bfloat16; global batch 1024 (peak
-    learning rate 0.4), so the EMA's horizon of ~10,000 steps spans ~8 of the 30 epochs
-    (the paper's: ~32 of its 90).
-  - epochs: 30, so that the study's 35 runs (study_imagenet32) train in a day on one A100
-    at the FLOP-scaled throughput of benchmarks/study_cost.py (the published ResNet-50
-    figure x the multiply-add ratio: 17,300 images/s, 0.62 h per run, 22 h for the 35); the
-    reference training of downsampled ImageNet used 40 (Chrabaszcz et al. 2017, WRNs on
-    ImageNet32x32). Warm-up 2 epochs (the paper's 5 of 90 is 1.7 of 30). Small images keep
-    an accelerator less busy than 224 px ones, so budget up to twice those hours.
-  - augmentation: random crops of 25-100% of the area and flips (the 8% floor of the
-    224 px recipe removes most of a 32x32 object; not tuned), centre crop for evaluation.
-  - objectives' hyperparameters: the released ImageNet values (1,000 classes as the paper's),
-    the released cosine softmax head as `imagenet_resnet50`.
-
-  Final runs train on train + the holdout and report ImageNet's validation set
-  (`imagenet32_resnet18_holdout`: train -> the held-out 50,046 training images).
+  - network: ResNet-18 at full width with the 3x3/1 stem, so block1 works at 32x32 as the
+    paper's ResNet-50 at 56x56: 0.56 G multiply-adds per image, 0.137 of ResNet-50's.
+  - the paper's schedule shape at global batch 1024 (peak 0.4), so the EMA's ~10,000-step
+    horizon spans ~8 of 30 epochs (the paper's ~32 of 90); warm-up 2 epochs (5 of 90 scaled).
+  - 30 epochs, so the 35 runs of study_imagenet32 train in ~22 h on one A100 at the
+    FLOP-scaled throughput of benchmarks/study_cost.py (budget up to twice that: small images
+    keep an accelerator less busy); Chrabaszcz et al. (2017) trained 40.
+  - crops of 25-100% of the area (8% removes most of a 32x32 object; not tuned).
+  - the released ImageNet hyperparameters and cosine softmax head, as `imagenet_resnet50`.
   """
   return ExperimentConfig(
       model=ModelConfig(depth=18, width_multiplier=1.0, small_input_stem=True,
@@ -619,9 +550,7 @@ def imagenet32_resnet18() -> ExperimentConfig:
 
 
 def imagenet64_resnet18() -> ExperimentConfig:
-  """`imagenet32_resnet18` on imagenet_resized/64x64: the 3x3 stem at stride 2, so block1
-  again works at 32x32 and a run costs the same (0.56 G multiply-adds per image) while the
-  crops see 4x the pixels."""
+  """`imagenet32_resnet18` on 64x64 images, stem stride 2: the same cost, 4x the pixels."""
   config = imagenet32_resnet18()
   config.model = dataclasses.replace(config.model, small_input_stem_stride=2, image_size=64)
   config.data.dataset = "imagenet64"
@@ -629,17 +558,14 @@ def imagenet64_resnet18() -> ExperimentConfig:
 
 
 def imagenet32_resnet50() -> ExperimentConfig:
-  """`imagenet32_resnet18` with the paper's ResNet-50 (bottleneck blocks [3, 4, 6, 3], 2048
-  penultimate features) behind the 3x3/1 stem: 1.3 G multiply-adds per image, 2.3x the
-  ResNet-18's; the paper's network at the middle scale's resolution."""
+  """`imagenet32_resnet18` with the paper's ResNet-50: 1.3 G multiply-adds, 2.3x the cost."""
   config = imagenet32_resnet18()
   config.model = dataclasses.replace(config.model, depth=50)
   return config
 
 
 def _holdout_variant(preset: Callable[[], ExperimentConfig]) -> Callable[[], ExperimentConfig]:
-  """The tuning variant of a pretraining preset: train -> the registry's validation split
-  (held-out training examples), as `imagenet_resnet50_holdout`."""
+  """The tuning variant of a preset: train -> validation (held-out training examples)."""
 
   def variant() -> ExperimentConfig:
     config = preset()
@@ -670,9 +596,8 @@ def finetune_demo() -> FinetuneConfig:
 
 
 def finetune_imagenet32() -> FinetuneConfig:
-  """docs/protocol.md §5's grid shrunk for the 32x32 networks on CIFAR: 3 learning rates x 3
-  weight decays (every third value of the paper's log grids, plus none), 5,000 steps at
-  batch 256 (~28 epochs of CIFAR's 45,000 training images), cosine decay."""
+  """docs/protocol.md §5's grid, every third value, for 32x32 CIFAR: 3 x 3, 5,000 steps at
+  batch 256 (~28 epochs of CIFAR's 45,000 training images)."""
   return FinetuneConfig(learning_rates=(1e-3, 1e-2, 1e-1), weight_decays=(0.0, 1e-5, 1e-4),
                         steps=5000, batch_size=256, eval_batch_size=1000, steps_per_loop=100,
                         log_every_steps=500, checkpoint_every_steps=1000)
@@ -682,15 +607,10 @@ DEMO_TRANSFER = ("demo_texture", "demo_novel_shapes", "demo_digits")
 
 
 def study_demo(quick: bool = False) -> StudyConfig:
-  """All nine objectives x 2 seeds on the embedded data.
-
-  `quick` (a smoke run, about 2 minutes on 2 CPU cores): one seed (so no CKA, which
-  compares two seeds, and no standard errors), 16 training steps per run, the digits
-  transfer task only and smaller analysis sets.
+  """All nine objectives x 2 seeds on the embedded data; `quick`: a ~2-minute smoke run (one
+  seed, so no CKA or standard errors; 16 steps per run; the digits task only).
   """
-  # L-BFGS stops after 200 iterations instead of 1000: on the demo's features the test
-  # accuracies of the three transfer tasks moved by at most 0.2 points and the probes of
-  # demo_novel_shapes and demo_digits ran 4x and 6x faster (measured on one softmax network).
+  # 200 L-BFGS iterations instead of 1000: test accuracies moved <= 0.2 points, 4-6x faster.
   config = StudyConfig(experiment="demo", transfer_datasets=DEMO_TRANSFER,
                        finetune_datasets=("demo_texture",), linear_max_iterations=200)
   if quick:
@@ -703,11 +623,7 @@ def study_demo(quick: bool = False) -> StudyConfig:
 
 
 def study_paper() -> StudyConfig:
-  """The paper's scale: ResNet-50 on ImageNet, 8 seeds, the eight transfer datasets.
-
-  Needs the ImageNet manual download prepared with TFDS and an accelerator slice (the paper's
-  recipe: global batch 4096, 90 epochs; one run is ~a day on 8 V100s or hours on a TPU pod).
-  """
+  """The paper's scale: ResNet-50 on ImageNet (TFDS manual download), 8 seeds, 8 datasets."""
   return StudyConfig(
       experiment="paper", seeds=tuple(range(8)), pretrain_experiment="imagenet_resnet50",
       temperature_seeds=(0, 1, 2),
@@ -723,14 +639,9 @@ def study_paper() -> StudyConfig:
 
 
 def study_imagenet32() -> StudyConfig:
-  """The middle scale: ImageNet32 pretraining (`imagenet32_resnet18`), one GPU in ~a day.
-
-  All nine objectives x 3 seeds, the temperature sweep of Table 4 (cosine softmax at tau =
-  0.01..0.08, one seed), linear and kNN transfer to CIFAR-10 and CIFAR-100 at the networks'
-  32x32 (their native size), the representations on ImageNet32 (class separation on 50,000
-  training images; the relearned head, 10 per class held out, and CKA over ImageNet32's
-  50,000 validation images, minibatches of 1,500, 10 passes, as the paper), fine-tuning
-  (--finetune) with `finetune_imagenet32` on both CIFARs.
+  """The middle scale (`imagenet32_resnet18`), one GPU in ~a day: 9 objectives x 3 seeds,
+  Table 4's sweep, transfer and fine-tuning on both CIFARs at 32x32, the representations
+  on ImageNet32 at the paper's sizes.
   """
   return StudyConfig(
       experiment="imagenet32", seeds=(0, 1, 2), pretrain_experiment="imagenet32_resnet18",
@@ -850,7 +761,7 @@ def override(config, overrides: Optional[Mapping[str, Any]]):
       raise ValueError(f"cannot override {key!r}: unknown section {parts[0]!r}; valid: "
                        f"{', '.join(SECTIONS)}")
     if parts[:2] == ["objective", "hparams"] and len(parts) == 3:
-      values["objective"]["hparams"][parts[2]] = _parse_number(value)
+      values["objective"]["hparams"][parts[2]] = _parse_literal(value)
       continue
     if len(parts) != 2:
       raise ValueError(f"cannot override {key!r}: expected <section>.<field> (or "
@@ -984,7 +895,10 @@ def _split_top_level(text: str) -> list[str]:
   return items
 
 
-def _parse_literal(text: str) -> Any:
+def _parse_literal(text: Any) -> Any:
+  """A flag's string as the Python value it spells ("3" -> 3, "none" -> None); others as is."""
+  if not isinstance(text, str):
+    return text
   lowered = text.strip().lower()
   if lowered in ("none", "null"):
     return None
@@ -1002,10 +916,6 @@ def _parse_literal(text: str) -> Any:
   return text
 
 
-def _parse_number(value: Any) -> Any:
-  return _parse_literal(value) if isinstance(value, str) else value
-
-
 def _builtin(value: Any) -> Any:
   """NumPy scalars -> Python numbers (so configs compare equal after a JSON round trip)."""
   return value.item() if hasattr(value, "item") else value
@@ -1021,7 +931,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return None
     non_none = [t for t in options if t is not type(None)]
     return _coerce(value, non_none[0], key)
-  if isinstance(value, str) and hint is not str:
+  if hint is not str:
     value = _parse_literal(value)
   if hint is bool:
     if isinstance(value, bool):
@@ -1044,7 +954,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
       return tuple(value)
   elif hint is dict or origin is dict:
     if isinstance(value, Mapping):
-      return {k: _parse_number(v) for k, v in value.items()}
+      return {k: _parse_literal(v) for k, v in value.items()}
   else:
     return value
   type_name = getattr(hint, "__name__", str(hint))
