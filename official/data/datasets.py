@@ -1,47 +1,17 @@
-"""Registry of the study's datasets (docs/protocol.md §3-§5) and their loading as tf.data.
+"""Registry of the study's datasets (docs/protocol.md §3-§4) and their loading as tf.data.
 
 `get(spec)` returns a DatasetInfo; `load(info, split_name)` a tf.data.Dataset of
-(image uint8 [H, W, 3], label int64). Every dataset exposes four split names:
+(image uint8 [H, W, 3], label int64). Every dataset has four split names: train (what
+hyperparameters are tuned with), validation (the dataset's own, else the last
+HOLDOUT_PERCENT % of train in TFDS's stored order; ImageNet: 50,046 training images), test
+(what results are reported on) and train_full (train + validation, for the final refit).
 
-  train       what hyperparameters are tuned with (the linear probe's penalty, kNN's k,
-              fine-tuning's grid, pretraining's early stopping),
-  validation  the dataset's own validation split where it has one, else a deterministic
-              holdout of train (the last HOLDOUT_PERCENT % of TFDS's stored order, which
-              TFDS shuffled at generation time),
-  test        what results are reported on,
-  train_full  train + validation, for the final refit.
-
-Registry (spec -> TFDS name, splits train / validation / test, metric):
-
-  imagenet2012   imagenet2012, train[:-50046] / train[-50046:] / validation (the official
-                 validation set is the test set; 50,046 training images are held out as in
-                 the paper's tuning runs; train_full = all of train), top1, 224 px.
-  imagenet32     imagenet_resized/32x32 (alias of that name), ImageNet's 1,000 classes
-                 downsampled to 32x32 (1,281,167 train / 50,000 validation images): splits
-                 as imagenet2012 (train[:-50046] / train[-50046:] / validation), top1, 32 px.
-  imagenet64     imagenet_resized/64x64 (alias of that name), the same at 64x64, 64 px.
-  food101        food101, train[:90%] / train[90%:] / validation, top1.
-  cifar10        cifar10, train[:90%] / train[90%:] / test, top1.
-  cifar100       cifar100, train[:90%] / train[90%:] / test, top1.
-  imagenette     imagenette (ten easy ImageNet classes, a sanity set), train[:90%] /
-                 train[90%:] / validation, top1.
-  birdsnap       birdsnap (official.data.birdsnap, manual download), train[:90%] /
-                 train[90%:] / test, top1.
-  sun397         sun397/standard-part1-120k, train[:90%] / train[90%:] / test, top1.
-  cars196        cars196, train[:90%] / train[90%:] / test, top1.
-  pets           oxford_iiit_pet, train[:90%] / train[90%:] / test, mean_per_class.
-  flowers        oxford_flowers102, train / validation / test, mean_per_class.
-  demo_pretrain, demo_texture, demo_novel_shapes, demo_digits (alias "digits"): the
-                 embedded demo data (official.data.demo), train[:90%] / train[90%:] /
-                 test, top1, 32 px; "<name>/small" selects the small config.
-  folder:/path   an image folder root/{train,test[,validation]}/<class>/<image>, read with
-                 tfds.folder_dataset.ImageFolder; class ids follow sorted folder names.
-                 Images of any size and mode (.jpg/.jpeg/.png) are decoded to RGB; files
-                 that cannot be decoded are skipped with a warning (refused above
-                 MAX_UNREADABLE_FRACTION of a split), every other problem is a ValueError.
-
-A class subset "name@0-4" (or get(name, classes="0,2,5")) keeps those classes and relabels
-them 0..K-1 in the given order.
+A spec is a registry name or alias (`_registry`; the demo's "<name>/small" selects its small
+config), or "folder:/path", an image folder root/{train,test[,validation]}/<class>/<image>
+read with tfds.folder_dataset.ImageFolder (class ids follow sorted folder names; images of
+any size and mode decode to RGB; undecodable files are skipped with a warning, refused above
+MAX_UNREADABLE_FRACTION of a split). A class subset "name@0-4" (or get(name,
+classes="0,2,5")) keeps those classes and relabels them 0..K-1 in the given order.
 """
 
 import dataclasses
@@ -128,16 +98,14 @@ def _holdout(name: str, tfds_name: str, test_split: str, num_classes: int, *,
 
 
 def _registry() -> Dict[str, DatasetInfo]:
+  imagenets = [("imagenet2012", "imagenet2012", 224)] + [
+      (f"imagenet{size}", f"imagenet_resized/{size}x{size}", size)
+      for size in IMAGENET_RESIZED_SIZES]
   entries = [
-      DatasetInfo(name="imagenet2012", tfds_name="imagenet2012",
-                  train_split=f"train[:-{IMAGENET_HOLDOUT}]",
-                  validation_split=f"train[-{IMAGENET_HOLDOUT}:]", test_split="validation",
-                  num_classes=1000, train_full_split="train"),
-      *(DatasetInfo(name=f"imagenet{size}", tfds_name=f"imagenet_resized/{size}x{size}",
-                    train_split=f"train[:-{IMAGENET_HOLDOUT}]",
+      *(DatasetInfo(name=name, tfds_name=tfds_name, train_split=f"train[:-{IMAGENET_HOLDOUT}]",
                     validation_split=f"train[-{IMAGENET_HOLDOUT}:]", test_split="validation",
                     num_classes=1000, image_size=size, train_full_split="train")
-        for size in IMAGENET_RESIZED_SIZES),
+        for name, tfds_name, size in imagenets),
       _holdout("food101", "food101", "validation", 101),
       _holdout("cifar10", "cifar10", "test", 10),
       _holdout("cifar100", "cifar100", "test", 100),
@@ -184,16 +152,12 @@ def valid_names() -> List[str]:
 
 
 def result_name(spec: str) -> str:
-  """File-name spelling of a dataset spec in result files, caches and TensorBoard tags: every
-  character outside [A-Za-z0-9_.-] becomes "_" ("demo_texture/small" -> "demo_texture_small",
-  "folder:/d/x@5-9" -> "folder__d_x_5-9"); registry names are unchanged."""
+  """File-name spelling of a dataset spec ("folder:/d/x@5-9" -> "folder__d_x_5-9")."""
   return re.sub(r"[^A-Za-z0-9_.\-]", "_", spec) or "_"
 
 
 def class_name_difference(names: Sequence[str], recorded: Sequence[str]) -> Optional[str]:
-  """None when two class-name lists agree label by label; otherwise one line saying how they
-  differ, e.g. "3 classes [..., 1: 'teal', 2: 'magenta'] vs 3 recorded [..., 1: 'teal',
-  2: 'blue'] (label 2: 'magenta' vs 'blue')", for errors that refuse mismatched labels."""
+  """None when two class-name lists agree label by label, else one line saying where not."""
   names, recorded = tuple(names), tuple(recorded)
   if names == recorded:
     return None
@@ -271,9 +235,7 @@ def _split_subset(spec: str) -> Tuple[str, Optional[str]]:
 
 
 def canonical_spec(spec: str) -> str:
-  """`spec` with an image folder's path made absolute ("folder:data/x@0-4" ->
-  "folder:/home/me/data/x@0-4"), so a recorded spec means the same from any directory;
-  other specs are returned stripped."""
+  """`spec` stripped, an image folder's path made absolute (the same from any directory)."""
   spec = spec.strip()
   base, classes = _split_subset(spec)
   if not base.startswith(FOLDER_PREFIX):
@@ -284,14 +246,7 @@ def canonical_spec(spec: str) -> str:
 
 def get(spec: str, *, data_dir: Optional[str] = None,
         classes: Optional[str] = None) -> DatasetInfo:
-  """DatasetInfo of a registry name, "<demo name>/<config>", or "folder:<path>".
-
-  Args:
-    spec: see the module docstring; a "@<classes>" suffix selects a class subset.
-    data_dir: TFDS data directory (only used to read label names of TFDS datasets).
-    classes: class subset, e.g. "0-4" or "0,2,5" (ids of the full dataset), relabelled
-      0..K-1 in the given order.
-  """
+  """DatasetInfo of a spec (module docstring); `data_dir` is only read for label names."""
   if not isinstance(spec, str) or not spec.strip():
     raise ValueError(f"dataset: {spec!r}; valid are {', '.join(valid_names())}")
   spec = spec.strip()
@@ -400,11 +355,8 @@ def decode(image: tf.Tensor) -> tf.Tensor:
 
 def load_encoded(info: DatasetInfo, split_name: str, *,
                  data_dir: Optional[str] = None) -> tf.data.Dataset:
-  """Like `load`, but images stay encoded (tf.string) where the storage encodes them.
-
-  Decoding after shuffling (input_pipeline.build) keeps the shuffle buffer small; pass the
-  images through `decode` to get uint8 [H, W, 3].
-  """
+  """`load` with images still encoded where stored so: decoding after shuffling
+  (input_pipeline.build) keeps the shuffle buffer small."""
   spec = info.split(split_name)
   if info.folder is not None:
     ds = _load_folder(info, spec)
@@ -424,11 +376,9 @@ def load_encoded(info: DatasetInfo, split_name: str, *,
 
 def load(info: DatasetInfo, split_name: str, *,
          data_dir: Optional[str] = None) -> tf.data.Dataset:
-  """(image uint8 [H, W, 3], label int64) of one of SPLIT_NAMES, in a fixed order.
+  """(image uint8 [H, W, 3], label int64 0..K-1) of one of SPLIT_NAMES, in a fixed order.
 
-  Labels are 0..K-1 (remapped for a class subset). TFDS datasets are generated (demo) or
-  downloaded on first use like tfds.load; ImageNet and Birdsnap need a manual download and
-  raise a one-line ValueError saying how to prepare them when it is missing.
+  Prepares the data like tfds.load; a missing manual download is a ValueError saying how.
   """
   ds = load_encoded(info, split_name, data_dir=data_dir)
   return ds.map(lambda image, label: (decode(image), label),
@@ -437,8 +387,7 @@ def load(info: DatasetInfo, split_name: str, *,
 
 def num_examples(info: DatasetInfo, split_name: str, *,
                  data_dir: Optional[str] = None) -> int:
-  """Number of examples of a split, from the split sizes TFDS recorded (counted by label
-  for a class subset)."""
+  """Examples of a split: TFDS's recorded sizes (counted for a class subset)."""
   spec = info.split(split_name)
   if info.classes is not None:
     ds = load_encoded(info, split_name, data_dir=data_dir)
@@ -449,8 +398,8 @@ def num_examples(info: DatasetInfo, split_name: str, *,
 
 def split_infos(info: DatasetInfo, *,
                 data_dir: Optional[str] = None) -> Dict[str, tfds.core.SplitInfo]:
-  """Stored split name -> tfds SplitInfo (example counts before any class subset) of a TFDS
-  dataset (prepared first if needed) or of an image folder (its readable images)."""
+  """Stored split name -> tfds SplitInfo (before any class subset; a folder's readable
+  images)."""
   if info.folder is not None:
     return _folder_split_infos(_scan_folder(info.folder))
   return _split_infos(_prepared_builder(info, data_dir))
@@ -485,9 +434,8 @@ _FOLDER_SCANS: Dict[str, _FolderScan] = {}
 def _image_problem(path: str) -> Optional[str]:
   """Why PIL cannot vouch for an image file (None if it can).
 
-  The file is checked (verify: headers, PNG checksums) and then decoded, so a truncated
-  JPEG or PNG, which tf.io.decode_image would fail on in the middle of a run, is caught here.
-  JPEGs are decoded at 1/8 scale (PIL's draft mode), which still reads all their data.
+  Verified, then decoded, so a truncated file that would fail mid-run is caught here; JPEGs
+  decode at 1/8 scale (draft mode), which still reads all their data.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:
