@@ -4,49 +4,20 @@
     result = finetune.run("runs/demo/softmax-seed0", "demo_texture", "/tmp/ft", preset="demo")
     result["test"], result["learning_rate"], result["weight_decay"]
 
-The network is the pretrained one up to `final_avg_pool` (its exponential-moving-average
-weights, restored from the training checkpoint), followed by a NEW linear head for the target
-dataset's K classes (kernel N(0, 0.01), bias 0), trained end to end with softmax
-cross-entropy. The protocol (Kornblith, Shlens & Le 2019, as used by the paper):
-
-  - SGD with Nesterov momentum 0.9, `steps` steps (20,000) at global batch `batch_size`
-    (256), learning rate lr(t) = lr * 0.5 * (1 + cos(pi * t / steps)) (cosine decay to 0;
-    **assumed**: the protocol allows cosine or constant, `schedule` selects either);
-  - batch-norm momentum max(1 - 10 / s, 0.9), s = steps per epoch (training examples //
-    batch), on every BatchNormalization layer (moving = m * moving + (1 - m) * batch);
-  - weight decay divided by the learning rate: with grid value wd the loss is
-        L = CE + (wd / lr) * 0.5 * sum_kernels ||v||^2
-    over every convolution and dense kernel (not batch-norm parameters, not biases), so each
-    step shrinks the weights by lr(t) * wd / lr = wd at the peak learning rate, whatever lr;
-  - training images: random crop (8%-100% of the area, aspect 3/4-4/3) resized to the
-    network's input size S, random horizontal flip; test images: shorter side resized to
-    S * 256 / 224, centre crop S (ImageNet: 256 and 224);
-  - grid: 7 log-spaced learning rates in [1e-4, 0.1] x (none + 7 log-spaced weight decays in
-    [1e-6, 1e-3]); every grid point trains on `train` and is scored on `validation` (the
-    dataset's own validation split, or a held-out part of train: official.data.datasets);
-    the best setting is retrained on `train_full` (train + validation) and scored on `test`
-    with the dataset's metric (top-1 or mean per-class accuracy).
-
-Every grid point lives in its own folder of `output_dir`:
+The network up to `final_avg_pool` (EMA weights of the training checkpoint) plus a new head,
+trained end to end by the grid search of docs/protocol.md §5; the settings are
+config.FinetuneConfig. Every grid point lives in its own folder of `output_dir`:
 
   config.json                  the resolved settings; another configuration is refused
   grid/lr<lr>_wd<wd>/          one grid point: checkpoints/ (while training), train/ and
-                               eval/ TensorBoard scalars (loss, learning rate, score),
-                               result.json (written atomically when it is done)
+                               eval/ TensorBoard scalars, result.json (written atomically)
   final/lr<lr>_wd<wd>/         the chosen setting retrained on train_full, scored on test
   result.json                  what `run` returns
 
-A rerun skips every grid point that has its result.json and resumes an unfinished one from
-its latest checkpoint (the data order of epoch e depends only on (seed, e)). On SIGTERM the
-grid point being trained saves a checkpoint at the next step boundary and
-official.training.loop.Preempted is raised, as in pretraining; rerunning resumes there.
-
-Each grid point is a task of official.training.loop (the loop pretraining runs too): it
-supplies the model and train step (`FinetuneTrainer`), the data (`TransferData`), one kept
-checkpoint every `checkpoint_every_steps` steps and at the end, and an evaluation after the
-last step only; a NaN/Inf loss stops the grid point, which scores 0 ("diverged"), and its
-checkpoints are deleted once result.json is written unless `keep_checkpoints`. The settings
-are the finetune section of official.core.config (FinetuneConfig, presets "paper" and "demo").
+Each grid point is a task of official.training.loop, as pretraining: a rerun skips finished
+grid points and resumes an unfinished one from its checkpoint (the data order of epoch e
+depends only on (seed, e)); SIGTERM saves a checkpoint and raises loop.Preempted; a NaN/Inf
+loss stops a grid point, which scores 0 ("diverged").
 """
 
 import dataclasses
@@ -95,8 +66,7 @@ def bn_momentum(steps_per_epoch: int, epochs: float = 10.0, minimum: float = 0.9
 
 def set_bn_momentum(model: keras.Model, momentum: float,
                     synchronized: Optional[bool] = None) -> int:
-  """Sets `momentum` (and `synchronized` when given) on every BatchNormalization layer of
-  `model`; returns how many layers."""
+  """Sets `momentum` (and `synchronized`) on every BatchNormalization layer; returns how many."""
   count = 0
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
     if isinstance(layer, keras.layers.BatchNormalization):
@@ -130,15 +100,8 @@ def grid_point_name(learning_rate: float, weight_decay: float) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainedNetwork:
-  """Where a training run's network is.
-
-  Attributes:
-    model_dir: the training model_dir.
-    checkpoint: the checkpoint whose `ema_model` holds the weights (the latest when it was
-      found; every grid point starts from this one).
-    num_classes: width of the pretraining head (not used by fine-tuning).
-    image_size: side of the images it was trained on.
-  """
+  """A training run's network: its model_dir, the checkpoint every grid point starts from
+  (the latest when found), the pretraining head's width and its image side."""
   model_dir: str
   checkpoint: str
   num_classes: int
@@ -146,22 +109,17 @@ class PretrainedNetwork:
 
 
 def find_pretrained(path: str) -> PretrainedNetwork:
-  """Resolves a training model_dir (or its export/saved_model) for fine-tuning.
+  """Resolves a training model_dir (or its export/saved_model, which leads back to it).
 
-  Fine-tuning needs trainable Keras weights, so the network is rebuilt from
-  <model_dir>/config.json and its EMA weights come from the latest checkpoint in
-  <model_dir>/checkpoints (official.modeling.pretrained.read_model_dir / load_keras_model).
-  A SavedModel exported by training, <model_dir>/export/saved_model, leads back to its
-  model_dir.
+  Fine-tuning needs trainable weights: the network is rebuilt from config.json with the EMA
+  weights of the latest checkpoint (official.modeling.pretrained.read_model_dir).
   """
   path = _local_absolute(os.fspath(path), normalise_only=True)
+  expected = f"expected a training model_dir ({CONFIG_FILE} + {CHECKPOINT_DIR}/)"
   if not io.exists(path):
-    raise FileNotFoundError(f"pretrained model {path} does not exist: expected a training "
-                            f"model_dir "
-                            f"(config.json + {CHECKPOINT_DIR}/)")
+    raise FileNotFoundError(f"pretrained model {path} does not exist: {expected}")
   if not io.isdir(path):
-    raise ValueError(f"pretrained model {path} is not a directory: expected a training "
-                     f"model_dir (config.json + {CHECKPOINT_DIR}/)")
+    raise ValueError(f"pretrained model {path} is not a directory: {expected}")
   model_dir = path
   if not io.exists(os.path.join(path, CONFIG_FILE)):
     parent = os.path.dirname(os.path.dirname(path))
@@ -174,8 +132,7 @@ def find_pretrained(path: str) -> PretrainedNetwork:
                        f"model_dir; fine-tuning needs trainable weights: pass a model_dir "
                        f"with config.json and {CHECKPOINT_DIR}/")
     else:
-      raise ValueError(f"pretrained model {path} holds no {CONFIG_FILE}: expected "
-                       f"a training model_dir (config.json + {CHECKPOINT_DIR}/)")
+      raise ValueError(f"pretrained model {path} holds no {CONFIG_FILE}: {expected}")
   network = pretrained.read_model_dir(model_dir)
   height, width = network.image_size
   if height != width:
@@ -200,15 +157,9 @@ def _require_endpoint(model) -> None:
 
 def build_model(network: PretrainedNetwork, num_classes: int, image_size: int,
                 seed: int = 0) -> keras.Model:
-  """The pretrained network up to `final_avg_pool` plus a new K-way linear head.
-
-  The backbone's weights are the checkpoint's EMA weights; the head ("finetune_head") is
-  z = x W + b with W ~ N(0, 0.01) (drawn from `seed`), b = 0, the released initialisation of
-  the softmax head. Call inside the strategy's scope.
-
-  Returns:
-    keras.Model mapping normalised images [B, S, S, 3] to logits z [B, K].
-  """
+  """Normalised images [B, S, S, 3] -> logits z [B, K]: the EMA weights up to
+  `final_avg_pool`, then z = x W + b, W ~ N(0, 0.01) from `seed`, b = 0 (the released softmax
+  head's initialisation). Call inside the strategy's scope."""
   source = pretrained.load_keras_model(network.model_dir, image_size=image_size,
                                       checkpoint=network.checkpoint)
   head = keras.layers.Dense(
@@ -224,14 +175,8 @@ def build_model(network: PretrainedNetwork, num_classes: int, image_size: int,
 
 @dataclasses.dataclass
 class TransferData:
-  """A transfer dataset's splits as the fine-tuning streams.
-
-  Attributes:
-    info: official.data.datasets.DatasetInfo.
-    data_dir: TFDS data directory.
-    image_size: side S of the network's input.
-    counts: split -> per-class example counts (np.ndarray [K]).
-  """
+  """A transfer dataset (datasets.DatasetInfo) as the fine-tuning streams at side S =
+  `image_size`; `counts`: split -> per-class example counts [K]."""
   info: Any
   data_dir: Optional[str]
   image_size: int
@@ -404,14 +349,12 @@ def train_and_score(network: PretrainedNetwork, data: TransferData,
                     log: Callable[[str], None] = print) -> dict[str, Any]:
   """Fine-tunes one (learning rate, weight decay) on `train_split`, scores `eval_split`.
 
-  Resumes from the latest checkpoint in <workdir>/checkpoints; returns (and, on the chief,
-  writes atomically to <workdir>/result.json) the score and what produced it. A run whose
-  loss becomes NaN/Inf stops there and scores 0 ("diverged": true).
+  Resumes from <workdir>/checkpoints; returns (the chief also writes <workdir>/result.json)
+  the score and what produced it; a NaN/Inf loss scores 0 ("diverged": true).
 
   Raises:
-    official.training.trainer.Preempted: SIGTERM arrived. During training a checkpoint is
-      saved at the next step boundary; during the evaluation the grid point is finished
-      (result.json written) first. Rerunning resumes from there.
+    loop.Preempted: SIGTERM (in training: checkpoint at the next step; in the evaluation:
+      result.json first). Rerunning resumes from there.
   """
   num_workers, _, is_chief = distribute.worker_info(strategy)
   # The data order then depends on (seed, epoch) only, whatever global seed a caller set.
@@ -512,25 +455,19 @@ def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "d
   Args:
     model_path: a training model_dir (or its export/saved_model).
     dataset_spec: an official.data.datasets spec ("cifar10", "demo_texture", "folder:/p").
-    output_dir: where the grid points, checkpoints and results go (resumed when rerun).
-    preset: a fine-tuning preset, "paper" or "demo" (official.core.config).
+    output_dir: where the grid points and results go (resumed when rerun).
+    preset: a fine-tuning preset of official.core.config.
     data_dir: TFDS data directory.
-    strategy: a tf.distribute strategy (None: the default one); the global batch is split
-      across its replicas.
+    strategy: a tf.distribute strategy (None: the default); the global batch is split.
     overrides: FinetuneConfig fields to replace (e.g. {"steps": 100}; config.override).
     log: receives one line per grid point and the periodic step lines.
 
   Returns:
-    {"dataset", "metric", "learning_rate", "weight_decay" (chosen), "validation" (its
-     validation score), "validation_scores" (one {"learning_rate", "weight_decay", "score",
-     "diverged"} per grid point), "test" (score of the retrained setting on test), "steps",
-     "batch_size", "bn_momentum" (of the retraining), "num_classes", "num_train",
-     "num_validation", "num_train_full", "num_test", "image_size", "preset", "config",
-     "timings" {"grid_seconds", "final_seconds"}}.
+    The chosen "learning_rate" / "weight_decay", its "validation" score, every grid point's
+    in "validation_scores", the retrained setting's "test" score, and the sizes and settings.
 
   Raises:
-    official.training.trainer.Preempted: SIGTERM arrived after the first log line; the grid
-      point being trained saved a checkpoint (train_and_score). Rerunning resumes there.
+    loop.Preempted: SIGTERM; rerunning resumes (train_and_score).
   """
   strategy = strategy or tf.distribute.get_strategy()
   config = config_lib.override(config_lib.get_preset("finetune", preset), overrides)

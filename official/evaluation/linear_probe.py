@@ -18,16 +18,10 @@ d the logits are affine in the step, z(t) = z + t X d, so after one product X d 
 of the line search costs O(n K) instead of a pass over the features: an L-BFGS iteration costs
 two matrix products whatever the line search does.
 
-Selection (protocol): each penalty of the grid is fitted on train, strongest first, each solve
-warm-started from the previous solution; the best by the validation metric (ties: the smallest
-penalty, as `linear_eval`) is refined by `num_refinements` halvings of the log step, each trial
-warm-started from the best solution so far and kept only if strictly better; the chosen penalty
-is refitted on train + validation (warm-started from its train solution) and scored on test.
-Without a validation split a stratified `holdout_fraction` of train is held out
-(deterministically, from `seed`).
-
-Features are used as given (no standardisation, as the protocol); `standardize=True` z-scores
-them with the training statistics and folds the scaling back into `weights`/`bias`.
+The penalty is selected as docs/protocol.md §4 says (`search_penalty`); refinement trials
+and the refit are warm-started from the best solution so far. Without a validation split a
+stratified `holdout_fraction` of train is held out. `standardize=True` z-scores the features
+(the protocol uses them as given) and folds the scaling back into `weights`/`bias`.
 """
 
 import dataclasses
@@ -65,18 +59,9 @@ _STATUS_RUNNING = -1
 
 @dataclasses.dataclass(frozen=True)
 class Solution:
-  """Minimiser of J at one penalty.
-
-  Attributes:
-    weights: [D, K] float W.
-    bias: [K] float b.
-    l2: the penalty l2.
-    objective: J(W, b) / n, i.e. mean cross-entropy + (l2 / n) ||W||^2.
-    gradient_max_norm: max |dJ/n| at the solution.
-    iterations: L-BFGS iterations run.
-    status: STATUS_CONVERGED (gradient tolerance met), STATUS_MAX_ITERATIONS, or
-      STATUS_NO_PROGRESS (no step decreased J any more: the solution is as accurate as the
-      arithmetic allows).
+  """Minimiser W [D, K], b [K] of J at penalty l2, with J / n there (`objective`), max |dJ/n|,
+  the iterations run and the status: STATUS_CONVERGED, STATUS_MAX_ITERATIONS or
+  STATUS_NO_PROGRESS (no step decreased J any more: as accurate as the arithmetic allows).
   """
   weights: np.ndarray
   bias: np.ndarray
@@ -109,17 +94,8 @@ def _two_loop(g, s_hist, y_hist, rho, gamma, head, count, history_size):
 def _lbfgs(x, y, theta0, l2, max_iterations, tolerance, history_size):
   """Minimises J / n over theta = [W; b] ([D + 1, K], bias last) by L-BFGS.
 
-  Args:
-    x: [n, D] features.
-    y: [n, K] one-hot labels.
-    theta0: [D + 1, K] starting point.
-    l2: scalar penalty.
-    max_iterations: int32 scalar.
-    tolerance: scalar gradient max-norm tolerance.
-    history_size: Python int, number of curvature pairs kept.
-
-  Returns:
-    theta, objective, gradient max-norm, iterations, status.
+  x [n, D] features, y [n, K] one-hot labels, theta0 the start; returns theta, J / n, the
+  gradient max-norm, the iterations and the status.
   """
   dtype = x.dtype
   n = tf.cast(tf.shape(x)[0], dtype)
@@ -326,16 +302,9 @@ def search_penalty(train_fn: Callable[[float, Any], Any], score_fn: Callable[[An
                    num_refinements: int = NUM_REFINEMENTS) -> tuple[float, Any, dict]:
   """Chooses the penalty as Kornblith's `linear_eval`, with warm starts along the path.
 
-  Args:
-    train_fn: (l2, warm_start_solution_or_None) -> solution at l2.
-    score_fn: solution -> validation score (larger is better).
-    l2_grid: log-spaced penalties; fitted from the largest to the smallest, each warm-started
-      from the previous one.
-    num_refinements: halvings of the log step around the best penalty.
-
-  Returns:
-    (best l2, its solution, dict l2 -> validation score of every penalty tried, in the order
-    tried).
+  `train_fn(l2, warm_start_or_None)` fits one penalty, `score_fn(solution)` is its validation
+  score (larger is better). Returns (best l2, its solution, l2 -> score of every penalty in
+  the order tried).
   """
   grid = sorted(float(v) for v in l2_grid)
   scores = {}
@@ -373,25 +342,10 @@ def search_penalty(train_fn: Callable[[float, Any], Any], score_fn: Callable[[An
 
 @dataclasses.dataclass
 class LinearProbe:
-  """A fitted linear probe.
-
-  Attributes:
-    weights: [D, K] W on the raw features (any standardisation folded in).
-    bias: [K] b.
-    classes: [K] the class label of each output, sorted.
-    l2: chosen penalty (J's scaling, see the module docstring).
-    metric: metric the penalty was chosen by.
-    validation_scores: dict l2 -> validation score of every penalty tried.
-    validation_score: score of the chosen penalty.
-    iterations: dict l2 -> L-BFGS iterations of each solve of the search.
-    refit_iterations: L-BFGS iterations of the refit on train + validation (0 if no refit).
-    solution: the solver's record of the final fit.
-    num_train: examples the penalty search fitted on.
-    num_validation: examples the penalty was chosen on (held out of train when no
-      validation set was given); the refit uses both.
-    seconds_search: wall time of the penalty search.
-    seconds_refit: wall time of the refit.
-  """
+  """A fitted linear probe: W [D, K] on the raw features (standardisation folded in), b [K],
+  the sorted class label of each output, the chosen penalty l2 (J's scaling), the search's
+  record (scores and L-BFGS iterations per penalty) and the sizes and times of search and
+  refit (refit_iterations 0: no refit)."""
   weights: np.ndarray
   bias: np.ndarray
   classes: np.ndarray
@@ -434,21 +388,8 @@ def solve(features, labels, l2: float, *, num_classes: Optional[int] = None,
           dtype: str = "float32", jit_compile: bool = False) -> Solution:
   """Minimises J at one penalty by L-BFGS.
 
-  Args:
-    features: [n, D] x.
-    labels: [n] integer class ids in 0..num_classes-1.
-    l2: penalty (> 0 or 0 for none).
-    num_classes: K (default max label + 1).
-    initial_weights: [D, K] warm start (default zeros).
-    initial_bias: [K] warm start (default zeros).
-    max_iterations: L-BFGS iteration budget.
-    tolerance: stop when max |grad of J / n| <= tolerance.
-    history_size: curvature pairs kept by L-BFGS.
-    dtype: "float32" or "float64" arithmetic.
-    jit_compile: compile the solver with XLA.
-
-  Returns:
-    The Solution.
+  features [n, D], labels [n] in 0..num_classes-1 (K default: max label + 1); the warm start
+  defaults to zeros; stops when max |grad of J / n| <= tolerance.
   """
   x = inputs.check_features(features, "features")
   y = inputs.check_labels(labels, "labels", x.shape[0], "features").astype(np.int64)
@@ -492,27 +433,10 @@ def fit(train_x, train_y, val_x=None, val_y=None, *, l2_grid: Optional[Sequence[
         dtype: str = "float32", jit_compile: bool = False) -> LinearProbe:
   """Fits a linear probe, choosing the penalty on validation data (docs/protocol.md §4).
 
-  Args:
-    train_x: [n, D] training features.
-    train_y: [n] training labels (integers or strings).
-    val_x: [m, D] validation features, or None to hold out part of train.
-    val_y: [m] validation labels (every class must occur in train_y).
-    l2_grid: initial penalties (default DEFAULT_L2_GRID, 10^-6 ... 10^6).
-    num_refinements: halvings of the log step around the best penalty.
-    metric: "top1" or "mean_per_class", used to choose the penalty.
-    max_iterations: L-BFGS budget per solve.
-    tolerance: gradient max-norm tolerance per solve (on J / n).
-    history_size: L-BFGS memory.
-    holdout_fraction: fraction of each class held out when no validation set is given.
-    seed: seed of the held-out split.
-    standardize: z-score features with the training statistics.
-    refit: refit the chosen penalty on train + validation (protocol); otherwise keep the
-      train-only fit.
-    dtype: solver arithmetic, "float32" or "float64".
-    jit_compile: compile the solver with XLA.
-
-  Returns:
-    The fitted LinearProbe.
+  train_x [n, D] and train_y [n] (integers or strings); val_x / val_y (every class in
+  train_y), or None to hold out `holdout_fraction` of each class (seeded by `seed`). `metric`
+  chooses the penalty; `refit=False` keeps the train-only fit; the solver arguments are
+  `solve`'s, per solve.
   """
   metric_fn = metrics.get(metric)
   _check_solver_args(0.0, max_iterations, tolerance, history_size, dtype)

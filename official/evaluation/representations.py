@@ -1,28 +1,17 @@
 """Representation analysis of several networks on one dataset (paper §3.2-3.3, Figures 2-4).
 
-`analyze` makes one pass over a split in which every network sees the same batches, and
-accumulates with the streaming metrics of official.analysis (with `passes` > 1, minibatch CKA
-goes on over further passes over the same examples, each in a seeded random order, so each
-pass forms other minibatches: the paper's 10 passes, reshuffled each pass, §3.3):
-
-  sparsity          per network and endpoint, the share of non-zero activations (Figure 3);
-  class_separation  per network and endpoint, R^2 = 1 - d_within / d_total (eq. 11; Figure 4,
-                    Table 3), cosine or squared Euclidean distance, spatial dims flattened;
-  cka               minibatch CKA (eq. 10 with the unbiased HSIC1 averaged over minibatches,
-                    Nguyen, Raghu & Kornblith 2021) between every endpoint of every network and
-                    every endpoint of every network (Figure 2a: all endpoint pairs of two
-                    networks; 2b: corresponding endpoints across networks).
+`analyze` makes one pass over a split in which every network sees the same batches and
+accumulates sparsity (Figure 3), class separation R^2 (eq. 11; Figure 4, Table 3) and
+minibatch CKA (eq. 10, Figure 2) of every endpoint, as docs/protocol.md §6 says; with
+`passes` > 1 CKA goes on over further passes in seeded random orders (the paper's 10).
 
 All CKA values come from one `MinibatchCKA` over the L = n_models * n_endpoints layers: each
 layer's U-centred Gram matrix is computed once per minibatch and all L^2 HSIC1 values come from
-one product, so the [L, L] matrix holds every (network, endpoint) x (network, endpoint) pair;
-the per-pair blocks are slices of it. Minibatches of fewer than 4 examples (the estimator's
-minimum) only count towards sparsity and class separation. Memory is O(L^2 + n_models *
-n_endpoints * K * p) for K classes and p features per endpoint, independent of the number of
-examples.
+one product; the per-pair blocks are slices of the [L, L] matrix. Minibatches of fewer than 4
+examples (the estimator's minimum) only count towards sparsity and class separation. Memory
+does not grow with the number of examples.
 
-`figures` renders Figures 2a, 2b, 3 and 4 from the result and `write_summaries` writes
-TensorBoard scalars and images of it.
+`figures` renders Figures 2a, 2b, 3 and 4 from the result, `write_summaries` TensorBoard.
 """
 
 import math
@@ -99,11 +88,8 @@ def _check_endpoints(models: Mapping[str, Any], endpoints: Optional[Sequence[str
 
 
 class _SameBatches:
-  """All networks as one function images -> {"<i>/<endpoint>": activations}.
-
-  Lets features.iterate feed every network the same preprocessed batches (and spread them
-  over replicas) in one pass.
-  """
+  """All networks as one function images -> {"<i>/<endpoint>": activations}, so
+  features.iterate feeds every network the same batches in one pass."""
 
   def __init__(self, models: Sequence[Any], endpoints: Sequence[str]):
     self._models = list(models)
@@ -165,12 +151,7 @@ def endpoint_statistics(model, info, split: str, endpoints: Sequence[str], *,
                         distance: str = "cosine", preprocess: str = "eval",
                         strategy: Optional[tf.distribute.Strategy] = None,
                         progress: bool = False) -> dict:
-  """Sparsity and/or class separation of one network's `endpoints` in one pass over a split.
-
-  Returns:
-    metric -> {endpoint: value} for each of `metrics` ("sparsity": fraction of non-zero
-    activations; "class_separation": R^2 of eq. 11), None where a value is undefined.
-  """
+  """metric -> {endpoint: value} (None where undefined) of one network in one pass."""
   statistics = _EndpointStatistics(endpoints, info.num_classes, distance, metrics)
   for outputs, labels in features.iterate(
       model, info, split, endpoints=endpoints, batch_size=batch_size, data_dir=data_dir,
@@ -191,8 +172,7 @@ def _matrix_to_json(matrix: np.ndarray) -> list[list[Optional[float]]]:
 
 
 def pass_order(num_examples: int, seed: int, pass_index: int) -> np.ndarray:
-  """The order in which CKA pass `pass_index` visits the analysed examples: stored order for
-  pass 0, a random permutation seeded by (seed, pass_index) for every later pass."""
+  """The order of CKA pass `pass_index`: stored for pass 0, else seeded by (seed, pass)."""
   if pass_index == 0:
     return np.arange(num_examples)
   return np.random.default_rng([int(seed), int(pass_index)]).permutation(num_examples)
@@ -200,13 +180,8 @@ def pass_order(num_examples: int, seed: int, pass_index: int) -> np.ndarray:
 
 def _reordered_batches(joint: "_SameBatches", order: np.ndarray, *, source: list,
                        element_spec, batch_size: int, preprocess: str) -> Any:
-  """Batches of all networks' activations on the examples `source[i]` for i in `order`.
-
-  `source` holds the analysed examples as datasets.load_encoded gives them (encoded images
-  and labels, in stored order), so a pass in another order reads no data again; each example
-  is decoded and preprocessed as input_pipeline.build does (no augmentation in the
-  evaluation modes).
-  """
+  """All networks' activations on `source[i]` for i in `order`: `source` holds the encoded
+  examples in memory, so a pass reads no data again; preprocessed as input_pipeline.build."""
   image_size = joint.input_size[0]
 
   def generate():
@@ -234,44 +209,27 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
   """Sparsity, class separation and all-pairs minibatch CKA of networks on one split.
 
   Args:
-    models: name -> official.modeling.pretrained.EndpointModel, in display order; names are
-      non-empty and contain no "|". All must take the same input size.
+    models: name -> official.modeling.pretrained.EndpointModel, in display order (names
+      without "|"), all of one input size.
     info: the dataset (official.data.datasets.DatasetInfo), with at least 2 classes.
-    split: "train", "validation", "test" or "train_full".
-    endpoints: endpoints to analyse, in order (default: every endpoint all networks share
-      except final_layer and outputs, in the first network's order).
-    batch_size: examples per batch, which is also the CKA minibatch (the paper: 1500).
-    max_examples: analyse only the first this many examples of the split (>= 4).
+    split: one of datasets.SPLIT_NAMES.
+    endpoints: endpoints to analyse (default: all shared but final_layer and outputs).
+    batch_size: examples per batch, also the CKA minibatch (the paper: 1500); a strategy's
+      global batch is gathered into one.
+    max_examples: analyse only the first this many examples (>= 4).
     data_dir: TFDS data directory.
     distance: of class separation: "cosine" (the paper's) or "squared_euclidean".
-    preprocess: image preprocessing, "eval" (centre crop, as for the paper's ImageNet
-      validation analyses) or another official.data.preprocessing mode.
-    strategy: a tf.distribute.Strategy; each global batch is gathered and is one CKA minibatch
-      (of the first pass; later passes run on the default device).
+    preprocess: an official.data.preprocessing mode ("eval": centre crop).
+    strategy: a tf.distribute.Strategy for the first pass.
     progress: show a progress bar on stderr.
-    passes: passes of minibatch CKA over the analysed examples; pass p visits them in the
-      order pass_order(examples, shuffle_seed, p) (pass 0: stored order, the only pass that
-      counts towards sparsity and class separation) and every minibatch of every pass adds
-      to the HSIC sums (the paper: 10 passes over ImageNet's validation set, minibatches of
-      1500). Passes after the first hold the analysed examples, encoded, in host memory.
+    passes: passes of minibatch CKA; pass p visits the examples in pass_order(examples,
+      shuffle_seed, p); only pass 0 counts towards sparsity and class separation.
     shuffle_seed: seed of the orders of passes 1, 2, ...
 
   Returns:
-    JSON-ready dict (NaN, where a value is undefined, as None):
-      "models": names, "model_paths": {name: path}, "endpoints": names,
-      "dataset": info.name, "split", "num_classes", "examples" (count analysed),
-      "minibatches" (count in CKA, all passes), "passes", "shuffle_seed", "batch_size",
-      "distance", "preprocess",
-      "shapes": {model: {endpoint: per-example shape}},
-      "sparsity": {model: {endpoint: fraction of non-zero activations}},
-      "class_separation": {model: {endpoint: R^2}},
-      "cka": {"A|B": [n_endpoints][n_endpoints] minibatch CKA, row i = A's endpoint i,
-              column j = B's endpoint j}, for every ordered pair (A, B), A == B included.
-
-  Raises:
-    ValueError: no models, a bad name, differing input sizes, endpoints not shared, a dataset
-      with fewer than 2 classes, bad batch_size / max_examples / distance, fewer than 4
-      examples in the split.
+    JSON-ready dict (None where undefined) of the settings, "shapes", "sparsity" and
+    "class_separation" ({model: {endpoint: value}}) and "cka" ({"A|B": [E][E] CKA of A's
+    endpoint i and B's endpoint j} for every ordered pair, A == B included).
   """
   models = _check_models(models)
   names = list(models)
@@ -394,15 +352,9 @@ def _file_names(names: Sequence[str]) -> dict[str, str]:
 def figures(result: Mapping[str, Any], *,
             corresponding_endpoints: Optional[Sequence[str]] = None,
             dpi: int = 100) -> dict[str, bytes]:
-  """PNG figures of an `analyze` result: file name -> bytes.
-
-    fig2a_cka_<A>_vs_<B>.png   every endpoint of A vs every endpoint of B, for each pair of
-                               distinct networks A before B (Figure 2a);
-    fig2b_cka_corresponding.png  one panel per endpoint of `corresponding_endpoints` (default:
-                               the last CORRESPONDING_ENDPOINTS endpoints), [M, M] each
-                               (Figure 2b; only with two or more networks);
-    fig3_sparsity.png          % non-zero per endpoint, dashed lines at stage boundaries;
-    fig4_class_separation.png  class separation R^2 per endpoint.
+  """PNG figures of an `analyze` result, file name -> bytes: fig2a_cka_<A>_vs_<B>.png per
+  pair of networks, fig2b_cka_corresponding.png (the last CORRESPONDING_ENDPOINTS endpoints
+  by default; two or more networks), fig3_sparsity.png and fig4_class_separation.png.
   """
   names = list(result["models"])
   endpoints = list(result["endpoints"])
@@ -438,11 +390,9 @@ def figures(result: Mapping[str, Any], *,
 
 def write_summaries(result: Mapping[str, Any], logdir: str,
                     images: Optional[Mapping[str, bytes]] = None) -> None:
-  """TensorBoard summaries of an `analyze` result in `logdir`.
-
-  Scalars "sparsity/<model>" and "class_separation/<model>" with the endpoint index as the
-  step (so each reads as Figure 3 / Figure 4), a text "endpoints" mapping index -> endpoint,
-  and each PNG of `images` (e.g. from `figures`) as an image summary "figures/<file stem>".
+  """TensorBoard summaries of an `analyze` result: scalars "<metric>/<model>" with the
+  endpoint index as the step (reading as Figures 3-4), a text "endpoints" naming the steps,
+  and each PNG of `images` as "figures/<file stem>".
   """
   names = list(result["models"])
   endpoints = list(result["endpoints"])
