@@ -17,8 +17,7 @@
 Every function takes arrays or {name: values} mappings, draws on a figure of `figsize` inches
 (or `panel_size` inches per panel) at `dpi` (a PNG of exactly that many pixels) with the
 figure title `title`, and returns the PNG bytes; with `path` it also writes them atomically
-(official.core.io). No global pyplot state is used,
-so figures can be drawn from several threads.
+(official.core.io). No global pyplot state is used, so figures can be drawn from threads.
 """
 
 import io as _io
@@ -104,22 +103,9 @@ def cka_heatmap(cka: Any, *, row_labels: Sequence[str], column_labels: Sequence[
                 path: Optional[str] = None) -> bytes:
   """Figure 2a: heatmap of CKA [L1, L2] between the endpoints of two networks.
 
-  Row i (bottom to top) is endpoint i of network A, column j endpoint j of network B; the
-  colour scale is fixed to [0, 1] so panels compare. NaN (CKA undefined) is drawn blank.
-
-  Args:
-    cka: [L1, L2] array (or nested lists, None for NaN).
-    row_labels: the L1 endpoint names of network A.
-    column_labels: the L2 endpoint names of network B.
-    row_title: axis title of the rows (network A's name).
-    column_title: axis title of the columns (network B's name).
-    title: figure title.
-    figsize: (width, height) in inches.
-    dpi: pixels per inch; the PNG is figsize * dpi pixels.
-    path: if given, also written there atomically.
-
-  Returns:
-    The PNG bytes.
+  Row i (bottom to top) is endpoint i of network A (`row_labels`, axis title `row_title`),
+  column j endpoint j of network B; the colour scale is fixed to [0, 1] so panels compare.
+  NaN or None (CKA undefined) is drawn blank.
   """
   matrix = _matrix(_none_to_nan(cka), "cka")
   if len(row_labels) != matrix.shape[0] or len(column_labels) != matrix.shape[1]:
@@ -151,16 +137,8 @@ def cka_heatmap_grid(blocks: Mapping[str, Any], *, row_labels: Sequence[str],
                      column_titles: Sequence[str], title: str = "", columns: int = 3,
                      panel_size: Sequence[float] = (3.6, 3.4), dpi: int = 100,
                      path: Optional[str] = None) -> bytes:
-  """Figure 2a for several pairs of networks: one `cka_heatmap` panel per pair, `columns`
-  panels a row.
-
-  Args:
-    blocks: panel title -> [L1, L2] CKA matrix (None for NaN), in panel order.
-    row_labels, column_labels: the endpoint names of the rows and columns of every panel.
-    row_titles, column_titles: per panel, the axis titles (the two networks' names).
-    columns: panels per row.
-    title, figsize or panel_size, dpi, path: as in every function of this module.
-  """
+  """Figure 2a for several pairs: `blocks` (panel title -> [L1, L2] CKA) as `cka_heatmap`
+  panels, `columns` a row, with per-panel axis titles."""
   if not isinstance(blocks, Mapping) or not blocks:
     raise ValueError("blocks: expected a non-empty mapping panel title -> CKA matrix")
   if len(row_titles) != len(blocks) or len(column_titles) != len(blocks):
@@ -188,21 +166,9 @@ def corresponding_cka_heatmaps(matrices: Mapping[str, Any], model_names: Sequenc
                                dpi: int = 100, path: Optional[str] = None) -> bytes:
   """Figure 2b: one [M, M] panel per endpoint, CKA between that endpoint of every two networks.
 
-  Entry (a, b) of the panel of endpoint e is CKA(network a's e, network b's e); the diagonal
-  compares a network with itself (1) and, between two seeds of one loss, shows how similar
-  independently trained networks are.
-
-  Args:
-    matrices: endpoint name -> [M, M] array, in panel order (left to right).
-    model_names: the M network names (rows and columns of every panel).
-    title: figure title.
-    panel_size: (width, height) in inches of one panel; the figure is
-      (len(matrices) * width + 0.9, height) inches (the extra for the colour bar).
-    dpi: pixels per inch.
-    path: if given, also written there atomically.
-
-  Returns:
-    The PNG bytes.
+  `matrices`: endpoint -> [M, M] with entry (a, b) = CKA(network a's e, network b's e), in
+  panel order; between two seeds of one loss it shows how similar independently trained
+  networks are. The figure is 0.9 inch wider than its panels, for the colour bar.
   """
   if not isinstance(matrices, Mapping) or not matrices:
     raise ValueError("matrices: expected a non-empty mapping endpoint -> [M, M] CKA matrix")
@@ -229,13 +195,8 @@ def corresponding_cka_heatmaps(matrices: Mapping[str, Any], model_names: Sequenc
 
 
 def stage_boundaries(shapes: Sequence[Sequence[int]]) -> list[int]:
-  """Indices i where endpoint i starts a new stage: its per-example shape differs from i-1's.
-
-  Within a ResNet stage every block output has the same [h, w, c]; the first block of the
-  next stage halves h, w and doubles c, and final_avg_pool has shape [c]. For the ResNet-50
-  endpoints block1..block16, final_avg_pool this gives [3, 7, 13, 16] (block4, block8,
-  block14 and final_avg_pool start stages).
-  """
+  """Indices i where endpoint i starts a new stage: its per-example shape differs from i-1's
+  (ResNet-50's block1..block16, final_avg_pool: [3, 7, 13, 16])."""
   shapes = [tuple(int(d) for d in s) for s in shapes]
   return [i for i in range(1, len(shapes)) if shapes[i] != shapes[i - 1]]
 
@@ -294,21 +255,10 @@ def sparsity_plot(sparsity: Mapping[str, Any], endpoints: Sequence[str], *,
                   stage_boundaries: Sequence[int] = (), title: str = "",  # pylint: disable=redefined-outer-name
                   figsize: Sequence[float] = (7.0, 4.0), dpi: int = 100,
                   path: Optional[str] = None) -> bytes:
-  """Figure 3: percentage of non-zero activations of each endpoint, one line per network.
+  """Figure 3: % non-zero activations per endpoint, one line per network.
 
-  Args:
-    sparsity: model -> {endpoint: fraction of non-zero entries in [0, 1]} (or a list in the
-      order of `endpoints`); plotted as 100 * fraction.
-    endpoints: the endpoints on the x axis, in network order.
-    stage_boundaries: indices of endpoints that start a new stage (`stage_boundaries()`);
-      a dashed line is drawn just before each.
-    title: figure title.
-    figsize: (width, height) in inches.
-    dpi: pixels per inch.
-    path: if given, also written there atomically.
-
-  Returns:
-    The PNG bytes.
+  `sparsity`: model -> {endpoint: fraction} (or a list in the order of `endpoints`); a
+  dashed line is drawn before each of `stage_boundaries` (`stage_boundaries()`).
   """
   lines = _per_endpoint_lines(sparsity, endpoints, "sparsity")
   return _endpoint_curves({m: 100.0 * v for m, v in lines.items()}, endpoints,
@@ -320,20 +270,7 @@ def class_separation_plot(class_separation: Mapping[str, Any], endpoints: Sequen
                           stage_boundaries: Sequence[int] = (), title: str = "",  # pylint: disable=redefined-outer-name
                           figsize: Sequence[float] = (7.0, 4.0), dpi: int = 100,
                           path: Optional[str] = None) -> bytes:
-  """Figure 4: class separation R^2 (eq. 11) of each endpoint, one line per network.
-
-  Args:
-    class_separation: model -> {endpoint: R^2} (or a list in the order of `endpoints`).
-    endpoints: the endpoints on the x axis, in network order.
-    stage_boundaries: indices of endpoints that start a new stage (dashed lines).
-    title: figure title.
-    figsize: (width, height) in inches.
-    dpi: pixels per inch.
-    path: if given, also written there atomically.
-
-  Returns:
-    The PNG bytes.
-  """
+  """Figure 4: class separation R^2 (eq. 11) per endpoint, as `sparsity_plot`."""
   lines = _per_endpoint_lines(class_separation, endpoints, "class_separation")
   return _endpoint_curves(lines, endpoints, ylabel="class separation $R^2$", title=title,
                           ylim=None, boundaries=stage_boundaries, figsize=figsize, dpi=dpi,
@@ -350,13 +287,7 @@ def _legend_once(ax) -> None:
 def accuracy_vs_transfer_plot(points: Mapping[str, Sequence[tuple[float, float]]], *,
                               title: str = "", figsize: Sequence[float] = (5.0, 4.0),
                               dpi: int = 100, path: Optional[str] = None) -> bytes:
-  """Figure 1: one point per run, pretraining top-1 (x, %) against mean linear transfer
-  accuracy (y, %), coloured by objective.
-
-  Args:
-    points: objective -> [(top-1, transfer accuracy)] as fractions in [0, 1], one per run.
-    title, figsize or panel_size, dpi, path: as in every function of this module.
-  """
+  """Figure 1: `points`, objective -> [(top-1, mean linear transfer)] fractions per run."""
   fig = _new_figure(figsize, dpi)
   ax = fig.add_subplot()
   for i, (objective, runs) in enumerate(points.items()):
@@ -376,17 +307,8 @@ def separation_vs_transfer_plot(points: Mapping[str, tuple[float, float]], *,
                                 sweep_title: str = "", title: str = "",
                                 panel_size: Sequence[float] = (5.0, 4.0), dpi: int = 100,
                                 path: Optional[str] = None) -> bytes:
-  """Figure 5: class separation R^2 (x) against mean linear transfer accuracy (y, %), one point
-  per objective; with `sweep`, a second panel of labelled points (e.g. cosine softmax
-  temperatures).
-
-  Args:
-    points: objective -> (R^2, transfer accuracy as a fraction).
-    subtitle: title of the first panel (e.g. the rank correlation).
-    sweep: label -> (R^2, transfer accuracy), or None for one panel.
-    sweep_title: title of the second panel.
-    title, figsize or panel_size, dpi, path: as in every function of this module.
-  """
+  """Figure 5: `points`, objective -> (R^2, mean linear transfer fraction); with `sweep`
+  (label -> the same) a second panel of labelled points (the temperatures)."""
   _check_figure_args(panel_size, dpi)
   panels = 2 if sweep else 1
   fig = _new_figure((panels * float(panel_size[0]), float(panel_size[1])), dpi)
@@ -412,14 +334,7 @@ def separation_vs_transfer_plot(points: Mapping[str, tuple[float, float]], *,
 def relearned_head_plot(points: Mapping[str, tuple[float, float, float]], *, title: str = "",
                         figsize: Sequence[float] = (5.0, 4.0), dpi: int = 100,
                         path: Optional[str] = None) -> bytes:
-  """Figure 6: per objective, the accuracy (%) of the network's own head and of a relearned
-  linear head against class separation R^2, joined by a line.
-
-  Args:
-    points: objective -> (R^2, original head accuracy, relearned head accuracy), accuracies
-      as fractions.
-    title, figsize or panel_size, dpi, path: as in every function of this module.
-  """
+  """Figure 6: `points`, objective -> (R^2, own head's and relearned head's accuracy)."""
   fig = _new_figure(figsize, dpi)
   ax = fig.add_subplot()
   for r2, original, relearned in points.values():

@@ -93,10 +93,6 @@ def listdir(path: str) -> list[str]:
   return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(path))
 
 
-def glob(pattern: str) -> list[str]:
-  return sorted(tf.io.gfile.glob(pattern))
-
-
 def rmtree(path: str) -> None:
   """Deletes the folder `path` and everything under it; a missing folder is fine."""
   if not isdir(path):

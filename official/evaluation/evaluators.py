@@ -1,15 +1,7 @@
 """The evaluations of a pretrained network behind one interface, each returning one `Record`.
 
-  LinearProbe      Table 1 "Linear" (paper §3.1, docs/protocol.md §4): L2-penalised
-                   multinomial logistic regression on fixed penultimate features, the penalty
-                   chosen on validation, refitted on train + validation, scored on test.
-  KNN              Table 1 "kNN": vote of the k nearest of train + validation, k chosen by
-                   leave-one-out.
-  RelearnHead      Figure 6: the network's own head against a linear head relearned on part of
-                   the pretraining dataset's evaluation split.
-  Representations  Table 3, Figures 3-4: class separation R^2 (eq. 11) and the fraction of
-                   non-zero activations of every endpoint on the pretraining dataset.
-  FineTune         Table 2: the whole network fine-tuned (official.evaluation.finetune.run).
+LinearProbe and KNN (Table 1, docs/protocol.md §4), RelearnHead (Figure 6), Representations
+(Table 3, Figures 3-4) and FineTune (Table 2, docs/protocol.md §5).
 
 Every evaluator has a `name`, `settings()` (what its numbers depend on besides the network and
 the data) and `evaluate(...) -> Record`. LinearProbe and KNN take the checked features of
@@ -38,19 +30,9 @@ SPLITS = ("train", "validation", "test")
 
 @dataclasses.dataclass
 class Record:
-  """What one evaluation of one network on one dataset measured (the schema of every evaluator).
-
-  Attributes:
-    evaluator: the evaluator's name ("linear_probe", "knn", "relearn_head", "representations",
-      "finetune").
-    dataset: the dataset's name.
-    metric: what the scores are ("top1" or "mean_per_class", the dataset's metric; None for
-      representations).
-    scores: the numbers measured, JSON-ready (e.g. test_score, the chosen l2 or k, the search
-      curve, example counts).
-    settings: the evaluator's `settings()` that produced them.
-    timings: seconds spent, named "<what>_seconds".
-  """
+  """What one evaluation of one network on one dataset measured: JSON-ready `scores`, the
+  evaluator's `settings()`, the dataset's `metric` (None for representations) and
+  "<what>_seconds" timings."""
   evaluator: str
   dataset: str
   metric: Optional[str]
@@ -83,17 +65,8 @@ def _label(info, class_id: int) -> str:
 
 
 def check_classes(info, data: dict, evaluated: str, trained: Sequence[str]) -> None:
-  """Every class of split `evaluated` occurs in the union of the `trained` splits (>= 2 classes).
-
-  Args:
-    info: the dataset (official.data.datasets.DatasetInfo).
-    data: split -> (features [n, D], labels [n]).
-    evaluated: the split that is scored.
-    trained: the splits the classifier learns from.
-
-  Raises:
-    ValueError: the trained splits hold fewer than 2 classes, or an evaluated class is absent.
-  """
+  """Every class of split `evaluated` occurs in the union of the `trained` splits (>= 2
+  classes), else ValueError; `data`: split -> (features [n, D], labels [n])."""
   classes = np.unique(np.concatenate([data[s][1] for s in trained]))
   trained_name = "+".join(trained)
   if classes.size < 2:
@@ -230,20 +203,8 @@ class RelearnHead:
                cache_dir: Optional[str] = None, preprocess: str = "eval",
                progress: bool = True) -> Record:
     """Top-1 accuracy of both heads on `test_per_class` held-out examples of each class of
-    `split`, the new head trained on the others (relearn_head.per_class_split).
-
-    Args:
-      model: an EndpointModel with final_avg_pool and its head (outputs or final_layer),
-        K = info.num_classes outputs.
-      info: the pretraining dataset.
-      split: its evaluation split ("test" for ImageNet's validation set).
-      batch_size, data_dir, strategy, cache_dir, progress: of feature extraction
-        (official.evaluation.features.extract).
-      preprocess: "eval", the centre crop the network was evaluated with.
-
-    Raises:
-      ValueError: a bad test_per_class or max_examples, a model without the endpoints or of another
-        number of classes, or labels outside 0..K-1.
+    the pretraining dataset's `split`, the new head trained on the others
+    (relearn_head.per_class_split); the other arguments are features.extract's.
     """
     start = time.perf_counter()
     relearn_head.check_test_per_class(self.test_per_class)

@@ -1,19 +1,11 @@
 """Pretrained networks as functions images -> endpoints; SavedModel export for training.
 
-`load(path)` accepts
-  - a SavedModel directory: one written by `export_saved_model`, or a released SavedModel of
-    the paper (its single-input "serving_default" signature returns the docs/protocol.md §2 endpoints);
-  - a model_dir of experiments/train: <model_dir>/export/saved_model when present, else the
-    network rebuilt from <model_dir>/config.json ("model" and "objective" sections) with the
-    exponential-moving-average weights (`ema_model`) of the latest checkpoint in
-    <model_dir>/checkpoints restored into it.
-Either way the result is an `EndpointModel`: normalised float images [B, H, W, 3] in, dict of
-endpoints out (block1..blockN [B, h, w, c], final_avg_pool [B, D], final_layer and outputs
-[B, K]).
-
-`load_keras_model(model_dir)` is that rebuilt network itself, a trainable keras.Model with the
-EMA weights (what fine-tuning starts from); `read_model_dir(model_dir)` reads what config.json
-and the latest checkpoint say about it without building it.
+`load(path)` takes a SavedModel (from `export_saved_model`, or a released one whose
+"serving_default" signature returns the docs/protocol.md §2 endpoints) or a training
+model_dir (its export/saved_model, else the network rebuilt from config.json with the EMA
+weights of the latest checkpoint) and returns an `EndpointModel`: normalised images
+[B, H, W, 3] -> dict of endpoints. `load_keras_model(model_dir)` is that rebuilt, trainable
+network (what fine-tuning starts from); `read_model_dir` describes it without building it.
 
 The released models have 1001 outputs whose class 0 is an unused background class; the
 EndpointModel drops it from final_layer and outputs, so K = 1000 and class k is ImageNet
@@ -49,12 +41,8 @@ CLASSES_WITH_BACKGROUND = 1001
 class EndpointModel:
   """A pretrained network as a function images [B, H, W, 3] -> dict of endpoints.
 
-  Attributes:
-    path: where the network was loaded from.
-    endpoint_names: the endpoints, in network order.
-    input_size: (H, W) of the images it takes.
-    num_classes: K, the width of final_layer and outputs (background class already dropped).
-    keras_model: the keras.Model when rebuilt from a checkpoint (for fine-tuning), else None.
+  `num_classes` is K after dropping any background class; `keras_model` is the keras.Model
+  when rebuilt from a checkpoint, else None.
   """
 
   def __init__(self, fn: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], *, path: str,
@@ -70,15 +58,7 @@ class EndpointModel:
     self.keras_model = keras_model
 
   def __call__(self, images, endpoints: Sequence[str] | None = None) -> dict[str, tf.Tensor]:
-    """Runs the network in inference mode.
-
-    Args:
-      images: float32 [B, H, W, 3], normalised as official.data.preprocessing does.
-      endpoints: names to return (default: all of `endpoint_names`).
-
-    Returns:
-      dict name -> tensor, in the order of `endpoints` (or network order).
-    """
+    """`endpoints` (default: all) of normalised float32 images, in inference mode."""
     names = self.endpoint_names if endpoints is None else list(endpoints)
     missing = [n for n in names if n not in self.endpoint_names]
     if missing:
@@ -103,21 +83,11 @@ class EndpointModel:
 
 def export_saved_model(model: keras.Model, export_dir: str,
                        image_size: int | Sequence[int]) -> str:
-  """Exports a `resnet.build_model` network as a SavedModel, atomically.
+  """Exports a `resnet.build_model` network (image_size H or (H, W)) as a SavedModel.
 
-  The SavedModel's "serving_default" signature takes `images` float32 [None, H, W, 3]
-  (normalised) and returns the dict of endpoints in inference mode; <export_dir>/assets/
-  endpoints.json records endpoint_names, image_size and num_classes. The SavedModel is
-  written to a temporary sibling folder and renamed into place, replacing any previous
-  export, so `export_dir` never holds a partial SavedModel.
-
-  Args:
-    model: a keras.Model whose output is the endpoint dict.
-    export_dir: the SavedModel directory to create (e.g. <model_dir>/export/saved_model).
-    image_size: H (square images) or (H, W).
-
-  Returns:
-    export_dir.
+  "serving_default" maps `images` [None, H, W, 3] to the endpoints; assets/endpoints.json
+  records their names, image_size and num_classes. Written to a temporary sibling and
+  renamed into place, so `export_dir` never holds a partial SavedModel. Returns export_dir.
   """
   height, width = _image_size(image_size)
   names = resnet.endpoint_names(model)
@@ -222,18 +192,8 @@ def _load_saved_model(path: str) -> EndpointModel:
 
 @dataclasses.dataclass(frozen=True)
 class ModelDir:
-  """A training model_dir's network as its config.json and latest checkpoint describe it.
-
-  Attributes:
-    model_dir: the training model_dir.
-    config_path: <model_dir>/config.json.
-    checkpoint: the latest checkpoint in <model_dir>/checkpoints (its path prefix).
-    model_config: resnet.ResNetConfig of the network ("model" section).
-    num_classes: K, the width of its final_layer.
-    image_size: (H, W) of the images it was trained on.
-    objective: its pretraining losses.Objective ("objective" section), whose head rebuilt
-      makes the network match the checkpoint.
-  """
+  """A training model_dir's network as its config.json and latest checkpoint describe it;
+  `objective` is the pretraining losses.Objective, whose head makes it match the checkpoint."""
   model_dir: str
   config_path: str
   checkpoint: str
@@ -247,10 +207,8 @@ def read_model_dir(model_dir: str) -> ModelDir:
   """Reads <model_dir>/config.json and finds the latest checkpoint, without building anything.
 
   Raises:
-    FileNotFoundError: no config.json, or no checkpoint in <model_dir>/checkpoints.
-    ValueError: config.json is not valid JSON, lacks the "model" / "objective" sections or
-      the model's num_classes, or holds values the config schema or the objective refuses
-      (official.core.config.read_run_config).
+    FileNotFoundError: no config.json, or no checkpoint.
+    ValueError: config.json is refused (config.read_run_config), or lacks num_classes.
   """
   model_dir = os.fspath(model_dir)
   config = config_lib.read_run_config(model_dir)
@@ -276,24 +234,10 @@ def load_keras_model(model_dir: str, *, image_size: int | Sequence[int] | None =
                      checkpoint: str | None = None) -> keras.Model:
   """The network of a training model_dir, rebuilt, with its EMA weights restored.
 
-  The network is resnet.build_model of config.json's "model" section with the head of its
-  "objective"; the `ema_model` (exponential moving average of the weights) of the checkpoint
-  is restored into it, as official.training.trainer writes them. Built in the current
-  tf.distribute strategy's scope, so it trains there.
-
-  Args:
-    model_dir: a model_dir of experiments/train (config.json + checkpoints/).
-    image_size: H or (H, W) of the model's input; None: the size it was trained on (the
-      weights do not depend on it).
-    checkpoint: the checkpoint to restore; None: the latest in <model_dir>/checkpoints.
-
-  Returns:
-    Functional keras.Model: normalised float images [B, H, W, 3] -> dict of endpoints
-    (block1..blockN, final_avg_pool [B, D], final_layer and outputs [B, K]).
-
-  Raises:
-    FileNotFoundError, ValueError: as read_model_dir; ValueError when the checkpoint has no
-      ema_model matching config.json.
+  resnet.build_model of config.json with its objective's head and the checkpoint's
+  `ema_model` restored (default: the latest), at input `image_size` (default: the trained
+  one; the weights do not depend on it), built in the current strategy's scope. Raises as
+  read_model_dir, and ValueError when the checkpoint has no matching ema_model.
   """
   network = read_model_dir(model_dir)
   checkpoint = checkpoint or network.checkpoint
@@ -336,9 +280,8 @@ def _image_size(image_size) -> tuple[int, int]:
 
 
 def training_model_dir(path: str) -> str | None:
-  """The training model_dir a model path belongs to: the path itself when it holds
-  config.json, the folder above when it is <model_dir>/export/saved_model; None for a
-  SavedModel outside a training model_dir (such as released weights)."""
+  """The training model_dir of a model path (itself, or above export/saved_model), or None
+  (a SavedModel outside one, such as released weights)."""
   path = io.absolute(os.fspath(path))
   if io.exists(os.path.join(path, CONFIG_FILE)):
     return path
@@ -351,14 +294,8 @@ def training_model_dir(path: str) -> str | None:
 
 
 def training_config(path: str) -> dict:
-  """The config.json of the training run a model path belongs to, as a dict ({} for a
-  SavedModel outside a training model_dir): its "data" section names the dataset, classes and
-  class names the network was pretrained on, "objective" and "train" its loss and seed.
-  Read through the one run-directory reader, official.core.config.read_run_config.
-
-  Raises:
-    ValueError: config.json is not a valid experiment config (one line naming the file).
-  """
+  """The config.json (config.read_run_config) of a model path's training run as a dict, {}
+  outside one; ValueError when it is not a valid experiment config."""
   model_dir = training_model_dir(path)
   if model_dir is None:
     return {}
@@ -366,13 +303,8 @@ def training_config(path: str) -> dict:
 
 
 def resolve(path: str, endpoints: Sequence[str] = ()) -> tuple[EndpointModel, str | None]:
-  """A model path (a training model_dir, its export/saved_model, or any SavedModel with named
-  endpoints) -> (the network, its training model_dir or None), checked to have `endpoints`.
-
-  Raises:
-    FileNotFoundError: the path does not exist.
-    ValueError: it holds no model, or the model lacks one of `endpoints`.
-  """
+  """A model path -> (the network, its training model_dir or None), checked to have
+  `endpoints`; FileNotFoundError / ValueError when there is no such model."""
   model = load(path)
   missing = [e for e in endpoints if e not in model.endpoint_names]
   if missing:

@@ -1,39 +1,15 @@
 """ResNet v1 with the named endpoints of the study (docs/protocol.md §2), in `keras.layers` only.
 
-The network is the released ResNet-50 v1 (He et al. 2016, as in the TPU reference model):
+The released ResNet-50 v1 (He et al. 2016, as in the TPU reference model), as docs/protocol.md
+§2 describes it. Two details of the released code: the stride of a group sits on its first
+block's 3x3 convolution, which alone has a projection shortcut (also in group 1, where a
+basic block keeps 64 channels); and strided convolutions zero-pad by (k - 1) // 2 before and
+k - 1 - (k - 1) // 2 after, then run "valid", so the padding does not depend on the input size.
 
-- stem: 7x7/2 convolution, batch norm, ReLU, 3x3/2 max-pool ("same" padding);
-- four groups of residual blocks with 64, 128, 256, 512 base filters; bottleneck blocks
-  (1x1, 3x3, 1x1 with 4x the filters) for depth >= 50, basic blocks (3x3, 3x3) for 18 and 34;
-  the stride of a group sits on its first block's 3x3 convolution, and that block has a
-  projection shortcut (1x1 convolution + batch norm), the others an identity shortcut (as
-  released, also the first block of group 1, where a basic block keeps 64 channels);
-- every strided convolution uses "fixed" padding: the input is zero-padded by
-  (k - 1) // 2 before and k - 1 - (k - 1) // 2 after in each spatial dimension, then the
-  convolution runs with "valid" padding, so the padding depends only on the kernel size and
-  not on the input size; stride-1 convolutions use "same" padding;
-- batch norm with momentum 0.9 and epsilon 1e-5 after every convolution; the last batch norm
-  of each residual block starts with gamma = 0, so every block starts as its shortcut;
-- global average pool (endpoint `final_avg_pool`), then the objective's penultimate
-  transform, head and output transform (official.losses.Objective).
-
-Convolutions have no bias. Their kernels are drawn from the released initialiser,
-`tf.compat.v1.variance_scaling_initializer()`: variance scaling with scale 1.0 over fan-in
-from a truncated normal, i.e. std = sqrt(1 / fan_in) before truncation (LeCun normal; He
-normal would use scale 2.0).
-
-Knobs shrink the network for small images on a CPU: `width_multiplier` scales every filter
-count, `block_counts` sets the blocks per group, and `small_input_stem` replaces the stem by a
-3x3 convolution without max-pool (stride 1 for 32x32 images, as in CIFAR ResNets; with
-`small_input_stem_stride=2` every feature map is halved, about 4x fewer operations).
-
-The model's output is a dict of every endpoint, so any layer of the study is reachable
-without rebuilding the model:
-  block1 ... blockN  output of each residual block after the addition and ReLU, [B, h, w, c]
-  final_avg_pool     global average of the last block, [B, D] (D = 2048 for ResNet-50), taken
-                     BEFORE the objective's penultimate transform (e.g. dropout)
-  final_layer        the head's raw output z, [B, K]; the loss is applied to it
-  outputs            the logits used for prediction, [B, K] (after normalisation/scaling)
+The model's output is a dict of every endpoint (block1 ... blockN, final_avg_pool taken
+BEFORE the objective's penultimate transform such as dropout, final_layer z, outputs), so any
+layer of the study is reachable without rebuilding the model. `ResNetConfig`'s knobs shrink
+the network for small images on a CPU.
 """
 
 import dataclasses
@@ -69,16 +45,14 @@ class ResNetConfig:
 
   Attributes:
     depth: 18 or 34 (basic blocks), 50, 101 or 152 (bottleneck blocks).
-    width_multiplier: scales the filters of every convolution (1.0 = the paper's network);
-      each count is rounded to the nearest integer, at least 1.
-    small_input_stem: if True, the stem is a 3x3 convolution without max-pool (for 32x32
-      images); if False, the 7x7/2 convolution + 3x3/2 max-pool of the paper.
-    small_input_stem_stride: stride of that 3x3 convolution, 1 or 2 (2 halves every
-      feature map of the network, for about 4x fewer operations).
+    width_multiplier: scales every filter count (rounded, at least 1).
+    small_input_stem: a 3x3 stem convolution without max-pool (for 32x32 images) instead of
+      the paper's 7x7/2 convolution + 3x3/2 max-pool.
+    small_input_stem_stride: its stride, 1 or 2 (2 halves every feature map: ~4x cheaper).
     bn_momentum: batch-norm moving-average momentum (moving = m * moving + (1 - m) * batch).
     bn_epsilon: batch-norm epsilon.
-    block_counts: blocks in each of the four groups, overriding the depth's counts (the
-      block type still follows `depth`), e.g. (1, 1, 1, 1) with depth 18 is a ResNet-10.
+    block_counts: blocks per group, overriding the depth's (the block type still follows
+      `depth`): (1, 1, 1, 1) with depth 18 is a ResNet-10.
   """
   depth: int = 50
   width_multiplier: float = 1.0
@@ -204,18 +178,8 @@ def build_model(config: ResNetConfig, num_classes: int, objective,
                 name: str = "resnet") -> keras.Model:
   """Builds the functional ResNet whose output is the dict of endpoints.
 
-  Args:
-    config: the architecture.
-    num_classes: K, the number of outputs of the head.
-    objective: an official.losses.Objective; its `penultimate()` layer (e.g. dropout) is
-      applied to `final_avg_pool`, its `head(num_classes)` gives `final_layer` and its
-      `outputs()` gives `outputs`.
-    input_shape: (H, W, 3) of the normalised float images.
-    name: the model's name.
-
-  Returns:
-    A keras.Model mapping images [B, H, W, 3] to {"block1", ..., "blockN", "final_avg_pool",
-    "final_layer", "outputs"} (see the module docstring for shapes).
+  The official.losses.Objective supplies the layers after `final_avg_pool`: its
+  `penultimate()` (e.g. dropout), `head(num_classes)` (-> final_layer) and `outputs()`.
   """
   if not isinstance(num_classes, int) or num_classes < 1:
     raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
@@ -224,15 +188,11 @@ def build_model(config: ResNetConfig, num_classes: int, objective,
     raise ValueError(f"input_shape={input_shape!r} must be (H, W, 3)")
 
   images = keras.Input(shape=input_shape, name="images")
-  if config.small_input_stem:
-    x = _conv(images, config.filters(STEM_FILTERS), 3, config.small_input_stem_stride,
-              "stem_conv")
-    x = _batch_norm(x, config, "stem_bn")
-    x = keras.layers.ReLU(name="stem_relu")(x)
-  else:
-    x = _conv(images, config.filters(STEM_FILTERS), 7, 2, "stem_conv")
-    x = _batch_norm(x, config, "stem_bn")
-    x = keras.layers.ReLU(name="stem_relu")(x)
+  kernel, stride = (3, config.small_input_stem_stride) if config.small_input_stem else (7, 2)
+  x = _conv(images, config.filters(STEM_FILTERS), kernel, stride, "stem_conv")
+  x = _batch_norm(x, config, "stem_bn")
+  x = keras.layers.ReLU(name="stem_relu")(x)
+  if not config.small_input_stem:
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
 
   endpoints = {}
