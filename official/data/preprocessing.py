@@ -1,28 +1,10 @@
-"""Image preprocessing of the study: pretraining, fixed features and fine-tuning.
+"""Image preprocessing of pretraining, fixed features and fine-tuning (docs/protocol.md §3-§5).
 
-Sources of every constant: docs/protocol.md §3 (pretraining), §4 (fixed features), §5
-(fine-tuning).
-
-Every function maps one image with pixel values in [0, 255] (uint8, or any real dtype on that
-scale), of shape [H, W, C] with C in {1, 2, 3, 4} (grey, grey+alpha, RGB, RGBA; alpha is
-dropped, grey is replicated) or [H, W], to a float32 [image_size, image_size, 3] tensor
-scaled to [0, 1] and normalised per channel with MEAN_RGB / STDDEV_RGB:
-
-  preprocess_for_train    random "inception" crop covering 8%-100% of the area with aspect
-                          ratio 3/4-4/3 (min_object_covered 0.1, up to 100 attempts), bicubic
-                          resize, random horizontal flip (released ImageNet training).
-  preprocess_for_eval     centre crop of 87.5% of the shorter side, bicubic resize (released
-                          ImageNet evaluation).
-  preprocess_for_transfer shorter side resized to image_size (bicubic), centre crop; no
-                          augmentation (features for the linear probe and kNN,
-                          docs/protocol.md §4).
-  preprocess_for_finetune_eval
-                          shorter side resized to image_size * 256 / 224, centre crop (test
-                          images of fine-tuning, docs/protocol.md §5).
-
-The same functions serve the 32x32 demo images (image_size=32). Random operations are
-stateless when `seed` (shape [2] integers) is given, so a pipeline reproduces the same
-augmentation for the same seed whatever its parallelism.
+Every function maps one image with pixel values in [0, 255] (any real dtype), [H, W] or
+[H, W, C] with C in {1, 2, 3, 4} (grey replicated, alpha dropped), to a float32
+[image_size, image_size, 3] tensor normalised per channel with MEAN_RGB / STDDEV_RGB. Random
+operations are stateless when `seed` (shape [2] integers) is given, so a pipeline reproduces
+the same augmentation for the same seed whatever its parallelism.
 """
 
 from typing import Optional, Sequence, Tuple
@@ -94,6 +76,16 @@ def _centre_crop(image: tf.Tensor, crop_height, crop_width) -> tf.Tensor:
                                        crop_width)
 
 
+def _centre_crop_side(shape: tf.Tensor, fraction: float) -> tf.Tensor:
+  """The side of a centre crop of `fraction` of the shorter side (at least 1)."""
+  side = tf.cast(fraction * tf.cast(tf.minimum(shape[0], shape[1]), tf.float32), tf.int32)
+  return tf.maximum(side, 1)
+
+
+def _finish(image: tf.Tensor, image_size: int) -> tf.Tensor:
+  return normalize(tf.ensure_shape(image, [image_size, image_size, 3]))
+
+
 def _check_size(image_size: int) -> int:
   if int(image_size) != image_size or image_size < 1:
     raise ValueError(f"image_size: {image_size!r}; valid is a positive integer")
@@ -134,9 +126,7 @@ def random_crop_box(image_shape: tf.Tensor, *, seed: Optional[tf.Tensor] = None,
         image_shape, seed=seed, **kwargs)
   height, width = image_shape[0], image_shape[1]
   whole_image = tf.logical_and(tf.equal(size[0], height), tf.equal(size[1], width))
-  crop = tf.cast(EVAL_CROP_FRACTION * tf.cast(tf.minimum(height, width), tf.float32),
-                 tf.int32)
-  crop = tf.maximum(crop, 1)
+  crop = _centre_crop_side(image_shape, EVAL_CROP_FRACTION)
   centre_begin = tf.stack([(height - crop + 1) // 2, (width - crop + 1) // 2, 0])
   centre_size = tf.stack([crop, crop, -1])
   begin = tf.where(whole_image, centre_begin, begin)
@@ -148,16 +138,8 @@ def preprocess_for_train(image: tf.Tensor, image_size: int, *,
                          seed: Optional[tf.Tensor] = None,
                          area_range: Sequence[float] = AREA_RANGE,
                          flip: bool = True) -> tf.Tensor:
-  """Released ImageNet training augmentation (docs/protocol.md §3) -> float32 [S, S, 3] normalised.
-
-  Args:
-    image: [H, W, C] pixels in [0, 255].
-    image_size: output side S.
-    seed: optional shape-[2] integer seed; with it the crop and the flip are stateless
-      (same seed, same output), without it they use the global random state.
-    area_range: fraction of the image area the crop covers (released: 8%-100%).
-    flip: whether to flip horizontally with probability 1/2.
-  """
+  """Released ImageNet training augmentation (docs/protocol.md §3): inception crop of
+  `area_range` of the area, bicubic resize to S = `image_size`, random flip if `flip`."""
   image_size = _check_size(image_size)
   image = _prepare(image)
   if seed is not None:
@@ -173,8 +155,7 @@ def preprocess_for_train(image: tf.Tensor, image_size: int, *,
       image = tf.image.random_flip_left_right(image)
     else:
       image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-  image = tf.ensure_shape(image, [image_size, image_size, 3])
-  return normalize(image)
+  return _finish(image, image_size)
 
 
 def preprocess_for_eval(image: tf.Tensor, image_size: int,
@@ -185,37 +166,29 @@ def preprocess_for_eval(image: tf.Tensor, image_size: int,
   if not 0.0 < crop_fraction <= 1.0:
     raise ValueError(f"crop_fraction: {crop_fraction!r}; valid is in (0, 1]")
   image = _prepare(image)
-  shape = tf.shape(image)
-  crop = tf.cast(crop_fraction * tf.cast(tf.minimum(shape[0], shape[1]), tf.float32),
-                 tf.int32)
-  crop = tf.maximum(crop, 1)
+  crop = _centre_crop_side(tf.shape(image), crop_fraction)
   image = _centre_crop(image, crop, crop)
-  image = _resize_bicubic(image, image_size, image_size)
-  image = tf.ensure_shape(image, [image_size, image_size, 3])
-  return normalize(image)
+  return _finish(_resize_bicubic(image, image_size, image_size), image_size)
 
 
 def preprocess_for_transfer(image: tf.Tensor, image_size: int) -> tf.Tensor:
   """Fixed-feature transfer (docs/protocol.md §4): shorter side -> S (bicubic), centre crop [S, S];
   float32 [S, S, 3] normalised, no augmentation."""
-  image_size = _check_size(image_size)
-  image = _prepare(image)
-  image = _resize_shorter_side(image, image_size)
-  image = _centre_crop(image, image_size, image_size)
-  image = tf.ensure_shape(image, [image_size, image_size, 3])
-  return normalize(image)
+  return _resize_and_centre_crop(image, image_size, 1.0)
 
 
 def preprocess_for_finetune_eval(image: tf.Tensor, image_size: int) -> tf.Tensor:
   """Fine-tuning test images (docs/protocol.md §5): shorter side -> round(S * 256 / 224) (bicubic),
   centre crop [S, S]; float32 [S, S, 3] normalised."""
+  return _resize_and_centre_crop(image, image_size, FINETUNE_EVAL_RESIZE_RATIO)
+
+
+def _resize_and_centre_crop(image: tf.Tensor, image_size: int, ratio: float) -> tf.Tensor:
+  """Shorter side -> round(S * ratio) (bicubic), then the centre [S, S]."""
   image_size = _check_size(image_size)
-  image = _prepare(image)
-  resize = max(image_size, int(round(image_size * FINETUNE_EVAL_RESIZE_RATIO)))
-  image = _resize_shorter_side(image, resize)
-  image = _centre_crop(image, image_size, image_size)
-  image = tf.ensure_shape(image, [image_size, image_size, 3])
-  return normalize(image)
+  resize = max(image_size, int(round(image_size * ratio)))
+  image = _resize_shorter_side(_prepare(image), resize)
+  return _finish(_centre_crop(image, image_size, image_size), image_size)
 
 
 def preprocess(image: tf.Tensor, image_size: int, mode: str, *,
