@@ -1,29 +1,14 @@
 r"""What a pretraining run and a whole study cost, at the demo, middle and paper scales.
 
-Three ingredients, each printed with where it comes from:
-
-  multiply-adds  counted here, analytically, from the built Keras networks
-                 (`multiply_adds`: every convolution's output positions x kernel size x input
-                 channels, every dense kernel's size; batch norm, ReLU, pooling and additions,
-                 under 1% of a ResNet's, are left out): the project's ResNet-50 at 224 px and
-                 each middle-scale preset's network at its resolution;
-  throughput     PUBLISHED, not measured here: NVIDIA DeepLearningExamples, TensorFlow
-                 ResNet-50 v1.5 README ("Training performance results", TF 20.06 container,
-                 mixed precision + XLA, batch 256 per GPU, images/s averaged over an epoch):
-                 one A100 40GB 2,375 images/s, eight 17,400; one V100 16GB 1,270, eight 9,510;
-  scaling        a network's accelerator throughput = the published ResNet-50 figure x
-                 (ResNet-50's multiply-adds / the network's); evaluation passes cost a third
-                 of a training step per image (forward only).
-
-FLOP scaling is optimistic for 32x32 images: small convolutions keep an accelerator less
-busy than 224 px ones and the input pipeline must deliver ~10x more images per second, so
-treat the middle-scale hours as a lower bound (budget up to 2x). It also measures the middle
-preset's network on this machine's CPU (a few training steps of official.training.Trainer
-on a synthetic batch, as benchmarks/train_benchmark.py), to set against what a CPU can do.
-
-Runs of a study are independent, so 8 GPUs train 8 runs at once: a study's wall time on 8
-GPUs is ceil(runs / 8) rounds of one run on one GPU each (the published 8-GPU figure is used
-for the paper's runs, which the paper trains data-parallel).
+A network's accelerator throughput is the PUBLISHED ResNet-50 training throughput (NVIDIA
+DeepLearningExamples, TensorFlow ResNet-50 v1.5 README, TF 20.06, mixed precision + XLA, batch
+256 per GPU; `PUBLISHED`) scaled by ResNet-50's multiply-adds over the network's, both counted
+here (`multiply_adds`; batch norm, ReLU, pooling and additions, under 1%, left out); an
+evaluation image costs a third of a training image. FLOP scaling is optimistic for 32x32
+images (small convolutions keep an accelerator less busy, the input pipeline must deliver
+~10x more images/s): budget up to 2x. Runs are independent, so 8 GPUs train 8 at once
+(the paper's runs use the published 8-GPU figure: data-parallel). The middle preset's
+network is also timed on this CPU (official.training.Trainer on a synthetic batch).
 
   python -m benchmarks.study_cost                      # the table, A100, CPU measurement
   python -m benchmarks.study_cost --gpu=v100 --measure_steps=0
@@ -58,17 +43,12 @@ PUBLISHED = {
 }
 IMAGENET_TRAIN = 1_281_167  # images of TFDS imagenet2012 / imagenet_resized "train"
 IMAGENET_VALIDATION = 50_000
-CIFAR_TRAIN = 50_000  # cifar10 and cifar100 alike
 EVAL_COST = 1 / 3  # an evaluation image costs a third of a training image (forward only)
 
 
 def multiply_adds(model: keras.Model) -> int:
-  """Multiply-adds of one forward pass of one image through `model` (a functional model).
-
-  Convolutions: output height x width x prod(kernel shape) (kernel [kh, kw, c_in, c_out]);
-  depthwise kernels likewise; any other layer with a 2-D kernel (dense heads) prod(kernel
-  shape). Nested functional models are entered.
-  """
+  """Multiply-adds of one image through a functional `model`: per convolution output
+  positions x prod(kernel shape), per other 2-D kernel (dense) its size; nested models too."""
   total = 0
   for layer in model.layers:
     if isinstance(layer, keras.Model):

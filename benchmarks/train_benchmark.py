@@ -1,29 +1,15 @@
 r"""Training throughput: this project's train step against Keras' ResNet-50 and model.fit.
 
-Both train a ResNet-50 v1 (bottleneck blocks [3, 4, 6, 3], 7x7/2 stem + max-pool, batch norm)
-with softmax cross-entropy and SGD + Nesterov momentum on the same synthetic float32 batch, on
-this machine, in the same process:
-
-  baseline  keras.applications.ResNet50(weights=None) compiled with SGD(nesterov=True) and
-            sparse categorical cross-entropy, trained with model.fit (Keras' default: one
-            step per call of the compiled function);
-  recipe    the same with Keras' own weight decay and weight averaging
-            (SGD(weight_decay=8e-5, use_ema=True)): the work per step of the paper's recipe
-            done the Keras way (for reference);
-  project   official.training.trainer.Trainer: official.modeling ResNet-50 with the softmax
-            objective, weight decay over every kernel, the EMA update of all weights and the
-            finiteness check, `train.steps_per_loop` steps per call of the compiled loop.
-
-The project's network follows the released ResNet-50 (stride on the 3x3 convolution of a
-bottleneck, no convolution biases), a few percent more multiply-adds than Keras' (stride on
-the first 1x1 convolution), and its step does the weight decay and EMA the baseline leaves
-out.
+All sides train a ResNet-50 v1 with softmax cross-entropy and SGD + Nesterov momentum on one
+synthetic float32 batch in one process: "baseline" keras.applications.ResNet50 with
+model.fit; "recipe" the same with Keras' weight decay and EMA (for reference); "project"
+official.training.trainer.Trainer, whose released network has a few percent more
+multiply-adds (stride on the 3x3 convolution) and whose step also does weight decay and EMA.
 
 The sides alternate in rounds after warm-up steps; each side's throughput is its median round,
-in images per second of wall time and, because the machine may be shared, per CPU-second of
-this process. The decision uses the median over rounds of the wall-time ratio project /
-baseline of the same round (adjacent in time, so under the same load from other processes);
-exits with status 1 when it is below --min_ratio (status 2 for bad flags).
+per wall-second and per CPU-second of this process (the machine may be shared). The verdict
+is the median of the rounds' wall-time ratios project / baseline (adjacent rounds share the
+load of other processes): exit status 1 below --min_ratio (2 for bad flags).
 
   python -m benchmarks.train_benchmark
   python -m benchmarks.train_benchmark --image_size=96 --batch_size=32 --steps=6

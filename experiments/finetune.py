@@ -8,9 +8,8 @@ r"""Fine-tunes a pretrained network on transfer datasets (paper Table 2, docs/pr
   python -m experiments.finetune --preset=paper --model=gs://.../softmax/seed0 \
       --datasets=cifar10,pets --data_dir=gs://... --strategy=tpu --tpu=my-tpu
 
-For every dataset the grid of learning rates x weight decays is trained on train and scored on
-validation, the best setting is retrained on train + validation and scored on test
-(official.evaluation.finetune). Each dataset's grid points, checkpoints and TensorBoard logs go
+For every dataset, the grid search of docs/protocol.md §5 (official.evaluation.finetune).
+Each dataset's grid points, checkpoints and TensorBoard logs go
 to <output_dir>/<dataset>/ and its result to <output_dir>/<dataset>.json (default output_dir:
 <model>/finetune). Rerunning the same command skips finished grid points and resumes an
 unfinished one from its latest checkpoint; SIGTERM saves a checkpoint of the grid point being
@@ -59,26 +58,12 @@ _SEED = flags.DEFINE_integer("seed", None, "Seed of the head's initialisation an
 # --help lists --data_dir, --strategy and --tpu with this binary's own flags.
 flags.adopt_module_key_flags(common_flags)
 
-def _floats(flag: str, values) -> tuple:
-  if values is None:
-    return None
-  parsed = []
-  for value in values:
-    text = value.strip().lower()
-    try:
-      parsed.append(0.0 if (text == "none" and flag == "weight_decays") else float(text))
-    except ValueError:
-      raise cli.UsageError(f"--{flag}: {value!r} is not a number; expected comma-separated "
-                           "numbers") from None
-  return tuple(parsed)
-
-
 def overrides() -> dict:
   """The finetune section's fields set by flags (official.core.config.FinetuneConfig)."""
   return {k: v for k, v in {
       "steps": _STEPS.value, "batch_size": _BATCH_SIZE.value, "seed": _SEED.value,
-      "learning_rates": _floats("learning_rates", _LEARNING_RATES.value),
-      "weight_decays": _floats("weight_decays", _WEIGHT_DECAYS.value),
+      "learning_rates": common_flags.parse_floats("learning_rates", _LEARNING_RATES.value),
+      "weight_decays": common_flags.parse_floats("weight_decays", _WEIGHT_DECAYS.value, 0.0),
   }.items() if v is not None}
 
 

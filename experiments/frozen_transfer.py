@@ -12,7 +12,7 @@ features of every dataset); bad input ends it with `error: <one line>` and statu
 """
 
 import os
-from typing import Optional, Sequence
+from typing import Sequence
 
 from absl import flags
 
@@ -66,20 +66,6 @@ def begin(argv: Sequence[str]) -> None:
 def given(flag: str) -> bool:
   """Whether a flag was set (on the command line or by a test), not left at its default."""
   return not flags.FLAGS[flag].using_default_value
-
-
-def parse_floats(flag: str, values: Optional[Sequence[str]]) -> Optional[tuple]:
-  """Comma-separated numbers of a list flag; None when the flag is unset."""
-  if values is None:
-    return None
-  parsed = []
-  for value in values:
-    try:
-      parsed.append(float(value.strip()))
-    except ValueError:
-      raise cli.UsageError(f"--{flag}: {value!r} is not a number; expected comma-separated "
-                           "numbers, e.g. 1e-4,1e-2,1") from None
-  return tuple(parsed)
 
 
 def output_dirs() -> tuple:

@@ -6,12 +6,8 @@ r"""k-nearest-neighbour transfer with fixed features (paper Table 1 "kNN", docs/
   bazel run //experiments:knn -- --model=/models/softmax/seed0 \
       --datasets=food101,cifar10,cifar100,sun397,cars196,pets,flowers --data_dir=/tfds
 
-For every dataset: penultimate (`final_avg_pool`) features of its train, validation and test
-splits (transfer preprocessing; cached and shared with experiments/linear_probe, see
-official/evaluation/transfer.py); k in 1..--k_max chosen by leave-one-out on train +
-validation by the dataset's metric, then test scored by a vote of the k nearest of
-train + validation (official.evaluation.evaluators.KNN; cosine similarity of L2-normalised
-features by default, an assumed convention). Results:
+For every dataset, kNN as docs/protocol.md §4 says on the penultimate features (cached and
+shared with experiments/linear_probe; official.evaluation.evaluators.KNN). Results:
 
   <output_dir>/knn/<dataset>.json   chosen k, leave-one-out score of every k, test score,
                                     class names, timings, model path

@@ -7,28 +7,20 @@ r"""Linear transfer with fixed features (paper Table 1 "Linear", docs/protocol.m
       --datasets=food101,cifar10,cifar100,sun397,cars196,pets,flowers --data_dir=/tfds
   python -m experiments.linear_probe --model=runs/demo/softmax-seed0 --relearn_head
 
-For every dataset: penultimate (`final_avg_pool`) features of its train, validation and test
-splits (transfer preprocessing; cached, see official/evaluation/transfer.py), multinomial
-logistic regression with an L2 penalty chosen on validation (the dataset's own validation
-split, or its holdout of train), refitted on train + validation and scored on test with the
-dataset's metric (official.evaluation.evaluators.LinearProbe). Results:
+For every dataset, the probe of docs/protocol.md §4 on cached penultimate features
+(official.evaluation.evaluators.LinearProbe). Results:
 
   <output_dir>/linear_probe/<dataset>.json   chosen l2, validation and test scores, every
                                              penalty tried, class names, timings, model path
-  <output_dir>/tensorboard/linear_probe/     scalars "<dataset>/test_<metric>" and
-                                             "<dataset>/log10_l2" (step 0), and
-                                             "<dataset>/validation_<metric>" against the
-                                             penalty, step = round(1000 * log10(l2))
-                                             (TensorBoard steps are integers)
+  <output_dir>/tensorboard/linear_probe/     "<dataset>/test_<metric>", "<dataset>/log10_l2"
+                                             and "<dataset>/validation_<metric>" at step
+                                             round(1000 * log10(l2))
 
---relearn_head instead compares, on the pretraining dataset's evaluation split (default: the
-"data" section of <model_dir>/config.json), the network's own head with a linear head
-relearned on the split less --relearn_test_per_class examples of each class, both scored on
-those (paper
-Figure 6, official.evaluation.relearn_head); results go to
-<output_dir>/relearn_head/<dataset>.json and <output_dir>/tensorboard/relearn_head/. A dataset
-whose class names differ from those config.json records (data.class_names) is refused: the
-head's outputs would be scored against other labels.
+--relearn_head instead compares, on the pretraining dataset's evaluation split (default: from
+<model_dir>/config.json), the network's own head with a linear head relearned on the split
+less --relearn_test_per_class examples of each class, both scored on those (paper Figure 6);
+results go to <output_dir>/relearn_head/. A dataset whose class names differ from those of
+config.json is refused: the head would be scored against other labels.
 """
 
 from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
@@ -74,7 +66,7 @@ _RELEARN_ONLY = ("relearn_test_per_class", "pretrain_dataset", "pretrain_split",
 
 
 def _l2_grid() -> tuple:
-  grid = ft.parse_floats("l2_grid", _L2_GRID.value)
+  grid = common_flags.parse_floats("l2_grid", _L2_GRID.value)
   if grid is None:
     return tuple(linear_probe.DEFAULT_L2_GRID)
   if not grid or not all(math.isfinite(v) and v > 0 for v in grid):

@@ -19,12 +19,10 @@ repeat=True it may cross epoch boundaries). Images stay encoded until after the 
 the slot selection, so the shuffle buffer holds bytes and each pipeline decodes only its own
 examples.
 
-Cost: every pipeline reads, and shuffles, the encoded bytes of the whole split each epoch
-(it decodes only its 1/P). This is negligible for the demo and transfer datasets, and matters
-at the paper's scale: ImageNet's training split is about 140 GB encoded, so each worker reads
-about 140 GB per epoch instead of 140 GB / P, which the storage must sustain (P times the
-single-device read rate in total). The study accepts it: its results, checkpoints and exported
-networks then do not depend on how many workers trained them.
+Cost: every pipeline reads and shuffles the encoded bytes of the whole split each epoch (it
+decodes only its 1/P): at the paper's scale each worker reads ImageNet's ~140 GB per epoch
+instead of 140 GB / P. The study accepts it so that its results do not depend on how many
+workers trained them.
 
 The shuffle goes through tf.data.Dataset.shuffle, whose order also depends on TensorFlow's
 global seed (tf.random.set_seed / keras.utils.set_random_seed): fix it too for
@@ -75,21 +73,18 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
     info: from datasets.get.
     split_name: one of datasets.SPLIT_NAMES.
     training: shuffle (per epoch, seeded) when True; keep the stored order otherwise.
-    batch_size: global batch size B; with input_context each pipeline yields its slots of
-      every global batch in batches of input_context.get_per_replica_batch_size(B).
+    batch_size: global batch size B (per pipeline: its slots, in per-replica batches).
     image_size: S, default info.image_size.
     seed: seed of the shuffle and of the augmentation.
-    input_context: from tf.distribute (distribute_datasets_from_function); pipeline p of P
-      keeps slots [p*B/P, (p+1)*B/P) of every global batch (module docstring).
-    preprocess: one of preprocessing.PREPROCESS_MODES; default "train" when training else
-      "eval".
+    input_context: from tf.distribute (distribute_datasets_from_function).
+    preprocess: one of preprocessing.PREPROCESS_MODES; default "train" if training else "eval".
     drop_remainder: drop the last, partial global batch; default `training`.
     repeat: an endless stream of epochs epoch, epoch + 1, ... (batches may straddle epochs).
     epoch: first epoch of the stream (re-seeds shuffle and augmentation).
     skip_batches: batches of this pipeline's stream to skip (resumption), cheaply.
     data_dir: TFDS data directory.
     shuffle_buffer: shuffle buffer size (examples).
-    area_range: area fraction of the training crop (released 8%-100%).
+    area_range: area fraction of the training crop.
   """
   if preprocess is None:
     preprocess = "train" if training else "eval"

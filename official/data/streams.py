@@ -1,10 +1,5 @@
-"""Training streams: splits sliced to their first N examples, resumable distributed epochs.
-
-  first_examples     a split limited to its first N stored examples (absolute TFDS slices);
-  distributed_epoch  epoch e of a training split, distributed, without its first k batches
-                     (pretraining and fine-tuning resume mid-epoch through it);
-  PretrainingData    the `data` section of an ExperimentConfig (official.core.config) as the
-                     pretraining and evaluation streams.
+"""Training streams: splits cut to their first N examples (`first_examples`), resumable
+distributed epochs (`distributed_epoch`) and an ExperimentConfig's data (`PretrainingData`).
 """
 
 import dataclasses
@@ -21,12 +16,8 @@ _SPLIT_FIELDS = {"train": "train_split", "validation": "validation_split",
 
 
 def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional[str] = None):
-  """`info` whose split `split_name` keeps only its first `num` stored examples.
-
-  The TFDS split spec is rewritten as absolute slices ("train[:90%]" -> "train[0:2048]"), so
-  the data pipeline reads only those examples. With a class subset, the examples are the
-  first `num` of the split before the classes are filtered.
-  """
+  """`info` whose split `split_name` keeps only its first `num` stored examples (before any
+  class filter), as absolute slices ("train[:90%]" -> "train[0:2048]") read alone."""
   if num is None:
     return info
   splits = datasets.split_infos(info, data_dir=data_dir)  # prepares a TFDS dataset
@@ -45,10 +36,8 @@ def distributed_epoch(strategy: tf.distribute.Strategy, info, split: str, *, bat
                       image_size: int, seed: int, epoch: int, skip_steps: int,
                       steps_per_epoch: int, preprocess: str, data_dir: Optional[str],
                       **build_args) -> tf.distribute.DistributedDataset:
-  """Epoch `epoch` of `split` (official.data.input_pipeline, training mode: order and
-  augmentation a function of (seed, epoch) only) without its first `skip_steps` global
-  batches, distributed by `strategy`; `steps_per_epoch - skip_steps` global batches, the same
-  ones whatever the number of workers and replicas."""
+  """Epoch `epoch` of `split` (input_pipeline's training stream) without its first
+  `skip_steps` global batches, distributed: the same batches whatever the replicas."""
 
   def dataset_fn(context: tf.distribute.InputContext):
     # Each pipeline yields its slots of every global batch as per-replica batches, one for each
@@ -65,14 +54,8 @@ def distributed_epoch(strategy: tf.distribute.Strategy, info, split: str, *, bat
 
 @dataclasses.dataclass
 class PretrainingData:
-  """The training and evaluation streams of an ExperimentConfig.
-
-  Attributes:
-    info: the dataset (official.data.datasets.DatasetInfo), its splits limited to
-      `data.train_examples` / `data.eval_examples` when these are set.
-    num_train_examples: examples per epoch.
-    steps_per_epoch: num_train_examples // global batch (the remainder is dropped).
-  """
+  """The training and evaluation streams of an ExperimentConfig; `info`'s splits are cut to
+  `data.train_examples` / `data.eval_examples`; the remainder of an epoch is dropped."""
   config: Any
   info: Any
   num_train_examples: int
@@ -93,11 +76,7 @@ class PretrainingData:
     return cls(config, info, num, steps)
 
   def train_dataset(self, strategy: tf.distribute.Strategy, epoch: int, skip_steps: int = 0):
-    """Epoch `epoch` as a distributed dataset, without its first `skip_steps` global batches.
-
-    The order and augmentation of an epoch depend only on (train.seed, epoch)
-    (official.data.input_pipeline), so a resumed epoch continues the same stream.
-    """
+    """Epoch `epoch`, distributed, without its first `skip_steps` global batches."""
     data, train = self.config.data, self.config.train
     return distributed_epoch(
         strategy, self.info, data.train_split, batch_size=train.batch_size,

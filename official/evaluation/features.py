@@ -1,11 +1,9 @@
 """Activations of a pretrained network on a dataset, streamed in batches and cached on disk.
 
-Transfer with fixed features (paper §3.1, docs/protocol.md §4) uses the penultimate `final_avg_pool`
-features, with the transfer preprocessing (shorter side resized, centre crop, no
-augmentation). Arrays are cached under `cache_dir` (any tf.io.gfile path), one `.npz` per
-model fingerprint, dataset, split, endpoints and preprocessing, each written atomically, so a
-second probe on the same model and dataset reads them instead of recomputing; this is the one
-feature cache of the study and of the transfer binaries (<model_dir>/transfer/features).
+Transfer with fixed features (docs/protocol.md §4) reads `final_avg_pool`. Arrays are cached
+under `cache_dir` (any tf.io.gfile path), one `.npz` per model fingerprint, dataset, split,
+endpoints and preprocessing, written atomically: the one feature cache of the study and of
+the transfer binaries (<model_dir>/transfer/features).
 """
 
 import hashlib
@@ -74,20 +72,9 @@ def iterate(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
             preprocess: str = "transfer", max_examples: Optional[int] = None,
             strategy: Optional[tf.distribute.Strategy] = None,
             progress: bool = True) -> Iterator[tuple[dict, np.ndarray]]:
-  """Yields `({endpoint: array [b, ...]}, labels [b])` batch by batch, in dataset order.
-
-  Args:
-    model: an `official.modeling.pretrained.EndpointModel`.
-    info: the dataset (`official.data.datasets.DatasetInfo`).
-    split: "train", "validation", "test" or "train_full".
-    endpoints: which named endpoints to return.
-    batch_size: global batch size (split across replicas under `strategy`).
-    data_dir: TFDS data directory.
-    preprocess: "transfer" (docs/protocol.md §4), "eval" (ImageNet centre crop) or "finetune_eval".
-    max_examples: stop after this many examples (the first ones of the split).
-    strategy: a `tf.distribute.Strategy` to spread batches over replicas.
-    progress: show a progress bar on stderr.
-  """
+  """Yields `({endpoint: array [b, ...]}, labels [b])` of an EndpointModel batch by batch,
+  in dataset order: the first `max_examples` of `split`, preprocessed by `preprocess`, in
+  global batches spread over the replicas of `strategy`; `progress`: a bar on stderr."""
   missing = [e for e in endpoints if e not in model.endpoint_names]
   if missing:
     raise ValueError(f"model {_model_path(model)!r} has no endpoint(s) "
@@ -135,9 +122,8 @@ def iterate(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
 
 def cache_path(cache_dir: str, model, info, split: str, *,
                endpoints: Sequence[str] = (PENULTIMATE,), **kwargs) -> str:
-  """The cache file of a split's activations: <cache_dir>/<dataset>-<split>-<key>.npz, the key
-  a hash of the model fingerprint, the dataset and its classes, the split, the endpoints, the
-  preprocessing, max_examples and the image size (`kwargs` as for `iterate`)."""
+  """<cache_dir>/<dataset>-<split>-<key>.npz, the key a hash of everything the activations
+  depend on (`kwargs` as for `iterate`)."""
   description = {
       "model": model_fingerprint(model), "dataset": info.name,
       "classes": getattr(info, "classes", None), "split": split,
@@ -174,10 +160,9 @@ def extract(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
             **kwargs) -> tuple[dict, np.ndarray]:
   """All activations of `endpoints` on a split: `({endpoint: [n, ...]}, labels [n])`.
 
-  With `cache_dir`, the arrays are stored as one `.npz` per (model, dataset, split,
-  endpoints, preprocessing) (`cache_path`) and reused by later calls; with `defer` as well,
-  arrays computed here are not written but added to it as cache path -> (arrays, labels), for
-  the caller to write (`write_cached`) once they passed its checks.
+  With `cache_dir`, read from and written to `cache_path`; with `defer` as well, computed
+  arrays are added to it as path -> (arrays, labels) instead, for the caller to write
+  (`write_cached`) once they passed its checks.
   """
   path = cache_path(cache_dir, model, info, split, endpoints=endpoints,
                     **kwargs) if cache_dir else None
@@ -202,13 +187,8 @@ def extract(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
 
 
 def transfer_features(model, info, splits: Sequence[str], **kwargs) -> dict:
-  """Checked penultimate features of `splits` of one dataset: split -> (x [n, D], labels [n]),
-  from `extract` (same keyword arguments: cache_dir, defer, batch_size, preprocess, ...).
-
-  Raises:
-    ValueError: non-finite features, splits of different feature sizes, or a label count
-      different from the feature rows.
-  """
+  """split -> (x [n, D], labels [n]) from `extract` (same keyword arguments), checked:
+  finite, one feature size, one label per row (else ValueError)."""
   out = {}
   for split in splits:
     arrays, labels = extract(model, info, split, endpoints=(PENULTIMATE,), **kwargs)

@@ -106,21 +106,12 @@ def evaluate_datasets(evaluator, model, model_path: str, infos: Sequence,
                       cache_dir: Optional[str], *, write_cache: bool = True,
                       **extraction) -> dict:
   """Extracts and checks the features of every dataset first, then evaluates each with
-  `evaluator` (LinearProbe or KNN). Features computed here join the cache only once every
-  dataset passed its checks, so bad input computes and writes nothing.
-
-  Args:
-    evaluator: an official.evaluation.evaluators fixed-feature evaluator.
-    model: the network (official.modeling.pretrained.EndpointModel).
-    model_path: the path it was given as.
-    infos: the datasets.
-    cache_dir: the feature cache, or None for none (the features are then kept in memory).
-    write_cache: whether this worker writes the features it computed into the cache (the
-      chief only); features not written stay in memory for the evaluation.
-    **extraction: batch_size, data_dir, strategy of features.extract.
+  `evaluator` (LinearProbe or KNN). Computed features join the cache (`cache_dir`; only
+  when `write_cache`: the chief) once every dataset passed its checks, so bad input writes
+  nothing; features not cached stay in memory. `extraction`: features.extract's arguments.
 
   Returns:
-    result name -> (Record, the result file's dict: dataset, model and record fields).
+    result name -> (Record, the result file's dict).
   """
   kwargs = dict(extraction, cache_dir=cache_dir, preprocess=PREPROCESS, progress=True)
   seconds, kept, computed = {}, {}, {}
