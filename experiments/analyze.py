@@ -151,8 +151,7 @@ def main(argv):
       distance=_DISTANCE.value, strategy=strategy, progress=True)
   images = representations.figures(result, corresponding_endpoints=_FIG2B_ENDPOINTS.value)
   # Label k of the analysed split is class_names[k] (classes: ids in the full dataset).
-  result["class_names"] = list(info.class_names) if info.class_names else None
-  result["classes"] = list(info.classes) if info.classes is not None else None
+  result.update(info.class_record())
 
   # Only now, with everything computed, does anything get written.
   print(f"output_dir: {output_dir}", flush=True)

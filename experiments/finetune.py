@@ -102,9 +102,7 @@ def main(argv):
       print(f"preempted: {e}", flush=True)
       return
     info = infos[name]
-    result = dict(result, model=io.absolute(network.model_dir),
-                  class_names=list(info.class_names) if info.class_names else None,
-                  classes=list(info.classes) if info.classes is not None else None)
+    result = dict(result, model=io.absolute(network.model_dir), **info.class_record())
     result["timings"] = dict(result["timings"], wall_seconds=time.time() - start)
     path = os.path.join(output_dir, datasets.result_name(name) + ".json")
     if is_chief:

@@ -730,9 +730,7 @@ def from_dict(values: Mapping[str, Any]) -> ExperimentConfig:
     if bad:
       raise ValueError(f"unknown config key(s) {', '.join(section + '.' + k for k in bad)}; "
                        f"valid: {', '.join(section + '.' + n for n in sorted(names))}")
-    hints = typing.get_type_hints(cls)
-    sections[section] = cls(**{k: _coerce(v, hints[k], f"{section}.{k}")
-                               for k, v in fields.items()})
+    sections[section] = _build(cls, fields, section)
   return ExperimentConfig(**sections)
 
 
@@ -785,15 +783,14 @@ def _override_section(config, overrides: Mapping[str, Any]):
                      "ExperimentConfig, FinetuneConfig or StudyConfig")
   section, label = _FLAT_SECTIONS[type(config).__name__]
   names = [f.name for f in dataclasses.fields(config)]
-  hints = typing.get_type_hints(type(config))
   changes = {}
   for key, value in overrides.items():
     field = key[len(section) + 1:] if key.startswith(section + ".") else key
     if field not in names:
       raise ValueError(f"unknown {label} setting {field!r}; valid: {', '.join(names)}")
     if value is not None:
-      changes[field] = _coerce(value, hints[field], f"{section}.{field}")
-  result = dataclasses.replace(config, **changes)
+      changes[field] = value
+  result = _build(type(config), changes, section, base=config)
   if isinstance(result, StudyConfig):
     result.validate()
   return result
@@ -919,6 +916,13 @@ def _parse_literal(text: Any) -> Any:
 def _builtin(value: Any) -> Any:
   """NumPy scalars -> Python numbers (so configs compare equal after a JSON round trip)."""
   return value.item() if hasattr(value, "item") else value
+
+
+def _build(cls, values: Mapping[str, Any], section: str, base=None):
+  """`cls(**values)` (or `base` with `values` replaced), each coerced to its field's type."""
+  hints = typing.get_type_hints(cls)
+  values = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+  return cls(**values) if base is None else dataclasses.replace(base, **values)
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

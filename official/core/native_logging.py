@@ -1,23 +1,15 @@
 """TensorFlow's C++ start-up lines, kept off the console unless asked for.
 
 Loading TensorFlow prints native log lines on stderr before any Python code can configure
-logging: `WARNING: All log messages before absl::InitializeLog() ...`, `I0000 ... Could not
-find cuda drivers`, `oneDNN custom operations are on`, `cpu_feature_guard ... rebuild
-TensorFlow`, and on a CPU-only machine `E0000 ... failed call to cuInit`. They read as errors
-to a new user and hide the project's own output. Two things keep them off:
-
-- `TF_CPP_MIN_LOG_LEVEL` defaults to 3 (errors hidden too), which TensorFlow's C++ logging
-  honours once it is initialised (the cuInit and cpu_feature_guard lines);
-- the lines written while the `tensorflow` package itself loads, which ignore that variable,
-  are caught at the file-descriptor level during that one import and filtered: native lines
-  below the level are dropped, everything else (Python warnings, tracebacks) is written back
-  to stderr unchanged. A failed import writes back everything.
-
-`install()` does both and runs when `official` is imported (official/__init__.py), so it
-applies to every binary and every library user, as long as `official` is imported before
-TensorFlow; each binary in experiments/ therefore imports this module first. A value of
-`TF_CPP_MIN_LOG_LEVEL` set by the user wins: `TF_CPP_MIN_LOG_LEVEL=0` shows every line
-(nothing is filtered), 1 hides the informational ones, 2 also warnings.
+logging (`All log messages before absl::InitializeLog()`, `Could not find cuda drivers`,
+`cpu_feature_guard`, `failed call to cuInit` ...): they read as errors to a new user and hide
+the project's own output. `install()`, run when `official` is imported (so every binary
+imports this module first, before TensorFlow), defaults `TF_CPP_MIN_LOG_LEVEL` to 3, which
+the C++ logging honours once initialised, and filters the lines written while the
+`tensorflow` package itself loads, which ignore it: they are caught at the file-descriptor
+level during that one import, native lines below the level dropped and everything else
+written back (all of it after a failed import). A level set by the user wins (0: nothing is
+filtered).
 """
 
 import importlib.abc

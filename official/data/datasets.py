@@ -76,6 +76,11 @@ class DatasetInfo:
   folder: Optional[str] = None
   content_hash: Optional[str] = None
 
+  def class_record(self) -> dict:
+    """What identifies the classes in a result file: class names and subset ids (or None)."""
+    return {"class_names": list(self.class_names) if self.class_names else None,
+            "classes": list(self.classes) if self.classes is not None else None}
+
   def split(self, split_name: str) -> str:
     """The TFDS split spec of one of SPLIT_NAMES."""
     specs = {"train": self.train_split, "validation": self.validation_split,

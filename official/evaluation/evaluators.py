@@ -47,14 +47,26 @@ class Record:
             **self.scores, **self.settings, "timings": dict(self.timings)}
 
 
-def _fit_kwargs(evaluator) -> dict:
-  """The linear probe's fit arguments of an evaluator; library defaults where unset."""
-  fit = {"max_iterations": evaluator.max_iterations}
-  if evaluator.l2_grid is not None:
-    fit["l2_grid"] = evaluator.l2_grid
-  if evaluator.jit_compile is not None:
-    fit["jit_compile"] = evaluator.jit_compile
-  return fit
+class _ProbeOptions:
+  """The linear probe's options of an evaluator; library defaults where unset."""
+
+  def __init__(self, l2_grid: Optional[Sequence[float]], max_iterations: int,
+               jit_compile: Optional[bool]):
+    self.l2_grid = None if l2_grid is None else tuple(float(v) for v in l2_grid)
+    self.max_iterations = int(max_iterations)
+    self.jit_compile = jit_compile
+
+  def grid(self) -> list[float]:
+    return [float(v) for v in (linear_probe.DEFAULT_L2_GRID if self.l2_grid is None
+                               else self.l2_grid)]
+
+  def fit_kwargs(self) -> dict:
+    fit = {"max_iterations": self.max_iterations}
+    if self.l2_grid is not None:
+      fit["l2_grid"] = self.l2_grid
+    if self.jit_compile is not None:
+      fit["jit_compile"] = self.jit_compile
+    return fit
 
 
 def _label(info, class_id: int) -> str:
@@ -98,7 +110,7 @@ class _FixedFeatures:
       check_classes(info, data, evaluated, trained)
 
 
-class LinearProbe(_FixedFeatures):
+class LinearProbe(_FixedFeatures, _ProbeOptions):
   """Linear transfer on fixed features (Table 1 "Linear"), official.evaluation.linear_probe."""
 
   name = "linear_probe"
@@ -109,14 +121,10 @@ class LinearProbe(_FixedFeatures):
   def __init__(self, *, l2_grid: Optional[Sequence[float]] = None,
                max_iterations: int = linear_probe.MAX_ITERATIONS,
                jit_compile: Optional[bool] = None):
-    self.l2_grid = None if l2_grid is None else tuple(float(v) for v in l2_grid)
-    self.max_iterations = int(max_iterations)
-    self.jit_compile = jit_compile
+    _ProbeOptions.__init__(self, l2_grid, max_iterations, jit_compile)
 
   def settings(self) -> dict:
-    grid = linear_probe.DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid
-    return {"l2_grid": [float(v) for v in grid],
-            "num_refinements": linear_probe.NUM_REFINEMENTS,
+    return {"l2_grid": self.grid(), "num_refinements": linear_probe.NUM_REFINEMENTS,
             "max_iterations": self.max_iterations}
 
   def evaluate(self, info, data: dict) -> Record:
@@ -125,7 +133,7 @@ class LinearProbe(_FixedFeatures):
     self.check(info, data)
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = (data[s] for s in SPLITS)
     probe = linear_probe.fit(train_x, train_y, val_x, val_y, metric=info.metric,
-                             **_fit_kwargs(self))
+                             **self.fit_kwargs())
     test_start = time.perf_counter()
     test_score = probe.score(test_x, test_y, info.metric)
     end = time.perf_counter()
@@ -176,7 +184,7 @@ class KNN(_FixedFeatures):
         "test_seconds": end - test_start, "total_seconds": end - start})
 
 
-class RelearnHead:
+class RelearnHead(_ProbeOptions):
   """The network's own head against a linear head relearned on its penultimate features
   (Figure 6; the protocol: official.evaluation.relearn_head)."""
 
@@ -187,16 +195,13 @@ class RelearnHead:
                l2_grid: Optional[Sequence[float]] = None,
                max_iterations: int = linear_probe.MAX_ITERATIONS,
                jit_compile: Optional[bool] = None):
+    super().__init__(l2_grid, max_iterations, jit_compile)
     self.test_per_class = test_per_class
     self.max_examples = max_examples
-    self.l2_grid = None if l2_grid is None else tuple(float(v) for v in l2_grid)
-    self.max_iterations = int(max_iterations)
-    self.jit_compile = jit_compile
 
   def settings(self) -> dict:
-    grid = linear_probe.DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid
     return {"max_examples": self.max_examples, "test_per_class": self.test_per_class,
-            "l2_grid": [float(v) for v in grid], "max_iterations": self.max_iterations}
+            "l2_grid": self.grid(), "max_iterations": self.max_iterations}
 
   def evaluate(self, model, info, split: str, *, batch_size: int = 256,
                data_dir: Optional[str] = None, strategy: Any = None,
@@ -231,7 +236,7 @@ class RelearnHead:
     test_labels = labels[test]
     original = metrics.top1(test_labels, np.argmax(logits[test], axis=1))
     fit_start = time.perf_counter()
-    probe = linear_probe.fit(x[train], labels[train], metric="top1", **_fit_kwargs(self))
+    probe = linear_probe.fit(x[train], labels[train], metric="top1", **self.fit_kwargs())
     relearned = metrics.top1(test_labels, probe.predict(x[test]))
     end = time.perf_counter()
     scores = {"original": original, "relearned": relearned, "train_examples": int(train.size),

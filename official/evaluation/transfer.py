@@ -79,8 +79,7 @@ def dataset_record(info) -> dict:
   return {
       "dataset": info.name,
       "num_classes": int(info.num_classes),
-      "class_names": list(info.class_names) if info.class_names else None,
-      "classes": list(info.classes) if info.classes is not None else None,
+      **info.class_record(),
       "metric": info.metric,
   }
 

@@ -1,19 +1,10 @@
 """The nine training objectives of Kornblith et al. (2021) as Keras 3 losses (docs/protocol.md §1).
 
-Notation (paper §2): `z` is the head output ("final_layer", shape [batch, K]), `t` the one-hot
-target, `y` the true class. Every loss here is a `keras.losses.Loss` written with `keras.ops`
-only, so it runs on any Keras backend, and is called as
-
-    loss(labels, z)
-
-with `labels` either integer class ids of shape [batch] (or [batch, 1]) or one-hot targets of
-shape [batch, K]. It returns the mean over the batch of the per-example loss below (pass
-`reduction=None` for the per-example values).
-
-Precision: the math runs in float32 (float64 when `keras.backend.floatx()` is float64);
-bfloat16/float16 logits are cast up by `keras.losses.Loss.__call__`, which converts its inputs
-to the loss dtype. Cross-entropies use `log_softmax` and binary cross-entropies `softplus`, so
-logits of magnitude 1e4 give finite values and gradients.
+Every loss is a `keras.losses.Loss` in `keras.ops` only (any backend), called as
+`loss(labels, z)` with z the head output [batch, K] and labels class ids [batch] (or
+[batch, 1]) or one-hot targets [batch, K]; it returns the batch mean (`reduction=None`: per
+example). The math runs in float32 (float64 under that floatx; Keras casts bfloat16 logits
+up), through `log_softmax` / `softplus`, so logits of magnitude 1e4 stay finite.
 
 Distribution: with the default reduction ("sum_over_batch_size"), `Loss.__call__` ends in
 `keras.src.losses.loss.reduce_values`, which divides the per-replica mean by
@@ -24,15 +15,9 @@ again. Penalties that live in the model (`model.losses`, e.g. `heads.FinalLayerL
 scaled by Keras' `Loss`; Keras' own TF trainer scales them in `_aggregate_additional_loss`, and
 a custom loop must do the same.
 
-Used alone, as any Keras loss (`model.compile(loss=losses.get("softmax"))`), each loss computes
-its objective's value from the model's output z. Three objectives also need model-side parts
-that no loss can supply: `extra_final_layer_l2` (the penalty is the head's kernel
-regulariser), `dropout` (dropout on the penultimate features) and `cosine_softmax` (the cosine
-head); build them with `losses.get_objective(name)` (`.penultimate()`, `.head(K)`,
-`.outputs()`; README, "Using an objective in your own Keras model").
-
-Labels are validated: static shapes always (also inside `tf.function`), label values whenever
-they are concrete (eager execution); a violation raises a one-line `ValueError`.
+Three objectives also need model-side parts no loss can supply (docs/protocol.md §1):
+build them with `losses.get_objective(name)` (README, "Using an objective in your own Keras
+model"). Labels are validated: static shapes always, values when concrete (eager).
 """
 
 import keras
@@ -128,10 +113,7 @@ def _math_dtype() -> str:
 class ObjectiveLoss(keras.losses.Loss):
   """Base class: label checks, targets, float32 math; subclasses define `per_example_loss`.
 
-  Args:
-    name: Name of the loss (defaults to the objective's registry name).
-    reduction: Keras reduction; the default "sum_over_batch_size" is the mean over the batch
-      (divided by the number of replicas under `tf.distribute`, see the module docstring).
+  The default reduction is the batch mean, divided by the replicas (module docstring).
   """
 
   def __init__(self, name: str, reduction="sum_over_batch_size"):
@@ -184,15 +166,8 @@ class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
   The penalty `lambda_ * 0.5 * ||W||_F^2` on the final-layer kernel (released form; eq. 4 omits
   the 0.5, the released lambda = 8e-4 goes with it) is owned by the head layer
   (`heads.FinalLayerL2` kernel regularizer) and reaches training through `model.losses`.
-  `lambda_` is recorded here so that the loss's config names the whole objective.
-
-  **Alone, this loss is plain softmax cross-entropy**: a model trained with it and an ordinary
-  head trains exactly as `softmax`. The objective needs its head,
-  `losses.get_objective("extra_final_layer_l2").head(K)` (README, "Using an objective in your
-  own Keras model").
-
-  Args:
-    lambda_: Extra L2 weight on the final-layer kernel, >= 0.
+  `lambda_` (>= 0) is recorded so that the loss's config names the whole objective. **Alone,
+  this loss is plain softmax cross-entropy**: the objective needs its head.
 
   Example:
 
@@ -224,14 +199,9 @@ class PenultimateDropoutCrossEntropy(SoftmaxCrossEntropy):
 
   The dropout `x -> x * xi / rho`, `xi ~ Bernoulli(rho)` acts on the penultimate features inside
   the model (`Objective.penultimate()`), so the loss sees `z~ = W x~ + b` and eq. 3's expectation
-  over xi is taken by SGD. `keep_prob` is recorded so that the loss's config names the objective.
-
-  **Alone, this loss is plain softmax cross-entropy**: a model without the dropout layer
-  `losses.get_objective("dropout").penultimate()` on its penultimate features trains exactly as
-  `softmax` (README, "Using an objective in your own Keras model").
-
-  Args:
-    keep_prob: Keep probability rho, in (0, 1].
+  over xi is taken by SGD. `keep_prob` (rho in (0, 1]) is recorded so that the loss's config
+  names the objective. **Alone, this loss is plain softmax cross-entropy**: the objective
+  needs its `penultimate()` dropout layer.
 
   Example:
 
@@ -260,11 +230,8 @@ class LabelSmoothingCrossEntropy(ObjectiveLoss):
   """`label_smoothing`, paper eq. 2.
 
   Cross-entropy with targets `t' = (1 - alpha) t + alpha / K`, multiplied by `1 / (1 - alpha)`
-  so that the gradient with respect to the correct-class logit keeps its scale (paper and
-  released code agree).
-
-  Args:
-    alpha: Smoothing weight, in [0, 1).
+  (alpha in [0, 1)) so that the gradient with respect to the correct-class logit keeps its
+  scale (paper and released code agree).
 
   Example:
 
@@ -326,9 +293,6 @@ class LogitPenaltyCrossEntropy(ObjectiveLoss):
 
   The 0.5 is the released form (eq. 5 omits it); the released beta = 6e-4 goes with it.
 
-  Args:
-    beta: Logit penalty weight, >= 0.
-
   Example:
 
   >>> import numpy as np
@@ -360,10 +324,6 @@ class LogitNormalizationCrossEntropy(ObjectiveLoss):
   `||z||` is floored at 1e-6 as in `tf.math.l2_normalize` (the released code), so `z = 0`
   gives the value `log K` and a finite gradient. With `scale_loss_by_tau` the loss is
   multiplied by tau when tau < 0.05 (paper §3.4, footnote 1; off in the released runs).
-
-  Args:
-    tau: Temperature, > 0.
-    scale_loss_by_tau: Multiply the loss by tau when tau < 0.05.
 
   Example:
 
@@ -402,13 +362,8 @@ class CosineSoftmaxCrossEntropy(ObjectiveLoss):
   output (bias included) by tau is the released form, so eq. 7's bias `b_k` corresponds to
   `b_k / tau` here (a reparametrisation of the same model). With `scale_loss_by_tau` the loss is
   multiplied by tau when tau < 0.05 (paper §3.4, footnote 1, used for the Table 4 sweep).
-
-  Args:
-    tau: Temperature, > 0.
-    normalize_features: Whether the head normalises the features (paper eq. 7) or not
-      (released head). It does not change the loss value; it is recorded so that the loss's
-      config names the whole objective.
-    scale_loss_by_tau: Multiply the loss by tau when tau < 0.05.
+  `normalize_features` (the head's, eq. 7 or released) is recorded so that the loss's config
+  names the whole objective; it does not change the loss value.
 
   Example (the cosine head's output z lies in [-1, 1] plus the bias):
 
@@ -450,17 +405,11 @@ class SquaredError(ObjectiveLoss):
   Per example `loss_scale * (kappa * (z_y - M)^2 + sum_{k != y} z_k^2)`. Paper eq. 9 writes the
   same bracket times 1/K (loss_scale = 1/K); kappa = M = 1 is plain squared error.
 
-  The released defaults (loss_scale = 10, M = 60) go with the paper's ImageNet recipe
-  (docs/protocol.md §3): the loss starts near 10 * 9 * 60^2 = 3.2e5, and at learning rates
-  common for small models it diverges to NaN or stays at chance (a one-hidden-layer network
-  on scikit-learn's digits, SGD at 0.05, 5 epochs: 10% accuracy; with loss_scale = 1/10 and
-  M = 6: 95%). Outside that recipe use eq. 9's `loss_scale = 1 / K` and a target M that the
-  logits reach in the run (the demo preset: 1/K and M = 6, docs/protocol.md §7).
-
-  Args:
-    kappa: Weight of the correct class, > 0.
-    m: Target M for the correct-class logit.
-    loss_scale: Overall factor, > 0.
+  The released defaults (loss_scale = 10, M = 60) go with the paper's ImageNet recipe: the
+  loss starts near 3.2e5 and at learning rates common for small models diverges or stays at
+  chance (a one-hidden-layer network on scikit-learn's digits, SGD at 0.05, 5 epochs: 10%;
+  with loss_scale = 1/10 and M = 6: 95%). Elsewhere use eq. 9's 1 / K and an M the logits
+  reach (the demo preset, docs/protocol.md §7).
 
   Example:
 
