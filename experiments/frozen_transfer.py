@@ -1,14 +1,9 @@
-"""Flags and their checks shared by the fixed-feature transfer binaries.
+"""Flags and their checks shared by experiments/linear_probe and experiments/knn.
 
-experiments/linear_probe and experiments/knn (docs/protocol.md §4, Table 1) take a pretrained
-network (--model: a model_dir of experiments/train, its export/saved_model, or any SavedModel
-with named endpoints) and transfer datasets (--datasets); official.evaluation.transfer runs
-them and lays out the results (<output_dir>/<method>/<dataset>.json, TensorBoard scalars, the
-feature cache <output_dir>/features).
-
-A run checks every input first (flags, dataset names, the model and its endpoints, then the
-features of every dataset); bad input ends it with `error: <one line>` and status 2
-(official.core.cli) and nothing written.
+Both take --model and --datasets; official.evaluation.transfer runs them and lays out the
+results. A run checks every input first (flags, datasets, the model and its endpoints, then
+every dataset's features): bad input ends it with `error: <one line>`, status 2, nothing
+written.
 """
 
 import os

@@ -126,12 +126,8 @@ class FileStat(NamedTuple):
 
 
 def stat(path: str) -> FileStat:
-  """Size and modification time of the file `path`.
-
-  Local files are read with os.stat, whose mtime has the filesystem's full resolution
-  (gfile's local stat rounds it to seconds); other filesystems through gfile (`ram://`
-  records no mtime: 0).
-  """
+  """Size and modification time of the file `path`: local files through os.stat (gfile's
+  rounds mtime to seconds), others through gfile (`ram://` records no mtime: 0)."""
   if not is_remote(path):
     result = os.stat(path)
     return FileStat(result.st_size, result.st_mtime_ns)
@@ -143,8 +139,7 @@ def stat(path: str) -> FileStat:
 
 
 def mtime(path: str) -> float:
-  """When `path` was last modified, in seconds since the epoch (0 where the filesystem does
-  not record it, as `ram://`)."""
+  """When `path` was last modified, in seconds since the epoch (0 where not recorded)."""
   return stat(path).mtime_ns / 1e9
 
 
@@ -182,11 +177,8 @@ def _walk(root: str) -> tuple[list[str], list[str]]:
 
 
 def walk_files(root: str) -> list[str]:
-  """Every file below `root`, as a sorted list of paths relative to it with "/" separators.
-
-  Lists folder by folder (no recursive glob), which works on every filesystem; on `ram://`
-  folders are listed only when created with `makedirs` (as `atomic_write_bytes` does).
-  """
+  """Every file below `root`, sorted, relative to it with "/" separators (listed folder by
+  folder, which works on every filesystem; module docstring for `ram://`)."""
   return _walk(root)[0]
 
 

@@ -53,13 +53,6 @@ def _shuffle_seed(epoch_seed: tf.Tensor) -> tf.Tensor:
                                      dtype=tf.int64)
 
 
-def per_replica_batch_size(batch_size: int,
-                           input_context: Optional[tf.distribute.InputContext]) -> int:
-  if input_context is None:
-    return batch_size
-  return input_context.get_per_replica_batch_size(batch_size)
-
-
 def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_size: int,
           image_size: Optional[int] = None, seed: int = 0,
           input_context: Optional[tf.distribute.InputContext] = None,
@@ -100,7 +93,8 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
     drop_remainder = training
   image_size = int(image_size or info.image_size)
   batch_size = int(batch_size)
-  local_batch = per_replica_batch_size(batch_size, input_context)
+  local_batch = (batch_size if input_context is None
+                 else input_context.get_per_replica_batch_size(batch_size))
 
   ds = datasets.load_encoded(info, split_name, data_dir=data_dir)
   num_pipelines, pipeline_id = 1, 0

@@ -99,13 +99,7 @@ def export_saved_model(model: keras.Model, export_dir: str,
 
   module = tf.Module()
   module.model = model
-
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, height, width, 3], tf.float32, name=INPUT_NAME)])
-  def serve(images):
-    return model(images, training=False)
-
-  module.serve = serve
+  module.serve = serve = _serving_function(model, height, width)
   export_dir = os.fspath(export_dir).rstrip("/")
   parent = io.dirname(export_dir)
   if parent:
@@ -260,12 +254,21 @@ def _load_checkpoint(model_dir: str) -> EndpointModel:
   model = load_keras_model(model_dir)
   height, width = model.input_shape[1:3]
   num_classes = int(model.output["final_layer"].shape[-1])
-  serve = tf.function(lambda images: model(images, training=False), input_signature=[
-      tf.TensorSpec([None, height, width, 3], tf.float32, name=INPUT_NAME)])
   return EndpointModel(
-      serve, path=model_dir, endpoint_names=resnet.endpoint_names(model),
+      _serving_function(model, height, width), path=model_dir, endpoint_names=resnet.endpoint_names(model),
       input_size=(height, width), num_classes=num_classes,
       drop_background=(num_classes == CLASSES_WITH_BACKGROUND), keras_model=model)
+
+
+def _serving_function(model: keras.Model, height: int, width: int):
+  """images float32 [None, H, W, 3] -> the endpoints in inference mode, as a tf.function."""
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, height, width, 3], tf.float32, name=INPUT_NAME)])
+  def serve(images):
+    return model(images, training=False)
+
+  return serve
 
 
 def _image_size(image_size) -> tuple[int, int]:
