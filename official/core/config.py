@@ -139,8 +139,7 @@ class TrainConfig:
       base_learning_rate * batch_size / 256 (linear scaling rule) ...
     learning_rate: ... unless this absolute peak learning rate is given.
     warmup_epochs: linear warm-up from 0 to the peak, then cosine decay to 0.
-    momentum: SGD momentum (Nesterov if `nesterov`).
-    nesterov: Nesterov momentum.
+    momentum, nesterov: SGD momentum, Nesterov's if `nesterov`.
     weight_decay: the coefficient c of the penalty c * 0.5 * ||v||^2 summed over every
       convolution and dense kernel (not batch-norm parameters, not biases).
     ema_decay: decay of the exponential moving average of the weights used for evaluation
@@ -159,9 +158,8 @@ class TrainConfig:
     keep_checkpoints: checkpoints kept in <model_dir>/checkpoints.
     eval_batch_size: global batch of evaluation.
     eval_every_epochs: evaluate every N epochs (and always after the last).
-    class_separation_examples: size of the fixed evaluation subset (the first N examples of
-      the evaluation split) on which the class separation R^2 (docs/protocol.md §6) of the penultimate
-      features is measured.
+    class_separation_examples: the first N examples of the evaluation split, on which the
+      class separation R^2 (docs/protocol.md §6) of the penultimate features is measured.
   """
   seed: int = 0
   batch_size: int = 4096
@@ -269,8 +267,7 @@ class FinetuneConfig:
       (wd / lr) * 0.5 * sum ||kernel||^2 (docs/protocol.md §5).
     steps: optimiser steps of every training run.
     batch_size: global batch, split evenly across replicas.
-    momentum: SGD momentum (Nesterov when `nesterov`).
-    nesterov: Nesterov momentum.
+    momentum, nesterov: SGD momentum, Nesterov's if `nesterov`.
     schedule: "cosine" (decay from lr to 0 over `steps`) or "constant".
     bn_momentum_epochs: E in the batch-norm momentum max(1 - E / s, min_bn_momentum).
     min_bn_momentum: the floor of the batch-norm momentum.

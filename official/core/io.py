@@ -4,15 +4,11 @@ Every file the project reads or writes goes through these helpers or `tf.io.gfil
 directory or study workdir on Cloud Storage behaves as one on local disk.
 
 Atomic writes (`atomic_write_*`) write a temporary file in the destination's folder and rename
-it over the destination, so a reader sees either the old file or the new one, whole:
-  - local disks (POSIX): rename(2) within one filesystem replaces the destination atomically;
-    the data is flushed before the rename.
-  - `gs://` (Cloud Storage): an object becomes visible only when its upload completes, whole,
-    and reads after a write are strongly consistent; rename is a server-side copy then a
-    delete. Readers never see a partial file, but a crash between the copy and the delete (or
-    during the upload) can leave the temporary object behind: its name starts with "." and
-    ends with ".tmp" (see `is_temporary`), and `remove_temporaries` deletes such leftovers.
-  - `ram://` (TensorFlow's in-process filesystem): a rename replaces the entry under a lock.
+it over the destination, so a reader sees either the old file or the new one, whole: on local
+disks rename(2) is atomic (the data is flushed first); on `gs://` an object appears only when
+its upload completes and rename is a copy then a delete, so a crash can leave a temporary
+".<name>...tmp" behind (`is_temporary`, `remove_temporaries`); on `ram://` a rename replaces
+the entry under a lock.
 
 `ram://` keeps a flat map from names to files and answers `exists`, `isdir` and `listdir` by
 name prefix ("x/a" seems to exist while only "x/a.tmp/f" does), renames only the one entry

@@ -51,16 +51,15 @@ class DatasetInfo:
   Attributes:
     name: registry name (with "@<classes>" for a class subset, "folder:<root>" for folders).
     tfds_name: TFDS name (with config), None for image folders.
-    train_split / validation_split / test_split: TFDS split specs of the split names.
+    *_split: the TFDS split spec of each split name.
     num_classes: K, after any class subset.
     metric: "top1" or "mean_per_class" (Table 1: Pets and Flowers).
     image_size: native/preset resolution of the pipeline (224 for the real datasets).
     class_names: label names in label order where known.
-    train_full_split: TFDS split spec of train + validation.
     classes: original class ids of a subset, in new-label order; None for all classes.
     folder: root of an image-folder dataset.
-    content_hash: for an image folder, a hash of its files' paths, sizes and modification
-      times, so caches keyed by it notice a changed folder; None for TFDS datasets.
+    content_hash: of an image folder's file paths, sizes and modification times, so caches
+      keyed by it notice a changed folder; None for TFDS datasets.
   """
   name: str
   tfds_name: Optional[str]

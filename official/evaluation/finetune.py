@@ -114,7 +114,8 @@ def find_pretrained(path: str) -> PretrainedNetwork:
   Fine-tuning needs trainable weights: the network is rebuilt from config.json with the EMA
   weights of the latest checkpoint (official.modeling.pretrained.read_model_dir).
   """
-  path = _local_absolute(os.fspath(path), normalise_only=True)
+  path = os.fspath(path)
+  path = path if io.is_remote(path) else os.path.normpath(path)
   expected = f"expected a training model_dir ({CONFIG_FILE} + {CHECKPOINT_DIR}/)"
   if not io.exists(path):
     raise FileNotFoundError(f"pretrained model {path} does not exist: {expected}")
@@ -140,13 +141,6 @@ def find_pretrained(path: str) -> PretrainedNetwork:
                      f"{[height, width]}")
   return PretrainedNetwork(model_dir=model_dir, checkpoint=network.checkpoint,
                            num_classes=network.num_classes, image_size=height)
-
-
-def _local_absolute(path: str, normalise_only: bool = False) -> str:
-  """A local `path` made absolute (or only normalised); a URL (gs://...) unchanged."""
-  if io.is_remote(path):
-    return path
-  return os.path.normpath(path) if normalise_only else io.absolute(path)
 
 
 def _require_endpoint(model) -> None:
@@ -415,7 +409,7 @@ def _settings(network: PretrainedNetwork, dataset_spec: str, info, preset: str,
   """Everything that decides the result (bookkeeping fields left out)."""
   values = {k: v for k, v in config.to_dict().items() if k not in BOOKKEEPING_FIELDS}
   values["image_size"] = image_size
-  return {"model_dir": _local_absolute(network.model_dir),
+  return {"model_dir": io.absolute(network.model_dir),
           "checkpoint": os.path.basename(network.checkpoint), "dataset": dataset_spec,
           "num_classes": info.num_classes, "metric": info.metric, "preset": preset,
           "finetune": values}

@@ -39,11 +39,10 @@ class ObjectiveDefinition:
   """Registry entry. The layer factories receive the resolved hyperparameters.
 
   Attributes:
-    defaults: Every keyword the objective accepts with its released default. The default's type
-      fixes the keyword's type (float or bool).
-    loss: `objectives.ObjectiveLoss` subclass applied to the head output z, constructed as
-      `loss(**hparams)`: it takes every keyword of `defaults` (model-side ones included, so its
-      config names the whole objective) and its constructor checks their ranges.
+    defaults: Every keyword the objective accepts with its released default, whose type
+      (float or bool) is the keyword's.
+    loss: `objectives.ObjectiveLoss` subclass, `loss(**hparams)` with every keyword (so its
+      config names the whole objective); its constructor checks their ranges.
     head: (hparams, num_classes, name, dtype) -> layer mapping features [B, D] to z [B, K].
     penultimate: (hparams, name, dtype) -> layer applied to the penultimate features.
     outputs: (hparams, name, dtype) -> layer mapping z to the logits used for prediction.
@@ -201,14 +200,10 @@ def get(name: str, **hparams) -> keras.losses.Loss:
   >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
   >>> model.compile(optimizer="sgd", loss=losses.get("label_smoothing", alpha=0.2))
 
-  For "extra_final_layer_l2" and "dropout" the loss alone is plain softmax cross-entropy: the
-  final-layer penalty and the penultimate dropout are layers of the model
-  (`get_objective(name).head(K)`, `.penultimate()`), so this function warns (`UserWarning`)
-  that a model without them trains exactly as softmax. "cosine_softmax" and
-  "logit_normalization" compute their normalisation in the loss but predict with
-  `get_objective(name).outputs()`, and cosine softmax expects z from its cosine head.
-  Build a whole objective with `get_objective` (README, "Using an objective in your own Keras
-  model").
+  For the objectives of MODEL_SIDE it warns (`UserWarning`) that a model without their layers
+  trains exactly as softmax; "cosine_softmax" and "logit_normalization" predict with
+  `get_objective(name).outputs()`, and cosine softmax expects z from its cosine head: build a
+  whole objective with `get_objective` (README, "Using an objective in your own Keras model").
   """
   objective = get_objective(name, **hparams)
   if objective.name in MODEL_SIDE:

@@ -6,20 +6,17 @@ background thread. A lease is *stale*, and may be taken over, when its heartbeat
 the timeout, or when its holder ran on this host and that process no longer exists (a killed
 worker restarted on the same machine takes its step back at once).
 
-Claiming, by filesystem (what each guarantees the protocol):
+Claiming, by filesystem:
   - local disk (POSIX, also NFS): a free lease is written to a private file and hard-linked
-    to the lease's name; link(2) fails if the name exists, atomically, so of two processes
-    exactly one creates the lease, and it appears whole. A stale lease is replaced by an
-    atomic rename and then confirmed by reading it back, as below.
-  - `gs://` and other remote filesystems, which have no exclusive create through tf.io.gfile:
-    write the lease (an object appears whole when its upload completes; reads after writes are
-    strongly consistent), wait a settle delay, read it back; the claim holds only if the token
-    read back is ours. Two claimants that both saw the lease free write within that delay of
-    their check (the check-to-write gap is one request), so the later write lands before the
-    earlier claimant reads back: the earlier sees the later token and backs off, the later
-    keeps the lease. The settle delay must exceed the longest check-to-write gap (default 2 s
-    against a gap of one upload, tens of milliseconds on GCS).
-  - `ram://` lives inside one process: claims are settled by the same read-back, without delay.
+    to the lease's name; link(2) fails atomically if the name exists, so exactly one of two
+    processes creates it, whole. A stale lease is replaced by a rename and read back.
+  - `gs://` and other remote filesystems (no exclusive create through tf.io.gfile): write the
+    lease (objects appear whole, reads after writes are consistent), wait a settle delay, read
+    it back; the claim holds only if the token read back is ours. Two claimants that both saw
+    the lease free write within one request of their check, so the later write lands before
+    the earlier reads back, and only the later keeps the lease; the settle delay (2 s) must
+    exceed that check-to-write gap (tens of milliseconds on GCS).
+  - `ram://` lives inside one process: the same read-back, without delay.
 Heartbeats compare wall clocks of different machines: keep them synchronised (NTP) to well
 under the timeout. A holder that finds, on a heartbeat, that its lease was taken over (it
 stalled for longer than the timeout) marks it lost; the driver then discards that step's
