@@ -6,10 +6,8 @@ r"""Compares the representations of pretrained networks on one dataset (paper Fi
       --data_dir=/tfds --batch_size=1500 --names=softmax,sigmoid
 
 Positional arguments: two or more models (model_dirs of experiments/train or SavedModels with
-named endpoints), then the dataset (an official.data.datasets spec: a registry name, a demo
-name, "folder:/path"). In one pass over the split every network sees the same batches; the
-job computes per network and endpoint the sparsity (Figure 3) and class separation R^2 (eq. 11,
-Figure 4), and minibatch CKA between every endpoint pair of every network pair (Figure 2).
+named endpoints), then the dataset (an official.data.datasets spec); the analysis is
+official.evaluation.representations.analyze (sparsity, class separation, minibatch CKA).
 
 The output directory (default analysis/<dataset>-<hash of the arguments>, printed) receives
 analysis.json (written last: its presence means the analysis is complete), fig2a_*.png (one per

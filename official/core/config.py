@@ -727,20 +727,13 @@ def from_dict(values: Mapping[str, Any]) -> ExperimentConfig:
 
 
 def override(config, overrides: Optional[Mapping[str, Any]]):
-  """A new config with `overrides` applied.
+  """A new, re-validated config (an Experiment-, Finetune- or StudyConfig) with `overrides`.
 
-  Args:
-    config: the config to start from (not modified): an ExperimentConfig, a FinetuneConfig
-      or a StudyConfig.
-    overrides: for an ExperimentConfig, dotted keys -> values ({"train.epochs": 3,
-      "objective.hparams.tau": 0.02}) or nested dicts ({"train": {"epochs": 3}}); for the
-      finetune and study sections, field names, bare or prefixed ({"steps": 100} or
-      {"finetune.steps": 100}), where a None value leaves the field as it is (a flag not
-      given). String values are parsed into the field's type ("3" -> 3, "true" -> True,
-      "none" -> None, "[1,1,1,1]" -> (1, 1, 1, 1)).
-
-  Returns:
-    The overridden, re-validated config.
+  For an ExperimentConfig, dotted keys ({"train.epochs": 3, "objective.hparams.tau": 0.02})
+  or nested dicts ({"train": {"epochs": 3}}); for the finetune and study sections, field
+  names, bare or prefixed ("steps" or "finetune.steps"), a None value leaving the field as it
+  is (a flag not given). Strings are parsed into the field's type ("3" -> 3, "true" -> True,
+  "none" -> None, "[1,1,1,1]" -> (1, 1, 1, 1)).
   """
   if not isinstance(config, ExperimentConfig):
     return _override_section(config, overrides or {})
@@ -805,16 +798,10 @@ def parse_params_override(text: str) -> dict[str, str]:
 def resolve(config: ExperimentConfig) -> ExperimentConfig:
   """Fills what the data and the objective decide; the result is what a run records.
 
-  - model.num_classes (if 0) from the dataset (official.data.datasets.get);
-  - data.dataset canonical (an image folder's path absolute);
-  - data.class_names from the dataset (checked against a value already there, so a resumed
-    run or a copied config cannot silently train on other classes);
-  - objective.name canonical and objective.hparams complete (released defaults where not
-    overridden), validated by official.losses.get_objective.
-
-  Raises:
-    ValueError: unknown dataset or objective, an invalid hyperparameter, or class names
-      other than the dataset's (one line).
+  model.num_classes (if 0) and data.class_names come from the dataset, the latter checked
+  against a value already there (a resumed run or a copied config cannot silently train on
+  other classes); data.dataset and objective.name become canonical, objective.hparams
+  complete and validated (official.losses.get_objective). Bad values: a one-line ValueError.
   """
   from official.data import datasets  # pylint: disable=g-import-not-at-top
 
