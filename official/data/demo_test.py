@@ -70,12 +70,15 @@ class GeneratorTest(tf.test.TestCase):
     outside = coverage <= 0.0
     self.assertTrue(np.all(inside.sum(axis=(1, 2)) >= 20))
     for i in range(200):
-      # Shape pixels: the shape's colour up to the +-6% luminance noise.
-      diff = np.abs(images[i][inside[i]] - factors["colour_rgb"][i] * 255.0)
+      # Shape pixels: the shape's colour times its fill, up to the +-6% luminance noise.
+      shape = np.clip(demo.fill(factors)[i][inside[i]][:, None] * factors["colour_rgb"][i],
+                      0.0, 1.0)
+      diff = np.abs(images[i][inside[i]] - shape * 255.0)
       self.assertLess(diff.max(), 0.06 * 255 + 1.5)
       # Background pixels are grey (noise is the same on the three channels).
       background = images[i][outside[i]]
       self.assertLessEqual(np.ptp(background, axis=1).max(), 1.0)
+      self.assertLess(np.abs(background - factors["grey"][i] * 255.0).max(), 0.06 * 255 + 1.5)
 
   def test_colour_recoverable_from_pixels(self):
     data = demo.generate("pretrain", "test", 240, seed=1)
@@ -87,10 +90,10 @@ class GeneratorTest(tf.test.TestCase):
       nearest = np.argmin(np.linalg.norm(demo.COLOUR_RGB - mean_colour, axis=1))
       self.assertEqual(nearest, data["colour"][i])
 
-  def test_background_stripes_have_the_texture_frequency(self):
+  def test_fill_stripes_have_the_texture_frequency(self):
     rng = np.random.default_rng(0)
     factors = demo.sample_factors("texture", 64, rng)
-    grey = demo.background(factors)
+    grey = demo.fill(factors)
     for i in range(64):
       spectrum = np.abs(np.fft.fft2(grey[i] - grey[i].mean()))
       fy, fx = np.unravel_index(np.argmax(spectrum), spectrum.shape)
