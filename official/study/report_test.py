@@ -214,7 +214,10 @@ class ReportTest(absltest.TestCase):
     self.assertNotIn("old table", text)
     linear = open(report_path).read().split("## Table 1 (Linear")[1].split("\n## ")[0]
     table = [l for l in linear.splitlines() if l.startswith("|")]
-    self.assertEqual([l for l in body.splitlines() if l.startswith("|")], table)
+    self.assertEqual([l for l in body.splitlines() if l.startswith("|")][:len(table)], table)
+    # Then the correlations on each seed set and the verdict, verbatim from the report.
+    self.assertIn("| class separation R² | objectives | 1 | 3 | -1.00 | 1e-16 |", body)
+    self.assertIn("**This study reproduces", body)
     self.assertIn("| softmax | **70.5 ± 0.5** | **99.0 ± 0.0** | **80.5 ± 0.5** |", body)
     self.assertIn("**rho = -1.00", body)
     self.assertEqual(body.count("Spearman's rank correlation"), 1)
