@@ -13,6 +13,7 @@ import collections
 import math
 import posixpath
 import re
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -747,8 +748,13 @@ def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, r
          plots.sparsity_plot),
         ("class_separation", "fig4_class_separation.png",
          "Figure 4: class separation per endpoint", plots.class_separation_plot)):
-      draw(name, caption, plot, {o: np.mean([[r[key][e] for e in ends] for r in rs], axis=0)
-                                 for o, rs in runs.items()}, ends, title=caption)
+      # Undefined values (None: collapsed features) are left out of the mean over seeds.
+      means = {o: np.array([[np.nan if r[key][e] is None else r[key][e] for e in ends]
+                            for r in rs], float) for o, rs in runs.items()}
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all seeds undefined: NaN
+        means = {o: np.nanmean(m, axis=0) for o, m in means.items()}
+      draw(name, caption, plot, means, ends, title=caption)
 
   sweep_points = {}
   for v in sweep or ():
