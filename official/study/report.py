@@ -296,7 +296,6 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
   """The rank correlations with mean linear transfer on each disjoint seed set (class
   separation and pretraining top-1; across objectives and across temperatures), the premise of
   Table 3, and which of the paper's findings the study reproduces."""
-  transfer = {}
   rows_in = []
   for runs, variants in (("objectives", objectives), ("temperatures", sweep)):
     if not variants:
