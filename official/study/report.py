@@ -250,12 +250,13 @@ def _r2_cells(results: Results, variants) -> tuple[dict, dict, list[str]]:
   return cells, values, note
 
 
-def _correlations(rows_in: list, seed_sets_of) -> tuple[list[list[str]], dict]:
-  """Rows of the rank-correlation table and (relation, runs) -> [(rho, p, n) per seed set].
+def _correlations(rows_in: list, seed_sets_of) -> tuple[list[list[str]], dict, dict]:
+  """Rows of the rank-correlation table, (relation, runs) -> [(rho, p, n) per seed set] and
+  (relation, runs) -> (rho, p, n) on all seeds.
 
   rows_in: (relation, runs, x, y) with x, y variant -> seed -> value; seed_sets_of(runs): the
   disjoint seed sets of those runs (statistics.seed_sets)."""
-  rows, by_set = [], {}
+  rows, by_set, pooled = [], {}, {}
   for relation, runs, x, y in rows_in:
     seeds = sorted({s for v in x for s in x[v]})
     if not seeds:
@@ -265,12 +266,14 @@ def _correlations(rows_in: list, seed_sets_of) -> tuple[list[list[str]], dict]:
                                         if len(sets) > 1 else [])
     for label, group in groups:
       rho, p, n = statistics.spearman_over_seeds(x, y, group)
+      if label == "all":
+        pooled[(relation, runs)] = (rho, p, n)
       if label != "all" or len(groups) == 1:
         by_set.setdefault((relation, runs), []).append((rho, p, n))
       rows.append([relation, runs, label, str(n),
                    "–" if math.isnan(rho) else f"{rho:.2f}",
-                   "–" if math.isnan(p) else f"{max(p, 1e-16):.2g}"])
-  return rows, by_set
+                   "–" if math.isnan(p) else f"{max(p, 1e-16):.3g}"])
+  return rows, by_set, pooled
 
 
 def _negative_everywhere(per_set: list) -> bool:
@@ -308,18 +311,18 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
                  _by_seed(results, variants, lambda m: m["top1"]), transfer)]
   seeds = {"objectives": sorted({s for v, s in results.pretrain if v in objectives}),
            "temperatures": sorted({s for v, s in results.pretrain if v in sweep})}
-  rows, by_set = _correlations(rows_in, lambda runs: statistics.seed_sets(seeds[runs]))
+  rows, by_set, pooled = _correlations(rows_in,
+                                       lambda runs: statistics.seed_sets(seeds[runs]))
   if not rows:
     return []
   out = ["", "Spearman's rho with mean linear transfer accuracy, on the seed means of all "
          "seeds and of each of two disjoint seed sets (independent runs):", "",
          _table(["relation", "across", "seeds", "n", "rho", "p"], rows)]
   for relation, runs, *_ in rows_in:
-    pooled = [r for r in rows if r[:3] == [relation, runs, "all"]]
-    if pooled and pooled[0][4] != "–":
-      rho, p = float(pooled[0][4]), float(pooled[0][5])
+    rho, p, _ = pooled.get((relation, runs), (math.nan, math.nan, 0))
+    if not math.isnan(rho):
       out += ["", f"{relation[0].upper() + relation[1:]} vs transfer across {runs}: rho = {rho:.2f}, "
-              f"p = {p:.2g} ({'negative' if rho < 0 else 'not negative'}; "
+              f"p = {max(p, 1e-16):.3g} ({'negative' if rho < 0 else 'not negative'}; "
               f"{'significant' if p < 0.05 else 'not significant'} at p < 0.05)."]
   # Premise of Table 3: every alternative separates classes more than softmax.
   found, missed = [], []
@@ -657,6 +660,7 @@ README_END = "<!-- demo-results:end -->"
 _LINEAR_TABLE = "## Table 1 (Linear transfer)"
 _CORRELATION = "## Class separation vs. transfer"
 _TABLE4 = "## Table 4: cosine softmax temperature"
+_CURVES = "## Training curves"
 
 
 def _section(report_text: str, heading: str) -> str:
@@ -676,9 +680,10 @@ def _section(report_text: str, heading: str) -> str:
 
 def readme_section(report_text: str) -> str:
   """The README's demo results from a report, verbatim: its Table 1 (linear transfer, with
-  the table's notes), Table 4 (the temperature sweep) when the study ran one, and the
-  correlations with transfer on each seed set with what the study reproduces."""
-  parts = [_LINEAR_TABLE] + ([_TABLE4] if _TABLE4 in report_text else []) + [_CORRELATION]
+  the table's notes), the learning curves and Table 4 (the temperature sweep) when present,
+  and the correlations with transfer on each seed set with what the study reproduces."""
+  parts = [_LINEAR_TABLE] + [h for h in (_CURVES, _TABLE4) if h in report_text] + [
+      _CORRELATION]
   return "\n\n".join(f"**{heading[3:]}**\n\n{_section(report_text, heading)}"
                        if heading != _LINEAR_TABLE else _section(report_text, heading)
                        for heading in parts)

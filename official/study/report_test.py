@@ -131,7 +131,7 @@ class ReportTest(absltest.TestCase):
     # transfer 0.81, 0.71, 0.95 against R² 0.3, 0.6, 0.8 -> rho = 0.5.
     rows = [l for l in text.splitlines() if l.startswith("| class separation R² | objectives")]
     self.assertEqual(rows[1], "| class separation R² | objectives | 0 | 2 | – | – |")
-    self.assertEqual(rows[2], "| class separation R² | objectives | 1 | 3 | 0.50 | 0.67 |")
+    self.assertEqual(rows[2], "| class separation R² | objectives | 1 | 3 | 0.50 | 0.667 |")
     self.assertIn("It does not reproduce a negative rank correlation between class separation "
                   "and transfer across objectives", text)
     self.assertIn("the premise held", text)
