@@ -4,8 +4,9 @@ Runs the study (default: the quick demo) in a fresh workdir through official.stu
 times each step from the driver's progress lines: a step lasts from its "[i/N] <kind> ..."
 line to the next one (the last to the end of the run). Phases are the step kinds (pretrain,
 including model build, tracing, dataset generation on first use and export; representations;
-transfer, feature extraction plus the linear and kNN probes; cka; report), plus start-up
-(importing TensorFlow and the project, up to the first step).
+transfer, feature extraction plus the linear and kNN probes; CKA), plus start-up (importing
+TensorFlow and the project, up to the first step). The last step's time includes writing
+the report.
 
   python -m benchmarks.demo_phases                 # the quick demo, about 2 minutes
   python -m benchmarks.demo_phases --noquick       # the default demo study (15 minutes)
