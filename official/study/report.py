@@ -338,7 +338,7 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
   for runs, claim in (("objectives", "across objectives"),
                       ("temperatures", "across cosine softmax temperatures (Table 4)")):
     per_set = by_set.get(("class separation R²", runs))
-    if per_set is not None:
+    if per_set and not all(math.isnan(rho) for rho, _, _ in per_set):  # else: no test
       (found if _negative_everywhere(per_set) else missed).append(
           f"a negative rank correlation between class separation and transfer {claim}, "
           "significant (p < 0.05) in " + ("each seed set" if len(per_set) > 1 else
