@@ -1,8 +1,9 @@
 r"""Reproduces the study end to end: pretrain every objective x seed, evaluate transfer,
 analyse the representations, and write the report (Tables 1-4, Figures 1-6).
 
-  python -m experiments.reproduce                       # the demo: ~12 min on 2 CPU cores
+  python -m experiments.reproduce                       # the demo: ~15 min on 2 CPU cores
   python -m experiments.reproduce --quick               # a 2-minute smoke run (one seed)
+  python -m experiments.reproduce --experiment=demo_long  # the demo to the plateau: ~1 hour
   python -m experiments.reproduce --experiment=paper --data_dir=... --strategy=tpu --tpu=...
   python -m experiments.reproduce --pretrain_dataset=folder:/data/photos --pretrain_classes=0-4 \
       --transfer_datasets=folder:/data/photos@5-9     # class-disjoint study on an image folder
@@ -28,13 +29,15 @@ from official.core import config
 from official.core import io
 
 _EXPERIMENT = flags.DEFINE_enum("experiment", "demo", sorted(config.PRESETS["study"]),
-                                "Study preset: the embedded demo or the paper's scale.")
+                                "Study preset: the embedded demo (demo_long: to the plateau, "
+                                "4 seeds, 8 temperatures) or the paper's scale.")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Folder for runs, result files, logs and the report "
     "(default: ./workdir/<experiment>).")
 _QUICK = flags.DEFINE_bool(
     "quick", False, "Shrink the demo to a smoke run of about 2 minutes: all nine objectives, "
-    "one seed (no CKA), 16 training steps each, demo_digits transfer only.")
+    "one seed (no CKA), 16 training steps each, no temperature sweep, demo_digits transfer "
+    "only.")
 _OBJECTIVES = flags.DEFINE_list(
     "objectives", None, f"Objectives to train (default: all nine: {','.join(losses.NAMES)}).")
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds per objective (default: the preset's).")

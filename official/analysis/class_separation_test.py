@@ -7,8 +7,10 @@ import numpy as np
 from official.analysis import class_separation
 
 
-def _brute_force_r2(features: np.ndarray, labels: np.ndarray, distance: str) -> float:
-  """Eq. 11 literally: every pair (m, n), self-pairs included, classes weighted 1/K."""
+def _brute_force_terms(features: np.ndarray, labels: np.ndarray,
+                       distance: str) -> tuple[float, float]:
+  """d_within and d_total of eq. 11 literally: every pair (m, n), self-pairs included,
+  classes weighted 1/K."""
   x = features.reshape(features.shape[0], -1).astype(np.float64)
   if distance == "cosine":
     norms = np.linalg.norm(x, axis=1)
@@ -25,6 +27,11 @@ def _brute_force_r2(features: np.ndarray, labels: np.ndarray, distance: str) -> 
   d_within = sum(pairwise[np.ix_(m, m)].sum() / (k * len(m) ** 2) for m in members)
   d_total = sum(pairwise[np.ix_(mj, mk)].sum() / (k ** 2 * len(mj) * len(mk))
                 for mj in members for mk in members)
+  return d_within, d_total
+
+
+def _brute_force_r2(features: np.ndarray, labels: np.ndarray, distance: str) -> float:
+  d_within, d_total = _brute_force_terms(features, labels, distance)
   return 1.0 - d_within / d_total
 
 
@@ -49,6 +56,28 @@ class R2Test(parameterized.TestCase):
     features = points[labels] * (rng.uniform(0.5, 2.0, (10, 1)) if distance == "cosine" else 1)
     self.assertAlmostEqual(class_separation.r2(features, labels, distance=distance), 1.0,
                            places=12)
+
+  def test_collapsed_features_are_undefined(self):
+    # One shared direction plus class structure of size `spread`: below the cosine threshold
+    # the classes still separate (brute-force R^2 near 1) but R^2 must read undefined.
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(4), 6)
+    offsets = rng.standard_normal((4, 8))[labels] + 0.3 * rng.standard_normal((24, 8))
+    for spread in (0.1, 0.5, 2.0, 5.0, 20.0):
+      features = 10.0 + spread * offsets
+      _, d_total = _brute_force_terms(features, labels, "cosine")
+      value = class_separation.r2(features, labels)
+      if d_total < class_separation.MIN_TOTAL_DISPERSION:
+        self.assertTrue(np.isnan(value), (spread, d_total))
+        self.assertGreater(_brute_force_r2(features, labels, "cosine"), 0.8)
+      else:
+        self.assertAlmostEqual(value, _brute_force_r2(features, labels, "cosine"), places=9)
+      # Squared Euclidean R^2 is shift and scale invariant: defined at every spread.
+      self.assertAlmostEqual(class_separation.r2(features, labels, distance="squared_euclidean"),
+                             _brute_force_r2(features, labels, "squared_euclidean"), places=6)
+    # Both branches ran: the smallest spread is collapsed, the largest is not.
+    for spread, collapsed in ((0.1, True), (2.0, False)):
+      self.assertEqual(np.isnan(class_separation.r2(10.0 + spread * offsets, labels)), collapsed)
 
   @parameterized.parameters("cosine", "squared_euclidean")
   def test_labels_independent_of_features_give_near_zero(self, distance):

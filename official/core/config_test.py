@@ -151,7 +151,7 @@ class SectionsTest(absltest.TestCase):
                                      "imagenet64_resnet18", "imagenet64_resnet18_holdout",
                                      "imagenet32_resnet50", "imagenet32_resnet50_holdout"},
                       "finetune": {"paper", "demo", "imagenet32"},
-                      "study": {"demo", "paper", "imagenet32"}})
+                      "study": {"demo", "demo_long", "paper", "imagenet32"}})
     self.assertIs(config.EXPERIMENTS, config.PRESETS["experiment"])
     with self.assertRaisesRegex(ValueError, "unknown preset section 'nope'; valid: experiment"):
       config.get_preset("nope", "demo")
@@ -179,7 +179,8 @@ class SectionsTest(absltest.TestCase):
   def test_params_override_of_the_study_section(self):
     demo = config.get_study("demo")
     c = config.override(demo, config.parse_params_override(
-        "study.seeds=[3,4],study.objectives=[softmax,mse],knn_k_max=5"))
+        "study.seeds=[3,4],study.objectives=[softmax,mse],knn_k_max=5,"
+        "study.temperature_sweep=[]"))
     self.assertEqual(c.knn_k_max, 5)
     self.assertEqual([r.run_id for r in c.runs()],
                      ["softmax/seed3", "softmax/seed4", "mse/seed3", "mse/seed4"])

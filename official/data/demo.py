@@ -4,7 +4,11 @@ The demo runs the whole study on a CPU in minutes with no download. It keeps the
 paper's mechanism needs (§3.3-3.4): the images carry information that varies *within* the
 pretraining classes, and the transfer tasks need it. A pretraining objective that collapses
 within-class variation of the penultimate features (high class separation R^2, eq. 11)
-discards it and should transfer worse.
+discards it and should transfer worse. The nuisance sits on the object itself (its fill
+pattern), where the features that recognise the object look, rather than in the background,
+which a network trained to name objects ignores whatever the objective (a faint background
+texture, and then thin fill stripes of 8 orientation x period classes, were read at chance by
+a linear probe on every layer of the network).
 
 Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
 
@@ -12,9 +16,12 @@ Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
               (NOVEL_SHAPES) only in `demo_novel_shapes`. The held-out shapes come in similar
               pairs (tee/ell, hexagon/ellipse), so telling them apart is fine-grained.
   colour      one of 6 saturated colours (COLOURS), brightness and hue jittered.
-  texture     grey background stripes, 4 orientations x 2 periods = 8 classes (TEXTURES),
-              with random phase, grey level, contrast and small orientation/period jitter.
-  position, scale, rotation (full circle) of the shape, and uniform luminance pixel noise.
+  texture     the shape's fill pattern, 4 classes (TEXTURES): solid, outline (a bright rim
+              2.5 px wide around a dark interior), stripes, checker; dark parts are the
+              colour at (1 - contrast), contrast 55-70%; stripes and checker squares have a
+              random period (6-9 px), orientation and phase.
+  position, scale, rotation (full circle) of the shape, a flat grey background of random
+  level, and uniform luminance pixel noise.
 
 TFDS datasets (registered on `import official.data`, generated on first use into the TFDS
 data_dir in a few seconds and cached like any dataset; features "image" uint8 [32, 32, 3],
@@ -22,7 +29,7 @@ data_dir in a few seconds and cached like any dataset; features "image" uint8 [3
 
   demo_pretrain      label = pretraining shape x colour, 48 classes; 12,800 train / 2,560
                      test. Texture, position, scale, rotation vary inside every class.
-  demo_texture       label = background texture (nuisance for pretraining), 8 classes;
+  demo_texture       label = fill pattern of the shape (nuisance for pretraining), 4 classes;
                      2,000 / 1,000. Foregrounds are the pretraining shapes and colours.
   demo_novel_shapes  label = held-out shape x colour, 24 classes never seen in pretraining;
                      2,000 / 1,000.
@@ -36,7 +43,7 @@ differ by at most one) and the nuisance factors are drawn independently of the l
 """
 
 import dataclasses
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -58,10 +65,8 @@ COLOUR_RGB = np.array([
     [0.10, 0.80, 0.86],
 ], np.float32)
 
-ORIENTATIONS_DEG = (0, 45, 90, 135)
-PERIODS_PX = (8.0, 4.0)
-TEXTURES = tuple(f"stripes_{o}deg_period{int(p)}px" for o in ORIENTATIONS_DEG
-                 for p in PERIODS_PX)
+TEXTURES = ("solid", "outline", "stripes", "checker")
+OUTLINE_PX = 2.5
 
 TASKS = ("pretrain", "texture", "novel_shapes")
 _TASK_IDS = {"pretrain": 1, "texture": 2, "novel_shapes": 3, "digits": 4}
@@ -115,11 +120,6 @@ def sample_factors(task: str, num_examples: int,
     texture = label
     combo = _balanced(rng, n, len(PRETRAIN_SHAPES) * num_colours)
     shape, colour = combo // num_colours, combo % num_colours
-  orientation_index, period_index = texture // len(PERIODS_PX), texture % len(PERIODS_PX)
-  jitter = rng.uniform(-6.0, 6.0, n)
-  orientation = np.deg2rad(np.asarray(ORIENTATIONS_DEG, np.float64)[orientation_index]
-                           + jitter)
-  period = np.asarray(PERIODS_PX)[period_index] * rng.uniform(0.92, 1.08, n)
   brightness = rng.uniform(0.85, 1.05, n)[:, None]
   colour_rgb = np.clip(COLOUR_RGB[colour] * brightness + rng.normal(0.0, 0.035, (n, 3)),
                        0.0, 1.0)
@@ -133,10 +133,10 @@ def sample_factors(task: str, num_examples: int,
       "radius": rng.uniform(6.5, 10.0, n),
       "rotation": rng.uniform(0.0, 2.0 * np.pi, n),
       "grey": rng.uniform(0.30, 0.62, n),
-      "contrast": rng.uniform(0.10, 0.18, n),
+      "contrast": rng.uniform(0.55, 0.70, n),
       "phase": rng.uniform(0.0, 2.0 * np.pi, n),
-      "orientation": orientation,
-      "period": period,
+      "orientation": rng.uniform(0.0, np.pi, n),
+      "period": rng.uniform(6.0, 9.0, n),
       "colour_rgb": colour_rgb.astype(np.float32),
   }
 
@@ -206,11 +206,11 @@ def _plane(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
   return xs[None, None, :] * _f32(a)[:, None, None] + rows[:, :, None]
 
 
-def shape_coverage(factors: Dict[str, np.ndarray]) -> np.ndarray:
-  """Antialiased fraction of each pixel covered by the shape, float32 [N, 32, 32] in [0, 1].
+def shape_pixel_distance(factors: Dict[str, np.ndarray]) -> np.ndarray:
+  """Signed distance of every pixel centre to the shape's outline in pixels (negative
+  inside), float32 [N, 32, 32].
 
-  Pixel (x, y) maps to the shape's unit coordinates u = R(-rotation) (p - centre) / radius;
-  coverage = clip(1/2 - distance_in_pixels, 0, 1).
+  Pixel (x, y) maps to the shape's unit coordinates u = R(-rotation) (p - centre) / radius.
   """
   cos, sin = np.cos(factors["rotation"]), np.sin(factors["rotation"])
   radius = factors["radius"]
@@ -221,32 +221,52 @@ def shape_coverage(factors: Dict[str, np.ndarray]) -> np.ndarray:
   for shape_index in np.unique(factors["shape"]):
     rows = factors["shape"] == shape_index
     distance[rows] = shape_distance(SHAPES[shape_index], u[rows], v[rows])
-  distance *= _f32(radius)[:, None, None]
-  return np.clip(0.5 - distance, 0.0, 1.0)
+  return distance * _f32(radius)[:, None, None]
 
 
-def background(factors: Dict[str, np.ndarray]) -> np.ndarray:
-  """Grey oriented stripes of each image, float32 [N, 32, 32] in [0, 1]."""
+def shape_coverage(factors: Dict[str, np.ndarray]) -> np.ndarray:
+  """Antialiased fraction of each pixel covered by the shape, clip(1/2 - distance, 0, 1):
+  float32 [N, 32, 32] in [0, 1]."""
+  return np.clip(0.5 - shape_pixel_distance(factors), 0.0, 1.0)
+
+
+def fill(factors: Dict[str, np.ndarray],
+         distance: Optional[np.ndarray] = None) -> np.ndarray:
+  """The brightness factor of each image's shape fill, float32 [N, 32, 32] in
+  [1 - contrast, 1]: 1 for "solid"; for "outline" 1 within OUTLINE_PX of the outline (from
+  `distance`, shape_pixel_distance, computed if None) and dark inside; soft-edged stripes or
+  checker squares of the given period, orientation and phase.
+
+  Antialiased: each pattern's bright mask m in [0, 1] gives 1 - contrast (1 - m).
+  """
+  distance = shape_pixel_distance(factors) if distance is None else distance
   frequency = 2 * np.pi / factors["period"]
-  angle = _plane(np.cos(factors["orientation"]) * frequency,
-                 np.sin(factors["orientation"]) * frequency, factors["phase"])
-  stripes = np.tanh(2.0 * np.sin(angle)) * np.float32(1.0 / np.tanh(2.0))
-  return _f32(factors["grey"])[:, None, None] + _f32(factors["contrast"])[:, None, None] * stripes
+  cos, sin = np.cos(factors["orientation"]), np.sin(factors["orientation"])
+  along = np.sin(_plane(cos * frequency, sin * frequency, factors["phase"]))
+  across = np.sin(_plane(-sin * frequency, cos * frequency, factors["phase"]))
+  patterns = (np.ones_like(distance), np.clip(distance + OUTLINE_PX + 0.5, 0.0, 1.0),
+              along, along * across)
+  texture = factors["texture"][:, None, None]
+  mask = np.select([texture == k for k in range(len(TEXTURES))], patterns)
+  mask = np.where(texture >= 2, 0.5 + 0.5 * np.tanh(3.0 * mask) / np.tanh(3.0), mask)
+  return 1.0 - _f32(factors["contrast"])[:, None, None] * (1.0 - mask.astype(np.float32))
 
 
 def render(factors: Dict[str, np.ndarray], rng: np.random.Generator,
            noise_amplitude: float = 0.06) -> np.ndarray:
-  """Composes shape over background plus uniform luminance noise in
-  [-noise_amplitude, noise_amplitude]: uint8 [N, 32, 32, 3]."""
+  """Composes the striped shape over its flat grey background plus uniform luminance noise
+  in [-noise_amplitude, noise_amplitude]: uint8 [N, 32, 32, 3]."""
   n = len(factors["shape"])
   images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
   for start in range(0, n, _CHUNK):
     chunk = {k: v[start:start + _CHUNK] for k, v in factors.items()}
-    coverage = shape_coverage(chunk)[..., None]
-    grey = background(chunk)[..., None]
+    distance = shape_pixel_distance(chunk)
+    coverage = np.clip(0.5 - distance, 0.0, 1.0)[..., None]
+    grey = _f32(chunk["grey"])[:, None, None, None]
     noise = rng.random(coverage.shape, dtype=np.float32)
     noise = (2.0 * noise_amplitude * 255.0) * (noise - 0.5) + 0.5  # + 0.5 rounds below.
-    image = grey + coverage * (chunk["colour_rgb"][:, None, None, :] - grey)
+    shape = fill(chunk, distance)[..., None] * chunk["colour_rgb"][:, None, None, :]
+    image = grey + coverage * (shape - grey)
     image = np.clip(image * 255.0 + noise, 0.0, 255.0)
     images[start:start + _CHUNK] = image.astype(np.uint8)
   return images
@@ -330,8 +350,11 @@ class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Shared builder of the procedurally generated shape datasets."""
 
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release.",
+                   "2.0.0": "The texture is the shape's fill pattern (4 classes: solid, "
+                            "outline, stripes, checker) over a flat grey background, instead of "
+                            "faint background stripes (8 classes)."}
   TASK = ""
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -369,7 +392,7 @@ class DemoPretrain(_ShapesBuilder):
 
 
 class DemoTexture(_ShapesBuilder):
-  """Transfer task: label = background texture, a pretraining nuisance (8 classes)."""
+  """Transfer task: label = the shape's fill pattern, a pretraining nuisance (4 classes)."""
   name = "demo_texture"
   TASK = "texture"
   BUILDER_CONFIGS = _configs(2_000, 1_000)

@@ -33,19 +33,19 @@ class GeneratorTest(tf.test.TestCase):
     self.assertAllEqual(data["label"], data["shape"] * 6 + data["colour"])
     self.assertLess(data["shape"].max(), len(demo.PRETRAIN_SHAPES))
     # The nuisance factor varies inside every pretraining class, independently of it.
-    table = np.zeros((48, 8))
+    table = np.zeros((48, 4))
     np.add.at(table, (data["label"], data["texture"]), 1)
     self.assertTrue(np.all(table.sum(axis=1) > 0))
-    self.assertTrue(np.all((table > 0).sum(axis=1) >= 6))
+    self.assertTrue(np.all(table > 0))
     _, p_value, _, _ = stats.chi2_contingency(table)
     self.assertGreater(p_value, 1e-3)
 
   def test_texture_task_label_is_texture_independent_of_object(self):
     data = demo.generate("texture", "train", 1600, seed=0)
     self.assertAllEqual(data["label"], data["texture"])
-    counts = _counts(data["label"], 8)
+    counts = _counts(data["label"], 4)
     self.assertLessEqual(counts.max() - counts.min(), 1)
-    table = np.zeros((8, 48))
+    table = np.zeros((4, 48))
     np.add.at(table, (data["label"], data["shape"] * 6 + data["colour"]), 1)
     _, p_value, _, _ = stats.chi2_contingency(table)
     self.assertGreater(p_value, 1e-3)
@@ -70,12 +70,15 @@ class GeneratorTest(tf.test.TestCase):
     outside = coverage <= 0.0
     self.assertTrue(np.all(inside.sum(axis=(1, 2)) >= 20))
     for i in range(200):
-      # Shape pixels: the shape's colour up to the +-6% luminance noise.
-      diff = np.abs(images[i][inside[i]] - factors["colour_rgb"][i] * 255.0)
+      # Shape pixels: the shape's colour times its fill, up to the +-6% luminance noise.
+      shape = np.clip(demo.fill(factors)[i][inside[i]][:, None] * factors["colour_rgb"][i],
+                      0.0, 1.0)
+      diff = np.abs(images[i][inside[i]] - shape * 255.0)
       self.assertLess(diff.max(), 0.06 * 255 + 1.5)
       # Background pixels are grey (noise is the same on the three channels).
       background = images[i][outside[i]]
       self.assertLessEqual(np.ptp(background, axis=1).max(), 1.0)
+      self.assertLess(np.abs(background - factors["grey"][i] * 255.0).max(), 0.06 * 255 + 1.5)
 
   def test_colour_recoverable_from_pixels(self):
     data = demo.generate("pretrain", "test", 240, seed=1)
@@ -83,26 +86,41 @@ class GeneratorTest(tf.test.TestCase):
     saturated = images.max(axis=-1) - images.min(axis=-1) > 0.3
     self.assertTrue(np.all(saturated.sum(axis=(1, 2)) >= 15))
     for i in range(240):
-      mean_colour = images[i][saturated[i]].mean(axis=0)
+      # The bright part of the fill (every pattern has one) carries the undarkened colour.
+      pixels = images[i][saturated[i]]
+      brightness = pixels.max(axis=-1)
+      mean_colour = pixels[brightness >= np.quantile(brightness, 0.75)].mean(axis=0)
       nearest = np.argmin(np.linalg.norm(demo.COLOUR_RGB - mean_colour, axis=1))
       self.assertEqual(nearest, data["colour"][i])
 
-  def test_background_stripes_have_the_texture_frequency(self):
+  def test_fill_patterns(self):
     rng = np.random.default_rng(0)
-    factors = demo.sample_factors("texture", 64, rng)
-    grey = demo.background(factors)
-    for i in range(64):
-      spectrum = np.abs(np.fft.fft2(grey[i] - grey[i].mean()))
-      fy, fx = np.unravel_index(np.argmax(spectrum), spectrum.shape)
-      fy = fy - 32 if fy > 16 else fy
-      fx = fx - 32 if fx > 16 else fx
-      period = 32.0 / np.hypot(fx, fy)
-      orientation = np.rad2deg(np.arctan2(fy, fx)) % 180
-      expected_period = demo.PERIODS_PX[factors["texture"][i] % 2]
-      expected_orientation = demo.ORIENTATIONS_DEG[factors["texture"][i] // 2]
-      self.assertBetween(period / expected_period, 0.8, 1.25)
-      delta = abs((orientation - expected_orientation + 90) % 180 - 90)
-      self.assertLess(delta, 15)
+    factors = demo.sample_factors("texture", 96, rng)
+    distance = demo.shape_pixel_distance(factors)
+    fill = demo.fill(factors)
+    dark = 1.0 - factors["contrast"]
+    for i in range(96):
+      pattern = demo.TEXTURES[factors["texture"][i]]
+      self.assertBetween(fill[i].min(), dark[i] - 1e-6, 1.0)
+      if pattern == "solid":
+        np.testing.assert_allclose(fill[i], 1.0)
+      elif pattern == "outline":
+        rim = (distance[i] > -demo.OUTLINE_PX + 0.5) & (distance[i] < 0)
+        interior = distance[i] < -demo.OUTLINE_PX - 0.5
+        np.testing.assert_allclose(fill[i][rim], 1.0, atol=1e-6)
+        np.testing.assert_allclose(fill[i][interior], dark[i], atol=1e-6)
+      else:
+        # Half bright, half dark; stripes: the spectrum peaks at the period and orientation.
+        bright = (fill[i] - dark[i]) / factors["contrast"][i]
+        self.assertBetween(bright.mean(), 0.35, 0.65)
+        if pattern == "stripes":
+          spectrum = np.abs(np.fft.fft2(bright - bright.mean()))
+          fy, fx = np.unravel_index(np.argmax(spectrum), spectrum.shape)
+          fy, fx = (fy - 32 if fy > 16 else fy), (fx - 32 if fx > 16 else fx)
+          self.assertBetween(32.0 / np.hypot(fx, fy) / factors["period"][i], 0.75, 1.33)
+          delta = abs((np.arctan2(fy, fx) - factors["orientation"][i] + np.pi / 2) % np.pi
+                      - np.pi / 2)
+          self.assertLess(np.rad2deg(delta), 20)
 
   def test_digits_split(self):
     data = demo.digits(seed=0)
@@ -140,7 +158,7 @@ class BuilderTest(tf.test.TestCase):
     self.assertEqual(builder("demo_novel_shapes").builder_config.num_test, 1_000)
     self.assertEqual(builder("demo_pretrain/small").builder_config.num_train, 2_560)
     self.assertEqual(builder("demo_pretrain").info.features["label"].num_classes, 48)
-    self.assertEqual(builder("demo_texture").info.features["label"].num_classes, 8)
+    self.assertEqual(builder("demo_texture").info.features["label"].num_classes, 4)
     self.assertEqual(builder("demo_novel_shapes").info.features["label"].num_classes, 24)
 
   def _load_all(self, name, data_dir, **kwargs):

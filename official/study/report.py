@@ -13,10 +13,12 @@ import collections
 import math
 import posixpath
 import re
+import warnings
 from typing import Optional
 
 import numpy as np
 
+from official.analysis import class_separation
 from official.analysis import plots
 from official.core import config as config_lib
 from official.core import io
@@ -210,6 +212,147 @@ def _sweep_scaling(results: Results, sweep: list[str]) -> str:
   return "No run of the sweep scales the loss by tau (the paper did below 0.05, §3.4)."
 
 
+def _by_seed(results: Results, variants, getter, table: Optional[dict] = None) -> dict:
+  """variant -> seed -> value of the runs where `getter` gives a number."""
+  table = results.pretrain if table is None else table
+  out = collections.defaultdict(dict)
+  for v in variants:
+    for seed in results.seeds_of(v, table):
+      try:
+        value = getter(table[(v, seed)])
+      except (KeyError, TypeError):
+        continue
+      if value is not None and not math.isnan(float(value)):
+        out[v][seed] = float(value)
+  return dict(out)
+
+
+def _r2(r):
+  return r["class_separation"]["final_avg_pool"]
+
+
+def _r2_cells(results: Results, variants) -> tuple[dict, dict, list[str]]:
+  """Table 3/4 cells of penultimate class separation, per-seed values, and the note on runs
+  whose R² is undefined (collapsed features: class_separation.MIN_TOTAL_DISPERSION)."""
+  cells, values = _column(results, variants, _r2, results.representations, scale=1.0,
+                          digits=3, mark_best=False)
+  undefined = [v for v in variants
+               if any((results.representations[(v, s)].get("class_separation") or {}).get(
+                   "final_avg_pool", 0.0) is None
+                      for s in results.seeds_of(v, results.representations))]
+  for v in undefined:
+    missing = len(results.seeds_of(v, results.representations)) - len(values[v])
+    cells[v] = f"{cells[v]} (undefined in {missing} run(s))" if values[v] else "undefined"
+  note = ([] if not undefined else [
+      "", "Undefined: the penultimate features collapse, total cosine dispersion d_total < "
+      f"{class_separation.MIN_TOTAL_DISPERSION:g} (eq. 11's ratio then reads near 1 whatever "
+      "the classes); such runs are left out of the means and rank correlations."])
+  return cells, values, note
+
+
+def _correlations(rows_in: list, seed_sets_of) -> tuple[list[list[str]], dict, dict]:
+  """Rows of the rank-correlation table, (relation, runs) -> [(rho, p, n) per seed set] and
+  (relation, runs) -> (rho, p, n) on all seeds.
+
+  rows_in: (relation, runs, x, y) with x, y variant -> seed -> value; seed_sets_of(runs): the
+  disjoint seed sets of those runs (statistics.seed_sets)."""
+  rows, by_set, pooled = [], {}, {}
+  for relation, runs, x, y in rows_in:
+    seeds = sorted({s for v in x for s in x[v]})
+    if not seeds:
+      continue
+    sets = seed_sets_of(runs)
+    groups = [("all", tuple(seeds))] + ([(", ".join(map(str, g)), g) for g in sets]
+                                        if len(sets) > 1 else [])
+    for label, group in groups:
+      rho, p, n = statistics.spearman_over_seeds(x, y, group)
+      if label == "all":
+        pooled[(relation, runs)] = (rho, p, n)
+      if label != "all" or len(groups) == 1:
+        by_set.setdefault((relation, runs), []).append((rho, p, n))
+      rows.append([relation, runs, label, str(n),
+                   "–" if math.isnan(rho) else f"{rho:.2f}",
+                   "–" if math.isnan(p) else f"{max(p, 1e-16):.3g}"])
+  return rows, by_set, pooled
+
+
+def _negative_everywhere(per_set: list) -> bool:
+  return bool(per_set) and all(rho < 0 and p < 0.05 for rho, p, _ in per_set)
+
+
+def _plateau_rows(results: Results, variants) -> list[list[str]]:
+  """Per variant: epochs trained, final top-1 and its gain over the last quarter of training
+  (statistics.plateau_gain of the run's per-epoch top-1), mean ± s.e. over seeds."""
+  rows = []
+  for v in variants:
+    curves = [m.get("top1_curve") for (variant, _), m in sorted(results.pretrain.items())
+              if variant == v and len(m.get("top1_curve") or []) > 1]
+    if curves:
+      gains = [statistics.plateau_gain(c) for c in curves]
+      rows.append([v, f"{curves[0][-1][0]:g}",
+                   statistics.summarize([c[-1][1] for c in curves]).format(1, 100),
+                   statistics.summarize([g for g in gains if not math.isnan(g)]).format(1, 100)])
+  return rows
+
+
+def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> list[str]:
+  """The rank correlations with mean linear transfer on each disjoint seed set (class
+  separation and pretraining top-1; across objectives and across temperatures), the premise of
+  Table 3, and which of the paper's findings the study reproduces."""
+  rows_in = []
+  for runs, variants in (("objectives", objectives), ("temperatures", sweep)):
+    if not variants:
+      continue
+    transfer = _by_seed(results, variants, lambda r: _mean_linear(r, datasets),
+                        results.transfer)
+    rows_in += [("class separation R²", runs,
+                 _by_seed(results, variants, _r2, results.representations), transfer),
+                ("pretraining top-1", runs,
+                 _by_seed(results, variants, lambda m: m["top1"]), transfer)]
+  seeds = {"objectives": sorted({s for v, s in results.pretrain if v in objectives}),
+           "temperatures": sorted({s for v, s in results.pretrain if v in sweep})}
+  rows, by_set, pooled = _correlations(rows_in,
+                                       lambda runs: statistics.seed_sets(seeds[runs]))
+  if not rows:
+    return []
+  out = ["", "Spearman's rho with mean linear transfer accuracy, on the seed means of all "
+         "seeds and of each of two disjoint seed sets (independent runs):", "",
+         _table(["relation", "across", "seeds", "n", "rho", "p"], rows)]
+  for relation, runs, *_ in rows_in:
+    rho, p, _ = pooled.get((relation, runs), (math.nan, math.nan, 0))
+    if not math.isnan(rho):
+      out += ["", f"{relation[0].upper() + relation[1:]} vs transfer across {runs}: rho = {rho:.2f}, "
+              f"p = {max(p, 1e-16):.3g} ({'negative' if rho < 0 else 'not negative'}; "
+              f"{'significant' if p < 0.05 else 'not significant'} at p < 0.05)."]
+  # Premise of Table 3: every alternative separates classes more than softmax.
+  found, missed = [], []
+  means = {o: float(np.mean(v)) for o, v in r2_values.items() if v}
+  if "softmax" in means and len(means) > 1:
+    above = [o for o in means if o != "softmax" and means[o] > means["softmax"]]
+    premise = len(above) == len(means) - 1
+    out += ["", f"Premise (Table 3): {len(above)} of {len(means) - 1} alternative objectives "
+            f"separate classes more than softmax (R² {means['softmax']:.3f}); the premise "
+            f"{'held' if premise else 'did not hold'}."]
+    (found if premise else missed).append(
+        "every alternative objective separating classes more than softmax")
+  for runs, claim in (("objectives", "across objectives"),
+                      ("temperatures", "across cosine softmax temperatures (Table 4)")):
+    per_set = by_set.get(("class separation R²", runs))
+    if per_set and not all(math.isnan(rho) for rho, _, _ in per_set):  # else: no test
+      (found if _negative_everywhere(per_set) else missed).append(
+          f"a negative rank correlation between class separation and transfer {claim}, "
+          "significant (p < 0.05) in " + ("each seed set" if len(per_set) > 1 else
+                                          "its only seed set (one seed: not checked on a "
+                                          "second)"))
+  verdict = []
+  if found:
+    verdict.append("This study reproduces " + "; ".join(found) + ".")
+  if missed:
+    verdict.append(("It does not reproduce " if found else "This study does not reproduce ")
+                   + "; ".join(missed) + ".")
+  return out + ["", "**" + " ".join(verdict) + "**"] if verdict else out
+
+
 def _mean_linear(result_by_dataset: dict, datasets: list[str]) -> Optional[float]:
   scores = [result_by_dataset[d]["linear"]["test"] for d in datasets if d in result_by_dataset]
   return float(np.mean(scores)) if len(scores) == len(datasets) and scores else None
@@ -307,11 +450,8 @@ def write(workdir: str) -> str:
     sections += _spec_list(ft_labels, listed) + _significance_note(results, results.finetune)
 
   # Table 3.
-  r2_cells, r2_values = _column(
-      results, objectives,
-      lambda r: r["class_separation"]["final_avg_pool"], results.representations,
-      scale=1.0, digits=3, mark_best=False)
-  top1_cells, top1_values = _column(results, objectives, lambda m: m["top1"])
+  r2_cells, r2_values, r2_note = _r2_cells(results, objectives)
+  top1_cells, _ = _column(results, objectives, lambda m: m["top1"])
   header = ["objective", "top-1 (%)", "class separation R²"] + (
       ["paper R²"] if paper_setting else [])
   rows = [[o, top1_cells[o], r2_cells[o]] + (
@@ -319,7 +459,7 @@ def write(workdir: str) -> str:
           for o in objectives]
   sections += ["", "## Table 3: class separation of the penultimate layer "
                f"(R², eq. 11, cosine distance; `{study['class_separation_split']}` split)",
-               "", _table(header, rows)]
+               "", _table(header, rows)] + r2_note
 
   # Sparsity of the penultimate layer (§3.2, Figure 3).
   sparsity_cells, _ = _column(
@@ -334,6 +474,19 @@ def write(workdir: str) -> str:
                  "Non-zero activations of `final_avg_pool` (%) on the "
                  f"`{study.get('analysis_split', 'test')}` split.", "",
                  _table(["objective", "non-zero (%)"], rows)]
+
+  # Learning curves: end points are compared only if top-1 has stopped rising.
+  prefix = "cosine_softmax_tau"
+  sweep = sorted({v for v, _ in results.pretrain if v.startswith(prefix)},
+                 key=lambda v: float(v[len(prefix):]))
+  plateau = _plateau_rows(results, objectives + sweep)
+  if plateau:
+    sections += ["", "## Training curves: top-1 at the end of training", "",
+                 "Top-1 (%) after the last epoch and its gain (points) over the last quarter of "
+                 "training, from the evaluation after every epoch (TensorBoard: `eval/top1` of "
+                 "each run); a gain near 0 means the run ended on its plateau.", "",
+                 _table(["run", "epochs", "final top-1", "gain, last 25% of training"],
+                        plateau)]
 
   # Class separation vs transfer (Figure 5a).
   mean_transfer = {o: results.values(o, lambda r: _mean_linear(r, datasets), results.transfer)
@@ -354,18 +507,15 @@ def write(workdir: str) -> str:
         f"linear transfer accuracy across {len(usable)} objectives: **rho = {rho:.2f}, "
         f"p = {max(p, 1e-16):.2g}** ({relation}; {significance} at p < 0.05). The paper reports "
         f"rho = {paper_numbers.SPEARMAN_RHO}, p = {paper_numbers.SPEARMAN_P} on ImageNet.")
+  sections += _robustness(results, objectives, sweep, datasets, r2_values)
 
   # Table 4.
-  prefix = "cosine_softmax_tau"
-  sweep = sorted({v for v, _ in results.pretrain if v.startswith(prefix)},
-                 key=lambda v: float(v[len(prefix):]))
   if sweep:
+    sweep_r2 = _r2_cells(results, sweep)
     header = ["tau", "top-1", "R²"] + [labels[d] for d in datasets] + ["mean"]
     columns = [
         (_column(results, sweep, lambda m: m["top1"])[0], paper_numbers.TEMPERATURE_TOP1),
-        (_column(results, sweep, lambda r: r["class_separation"]["final_avg_pool"],
-                 results.representations, scale=1.0, digits=3, mark_best=False)[0],
-         paper_numbers.TEMPERATURE_R2)]
+        (sweep_r2[0], paper_numbers.TEMPERATURE_R2)]
     for d in datasets:
       columns.append((_column(results, sweep, lambda r, d=d: r[d]["linear"]["test"],
                               results.transfer)[0],
@@ -379,7 +529,7 @@ def write(workdir: str) -> str:
           _with_paper(cells[v], ref.get(tau) if paper_setting else None)
           for cells, ref in columns])
     sections += ["", "## Table 4: cosine softmax temperature", "", _table(header, rows), "",
-                 _sweep_scaling(results, sweep)]
+                 _sweep_scaling(results, sweep)] + sweep_r2[2]
     sections += _spec_list(labels, listed) + _significance_note(
         results, {k: v for k, v in results.pretrain.items() if k[0] in sweep})
 
@@ -509,6 +659,8 @@ README_BEGIN = "<!-- demo-results:begin -->"
 README_END = "<!-- demo-results:end -->"
 _LINEAR_TABLE = "## Table 1 (Linear transfer)"
 _CORRELATION = "## Class separation vs. transfer"
+_TABLE4 = "## Table 4: cosine softmax temperature"
+_CURVES = "## Training curves"
 
 
 def _section(report_text: str, heading: str) -> str:
@@ -527,10 +679,14 @@ def _section(report_text: str, heading: str) -> str:
 
 
 def readme_section(report_text: str) -> str:
-  """The README's demo results from a report: its Table 1 (linear transfer, with the table's
-  notes) and the Spearman sentence, verbatim."""
-  return "\n\n".join([_section(report_text, _LINEAR_TABLE),
-                       _section(report_text, _CORRELATION)])
+  """The README's demo results from a report, verbatim: its Table 1 (linear transfer, with
+  the table's notes), the learning curves and Table 4 (the temperature sweep) when present,
+  and the correlations with transfer on each seed set with what the study reproduces."""
+  parts = [_LINEAR_TABLE] + [h for h in (_CURVES, _TABLE4) if h in report_text] + [
+      _CORRELATION]
+  return "\n\n".join(f"**{heading[3:]}**\n\n{_section(report_text, heading)}"
+                       if heading != _LINEAR_TABLE else _section(report_text, heading)
+                       for heading in parts)
 
 
 def update_readme(readme_path: str, report_path: str) -> None:
@@ -596,8 +752,13 @@ def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, r
          plots.sparsity_plot),
         ("class_separation", "fig4_class_separation.png",
          "Figure 4: class separation per endpoint", plots.class_separation_plot)):
-      draw(name, caption, plot, {o: np.mean([[r[key][e] for e in ends] for r in rs], axis=0)
-                                 for o, rs in runs.items()}, ends, title=caption)
+      # Undefined values (None: collapsed features) are left out of the mean over seeds.
+      means = {o: np.array([[np.nan if r[key][e] is None else r[key][e] for e in ends]
+                            for r in rs], float) for o, rs in runs.items()}
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all seeds undefined: NaN
+        means = {o: np.nanmean(m, axis=0) for o, m in means.items()}
+      draw(name, caption, plot, means, ends, title=caption)
 
   sweep_points = {}
   for v in sweep or ():

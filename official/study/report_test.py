@@ -103,6 +103,39 @@ class ReportTest(absltest.TestCase):
     self.assertIn("rho = 1.00", text)
     self.assertIn("not negative, unlike the paper", text)
 
+  def test_undefined_r2_learning_curves_and_seed_sets(self):
+    workdir = self.create_tempdir().full_path
+    # Seed 1 of squared error reverses the ranking: negative in seed set {0}, not in {1}.
+    _write_study(workdir, r2=[0.3, 0.6, 0.8], transfer=[0.80, 0.70, 0.50],
+                 top1=[0.70, 0.72, 0.71])
+    store = store_lib.ResultStore(workdir)
+    for seed, curve in ((0, [[1, 0.5], [2, 0.6], [3, 0.68], [4, 0.70]]),
+                        (1, [[1, 0.5], [2, 0.6], [3, 0.70], [4, 0.71]])):
+      metrics = store.get(f"pretrain/softmax/seed{seed}") | {"top1_curve": curve}
+      store.put(f"pretrain/softmax/seed{seed}", "fp", metrics)
+    for d in DATASETS:
+      store.put(f"transfer/squared_error/seed1/{datasets_lib.result_name(d)}", "fp",
+                {"dataset": d, "linear": {"test": 0.95}, "knn": {"test": 0.9}})
+    rep = store.get("representations/cosine_softmax/seed0")
+    rep["class_separation"]["final_avg_pool"] = None  # collapsed features
+    store.put("representations/cosine_softmax/seed0", "fp", rep)
+    text = open(report.write(workdir)).read()
+    # Table 3: cosine softmax keeps seed 1's 0.600 and says seed 0 is undefined.
+    self.assertEqual(_row(text, "cosine_softmax", "## Table 3")[1],
+                     "0.600 (undefined in 1 run(s))")
+    self.assertIn("total cosine dispersion d_total < 0.01", text)
+    # Learning curve of softmax: gain over the last quarter (epoch 3 -> 4) 2 and 1 points.
+    self.assertEqual(_row(text, "softmax", "## Training curves"),
+                     ["4", "70.5 ± 0.5", "1.5 ± 0.5"])
+    # Seed set {0}: R² 0.3, 0.8 (cosine's seed 0 undefined) -> n = 2, no test; seed set {1}:
+    # transfer 0.81, 0.71, 0.95 against R² 0.3, 0.6, 0.8 -> rho = 0.5.
+    rows = [l for l in text.splitlines() if l.startswith("| class separation R² | objectives")]
+    self.assertEqual(rows[1], "| class separation R² | objectives | 0 | 2 | – | – |")
+    self.assertEqual(rows[2], "| class separation R² | objectives | 1 | 3 | 0.50 | 0.667 |")
+    self.assertIn("It does not reproduce a negative rank correlation between class separation "
+                  "and transfer across objectives", text)
+    self.assertIn("the premise held", text)
+
   def test_report_is_deterministic(self):
     workdir = self.create_tempdir().full_path
     _write_study(workdir, r2=[0.3, 0.6, 0.8], transfer=[0.80, 0.70, 0.50],
@@ -214,7 +247,10 @@ class ReportTest(absltest.TestCase):
     self.assertNotIn("old table", text)
     linear = open(report_path).read().split("## Table 1 (Linear")[1].split("\n## ")[0]
     table = [l for l in linear.splitlines() if l.startswith("|")]
-    self.assertEqual([l for l in body.splitlines() if l.startswith("|")], table)
+    self.assertEqual([l for l in body.splitlines() if l.startswith("|")][:len(table)], table)
+    # Then the correlations on each seed set and the verdict, verbatim from the report.
+    self.assertIn("| class separation R² | objectives | 1 | 3 | -1.00 | 1e-16 |", body)
+    self.assertIn("**This study reproduces", body)
     self.assertIn("| softmax | **70.5 ± 0.5** | **99.0 ± 0.0** | **80.5 ± 0.5** |", body)
     self.assertIn("**rho = -1.00", body)
     self.assertEqual(body.count("Spearman's rank correlation"), 1)

@@ -166,3 +166,45 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     return float("nan"), float("nan")
   result = stats.spearmanr(x, y)
   return float(result.statistic), float(result.pvalue)
+
+
+def seed_sets(seeds: Sequence[int]) -> list[tuple[int, ...]]:
+  """Two disjoint halves of the sorted seeds ({0, 1} -> {0}, {1}; {0..3} -> {0, 1}, {2, 3}),
+  for checking that a conclusion holds on independent runs; one set with a single seed."""
+  seeds = sorted(set(seeds))
+  if len(seeds) < 2:
+    return [tuple(seeds)]
+  half = len(seeds) // 2
+  return [tuple(seeds[:half]), tuple(seeds[half:2 * half])]
+
+
+def spearman_over_seeds(x: Mapping[str, Mapping[int, float]],
+                        y: Mapping[str, Mapping[int, float]],
+                        seeds: Sequence[int]) -> tuple[float, float, int]:
+  """Spearman's rho and p across variants (objectives or temperatures) of their means over
+  `seeds`: x[variant][seed], y[variant][seed]. A variant counts when both x and y have a value
+  for every seed of `seeds`. Returns (rho, p, number of variants)."""
+  usable = [v for v in x if v in y and all(s in x[v] and s in y[v] for s in seeds)]
+  rho, p = spearman([float(np.mean([x[v][s] for s in seeds])) for v in usable],
+                    [float(np.mean([y[v][s] for s in seeds])) for v in usable])
+  return rho, p, len(usable)
+
+
+def plateau_gain(curve: Sequence[Sequence[float]], last_fraction: float = 0.25) -> float:
+  """How much a learning curve still rose at its end: the last value minus the value of the
+  last evaluation at or before (1 - last_fraction) of the final epoch.
+
+  Args:
+    curve: (epoch, value) pairs in increasing epoch order, e.g. a run's top-1 per epoch.
+    last_fraction: the final part of training, in (0, 1).
+
+  Returns:
+    The gain (same units as the values); NaN when no evaluation precedes the final part.
+  """
+  if not 0.0 < last_fraction < 1.0:
+    raise ValueError(f"last_fraction: {last_fraction}; valid is a number in (0, 1)")
+  if not curve:
+    return float("nan")
+  cut = (1.0 - last_fraction) * curve[-1][0]
+  before = [value for epoch, value in curve if epoch <= cut + 1e-9]
+  return float(curve[-1][1] - before[-1]) if before else float("nan")

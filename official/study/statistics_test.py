@@ -113,5 +113,49 @@ class SpearmanTest(absltest.TestCase):
       statistics.spearman([1, 2, 3], [1, 2])
 
 
+class SeedSetTest(absltest.TestCase):
+
+  def test_disjoint_halves(self):
+    self.assertEqual(statistics.seed_sets([1, 0]), [(0,), (1,)])
+    self.assertEqual(statistics.seed_sets([3, 0, 2, 1]), [(0, 1), (2, 3)])
+    self.assertEqual(statistics.seed_sets([4, 0, 2]), [(0,), (2,)])
+    self.assertEqual(statistics.seed_sets([5]), [(5,)])
+
+  def test_spearman_over_seeds_equals_scipy_on_seed_means(self):
+    rng = np.random.default_rng(2)
+    variants = [f"o{i}" for i in range(7)]
+    x = {v: {s: float(rng.normal()) for s in range(4)} for v in variants}
+    y = {v: {s: float(rng.normal()) for s in range(4)} for v in variants}
+    del y["o3"][2]  # o3 lacks seed 2: left out of the {2, 3} set only.
+    for seeds, expected_n in (((0, 1), 7), ((2, 3), 6)):
+      kept = [v for v in variants if not (v == "o3" and 2 in seeds)]
+      expected = scipy_stats.spearmanr([np.mean([x[v][s] for s in seeds]) for v in kept],
+                                       [np.mean([y[v][s] for s in seeds]) for v in kept])
+      rho, p, n = statistics.spearman_over_seeds(x, y, seeds)
+      self.assertEqual(n, expected_n)
+      self.assertAlmostEqual(rho, expected.statistic, places=12)
+      self.assertAlmostEqual(p, expected.pvalue, places=12)
+
+
+class PlateauGainTest(absltest.TestCase):
+
+  def test_saturating_curve(self):
+    # top-1 = 0.9 (1 - exp(-epoch / 2)) evaluated every epoch for 12 epochs: the last quarter
+    # starts after epoch 9.
+    curve = [[e, 0.9 * (1 - math.exp(-e / 2))] for e in range(1, 13)]
+    expected = 0.9 * (math.exp(-9 / 2) - math.exp(-12 / 2))
+    self.assertAlmostEqual(statistics.plateau_gain(curve), expected, places=12)
+    self.assertAlmostEqual(statistics.plateau_gain(curve, 0.5),
+                           0.9 * (math.exp(-3) - math.exp(-6)), places=12)
+
+  def test_sparse_and_bad_curves(self):
+    # Evaluations at epochs 2, 4, 6, 8: the last at or before epoch 6 is epoch 6.
+    self.assertAlmostEqual(statistics.plateau_gain([[2, .1], [4, .3], [6, .5], [8, .6]]), 0.1)
+    self.assertTrue(math.isnan(statistics.plateau_gain([[8, 0.6]])))
+    self.assertTrue(math.isnan(statistics.plateau_gain([])))
+    with self.assertRaisesRegex(ValueError, "last_fraction"):
+      statistics.plateau_gain([[1, 0.5]], 1.0)
+
+
 if __name__ == "__main__":
   absltest.main()

@@ -416,6 +416,8 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
       "class_separation": last_eval["class_separation"], "loss": last_eval["loss"],
       "eval_split": config.data.eval_split, "eval_examples": last_eval["examples"],
       "steps": step, "epochs": step / spe,
+      # (epoch, top-1) of every evaluation of this call: the learning curve (plateau check).
+      "top1_curve": [[s / spe, evaluations[s]["top1"]] for s in sorted(evaluations)],
       "images_per_second": (progress.trained_images / progress.train_seconds
                             if progress.train_seconds
                             else _previous_metrics(model_dir).get("images_per_second")),
