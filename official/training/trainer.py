@@ -390,8 +390,9 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
     weights; with `train.select_best_epoch` those of the selected epoch, `selected_epoch`,
     and the top-1 of every evaluated epoch, `eval_top1_per_epoch`), eval_split,
     eval_examples, steps, epochs, images_per_second (of the training done by this call; kept
-    from metrics.json when nothing was left to train), objective, hparams, seed, dataset (with its class subset), num_classes and class_names (label k is
-    class_names[k]; also in config.json's data section).
+    from metrics.json when nothing was left to train), objective, hparams, seed, dataset
+    (with its class subset), num_classes and class_names (label k is class_names[k]; also in
+    config.json's data section).
 
   Raises:
     ValueError: a bad config, an incompatible model_dir; TrainingDiverged (a ValueError) when
