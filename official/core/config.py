@@ -813,22 +813,6 @@ def tuning_study(final: StudyConfig, holdout: str, seeds: tuple,
                           "train.eval_every_epochs": 1})
 
 
-def study_demo_tuning() -> StudyConfig:
-  """The demo's tuning study: DEMO_TUNING_GRID (16 configurations), one seed each."""
-  return tuning_study(study_demo(), "demo_holdout", (0,), DEMO_TUNING_GRID)
-
-
-def study_paper_tuning() -> StudyConfig:
-  """The paper's tuning study: TUNING_GRIDS' 26 configurations x 3 seeds of ResNet-50 on
-  ImageNet without its 50,046 held-out training images."""
-  return tuning_study(study_paper(), "imagenet_resnet50_holdout", (0, 1, 2))
-
-
-def study_imagenet32_tuning() -> StudyConfig:
-  """The middle scale's tuning study: TUNING_GRIDS x 3 seeds on ImageNet32's holdout."""
-  return tuning_study(study_imagenet32(), "imagenet32_resnet18_holdout", (0, 1, 2))
-
-
 # ---------------------------------------------------------------------------------------------
 # The preset registry: section -> name -> a function returning a fresh config.
 
@@ -845,8 +829,14 @@ PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
     "finetune": {"paper": finetune_paper, "demo": finetune_demo,
                  "imagenet32": finetune_imagenet32},
     "study": {"demo": study_demo, "paper": study_paper, "imagenet32": study_imagenet32,
-              "demo_tuning": study_demo_tuning, "paper_tuning": study_paper_tuning,
-              "imagenet32_tuning": study_imagenet32_tuning},
+              # Tuning: the paper's 26 configurations (TUNING_GRIDS) x 3 seeds on ImageNet's
+              # (ImageNet32's) holdout; the demo's 16 (DEMO_TUNING_GRID), one seed each.
+              "paper_tuning": lambda: tuning_study(study_paper(), "imagenet_resnet50_holdout",
+                                                   (0, 1, 2)),
+              "imagenet32_tuning": lambda: tuning_study(
+                  study_imagenet32(), "imagenet32_resnet18_holdout", (0, 1, 2)),
+              "demo_tuning": lambda: tuning_study(study_demo(), "demo_holdout", (0,),
+                                                  DEMO_TUNING_GRID)},
 }
 EXPERIMENTS = PRESETS["experiment"]
 # What an unknown name is called in the error (the flag that names it).
