@@ -24,7 +24,8 @@ The model directory:
 
   config.json            the resolved ExperimentConfig; a different config (anything that
                          changes the result) refuses to resume
-  checkpoints/ckpt-N     tf.train.Checkpoint(model, ema_model, optimizer, step), every
+  checkpoints/ckpt-N     tf.train.Checkpoint(model, ema_model, optimizer, step; with
+                         `train.select_best_epoch` also best_model, eval_top1), every
                          `checkpoint_every_steps` steps, at every epoch end and on SIGTERM
   train/, eval/          TensorBoard scalars; the run's hyperparameters (HParams) at the top
   export/saved_model     SavedModel of the EMA weights returning the endpoint dict (with
@@ -113,6 +114,8 @@ class Trainer:
     optimizer: SGD with Nesterov momentum on the warm-up + cosine schedule.
     step: the optimiser's step counter (optimizer.iterations).
     decayed: the kernels under weight decay.
+    best_model, eval_top1: with `train.select_best_epoch`, the EMA weights of the best
+      evaluated epoch so far and the evaluation top-1 of every epoch (-1: not evaluated).
   """
 
   def __init__(self, config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
