@@ -5,6 +5,8 @@ analyse the representations, and write the report (Tables 1-4, Figures 1-6).
   python -m experiments.reproduce --quick               # a 2-minute smoke run (one seed)
   python -m experiments.reproduce --experiment=demo_long  # the demo to the plateau: ~1 hour
   python -m experiments.reproduce --experiment=paper --data_dir=... --strategy=tpu --tpu=...
+  python -m experiments.reproduce --experiment=paper_tuning ...   # -> workdir/paper_tuning/tuning.json
+  python -m experiments.reproduce --experiment=paper --tuning=workdir/paper_tuning/tuning.json ...
   python -m experiments.reproduce --pretrain_dataset=folder:/data/photos --pretrain_classes=0-4 \
       --transfer_datasets=folder:/data/photos@5-9     # class-disjoint study on an image folder
 
@@ -59,6 +61,9 @@ _TRANSFER = flags.DEFINE_list("transfer_datasets", None,
 _KNN_K_MAX = flags.DEFINE_integer("knn_k_max", None,
                                   "Largest k tried by kNN's leave-one-out (default: preset's).")
 _FINETUNE = flags.DEFINE_bool("finetune", False, "Also fine-tune (Table 2; costly).")
+_TUNING = flags.DEFINE_string(
+    "tuning", None, "A tuning study's tuning.json (--experiment=<preset>_tuning writes it): "
+    "each objective trains with its chosen hyperparameters and stops at its chosen epoch.")
 # A study sharded across machines (official.study.driver): N workers on one shared workdir.
 _NUM_WORKERS = flags.DEFINE_integer(
     "num_workers", 1, "Cooperating study workers sharing --workdir (e.g. a Slurm job array's "
@@ -120,6 +125,9 @@ def build_study():
     changes["knn_k_max"] = _KNN_K_MAX.value
   if _FINETUNE.value:
     changes["finetune"] = True
+  if _TUNING.value:
+    from official.study import driver  # pylint: disable=g-import-not-at-top
+    changes["tuned"] = driver.read_tuning(_TUNING.value)
   if common_flags.DATA_DIR.value:
     changes["data_dir"] = common_flags.DATA_DIR.value
   study = config.override(study, changes)

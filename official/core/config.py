@@ -7,11 +7,15 @@ Table 2), `StudyConfig` what a study runs. `PRESETS[section][name]` holds the pr
 `override(config, {"train.epochs": 3})` and `parse_params_override("train.epochs=3")` change
 any of them. The module also names the files of a pretraining run directory (CONFIG_FILE,
 CHECKPOINT_DIR, EXPORT_DIR, METRICS_FILE) and holds their one reader, `read_run_config`.
-It sits low in the import graph (official.data is imported only inside `resolve`).
+Study presets have `_tuning` variants (`tuning_study`): every objective's hyperparameters
+and early-stopping epoch tuned on the holdout, written to the tuning.json a final study
+takes (`tuned`). It sits low in the import graph (official.data is imported only inside
+`resolve`).
 """
 
 import ast
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -158,6 +162,11 @@ class TrainConfig:
     keep_checkpoints: checkpoints kept in <model_dir>/checkpoints.
     eval_batch_size: global batch of evaluation.
     eval_every_epochs: evaluate every N epochs (and always after the last).
+    select_best_epoch: early stopping on the evaluation split (docs/protocol.md §3): keep the
+      EMA weights of the evaluated epoch of highest top-1 (ties: the earlier) and export
+      those; metrics.json records the top-1 of every evaluated epoch and the one selected.
+    stop_after_epochs: end the run after this many epochs of the `epochs`-epoch schedule
+      (an early-stopped run; 0: train all `epochs`).
     class_separation_examples: the first N examples of the evaluation split, on which the
       class separation R^2 (docs/protocol.md §6) of the penultimate features is measured.
   """
@@ -183,6 +192,8 @@ class TrainConfig:
   eval_batch_size: int = 1000
   eval_every_epochs: int = 1
   class_separation_examples: int = 10_000
+  select_best_epoch: bool = False
+  stop_after_epochs: int = 0
 
   def __post_init__(self):
     positive = ("batch_size", "epochs", "steps_per_loop", "log_every_steps", "keep_checkpoints",
@@ -194,6 +205,10 @@ class TrainConfig:
     if not isinstance(self.checkpoint_every_steps, int) or self.checkpoint_every_steps < 0:
       raise ValueError(f"train.checkpoint_every_steps={self.checkpoint_every_steps!r} must be "
                        "a non-negative integer (0: only at epoch ends)")
+    if not isinstance(self.stop_after_epochs, int) or not (
+        0 <= self.stop_after_epochs <= self.epochs):
+      raise ValueError(f"train.stop_after_epochs={self.stop_after_epochs!r} must be an integer "
+                       f"in [0, train.epochs={self.epochs}] (0: train every epoch)")
     if not self.base_learning_rate > 0:
       raise ValueError(f"train.base_learning_rate={self.base_learning_rate!r} must be positive")
     if self.learning_rate is not None and not self.learning_rate > 0:
@@ -420,13 +435,28 @@ class StudyConfig:
   cka_seeds: tuple = (0, 1)
   # Deterministic ops: a killed and resumed study reproduces an uninterrupted one exactly.
   deterministic: bool = True
+  # The tuning mode (docs/protocol.md §3): `tune` pretrains every configuration of each
+  # objective's grid (`tuning_grid`: objective -> keyword -> values, every combination; None:
+  # losses.hyperparameters.TUNING_GRIDS) x seeds on a holdout preset, and writes tuning.json
+  # (official.study.driver.tuning_results) instead of evaluating transfer.
+  tune: bool = False
+  tuning_grid: Optional[dict] = None
+  # A final study's tuned settings, tuning.json's choices (official.study.driver.read_tuning):
+  # objective -> {"hparams", "epoch", "schedule_epochs"}. Each objective x seed run trains
+  # with those hyperparameters and stops after that epoch of that schedule.
+  tuned: dict = dataclasses.field(default_factory=dict)
   # Infrastructure (not part of any result).
   data_dir: Optional[str] = None
   strategy: str = "default"
 
   def runs(self) -> list[Run]:
     """The pretraining grid: objectives x seeds, then the temperature sweep (cosine softmax
-    at each tau of `temperature_sweep`, with `scale_loss_by_tau` = temperature_scale_loss)."""
+    at each tau of `temperature_sweep`, with `scale_loss_by_tau` = temperature_scale_loss).
+    Tuning (`tune`): objectives x their grid's configurations x seeds."""
+    if self.tune:
+      return [Run(objective, seed, tuple(sorted(hparams.items())))
+              for objective in self.objectives for hparams in self.configurations(objective)
+              for seed in self.seeds]
     grid = [Run(objective, seed) for objective in self.objectives for seed in self.seeds]
     for tau in self.temperature_sweep:
       for seed in self.temperature_seeds:
@@ -436,9 +466,28 @@ class StudyConfig:
           grid.append(run)
     return grid
 
+  def configurations(self, objective: str) -> list[dict]:
+    """Every combination of the tuning grid of `objective` ([{}] without hyperparameters)."""
+    grids = (losses.hyperparameters.TUNING_GRIDS if self.tuning_grid is None
+             else self.tuning_grid)
+    if objective not in grids:
+      raise ValueError(f"tuning_grid has no entry for objective {objective!r}; it has "
+                       f"{', '.join(grids) or 'none'}")
+    keys = sorted(grids[objective])
+    return [dict(zip(keys, values))
+            for values in itertools.product(*(grids[objective][k] for k in keys))]
+
   def validate(self) -> None:
     for name in self.objectives:
       losses.get_objective(name)  # raises a one-line ValueError listing valid names
+      for hparams in self.configurations(name) if self.tune else ():
+        losses.get_objective(name, **hparams)
+    if self.tune and self.tuned:
+      raise ValueError("a tuning study (tune=True) cannot also use tuned settings (--tuning)")
+    missing = [name for name in self.objectives if self.tuned and name not in self.tuned]
+    if missing:
+      raise ValueError(f"--tuning holds no choice for {', '.join(missing)} (it has "
+                       f"{', '.join(self.tuned)}); tune them or leave them out of --objectives")
     if not self.seeds:
       raise ValueError("--seeds: at least one seed is needed")
     if len(set(self.seeds)) != len(self.seeds):
@@ -579,6 +628,7 @@ def _holdout_variant(preset: Callable[[], ExperimentConfig]) -> Callable[[], Exp
   return variant
 
 
+demo_holdout = _holdout_variant(demo)
 imagenet32_resnet18_holdout = _holdout_variant(imagenet32_resnet18)
 imagenet64_resnet18_holdout = _holdout_variant(imagenet64_resnet18)
 imagenet32_resnet50_holdout = _holdout_variant(imagenet32_resnet50)
@@ -676,11 +726,34 @@ def study_imagenet32() -> StudyConfig:
       cka_batch_size=1500, cka_passes=10, relearn_test_per_class=10)
 
 
+# The demo's tuning grid: two values per hyperparameter, the demo preset's value first.
+DEMO_TUNING_GRID = {
+    "softmax": {}, "label_smoothing": {"alpha": (0.1, 0.2)}, "sigmoid": {},
+    "extra_final_layer_l2": {"lambda_": (8e-4, 1.6e-3)}, "dropout": {"keep_prob": (0.7, 0.9)},
+    "logit_penalty": {"beta": (6e-4, 1.2e-3)}, "logit_normalization": {"tau": (0.04, 0.08)},
+    "cosine_softmax": {"tau": (0.05, 0.1)}, "squared_error": {"m": (6.0, 3.0)},
+}
+
+
+def tuning_study(final: StudyConfig, holdout: str, seeds: tuple,
+                 grid: Optional[dict] = None) -> StudyConfig:
+  """The tuning study of the study preset `final` (docs/protocol.md §3; paper §3: 3 runs per
+  configuration on the holdout): each objective's grid x `seeds` on the pretraining preset
+  `holdout`, every epoch evaluated on the holdout and the best one exported; no transfer."""
+  return dataclasses.replace(
+      final, experiment=final.experiment + "_tuning", tune=True, seeds=seeds,
+      pretrain_experiment=holdout, tuning_grid=grid, temperature_sweep=(),
+      transfer_datasets=(), finetune=False,
+      pretrain_overrides={**final.pretrain_overrides, "train.select_best_epoch": True,
+                          "train.eval_every_epochs": 1})
+
+
 # ---------------------------------------------------------------------------------------------
 # The preset registry: section -> name -> a function returning a fresh config.
 
 PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
-    "experiment": {"demo": demo, "imagenet_resnet50": imagenet_resnet50,
+    "experiment": {"demo": demo, "demo_holdout": demo_holdout,
+                   "imagenet_resnet50": imagenet_resnet50,
                    "imagenet_resnet50_holdout": imagenet_resnet50_holdout,
                    "imagenet32_resnet18": imagenet32_resnet18,
                    "imagenet32_resnet18_holdout": imagenet32_resnet18_holdout,
@@ -691,7 +764,15 @@ PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
     "finetune": {"paper": finetune_paper, "demo": finetune_demo,
                  "imagenet32": finetune_imagenet32},
     "study": {"demo": study_demo, "demo_long": study_demo_long, "paper": study_paper,
-              "imagenet32": study_imagenet32},
+              "imagenet32": study_imagenet32,
+              # Tuning: the paper's 26 configurations (TUNING_GRIDS) x 3 seeds on ImageNet's
+              # (ImageNet32's) holdout; the demo's 16 (DEMO_TUNING_GRID), one seed each.
+              "paper_tuning": lambda: tuning_study(study_paper(), "imagenet_resnet50_holdout",
+                                                   (0, 1, 2)),
+              "imagenet32_tuning": lambda: tuning_study(
+                  study_imagenet32(), "imagenet32_resnet18_holdout", (0, 1, 2)),
+              "demo_tuning": lambda: tuning_study(study_demo(), "demo_holdout", (0,),
+                                                  DEMO_TUNING_GRID)},
 }
 EXPERIMENTS = PRESETS["experiment"]
 # What an unknown name is called in the error (the flag that names it).

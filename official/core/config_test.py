@@ -14,7 +14,7 @@ class PresetTest(parameterized.TestCase):
 
   def test_registry(self):
     self.assertEqual(set(config.EXPERIMENTS),
-                     {"demo", "imagenet_resnet50", "imagenet_resnet50_holdout",
+                     {"demo", "demo_holdout", "imagenet_resnet50", "imagenet_resnet50_holdout",
                       "imagenet32_resnet18", "imagenet32_resnet18_holdout",
                       "imagenet64_resnet18", "imagenet64_resnet18_holdout",
                       "imagenet32_resnet50", "imagenet32_resnet50_holdout"})
@@ -35,6 +35,20 @@ class PresetTest(parameterized.TestCase):
     holdout = config.get_experiment("imagenet_resnet50_holdout")
     self.assertEqual((holdout.data.train_split, holdout.data.eval_split),
                      ("train", "validation"))
+
+  def test_tuning_presets_tune_on_the_holdout(self):
+    for name, holdout in (("demo", "demo_holdout"), ("paper", "imagenet_resnet50_holdout"),
+                          ("imagenet32", "imagenet32_resnet18_holdout")):
+      study = config.get_study(name + "_tuning")
+      self.assertTrue(study.tune)
+      self.assertEqual(study.pretrain_experiment, holdout)
+      self.assertIs(study.pretrain_overrides["train.select_best_epoch"], True)
+      self.assertEqual(study.transfer_datasets, ())
+    self.assertLen(config.get_study("paper_tuning").runs(), 26 * 3)
+    self.assertLen(config.get_study("demo_tuning").runs(), 16)
+    with self.assertRaisesRegex(ValueError, r"train.stop_after_epochs=3 must be an integer in "
+                                r"\[0, train.epochs=2\]"):
+      config.override(config.get_experiment("demo"), {"train.stop_after_epochs": 3})
 
   def test_linear_scaling_and_explicit_learning_rate(self):
     c = config.override(config.get_experiment("imagenet_resnet50"), {"train.batch_size": 512})
@@ -146,12 +160,14 @@ class SectionsTest(absltest.TestCase):
 
   def test_registry_sections(self):
     self.assertEqual({s: set(p) for s, p in config.PRESETS.items()},
-                     {"experiment": {"demo", "imagenet_resnet50", "imagenet_resnet50_holdout",
+                     {"experiment": {"demo", "demo_holdout", "imagenet_resnet50",
+                                     "imagenet_resnet50_holdout",
                                      "imagenet32_resnet18", "imagenet32_resnet18_holdout",
                                      "imagenet64_resnet18", "imagenet64_resnet18_holdout",
                                      "imagenet32_resnet50", "imagenet32_resnet50_holdout"},
                       "finetune": {"paper", "demo", "imagenet32"},
-                      "study": {"demo", "demo_long", "paper", "imagenet32"}})
+                      "study": {"demo", "demo_long", "paper", "imagenet32", "demo_tuning", "paper_tuning",
+                                "imagenet32_tuning"}})
     self.assertIs(config.EXPERIMENTS, config.PRESETS["experiment"])
     with self.assertRaisesRegex(ValueError, "unknown preset section 'nope'; valid: experiment"):
       config.get_preset("nope", "demo")

@@ -29,6 +29,23 @@ RELEASED_DEFAULTS = {
     "squared_error": {"kappa": 9.0, "m": 60.0, "loss_scale": 10.0},          # eq. 9, released
 }
 
+# The tuning grids of the study's tuning mode (docs/protocol.md §3): objective -> keyword ->
+# values, every combination tried on the holdout. Paper §3 tuned each objective's
+# hyperparameters without listing the values searched here, so these grids are assumed
+# (docs/protocol.md §7): each spans its released (tuned) value by about a factor of two
+# either side. Objectives without a hyperparameter have one configuration.
+TUNING_GRIDS = {
+    "softmax": {},
+    "label_smoothing": {"alpha": (0.05, 0.1, 0.2)},
+    "sigmoid": {},
+    "extra_final_layer_l2": {"lambda_": (4e-4, 8e-4, 1.6e-3)},
+    "dropout": {"keep_prob": (0.5, 0.7, 0.9)},
+    "logit_penalty": {"beta": (3e-4, 6e-4, 1.2e-3)},
+    "logit_normalization": {"tau": (0.02, 0.04, 0.08)},
+    "cosine_softmax": {"tau": (0.03, 0.05, 0.08)},
+    "squared_error": {"kappa": (1.0, 9.0, 15.0), "m": (30.0, 60.0)},
+}
+
 
 def released_default(objective: str, keyword: str):
   """The released default of `keyword` of `objective` (a key of RELEASED_DEFAULTS)."""

@@ -1,5 +1,9 @@
 """Runs a study: plans every step, skips the finished ones, runs the rest, writes the report.
 
+A tuning study (StudyConfig.tune, docs/protocol.md §3) plans only its pretraining runs (every
+configuration of each objective's grid on the holdout) and writes <workdir>/tuning.json
+(`tuning_results`) instead of the report; a final study reads it back with `read_tuning`.
+
 Resumable and idempotent: each finished step is one result file (official.study.store),
 written atomically after the step completes. Killing the driver loses at most the step in
 progress (pretraining resumes from its last checkpoint); a rerun skips what is done.
@@ -76,6 +80,8 @@ def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
     planned.append(Step(
         pretrain_key, "pretrain", f"pretrain {run.run_id}", fp, settings,
         lambda run=run, fp=fp: steps.pretrain(study, run, workdir, fp, strategy), index))
+    if study.tune:  # tuning reads the pretraining results only
+      continue
     settings = steps.representation_settings(study)
     fp = steps.fingerprint(settings, [pretrain_fp[run]])
     planned.append(Step(
@@ -90,7 +96,7 @@ def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
           f"transfer {run.run_id} {dataset}",
           fp, settings, lambda run=run, d=dataset: steps.transfer(study, run, d, workdir),
           index, (pretrain_key,)))
-  if study.finetune:
+  if study.finetune and not study.tune:
     for index, run in enumerate(runs):
       if run.hparams or run.seed not in study.finetune_seeds:
         continue
@@ -103,7 +109,7 @@ def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
             fp, settings,
             lambda run=run, d=dataset: steps.finetune(study, run, d, workdir, strategy),
             index, (f"pretrain/{run.run_id}",)))
-  if len(study.cka_seeds) == 2 and all(
+  if not study.tune and len(study.cka_seeds) == 2 and all(
       Run(o, s) in runs for o in study.objectives[:1] for s in study.cka_seeds):
     settings = steps.cka_settings(study)
     cka_runs = [r for r in runs if not r.hparams and r.seed in study.cka_seeds]
@@ -280,6 +286,12 @@ def run(study: StudyConfig, workdir: str, strategy=None,
       continue
     say(_waiting_line(blocked, planned, done, num_workers))
     return None
+  if study.tune:  # cheap and deterministic: every worker that gets here writes the same file
+    path = io.join(workdir, TUNING_FILE)
+    results = {s.key: store.get(s.key, s.fingerprint) for s in planned}
+    io.atomic_write_json(path, tuning_results(study, results))
+    say(f"done in {_format_seconds(time.time() - started)}; tuning: {path}")
+    return path
   # The report, once: by a single driver on every run (as a rerun refreshes it), by sharded
   # workers only if no worker has written it for these exact results yet.
   written = io.join(table.root, "report-written.json")
@@ -302,6 +314,57 @@ def run(study: StudyConfig, workdir: str, strategy=None,
       return report_path
   say(f"done in {_format_seconds(time.time() - started)}; report: {report_path}")
   return report_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Tuning (docs/protocol.md §3).
+
+TUNING_FILE = "tuning.json"
+
+
+def tuning_results(study: StudyConfig, results: dict) -> dict:
+  """tuning.json of a tuning study from its pretraining results (step key -> metrics).
+
+  Per objective and configuration of its grid, the holdout top-1 of every evaluated epoch
+  averaged over the seeds; the configuration's score is the best epoch of that mean curve
+  (ties: the earlier epoch). The objective's choice is the configuration of highest score
+  (ties: the earlier in grid order) with its epoch. Only holdout top-1 enters.
+  """
+  objectives = {}
+  for objective in study.objectives:
+    configurations = []
+    for hparams in study.configurations(objective):
+      runs = [Run(objective, seed, tuple(sorted(hparams.items()))) for seed in study.seeds]
+      curves = [{int(e): v for e, v in results[f"pretrain/{run.run_id}"]["top1_curve"]}
+                for run in runs]
+      mean = {int(e): sum(c[e] for c in curves) / len(curves) for e in curves[0]}
+      epoch = max(mean, key=lambda e: (mean[e], -e))
+      configurations.append({"hparams": hparams, "epoch": epoch, "top1": mean[epoch],
+                             "top1_per_epoch": {str(e): v for e, v in sorted(mean.items())}})
+    best = max(configurations, key=lambda c: c["top1"])  # the first of equal ones
+    schedule = steps.pretrain_config(study, runs[0]).train.epochs
+    objectives[objective] = {"hparams": best["hparams"], "epoch": best["epoch"],
+                             "schedule_epochs": schedule, "top1": best["top1"],
+                             "configurations": configurations}
+  return {"experiment": study.experiment, "pretrain_experiment": study.pretrain_experiment,
+          "seeds": list(study.seeds), "selected_by": "holdout top-1, mean over seeds",
+          "objectives": objectives}
+
+
+def read_tuning(path: str) -> dict:
+  """StudyConfig.tuned from a tuning.json: objective -> {"hparams", "epoch",
+  "schedule_epochs"}."""
+  if not io.exists(path):
+    raise ValueError(f"--tuning {path!r} does not exist; run a tuning study "
+                     "(--experiment=<preset>_tuning) to write it")
+  try:
+    objectives = io.read_json(path)["objectives"]
+    return {name: {"hparams": dict(choice["hparams"]), "epoch": int(choice["epoch"]),
+                   "schedule_epochs": int(choice["schedule_epochs"])}
+            for name, choice in objectives.items()}
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise ValueError(f"--tuning {path!r} is not a tuning study's {TUNING_FILE} "
+                     f"({type(e).__name__}: {e})") from None
 
 
 def _waiting_line(blocked, planned, done, num_workers, wait_seconds=0.0) -> str:

@@ -32,7 +32,7 @@ from official.training import trainer
 
 def pretrain_config(study: StudyConfig, run: Run):
   """The training config of one run: the study's preset, its overrides, pretraining dataset
-  and class subset, objective and seed."""
+  and class subset, objective (with its tuned settings, StudyConfig.tuned) and seed."""
   config = train_config.get_experiment(study.pretrain_experiment)
   overrides = dict(study.pretrain_overrides)
   if study.pretrain_dataset is not None:
@@ -41,6 +41,11 @@ def pretrain_config(study: StudyConfig, run: Run):
     overrides["data.classes"] = study.pretrain_classes
   overrides.update({"objective.name": run.objective, "train.seed": run.seed,
                     "train.deterministic": study.deterministic})
+  tuned = study.tuned.get(run.objective) if not run.hparams else None
+  if tuned:  # the tuning study's choice: its hyperparameters, stopped after its epoch
+    overrides.update({f"objective.hparams.{k}": v for k, v in tuned["hparams"].items()})
+    overrides.update({"train.epochs": tuned["schedule_epochs"],
+                      "train.stop_after_epochs": tuned["epoch"]})
   for name, value in run.hparams:
     overrides[f"objective.hparams.{name}"] = value
   if study.data_dir:

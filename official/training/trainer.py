@@ -24,16 +24,20 @@ The model directory:
 
   config.json            the resolved ExperimentConfig; a different config (anything that
                          changes the result) refuses to resume
-  checkpoints/ckpt-N     tf.train.Checkpoint(model, ema_model, optimizer, step), every
+  checkpoints/ckpt-N     tf.train.Checkpoint(model, ema_model, optimizer, step; with
+                         `train.select_best_epoch` also best_model, eval_top1), every
                          `checkpoint_every_steps` steps, at every epoch end and on SIGTERM
   train/, eval/          TensorBoard scalars; the run's hyperparameters (HParams) at the top
-  export/saved_model     SavedModel of the EMA weights returning the endpoint dict
+  export/saved_model     SavedModel of the EMA weights returning the endpoint dict (with
+                         `train.select_best_epoch`, those of the selected epoch)
   metrics.json           final evaluation metrics
 
 The task supplies the loop its model, EMA model and optimiser (`Trainer`), the compiled train
 step, the data (official.data.streams), a checkpoint at every epoch end with a check that
 the weights are finite, and an evaluation every `eval_every_epochs` epochs; a NaN/Inf loss
-raises TrainingDiverged.
+raises TrainingDiverged. With `train.select_best_epoch` (early stopping on the holdout, paper
+§3) each evaluation's top-1 is recorded and the EMA weights of the best evaluated epoch are
+kept (both in the checkpoint) and exported at the end instead of the last ones.
 
 Resuming: the data order of epoch e depends only on (seed, e), so a run restarted from a
 checkpoint taken in the middle of epoch e skips the batches already consumed and, with
@@ -110,6 +114,8 @@ class Trainer:
     optimizer: SGD with Nesterov momentum on the warm-up + cosine schedule.
     step: the optimiser's step counter (optimizer.iterations).
     decayed: the kernels under weight decay.
+    best_model, eval_top1: with `train.select_best_epoch`, the EMA weights of the best
+      evaluated epoch so far and the evaluation top-1 of every epoch (-1: not evaluated).
   """
 
   def __init__(self, config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
@@ -118,7 +124,8 @@ class Trainer:
     self.strategy = strategy
     train = config.train
     self.steps_per_epoch = int(steps_per_epoch)
-    self.total_steps = self.steps_per_epoch * train.epochs
+    # An early-stopped run (stop_after_epochs) ends inside the schedule of `epochs` epochs.
+    self.total_steps = self.steps_per_epoch * (train.stop_after_epochs or train.epochs)
     self.warmup_steps = int(round(train.warmup_epochs * self.steps_per_epoch))
     self.objective = losses.get_objective(config.objective.name, **config.objective.hparams)
     self.num_classes = config.model.num_classes
@@ -126,7 +133,7 @@ class Trainer:
       self.model = build_model(config, self.objective, name="resnet")
       self.ema_model = build_model(config, self.objective, name="resnet_ema")
       self.schedule = optimization.learning_rate_schedule(
-          train.peak_learning_rate, self.total_steps, self.warmup_steps)
+          train.peak_learning_rate, self.steps_per_epoch * train.epochs, self.warmup_steps)
       self.optimizer = optimization.build_optimizer(self.schedule, train.momentum,
                                                     train.nesterov)
       self.optimizer.build(self.model.trainable_variables)
@@ -135,8 +142,17 @@ class Trainer:
     decayed_ids = {id(v) for v in self.decayed}
     self._is_decayed = [id(v) in decayed_ids for v in self.model.trainable_variables]
     optimization.copy_weights(strategy, self.ema_model.weights, self.model.weights)
-    self.checkpoint = tf.train.Checkpoint(model=self.model, ema_model=self.ema_model,
-                                          optimizer=self.optimizer, step=self.step)
+    tracked = dict(model=self.model, ema_model=self.ema_model, optimizer=self.optimizer,
+                   step=self.step)
+    if train.select_best_epoch:
+      # Early stopping: the EMA weights of the best epoch so far and the top-1 of every epoch
+      # (-1: not evaluated), checkpointed so that a resumed run selects the same epoch.
+      with strategy.scope():
+        self.best_model = build_model(config, self.objective, name="resnet_best")
+      optimization.copy_weights(strategy, self.best_model.weights, self.ema_model.weights)
+      self.eval_top1 = tf.Variable(tf.fill([train.epochs], -1.0), trainable=False)
+      tracked.update(best_model=self.best_model, eval_top1=self.eval_top1)
+    self.checkpoint = tf.train.Checkpoint(**tracked)
     gradients = self._gradients
     if train.jit_compile:
       gradients = tf.function(gradients, jit_compile=True)
@@ -246,6 +262,28 @@ class Trainer:
     """Whether every weight of the model and of its average is finite (checked before saving)."""
     return bool(self._finite())
 
+  # Early stopping.
+
+  def record_epoch(self, epoch: int, top1: float) -> None:
+    """Records epoch `epoch`'s evaluation top-1; its EMA weights become the best if they beat
+    every earlier epoch (strictly: ties keep the earlier epoch)."""
+    if top1 > float(tf.reduce_max(self.eval_top1)):
+      optimization.copy_weights(self.strategy, self.best_model.weights, self.ema_model.weights)
+    self.eval_top1[epoch - 1].assign(top1)
+
+  def epoch_curve(self) -> dict[int, float]:
+    """{epoch: evaluation top-1} of the evaluated epochs (1-based)."""
+    return {e + 1: float(v) for e, v in enumerate(self.eval_top1.numpy()) if v >= 0}
+
+  def selected_epoch(self) -> int:
+    """The evaluated epoch of highest top-1, the earliest of equal ones."""
+    curve = self.epoch_curve()
+    return max(curve, key=lambda e: (curve[e], -e))
+
+  def use_best(self) -> None:
+    """Puts the selected epoch's weights into `ema_model` (evaluated and exported next)."""
+    optimization.copy_weights(self.strategy, self.ema_model.weights, self.best_model.weights)
+
   # Evaluation.
 
   def _replica_eval_step(self, images, labels):
@@ -319,7 +357,10 @@ def check_resumable(config: config_lib.ExperimentConfig, model_dir: str) -> None
     # Written before class names were recorded: nothing to compare them with.
     previous = dataclasses.replace(
         previous, data=dataclasses.replace(previous.data, class_names=config.data.class_names))
-  diffs = config_lib.differences(previous, config)
+  # With early stopping the evaluated epochs decide the exported weights.
+  ignore = config_lib.RUN_ONLY_KEYS - (
+      {"train.eval_every_epochs"} if config.train.select_best_epoch else set())
+  diffs = config_lib.differences(previous, config, ignore)
   if diffs:
     shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:6])
     more = f" (+{len(diffs) - 6} more)" if len(diffs) > 6 else ""
@@ -349,10 +390,12 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
 
   Returns:
     metrics.json's content: top1, top5, class_separation, loss (on `data.eval_split`, EMA
-    weights), eval_split, eval_examples, steps, epochs, images_per_second (of the training
-    done by this call; kept from metrics.json when nothing was left to train), objective,
-    hparams, seed, dataset (with its class subset), num_classes and class_names (label k is
-    class_names[k]; also in config.json's data section).
+    weights; with `train.select_best_epoch` those of the selected epoch, `selected_epoch`,
+    and the top-1 of every evaluated epoch in `top1_curve`), eval_split,
+    eval_examples, steps, epochs, images_per_second (of the training done by this call; kept
+    from metrics.json when nothing was left to train), objective, hparams, seed, dataset
+    (with its class subset), num_classes and class_names (label k is class_names[k]; also in
+    config.json's data section).
 
   Raises:
     ValueError: a bad config, an incompatible model_dir; TrainingDiverged (a ValueError) when
@@ -379,26 +422,40 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
                        hparams=hparams(config), log=log, indent="  ")
   step = runner.step
   log(f"{config.objective.name} on {config.data.dataset}:{config.data.train_split} "
-      f"({data.num_train_examples} examples, {spe} steps/epoch x {train_config.epochs} epochs, "
+      f"({data.num_train_examples} examples, {spe} steps/epoch x {total // spe} epochs"
+      f"{f' of {train_config.epochs}' if total // spe < train_config.epochs else ''}, "
       f"batch {train_config.batch_size} over {strategy.num_replicas_in_sync} replica(s)) "
       f"-> {model_dir}" + (f", resuming at step {step}" if step else ""))
 
   evaluations = {}
+  select = train_config.select_best_epoch
 
-  def run_eval(step: int) -> dict[str, float]:
+  def run_eval(step: int, summaries: bool = True) -> dict[str, float]:
     metrics = trainer.evaluate(data.eval_dataset(strategy),
                                train_config.class_separation_examples)
-    runner.summaries("eval", step, {k: v for k, v in metrics.items() if k != "examples"})
+    if summaries:
+      runner.summaries("eval", step, {k: v for k, v in metrics.items() if k != "examples"})
     evaluations[step] = metrics
     return metrics
 
+  def due(epoch: int, step: int) -> bool:
+    return epoch % train_config.eval_every_epochs == 0 or step == total
+
   def on_epoch_end(epoch: int, step: int, seconds: float) -> None:
-    if epoch % train_config.eval_every_epochs == 0 or step == total:
+    if due(epoch, step):
       metrics = run_eval(step)
+      if select:
+        trainer.record_epoch(epoch, metrics["top1"])
       log(f"epoch {epoch}/{train_config.epochs}  step {step}  "
           f"eval top1 {metrics['top1']:.4f}  top5 {metrics['top5']:.4f}  "
           f"loss {metrics['loss']:.4f}  class_separation {metrics['class_separation']:.4f}"
           f"  ({seconds:.1f} s)")
+
+  # The checkpoint at an epoch's end precedes its evaluation: a run resumed from it
+  # evaluates that epoch first, so the selection sees every epoch once.
+  if select and step and step % spe == 0 and due(step // spe, step) and (
+      step // spe not in trainer.epoch_curve()):
+    on_epoch_end(step // spe, step, 0.0)
 
   cadence = loop.Cadence(
       total_steps=total, steps_per_epoch=spe, steps_per_loop=train_config.steps_per_loop,
@@ -410,14 +467,21 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
                           trainer.learning_rate, cadence, weights_finite=trainer.weights_finite,
                           on_epoch_end=on_epoch_end)
   step = progress.step
-  last_eval = evaluations.get(step) or run_eval(step)
+  if select:  # the selected epoch's weights are evaluated and exported
+    final_step = trainer.selected_epoch() * spe
+    trainer.use_best()
+    last_eval = evaluations.get(final_step) or run_eval(final_step, summaries=False)
+  else:
+    last_eval = evaluations.get(step) or run_eval(step)
   metrics = {
       "top1": last_eval["top1"], "top5": last_eval["top5"],
       "class_separation": last_eval["class_separation"], "loss": last_eval["loss"],
       "eval_split": config.data.eval_split, "eval_examples": last_eval["examples"],
       "steps": step, "epochs": step / spe,
-      # (epoch, top-1) of every evaluation of this call: the learning curve (plateau check).
-      "top1_curve": [[s / spe, evaluations[s]["top1"]] for s in sorted(evaluations)],
+      # The learning curve, (epoch, top-1) per evaluation: with `train.select_best_epoch`
+      # every evaluated epoch (checkpointed), else the evaluations of this call.
+      "top1_curve": ([[e, v] for e, v in trainer.epoch_curve().items()] if select else
+                     [[s / spe, evaluations[s]["top1"]] for s in sorted(evaluations)]),
       "images_per_second": (progress.trained_images / progress.train_seconds
                             if progress.train_seconds
                             else _previous_metrics(model_dir).get("images_per_second")),
@@ -427,6 +491,8 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
       "class_names": (list(config.data.class_names) if config.data.class_names is not None
                       else None),
   }
+  if select:
+    metrics["selected_epoch"] = trainer.selected_epoch()
   if is_chief:
     export(trainer, os.path.join(model_dir, EXPORT_DIR))
     io.atomic_write_json(os.path.join(model_dir, METRICS_FILE), metrics)
