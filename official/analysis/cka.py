@@ -33,13 +33,19 @@ matrix is computed once per minibatch and U-centred (Szekely & Rizzo 2014):
 
 for which <K_U, L_U> / (n (n-3)) = HSIC1(K, L) exactly. Stacking the flattened K_U of all
 layers of both networks as the rows of one matrix G gives every HSIC1 of the minibatch as
-G G^T. Its accumulators are sums, so replicas and hosts combine by addition.
+G G^T. The Grams, n^2 p products per layer, are the work: eagerly they are NumPy's symmetric
+rank-k updates (half the products of a general matrix product), in graphs TensorFlow matrix
+products, the same numbers up to rounding. Its accumulators are sums, so replicas and hosts
+combine by addition.
 """
 
-from typing import Any, Mapping, Optional, Sequence
+from concurrent import futures
+import os
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
+import threadpoolctl
 
 from official.analysis import activations as activations_lib
 
@@ -155,8 +161,8 @@ def linear_cka(x: Any, y: Any, *, debiased: bool = False, form: str = "auto") ->
   return _gram_cka(x, y, debiased)
 
 
-def _flatten_float64(activations: Any, name: str) -> tf.Tensor:
-  """float64 [n, features] tensor of one layer's activations [n, ...]."""
+def _flatten(activations: Any, name: str) -> tf.Tensor:
+  """[n, features] tensor of one layer's activations [n, ...]."""
   x = tf.convert_to_tensor(activations)
   if x.shape.rank is not None and x.shape.rank < 2:
     raise ValueError(f"{name}: has shape {x.shape}; expected [n, features] or "
@@ -165,59 +171,49 @@ def _flatten_float64(activations: Any, name: str) -> tf.Tensor:
     flat_shape = [x.shape[0], int(np.prod(x.shape[1:]))]
   else:
     flat_shape = [x.shape[0] if x.shape[0] is not None else tf.shape(x)[0], -1]
-  return tf.cast(tf.reshape(x, flat_shape), tf.float64)
+  return tf.reshape(x, flat_shape)
 
 
-def _unbiased_gram(x: tf.Tensor, message: Optional[str] = None) -> tuple[tf.Tensor, tf.Tensor]:
-  """Flattened U-centred Gram K_U / sqrt(n (n-3)) of x [n, p] float64 -> [n * n].
+def _hsic_matrix(grams: tf.Tensor) -> tf.Tensor:
+  """[L, L] HSIC1 between all layers of one minibatch from their float64 Grams [L, n, n].
 
-  Rows of the stacked result G give G G^T = [HSIC1(K_a, K_b)]_{a, b} (module docstring).
-  U-centring removes what centring x would, so x is used as is. Also returns whether x is
-  finite: a NaN/Inf in x makes its row of diag(K) = squared row norms non-finite. With a
-  `message`, a non-finite x also fails a graph assertion carrying it.
+  Each Gram is U-centred (module docstring) and flattened, scaled by 1 / sqrt(n (n-3)), into
+  a row of G; then G G^T = [HSIC1(K_a, K_b)]_{a, b}. U-centring removes what centring the
+  activations would, so they are used as they are.
   """
-  n = tf.shape(x)[0]
-  count = tf.cast(n, tf.float64)
-  gram = tf.matmul(x, x, transpose_b=True)
-  finite = tf.reduce_all(tf.math.is_finite(tf.linalg.diag_part(gram)))
-  if message is not None:
-    gram = tf.debugging.assert_all_finite(gram, message)
-  zeros = tf.zeros([n], tf.float64)
-  gram = tf.linalg.set_diag(gram, zeros)
-  means = tf.reduce_sum(gram, axis=0) / (count - 2.0)
-  means -= tf.reduce_sum(means) / (2.0 * (count - 1.0))
-  gram = tf.linalg.set_diag(gram - means[:, None] - means[None, :], zeros)
+  count = tf.cast(tf.shape(grams)[1], tf.float64)
+  zeros = tf.zeros(tf.shape(grams)[:2], tf.float64)
+  grams = tf.linalg.set_diag(grams, zeros)
+  means = tf.reduce_sum(grams, axis=1) / (count - 2.0)
+  means -= tf.reduce_sum(means, axis=1, keepdims=True) / (2.0 * (count - 1.0))
+  grams = tf.linalg.set_diag(grams - means[:, :, None] - means[:, None, :], zeros)
   # Not `/ tf.sqrt(.)`, which graph optimisation rewrites as `* tf.math.rsqrt(.)`: rounded
   # differently, so graphs and eager execution would disagree in the last bit.
-  return tf.math.divide_no_nan(tf.reshape(gram, [-1]), tf.sqrt(count * (count - 3.0))), finite
+  rows = tf.math.divide_no_nan(tf.reshape(grams, [tf.shape(grams)[0], -1]),
+                               tf.sqrt(count * (count - 3.0)))
+  return tf.matmul(rows, rows, transpose_b=True)
 
 
-def _hsic_matrix(layers: Sequence[tf.Tensor],
-                 messages: Optional[Sequence[str]] = None) -> tuple[tf.Tensor, tf.Tensor]:
-  """[L, L] HSIC1 between all layers of one minibatch, and [L] whether each layer is finite.
+# Eager updates run the centring and G G^T as one graph, traced once for every shape.
+_EAGER_HSIC_MATRIX = tf.function(
+    _hsic_matrix, input_signature=[tf.TensorSpec([None, None, None], tf.float64)])
+_BLAS = threadpoolctl.ThreadpoolController()
 
-  One product G G^T of the stacked U-centred Grams (module docstring) of the layers' float64
-  activations [n, features]; with `messages`, a non-finite layer fails a graph assertion.
+
+def _numpy_grams(layers: Sequence[tf.Tensor]) -> np.ndarray:
+  """[L, n, n] float64 Grams X X^T of eager layers [n, features], one BLAS call per layer.
+
+  NumPy's x @ x.T is a symmetric rank-k update: half the products of a general matrix
+  product. Each call is single-threaded, the layers spread over Python threads: BLAS worker
+  threads would busy-wait between calls, starving TensorFlow's on a loaded machine.
   """
-  grams, finite = zip(*[
-      _unbiased_gram(a, None if messages is None else messages[i])
-      for i, a in enumerate(layers)])
-  grams = tf.stack(grams)
-  return tf.matmul(grams, grams, transpose_b=True), tf.stack(finite)
+  def gram(a):
+    x = np.asarray(a, np.float64)
+    return x @ x.T
 
-
-# Eager updates run the whole minibatch as one graph: per-layer eager operations, not the
-# arithmetic, are most of the time at small minibatches. One graph per number of layers, traced
-# once for every shape; the same kernels as eager execution, bit for bit (cka_test checks it).
-_EAGER_HSIC_MATRIX = {}
-
-
-def _eager_hsic_matrix(layers: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-  """`_hsic_matrix` of eager float64 layers [n, features], as one graph call."""
-  if len(layers) not in _EAGER_HSIC_MATRIX:
-    _EAGER_HSIC_MATRIX[len(layers)] = tf.function(
-        _hsic_matrix, input_signature=[[tf.TensorSpec([None, None], tf.float64)] * len(layers)])
-  return _EAGER_HSIC_MATRIX[len(layers)](list(layers))
+  with _BLAS.limit(limits=1, user_api="blas"), futures.ThreadPoolExecutor(
+      min(len(layers), os.cpu_count() or 1)) as pool:
+    return np.stack(list(pool.map(gram, layers)))
 
 
 class MinibatchCKA(tf.Module):
@@ -275,7 +271,7 @@ class MinibatchCKA(tf.Module):
                else f"a {type(activations).__name__}")
       raise ValueError(f"{name}: got {given}; expected a sequence of {expected} layers' "
                        "activations [n, ...]")
-    return [_flatten_float64(a, f"{name}[{i}]") for i, a in enumerate(activations)]
+    return [_flatten(a, f"{name}[{i}]") for i, a in enumerate(activations)]
 
   def update_state(self, activations_x: Sequence[Any], activations_y: Sequence[Any] = ()):
     """Adds one minibatch: HSIC1 between all layers, from one product G G^T.
@@ -312,14 +308,17 @@ class MinibatchCKA(tf.Module):
       with tf.control_dependencies(checks):
         layers = [tf.identity(a) for a in layers]
     if tf.executing_eagerly():
-      hsic, finite = _eager_hsic_matrix(layers)
-      finite = finite.numpy()
+      grams = _numpy_grams(layers)
+      finite = np.isfinite(np.diagonal(grams, axis1=1, axis2=2)).all(axis=1)
       if not finite.all():
         raise ValueError(f"{names[int(np.argmin(finite))]}: contains NaN or Inf; expected "
                          "finite activations")
+      hsic = _EAGER_HSIC_MATRIX(tf.constant(grams))
     else:
-      hsic, _ = _hsic_matrix(
-          layers, [f"{name}: contains NaN or Inf; expected finite activations" for name in names])
+      hsic = _hsic_matrix(tf.stack([tf.debugging.assert_all_finite(
+          tf.matmul(a, a, transpose_b=True),
+          f"{name}: contains NaN or Inf; expected finite activations")
+          for a, name in zip([tf.cast(a, tf.float64) for a in layers], names)]))
     # In graphs, a failed check must leave both accumulators unchanged.
     with tf.control_dependencies([hsic]):
       self.hsic_sums.assign_add(hsic)

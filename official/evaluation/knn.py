@@ -4,11 +4,12 @@ k is chosen by leave-one-out cross-validation on the training set over k = 1..k_
 Table 1 caption). Similarity is cosine on L2-normalised features by default (assumed, the
 common convention) or negative squared Euclidean distance.
 
-One neighbour search serves every k: the training set is searched against itself in chunks of
-`chunk_size` query rows (memory ~ chunk_size x n similarities), keeping the top k_max
-neighbours of each example with the example itself excluded by index (a duplicate of it is a
-legitimate neighbour at distance 0). Majority votes for all k come from cumulative one-hot
-counts over neighbour rank.
+One neighbour search serves every k: the training set is searched against itself in panels of
+`chunk_size` rows (memory ~ chunk_size x n similarities), keeping the top k_max neighbours of
+each example with the example itself excluded by index (a duplicate of it is a legitimate
+neighbour at distance 0). Similarity is symmetric, so a panel holds each row's similarities to
+itself and the later examples only, and serves both: half the products of a query-by-query
+search. Majority votes for all k come from cumulative one-hot counts over neighbour rank.
 
 Similarities are float32 matrix products: cosine as q.r of unit vectors, Euclidean as
 2 q.r - ||q||^2 - ||r||^2. Exact duplicates always tie exactly; two different points within a
@@ -52,34 +53,60 @@ def _prepare(x: np.ndarray, distance: str) -> tuple[tf.Tensor, tf.Tensor]:
 
 _MATRIX = tf.TensorSpec([None, None], tf.float32)
 _VECTOR = tf.TensorSpec([None], tf.float32)
+_BEST = (_MATRIX, tf.TensorSpec([None, None], tf.int32))
 _INT = tf.TensorSpec([], tf.int32)
 
 
-def _top_k_chunk(queries, query_term, reference, reference_term, first_row, k, *,
-                 euclidean: bool, exclude_self: bool):
-  """Top-k reference rows of each query row by similarity (ties: lower index first).
-
-  Similarity is cosine similarity q.r of unit vectors or, with `euclidean`, minus the squared
-  Euclidean distance 2 q.r + term(q) + term(r) (terms -||.||^2). With exclude_self, query row
-  i (global row first_row + i) never selects reference row first_row + i: that entry, on the
-  diagonal at offset first_row, is set to -inf.
-  """
+def _similarities(queries, query_term, reference, reference_term, euclidean: bool):
+  """[q, n] cosine similarities q.r of unit vectors or, with `euclidean`, minus the squared
+  Euclidean distances 2 q.r + term(q) + term(r) (terms -||.||^2)."""
   sims = tf.matmul(queries, reference, transpose_b=True)
   if euclidean:
     sims = 2.0 * sims + reference_term[None, :] + query_term[:, None]
-  if exclude_self:
-    sims = tf.linalg.set_diag(
-        sims, tf.fill([tf.shape(queries)[0]], tf.constant(-np.inf, sims.dtype)), k=first_row)
+  return sims
+
+
+def _top_k_chunk(queries, query_term, reference, reference_term, k, *, euclidean: bool):
+  """Top-k reference rows of each query row by similarity (ties: lower index first)."""
   # tf.math.top_k returns equal values in index order (knn_test checks it).
-  return tf.math.top_k(sims, k=k, sorted=True)
+  return tf.math.top_k(_similarities(queries, query_term, reference, reference_term, euclidean),
+                       k=k, sorted=True)
 
 
-# One graph per (distance, exclude_self), traced once for every problem size.
-_TOP_K_CHUNK = {
-    (euclidean, exclude_self): tf.function(
-        functools.partial(_top_k_chunk, euclidean=euclidean, exclude_self=exclude_self),
-        input_signature=[_MATRIX, _VECTOR, _MATRIX, _VECTOR, _INT, _INT])
-    for euclidean in (False, True) for exclude_self in (False, True)}
+def _merge(best, sims, first_column):
+  """Running top-k (values, indices) of each row merged with its similarities `sims` to the
+  columns first_column, first_column + 1, ..., all of higher index than those held."""
+  values, indices = best
+  k = tf.shape(values)[1]
+  values, position = tf.math.top_k(tf.concat([values, sims], axis=1), k=k, sorted=True)
+  held = tf.gather(indices, tf.minimum(position, k - 1), batch_dims=1)
+  return values, tf.where(position < k, held, position - k + first_column)
+
+
+def _self_panel(x, term, best, start, stop, *, euclidean: bool):
+  """Rows start:stop of the search of the training set x against itself, merged into `best`.
+
+  The similarities of those rows to the examples from `start` on update the running top-k of
+  the rows (themselves excluded: -inf on the panel's diagonal) and, transposed, those of the
+  later examples, so each pair of examples is computed once. Row r has then met exactly the
+  columns before min(r, stop) and the merges append columns in increasing order.
+  """
+  sims = _similarities(x[start:stop], term[start:stop], x[start:], term[start:], euclidean)
+  sims = tf.linalg.set_diag(sims, tf.fill([stop - start], tf.constant(-np.inf)))
+  values, indices = best
+  rows = _merge((values[start:stop], indices[start:stop]), sims, start)
+  later = _merge((values[stop:], indices[stop:]), tf.transpose(sims[:, stop - start:]), start)
+  return tuple(tf.concat([held[:start], a, b], 0)
+               for held, a, b in zip(best, rows, later))
+
+
+# One graph per distance, traced once for every problem size.
+_TOP_K_CHUNK = {euclidean: tf.function(
+    functools.partial(_top_k_chunk, euclidean=euclidean),
+    input_signature=[_MATRIX, _VECTOR, _MATRIX, _VECTOR, _INT]) for euclidean in (False, True)}
+_SELF_PANEL = {euclidean: tf.function(
+    functools.partial(_self_panel, euclidean=euclidean),
+    input_signature=[_MATRIX, _VECTOR, _BEST, _INT, _INT]) for euclidean in (False, True)}
 
 
 def neighbours(queries, reference, k: int, *, distance: str = "cosine",
@@ -94,26 +121,29 @@ def neighbours(queries, reference, k: int, *, distance: str = "cosine",
     distance: "cosine" (on L2-normalised features) or "euclidean".
     chunk_size: query rows per similarity block ([chunk_size, n] floats in memory).
     exclude_self: queries are the reference set; row i never has itself (index i) as a
-      neighbour.
+      neighbour. Each pair's similarity is then computed once and serves both rows.
 
   Returns:
     indices int64 [q, k] (most similar first; equal similarities in index order) and
     similarities float32 [q, k] (cosine similarity, or minus the squared distance).
   """
   _check_distance(distance)
+  euclidean = distance == "euclidean"
   reference_t, reference_term = _prepare(reference, distance)
-  if exclude_self:
-    if np.shape(queries) != np.shape(reference):
-      raise ValueError(f"exclude_self needs queries to be the reference set, got shapes "
-                       f"{np.shape(queries)} and {np.shape(reference)}")
-    queries_t, query_term = reference_t, reference_term
-  else:
-    queries_t, query_term = _prepare(queries, distance)
   num_reference = int(reference_t.shape[0])
+  if exclude_self and np.shape(queries) != np.shape(reference):
+    raise ValueError(f"exclude_self needs queries to be the reference set, got shapes "
+                     f"{np.shape(queries)} and {np.shape(reference)}")
   if not 1 <= k <= num_reference - int(exclude_self):
     raise ValueError(f"k must be in 1..{num_reference - int(exclude_self)} for {num_reference} "
                      f"reference examples, got {k}")
-  top_k_chunk = _TOP_K_CHUNK[(distance == "euclidean", bool(exclude_self))]
+  if exclude_self:
+    best = (tf.fill([num_reference, k], tf.constant(-np.inf)), tf.fill([num_reference, k], -1))
+    for start in range(0, num_reference, chunk_size):
+      best = _SELF_PANEL[euclidean](reference_t, reference_term, best, tf.constant(start),
+                                    tf.constant(min(start + chunk_size, num_reference)))
+    return best[1].numpy().astype(np.int64), best[0].numpy()
+  queries_t, query_term = _prepare(queries, distance)
   num_queries = int(queries_t.shape[0])
   indices = np.empty((num_queries, k), np.int64)
   sims = np.empty((num_queries, k), np.float32)
@@ -123,8 +153,8 @@ def neighbours(queries, reference, k: int, *, distance: str = "cosine",
       chunk, chunk_term = queries_t, query_term
     else:
       chunk, chunk_term = queries_t[start:stop], query_term[start:stop]
-    values, index = top_k_chunk(chunk, chunk_term, reference_t, reference_term,
-                                tf.constant(start), tf.constant(k))
+    values, index = _TOP_K_CHUNK[euclidean](chunk, chunk_term, reference_t, reference_term,
+                                            tf.constant(k))
     indices[start:stop] = index.numpy()
     sims[start:stop] = values.numpy()
   return indices, sims

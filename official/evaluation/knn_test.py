@@ -71,7 +71,7 @@ class KnnTest(parameterized.TestCase, tf.test.TestCase):
     model = knn.fit(x, y, k_max=k_max, distance=distance, tie_break=tie_break, chunk_size=13)
     expected = _brute_force_predictions(x, x, y, range(1, k_max + 1), distance, tie_break,
                                         exclude_self=True)
-    index, _ = knn.neighbours(x, x, k_max, distance=distance, exclude_self=True)
+    index, _ = knn.neighbours(x, x, k_max, distance=distance, exclude_self=True, chunk_size=13)
     self.assertAllEqual(knn.vote(y[index], 4, tie_break), expected)
     expected_accuracy = (expected == y[:, None]).mean(axis=0)
     self.assertAllClose([model.loo_accuracy[k] for k in range(1, k_max + 1)], expected_accuracy)
