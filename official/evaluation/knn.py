@@ -73,6 +73,13 @@ def _top_k_chunk(queries, query_term, reference, reference_term, k, *, euclidean
                        k=k, sorted=True)
 
 
+def _self_top_k(x, term, k, *, euclidean: bool):
+  """Top-k of every row of x among the other rows, in one block (n <= chunk_size)."""
+  sims = _similarities(x, term, x, term, euclidean)
+  sims = tf.linalg.set_diag(sims, tf.fill([tf.shape(x)[0]], tf.constant(-np.inf)))
+  return tf.math.top_k(sims, k=k, sorted=True)
+
+
 def _merge(best, sims, first_column):
   """Running top-k (values, indices) of each row merged with its similarities `sims` to the
   columns first_column, first_column + 1, ..., all of higher index than those held."""
@@ -104,6 +111,9 @@ def _self_panel(x, term, best, start, stop, *, euclidean: bool):
 _TOP_K_CHUNK = {euclidean: tf.function(
     functools.partial(_top_k_chunk, euclidean=euclidean),
     input_signature=[_MATRIX, _VECTOR, _MATRIX, _VECTOR, _INT]) for euclidean in (False, True)}
+_SELF_TOP_K = {euclidean: tf.function(
+    functools.partial(_self_top_k, euclidean=euclidean),
+    input_signature=[_MATRIX, _VECTOR, _INT]) for euclidean in (False, True)}
 _SELF_PANEL = {euclidean: tf.function(
     functools.partial(_self_panel, euclidean=euclidean),
     input_signature=[_MATRIX, _VECTOR, _BEST, _INT, _INT]) for euclidean in (False, True)}
@@ -137,6 +147,9 @@ def neighbours(queries, reference, k: int, *, distance: str = "cosine",
   if not 1 <= k <= num_reference - int(exclude_self):
     raise ValueError(f"k must be in 1..{num_reference - int(exclude_self)} for {num_reference} "
                      f"reference examples, got {k}")
+  if exclude_self and num_reference <= chunk_size:  # one panel: no running top-k to merge
+    values, index = _SELF_TOP_K[euclidean](reference_t, reference_term, tf.constant(k))
+    return index.numpy().astype(np.int64), values.numpy()
   if exclude_self:
     best = (tf.fill([num_reference, k], tf.constant(-np.inf)), tf.fill([num_reference, k], -1))
     for start in range(0, num_reference, chunk_size):
