@@ -123,8 +123,13 @@ class AnalyzeTest(absltest.TestCase):
         data_dir=self.data_dir, progress=False)
     for key in ("sparsity", "class_separation"):
       for name in names:
-        np.testing.assert_allclose([result[key][name][e] for e in ENDPOINTS],
-                                   [expected[key][name][e] for e in ENDPOINTS], atol=1e-9)
+        # None: undefined (collapsed features), the same in both.
+        self.assertEqual([result[key][name][e] is None for e in ENDPOINTS],
+                         [expected[key][name][e] is None for e in ENDPOINTS])
+        np.testing.assert_allclose(
+            [result[key][name][e] for e in ENDPOINTS if result[key][name][e] is not None],
+            [expected[key][name][e] for e in ENDPOINTS if expected[key][name][e] is not None],
+            atol=1e-9)
     for pair in ("softmax-seed0|mse_net", "mse_net|mse_net"):
       np.testing.assert_allclose(result["cka"][pair], expected["cka"][pair], atol=1e-9)
     np.testing.assert_allclose(np.diag(result["cka"]["mse_net|mse_net"]), 1.0, atol=1e-9)

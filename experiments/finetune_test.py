@@ -106,7 +106,7 @@ class FinetuneBinaryTest(tf.test.TestCase):
     result = io.read_json(os.path.join(output_dir, "demo_texture_small.json"))
     self.assertEqual((result["dataset"], result["metric"], result["steps"],
                       result["batch_size"], result["num_classes"]),
-                     ("demo_texture/small", "top1", 16, 32, 8))
+                     ("demo_texture/small", "top1", 16, 32, 4))
     self.assertEqual(result["model"], os.path.abspath(self.model_dir))
     scores = [s["score"] for s in result["validation_scores"]]
     self.assertEqual([s["weight_decay"] for s in result["validation_scores"]], [0.0, 1e-3])

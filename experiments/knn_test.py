@@ -22,7 +22,7 @@ from official.evaluation import knn
 from official.evaluation import relearn_head_test
 from official.modeling import pretrained
 
-DATASET = relearn_head_test.DATASET  # demo_texture/small: 8 classes, 360 / 40 / 200 examples
+DATASET = relearn_head_test.DATASET  # demo_texture/small: 4 classes, 360 / 40 / 200 examples
 K_MAX = 15
 SPLITS = ("train", "validation", "test")
 
@@ -63,7 +63,7 @@ class KNNBinaryTest(tf.test.TestCase):
                              "train+validation, 200 test)"])
     self.assertEqual((result["dataset"], result["metric"], result["num_classes"],
                       result["distance"], result["k_max"], result["num_train"],
-                      result["num_test"]), (DATASET, "top1", 8, "cosine", K_MAX, 400, 200))
+                      result["num_test"]), (DATASET, "top1", 4, "cosine", K_MAX, 400, 200))
     self.assertEqual(result["class_names"], list(self.info.class_names))
     self.assertEqual(result["model"], self.model_dir)
 
@@ -91,10 +91,10 @@ class KNNBinaryTest(tf.test.TestCase):
     cache_dir = os.path.join(output_dir, "features")
     before = cache_state(cache_dir)
     self.assertLen(before, 3)
-    subset = datasets.get(DATASET, data_dir=self.data_dir, classes="5-7,0")
+    subset = datasets.get(DATASET, data_dir=self.data_dir, classes="2-3,0")
     with mock.patch.object(features, "iterate", wraps=features.iterate) as iterate:
       status, _, stderr = run_main(knn_main.main, model=self.model_dir,
-                                   datasets=[DATASET, f"{DATASET}@5-7,0"],
+                                   datasets=[DATASET, f"{DATASET}@2-3,0"],
                                    data_dir=self.data_dir, output_dir=output_dir,
                                    k_max=K_MAX, distance="euclidean")
     self.assertEqual(status, 0, stderr)
@@ -107,17 +107,17 @@ class KNNBinaryTest(tf.test.TestCase):
     self.assertEqual((again["distance"], again["test_score"], again["k"]),
                      ("euclidean", expected["test_score"], expected["k"]))
 
-    result = io.read_json(os.path.join(output_dir, "knn", "demo_texture_small_5-7_0.json"))
+    result = io.read_json(os.path.join(output_dir, "knn", "demo_texture_small_2-3_0.json"))
     self.assertEqual((result["dataset"], result["num_classes"], result["classes"]),
-                     (f"{DATASET}@5-7,0", 4, [5, 6, 7, 0]))
+                     (f"{DATASET}@2-3,0", 3, [2, 3, 0]))
     names = self.info.class_names
-    self.assertEqual(result["class_names"], [names[5], names[6], names[7], names[0]])
+    self.assertEqual(result["class_names"], [names[2], names[3], names[0]])
     expected = expected_scores(split_features(self.model, subset, SPLITS, self.data_dir),
                                "top1", k_max=K_MAX, distance="euclidean")
     self.assertEqual((result["test_score"], result["k"]),
                      (expected["test_score"], expected["k"]))
-    # 25 of the 200 test images per class (balanced demo data).
-    self.assertEqual(result["num_test"], 100)
+    # 50 of the 200 test images per class (balanced demo data).
+    self.assertEqual(result["num_test"], 150)
 
   def test_mock_cifar10_and_pets(self):
     output_dir = self.create_tempdir().full_path

@@ -24,7 +24,7 @@ from official.evaluation import relearn_head_test
 from official.modeling import pretrained
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATASET = relearn_head_test.DATASET  # demo_texture/small: 8 classes, 360 / 40 / 200 examples
+DATASET = relearn_head_test.DATASET  # demo_texture/small: 4 classes, 360 / 40 / 200 examples
 L2_GRID = ("1e-2", "1", "100")
 MAX_ITERATIONS = 100
 FAST = (f"--l2_grid={','.join(L2_GRID)}", f"--max_iterations={MAX_ITERATIONS}")
@@ -125,7 +125,7 @@ class LinearProbeBinaryTest(tf.test.TestCase):
 
     self.assertEqual((result["dataset"], result["metric"], result["num_classes"],
                       result["method"], result["endpoint"], result["preprocess"]),
-                     (DATASET, "top1", 8, "linear_probe", "final_avg_pool", "transfer"))
+                     (DATASET, "top1", 4, "linear_probe", "final_avg_pool", "transfer"))
     self.assertEqual(result["class_names"], list(self.info.class_names))
     self.assertEqual(result["model"], self.model_dir)
     self.assertEqual((result["num_train"], result["num_validation"], result["num_test"],
@@ -207,8 +207,8 @@ class LinearProbeBinaryTest(tf.test.TestCase):
         max_iterations=MAX_ITERATIONS)
     for key in ("original", "relearned", "l2", "train_examples", "test_examples"):
       self.assertEqual(result[key], expected[key], key)
-    # 2 held out of each of the 8 classes.
-    self.assertEqual((result["train_examples"], result["test_examples"]), (84, 16))
+    # 2 held out of each of the 4 classes.
+    self.assertEqual((result["train_examples"], result["test_examples"]), (92, 8))
     self.assertEqual((result["dataset"], result["split"], result["class_names"]),
                      (DATASET, "test", list(self.info.class_names)))
     self.assertIn(f"{DATASET}:test: original head top1 {expected['original']:.4f}, relearned "

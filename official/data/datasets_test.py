@@ -57,7 +57,7 @@ _EXPECTED = {
     "pets": ("oxford_iiit_pet", "test", "mean_per_class", 37),
     "flowers": ("oxford_flowers102", "test", "mean_per_class", 102),
     "demo_pretrain": ("demo_pretrain", "test", "top1", 48),
-    "demo_texture": ("demo_texture", "test", "top1", 8),
+    "demo_texture": ("demo_texture", "test", "top1", 4),
     "demo_novel_shapes": ("demo_novel_shapes", "test", "top1", 24),
     "demo_digits": ("demo_digits", "test", "top1", 10),
 }

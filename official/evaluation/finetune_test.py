@@ -218,7 +218,7 @@ class _Interrupt(Exception):
 
 
 class TrainingTest(tf.test.TestCase):
-  """Fine-tuning on the embedded demo data (demo_texture/small: 8 texture classes)."""
+  """Fine-tuning on the embedded demo data (demo_texture/small: 4 texture classes)."""
 
   @classmethod
   def setUpClass(cls):

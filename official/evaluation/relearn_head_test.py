@@ -22,7 +22,7 @@ from official.modeling import resnet
 IMAGE_SIZE = 32
 TINY = {"depth": 18, "width_multiplier": 0.0625, "small_input_stem": True,
         "block_counts": [1, 1, 1, 1], "bn_momentum": 0.9, "bn_epsilon": 1e-5}
-DATASET = "demo_texture/small"  # 8 classes; 360 train, 40 validation, 200 test examples
+DATASET = "demo_texture/small"  # 4 classes; 360 train, 40 validation, 200 test examples
 FIT = {"l2_grid": (1e-2, 1.0, 100.0), "max_iterations": 100}
 
 
@@ -35,7 +35,7 @@ def build_tiny(num_classes: int, *, objective: str = "softmax", seed: int = 0,
                             input_shape=(image_size, image_size, 3))
 
 
-def make_model_dir(path: str, *, num_classes: int = 8, dataset: str = DATASET,
+def make_model_dir(path: str, *, num_classes: int = 4, dataset: str = DATASET,
                    classes=None, eval_split: str = "test", objective: str = "softmax",
                    seed: int = 0, image_size: int = IMAGE_SIZE) -> str:
   """A training model_dir (the layout of experiments/train: config.json with model,
@@ -51,7 +51,7 @@ def make_model_dir(path: str, *, num_classes: int = 8, dataset: str = DATASET,
   return path
 
 
-def export_without(path: str, drop: tuple, *, num_classes: int = 8) -> str:
+def export_without(path: str, drop: tuple, *, num_classes: int = 4) -> str:
   """A SavedModel of the tiny network whose signature lacks the endpoints `drop`."""
   model = build_tiny(num_classes)
   module = tf.Module()
@@ -109,12 +109,12 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
     with mock.patch.object(linear_probe, "fit", wraps=linear_probe.fit) as fit:
       result = relearn(self.model, self.info, "test", max_examples=150, test_per_class=3,
                        batch_size=64, data_dir=self.data_dir, progress=False, **FIT)
-    # The last 3 examples of each of the 8 classes score both heads, the other 126 train.
-    test = np.sort(np.concatenate([np.flatnonzero(labels == c)[-3:] for c in range(8)]))
+    # The last 3 examples of each of the 4 classes score both heads, the other 138 train.
+    test = np.sort(np.concatenate([np.flatnonzero(labels == c)[-3:] for c in range(4)]))
     train = np.setdiff1d(np.arange(150), test)
-    self.assertEqual((result["train_examples"], result["test_examples"]), (126, 24))
+    self.assertEqual((result["train_examples"], result["test_examples"]), (138, 12))
     self.assertEqual((result["num_classes"], result["head_endpoint"], result["split"]),
-                     (8, "outputs", "test"))
+                     (4, "outputs", "test"))
     fit.assert_called_once()
     (train_x, train_y), kwargs = fit.call_args[0], fit.call_args[1]
     self.assertAllClose(train_x, x[train], atol=1e-5)
@@ -123,7 +123,7 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
 
     original = np.mean(np.argmax(logits[test], axis=1) == labels[test])
     self.assertAllClose(result["original"], original, atol=1e-12)
-    self.assertAllClose(result["original"] * 24, round(result["original"] * 24), atol=1e-9)
+    self.assertAllClose(result["original"] * 12, round(result["original"] * 12), atol=1e-9)
     probe = linear_probe.fit(train_x, train_y, metric="top1", **FIT)
     self.assertEqual(result["l2"], probe.l2)
     self.assertAllClose(result["relearned"], np.mean(probe.predict(x[test]) == labels[test]),
@@ -140,7 +140,7 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
     self.assertLen(os.listdir(cache_dir), 1)
     with mock.patch.object(features, "iterate", side_effect=AssertionError("recomputed")):
       again = relearn(self.model, self.info, "test", **kwargs)
-    self.assertEqual((first["train_examples"], first["test_examples"]), (32, 8))
+    self.assertEqual((first["train_examples"], first["test_examples"]), (36, 4))
     for key in ("original", "relearned", "l2", "train_examples", "test_examples"):
       self.assertEqual(again[key], first[key])
 
@@ -184,12 +184,12 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
   def test_bad_inputs_fail_before_extraction(self):
     no_pool = pretrained.load(export_without(
         os.path.join(self.create_tempdir().full_path, "sm"), ("final_avg_pool",)))
-    subset = datasets.get(DATASET, classes="0-4")
+    subset = datasets.get(DATASET, classes="0-2")
     with mock.patch.object(features, "iterate", side_effect=AssertionError("extracted")):
       with self.assertRaisesRegex(ValueError, "has no 'final_avg_pool' endpoint"):
         relearn(no_pool, self.info, "test", data_dir=self.data_dir)
-      with self.assertRaisesRegex(ValueError, "has 8 outputs but dataset demo_texture/small@0-4"
-                                  " has 5 classes"):
+      with self.assertRaisesRegex(ValueError, "has 4 outputs but dataset demo_texture/small@0-2"
+                                  " has 3 classes"):
         relearn(self.model, subset, "test", data_dir=self.data_dir)
       with self.assertRaisesRegex(ValueError, "test_per_class"):
         relearn(self.model, self.info, "test", test_per_class=0)
