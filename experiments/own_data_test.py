@@ -218,7 +218,12 @@ class OwnDataTest(absltest.TestCase):
     self.assertEqual(result["examples"], 3 * TEST_PER_CLASS)
     endpoint = result["endpoints"][-1]
     for name in ("seed0", "seed1"):
-      self.assertBetween(result["class_separation"][name][endpoint], -1.0, 1.0)
+      # R^2 of every endpoint, None where undefined (collapsed features of a barely trained
+      # network); some endpoint is defined.
+      separation = [v for v in result["class_separation"][name].values() if v is not None]
+      self.assertNotEmpty(separation)
+      for value in separation:
+        self.assertBetween(value, -1.0, 1.0)
       self.assertBetween(result["sparsity"][name][endpoint], 0.0, 1.0)
 
   def test_relearned_head_refuses_classes_it_was_not_pretrained_on(self):
