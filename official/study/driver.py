@@ -337,7 +337,7 @@ def tuning_results(study: StudyConfig, results: dict) -> dict:
       runs = [Run(objective, seed, tuple(sorted(hparams.items()))) for seed in study.seeds]
       curves = [{int(e): v for e, v in results[f"pretrain/{run.run_id}"]["top1_curve"]}
                 for run in runs]
-      mean = {int(e): sum(c[e] for c in curves) / len(curves) for e in curves[0]}
+      mean = {e: sum(c[e] for c in curves) / len(curves) for e in curves[0]}
       epoch = max(mean, key=lambda e: (mean[e], -e))
       configurations.append({"hparams": hparams, "epoch": epoch, "top1": mean[epoch],
                              "top1_per_epoch": {str(e): v for e, v in sorted(mean.items())}})

@@ -23,6 +23,7 @@ from official.analysis import plots
 from official.core import config as config_lib
 from official.core import io
 from official.data import datasets as datasets_lib
+from official.modeling import resnet
 from official.study import paper_numbers
 from official.study import statistics
 from official.study import store as store_lib
@@ -228,7 +229,7 @@ def _by_seed(results: Results, variants, getter, table: Optional[dict] = None) -
 
 
 def _r2(r):
-  return r["class_separation"]["final_avg_pool"]
+  return r["class_separation"][resnet.PENULTIMATE]
 
 
 def _r2_cells(results: Results, variants) -> tuple[dict, dict, list[str]]:
@@ -238,7 +239,7 @@ def _r2_cells(results: Results, variants) -> tuple[dict, dict, list[str]]:
                           digits=3, mark_best=False)
   undefined = [v for v in variants
                if any((results.representations[(v, s)].get("class_separation") or {}).get(
-                   "final_avg_pool", 0.0) is None
+                   resnet.PENULTIMATE, 0.0) is None
                       for s in results.seeds_of(v, results.representations))]
   for v in undefined:
     missing = len(results.seeds_of(v, results.representations)) - len(values[v])
@@ -463,7 +464,7 @@ def write(workdir: str) -> str:
 
   # Sparsity of the penultimate layer (§3.2, Figure 3).
   sparsity_cells, _ = _column(
-      results, objectives, lambda r: r["fraction_nonzero"]["final_avg_pool"],
+      results, objectives, lambda r: r["fraction_nonzero"][resnet.PENULTIMATE],
       results.representations, mark_best=False)
   if any(cell != "–" for cell in sparsity_cells.values()):
     rows = [[o, _with_paper(sparsity_cells[o],
@@ -471,7 +472,7 @@ def write(workdir: str) -> str:
                             if paper_setting and o == "softmax" else None)]
             for o in objectives]
     sections += ["", "## Sparsity of the penultimate layer (Figure 3)", "",
-                 "Non-zero activations of `final_avg_pool` (%) on the "
+                 f"Non-zero activations of `{resnet.PENULTIMATE}` (%) on the "
                  f"`{study.get('analysis_split', 'test')}` split.", "",
                  _table(["objective", "non-zero (%)"], rows)]
 
@@ -586,7 +587,7 @@ def run_scalars(results: Results, variant: str, seed: int) -> dict[str, float]:
   rep = results.representations.get((variant, seed)) or {}
   for key, tag in (("fraction_nonzero", "representations/penultimate_nonzero"),
                    ("class_separation", "representations/penultimate_class_separation")):
-    value = (rep.get(key) or {}).get("final_avg_pool")
+    value = (rep.get(key) or {}).get(resnet.PENULTIMATE)
     if value is not None:
       out[tag] = float(value)
   for key in ("original", "relearned"):
@@ -762,8 +763,7 @@ def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, r
 
   sweep_points = {}
   for v in sweep or ():
-    r2 = results.values(v, lambda r: r["class_separation"]["final_avg_pool"],
-                        results.representations)
+    r2 = results.values(v, _r2, results.representations)
     tr = results.values(v, lambda r: _mean_linear(r, datasets), results.transfer)
     if r2 and tr:
       sweep_points[v[len("cosine_softmax_tau"):]] = (np.mean(r2), np.mean(tr))
