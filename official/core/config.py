@@ -408,9 +408,9 @@ class StudyConfig:
   feature_batch_size: int = 256
   knn_k_max: int = 25
   linear_max_iterations: int = 1000
-  # Compile the linear probes' L-BFGS with XLA: on a CPU each iteration is dominated by
-  # per-op overhead, which XLA removes (one compilation per problem size per process).
-  linear_jit_compile: bool = True
+  # Compile the linear probes' L-BFGS with XLA (None: by problem size,
+  # linear_probe.XLA_MAX_ENTRIES).
+  linear_jit_compile: Optional[bool] = None
   # Fine-tuning (Table 2): costly, off unless asked.
   finetune: bool = False
   finetune_experiment: str = "demo"

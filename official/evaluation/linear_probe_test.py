@@ -84,6 +84,59 @@ class SolverTest(parameterized.TestCase, tf.test.TestCase):
                                dtype="float64", tolerance=1e-8)
     self.assertLessEqual(again.iterations, 1)
 
+  def test_compact_inverse_hessian_is_the_bfgs_recursion(self):
+    # H g from the compact form against H built by the BFGS update, pair by pair from H_0.
+    rng = np.random.default_rng(5)
+    num, history, count = 7, 4, 3
+    s_hist = np.zeros((history, num))
+    y_hist = np.zeros((history, num))
+    a = rng.standard_normal((num, num))
+    hessian = a @ a.T + num * np.eye(num)  # y = B s for an SPD B: every s^T y > 0
+    s_hist[-count:] = rng.standard_normal((count, num))
+    y_hist[-count:] = s_hist[-count:] @ hessian
+    gamma = 0.7
+    g = rng.standard_normal(num)
+    h = gamma * np.eye(num)
+    for s, y in zip(s_hist[-count:], y_hist[-count:]):  # oldest pair first
+      rho = 1.0 / (s @ y)
+      v = np.eye(num) - rho * np.outer(y, s)
+      h = v.T @ h @ v + rho * np.outer(s, s)
+    compact = linear_probe._inverse_hessian_times(
+        tf.constant(g), tf.constant(s_hist), tf.constant(y_hist), tf.constant(gamma, tf.float64),
+        tf.constant(count))
+    self.assertAllClose(compact, h @ g, rtol=1e-10)
+    # No pairs: H = gamma I.
+    empty = linear_probe._inverse_hessian_times(
+        tf.constant(g), tf.zeros((history, num), tf.float64), tf.zeros((history, num), tf.float64),
+        tf.constant(gamma, tf.float64), tf.constant(0))
+    self.assertAllClose(empty, gamma * g, rtol=1e-12)
+
+  def test_shifted_features_shift_only_the_bias(self):
+    # Centring is a reparametrisation: x + c has the minimiser (W, b - c W).
+    x, y = _gaussian_classes(160, 6, 3, noise=1.5, seed=6)
+    shift = np.linspace(-3.0, 5.0, 6).astype(np.float32)
+    base = linear_probe.solve(x, y, 0.8, dtype="float64", tolerance=1e-10)
+    moved = linear_probe.solve(x + shift, y, 0.8, dtype="float64", tolerance=1e-10)
+    self.assertAllClose(moved.weights, base.weights, atol=1e-6)
+    self.assertAllClose(moved.bias, base.bias - shift @ base.weights, atol=1e-5)
+    self.assertAllClose(moved.objective, base.objective, rtol=1e-10)
+
+  def test_warm_start_interpolates_between_solved_penalties(self):
+    def solution(l2, value):
+      return linear_probe.Solution(np.full((2, 3), value), np.full((3,), -value), l2,
+                                   0.0, 0.0, 0, linear_probe.STATUS_CONVERGED)
+    solved = {1.0: solution(1.0, 2.0), 100.0: solution(100.0, 6.0),
+              1e4: solution(1e4, 10.0)}
+    self.assertIsNone(linear_probe.warm_start(10.0, {}))
+    # log10 l2 = 1.5 lies three quarters of the way from 10^0 to 10^2.
+    start = linear_probe.warm_start(10**1.5, solved)
+    self.assertAllClose(start.weights, np.full((2, 3), 2.0 + 0.75 * 4.0))
+    self.assertAllClose(start.bias, np.full((3,), -(2.0 + 0.75 * 4.0)))
+    self.assertEqual(start.l2, 10**1.5)
+    # Outside the solved penalties: the nearest one in log l2.
+    self.assertIs(linear_probe.warm_start(1e-3, solved), solved[1.0])
+    self.assertIs(linear_probe.warm_start(1e7, solved), solved[1e4])
+
   def test_xla_compiled_solver_agrees(self):
     x, y = _gaussian_classes(90, 5, 3, noise=1.0, seed=3)
     # A short history keeps the compiled graph (and the test) small.
@@ -115,12 +168,12 @@ class SelectionTest(parameterized.TestCase, tf.test.TestCase):
     tried = [l2 for l2, _ in calls]
     grid = [1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6]
     self.assertAllClose(tried[:7], grid)
-    # Along the path every solve starts from the previous solution.
-    self.assertEqual([init for _, init in calls[:7]], [None] + grid[:6])
+    # Every solve is given the solutions of all the penalties tried before it.
+    for i, (_, solved) in enumerate(calls):
+      self.assertEqual(solved, {l2: l2 for l2 in tried[:i]})
     # Best grid value 1; then steps of 10^1, 10^0.5, 10^0.25, 10^0.125 around the best.
     refined = [10**-1, 10**1, 10**-0.5, 10**0.5, 10**0.25, 10**0.75, 10**0.375]
     self.assertAllClose(tried[7:], refined)
-    self.assertAllClose([init for _, init in calls[7:]], [1.0] * 4 + [10**0.5] * 3)
     self.assertAllClose(best, 10**0.375)
     self.assertEqual(solution, best)
     self.assertLen(scores, 14)
