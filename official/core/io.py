@@ -7,7 +7,7 @@ Atomic writes (`atomic_write_*`) write a temporary file in the destination's fol
 it over the destination, so a reader sees either the old file or the new one, whole: on local
 disks rename(2) is atomic (the data is flushed first); on `gs://` an object appears only when
 its upload completes and rename is a copy then a delete, so a crash can leave a temporary
-".<name>...tmp" behind (`is_temporary`, `remove_temporaries`); on `ram://` a rename replaces
+".<name>...tmp" behind (`is_temporary`); on `ram://` a rename replaces
 the entry under a lock.
 
 `ram://` keeps a flat map from names to files and answers `exists`, `isdir` and `listdir` by
@@ -187,21 +187,6 @@ def is_temporary(name: str) -> bool:
   """Whether a file name is one of `atomic_write_bytes`' temporary files."""
   base = posixpath.basename(name)
   return base.startswith(".") and base.endswith(_TMP_SUFFIX)
-
-
-def remove_temporaries(folder: str) -> list[str]:
-  """Deletes temporary files left in `folder` (not below it) by interrupted atomic writes.
-
-  Only safe when no other process writes into `folder` at the same time (a live writer's
-  temporary file would go too). Returns the paths deleted.
-  """
-  removed = []
-  for name in listdir(folder):
-    if is_temporary(name):
-      path = join(folder, name)
-      remove(path)
-      removed.append(path)
-  return removed
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

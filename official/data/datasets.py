@@ -48,18 +48,10 @@ _FOLDER_SUFFIXES = (".jpg", ".jpeg", ".png")
 class DatasetInfo:
   """What the study needs to know about one dataset.
 
-  Attributes:
-    name: registry name (with "@<classes>" for a class subset, "folder:<root>" for folders).
-    tfds_name: TFDS name (with config), None for image folders.
-    *_split: the TFDS split spec of each split name.
-    num_classes: K, after any class subset.
-    metric: "top1" or "mean_per_class" (Table 1: Pets and Flowers).
-    image_size: native/preset resolution of the pipeline (224 for the real datasets).
-    class_names: label names in label order where known.
-    classes: original class ids of a subset, in new-label order; None for all classes.
-    folder: root of an image-folder dataset.
-    content_hash: of an image folder's file paths, sizes and modification times, so caches
-      keyed by it notice a changed folder; None for TFDS datasets.
+  `name` has "@<classes>" for a class subset; `*_split` are TFDS split specs; `num_classes` is
+  K after any subset, whose original class ids `classes` holds in new-label order;
+  `content_hash` (of an image folder's file paths, sizes and modification times) lets caches
+  notice a changed folder.
   """
   name: str
   tfds_name: Optional[str]
@@ -82,11 +74,9 @@ class DatasetInfo:
 
   def split(self, split_name: str) -> str:
     """The TFDS split spec of one of SPLIT_NAMES."""
-    specs = {"train": self.train_split, "validation": self.validation_split,
-             "test": self.test_split, "train_full": self.train_full_split}
-    if split_name not in specs:
+    if split_name not in SPLIT_NAMES:
       raise ValueError(f"split_name: {split_name!r}; valid are {', '.join(SPLIT_NAMES)}")
-    return specs[split_name]
+    return getattr(self, f"{split_name}_split")
 
 
 def _holdout(name: str, tfds_name: str, test_split: str, num_classes: int, *,
@@ -314,12 +304,8 @@ def _prepared_builder(info: DatasetInfo, data_dir: Optional[str]):
   return builder
 
 
-def _split_infos(builder) -> Dict[str, tfds.core.SplitInfo]:
-  return dict(builder.info.splits.items())
-
-
 def _check_splits(info: DatasetInfo, builder, spec: str) -> None:
-  available = _split_infos(builder)
+  available = dict(builder.info.splits.items())
   if not available:  # Split sizes unknown (e.g. under tfds.testing.mock_data).
     return
   try:
@@ -406,7 +392,7 @@ def split_infos(info: DatasetInfo, *,
   images)."""
   if info.folder is not None:
     return _folder_split_infos(_scan_folder(info.folder))
-  return _split_infos(_prepared_builder(info, data_dir))
+  return dict(_prepared_builder(info, data_dir).info.splits.items())
 
 
 def _count(spec: str, split_infos: Dict[str, tfds.core.SplitInfo]) -> int:

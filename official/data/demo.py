@@ -1,14 +1,9 @@
 """The embedded demo datasets: procedurally generated shapes over textures, and digits.
 
-The demo runs the whole study on a CPU in minutes with no download. It keeps the property the
-paper's mechanism needs (§3.3-3.4): the images carry information that varies *within* the
-pretraining classes, and the transfer tasks need it. A pretraining objective that collapses
-within-class variation of the penultimate features (high class separation R^2, eq. 11)
-discards it and should transfer worse. The nuisance sits on the object itself (its fill
-pattern), where the features that recognise the object look, rather than in the background,
-which a network trained to name objects ignores whatever the objective (a faint background
-texture, and then thin fill stripes of 8 orientation x period classes, were read at chance by
-a linear probe on every layer of the network).
+The images carry information that varies within the pretraining classes and that the transfer
+tasks need (paper §3.3-3.4): an objective that collapses within-class variation (high R^2,
+eq. 11) discards it. The nuisance sits on the object itself, its fill pattern, rather than in
+the background, which every network ignored (docs/protocol.md §7.3).
 
 Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
 
@@ -76,17 +71,17 @@ _SPLIT_IDS = {"train": 1, "test": 2}
 _CHUNK = 2048
 
 
+_CLASS_NAMES = {"pretrain": tuple(f"{c}_{s}" for s in PRETRAIN_SHAPES for c in COLOURS),
+                "texture": TEXTURES,
+                "novel_shapes": tuple(f"{c}_{s}" for s in NOVEL_SHAPES for c in COLOURS),
+                "digits": tuple(str(d) for d in range(10))}
+
+
 def class_names(task: str) -> Tuple[str, ...]:
   """Label names of a task: '<colour>_<shape>' for shape tasks, texture names, digits."""
-  if task == "pretrain":
-    return tuple(f"{c}_{s}" for s in PRETRAIN_SHAPES for c in COLOURS)
-  if task == "novel_shapes":
-    return tuple(f"{c}_{s}" for s in NOVEL_SHAPES for c in COLOURS)
-  if task == "texture":
-    return TEXTURES
-  if task == "digits":
-    return tuple(str(d) for d in range(10))
-  raise ValueError(f"task: {task!r}; valid are {', '.join(TASKS + ('digits',))}")
+  if task not in _CLASS_NAMES:
+    raise ValueError(f"task: {task!r}; valid are {', '.join(_CLASS_NAMES)}")
+  return _CLASS_NAMES[task]
 
 
 def _balanced(rng: np.random.Generator, num_examples: int, num_values: int) -> np.ndarray:
@@ -348,7 +343,6 @@ def _configs(num_train: int, num_test: int):
 
 class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Shared builder of the procedurally generated shape datasets."""
-
 
   VERSION = tfds.core.Version("2.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release.",

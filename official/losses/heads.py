@@ -33,15 +33,9 @@ def head_kernel_initializer() -> keras.initializers.Initializer:
 class FinalLayerL2(keras.regularizers.Regularizer):
   """Extra final-layer L2 penalty of paper eq. 4: `lambda_ * 0.5 * ||W||_F^2`.
 
-  Attached as the head's `kernel_regularizer`, so the penalty belongs to the layer that owns
-  the kernel (not found by variable name as in the released code) and appears in
-  `layer.losses` / `model.losses`. The released form has the 0.5 (`tf.nn.l2_loss`); eq. 4 omits
-  it. It is added on top of the global weight decay, which the training loop applies. Under
-  `tf.distribute` the loop that sums `model.losses` must divide them by the number of replicas
-  (Keras' own trainer does so in `_aggregate_additional_loss`); `keras.losses.Loss` does not.
-
-  Args:
-    lambda_: Penalty weight, >= 0.
+  The head's `kernel_regularizer` (not found by variable name as in the released code), so it
+  appears in `model.losses`, on top of the global weight decay; the 0.5 is the released form
+  (`tf.nn.l2_loss`), which eq. 4 omits.
   """
 
   def __init__(self, lambda_=_default("extra_final_layer_l2", "lambda_")):
@@ -65,12 +59,7 @@ class CosineSoftmaxHead(keras.layers.Layer):
   `z_k = <W_k / ||W_k||, x> + b_k`. The temperature is applied after the head (`outputs` layer
   and loss divide the whole `z`, bias included, by tau, as released). Kernel [D, K] initialised
   N(0, 0.01), bias 0 (released). L2 norms are floored at 1e-6 (`normalization.l2_normalize`), so
-  an all-zero feature vector gives `z = b`.
-
-  Args:
-    units: Number of classes K.
-    normalize_features: Normalise `x` (paper eq. 7) or not (released head).
-    kernel_initializer, bias_initializer, kernel_regularizer: Keras initializers/regularizer.
+  an all-zero feature vector gives `z = b`. `units` is K.
   """
 
   def __init__(self, units, normalize_features=_default("cosine_softmax", "normalize_features"),

@@ -6,14 +6,10 @@ Every loss is a `keras.losses.Loss` in `keras.ops` only (any backend), called as
 example). The math runs in float32 (float64 under that floatx; Keras casts bfloat16 logits
 up), through `log_softmax` / `softplus`, so logits of magnitude 1e4 stay finite.
 
-Distribution: with the default reduction ("sum_over_batch_size"), `Loss.__call__` ends in
-`keras.src.losses.loss.reduce_values`, which divides the per-replica mean by
-`tf.distribute.get_strategy().num_replicas_in_sync` (`scale_loss_for_distribution`). Summing
-the per-replica gradients, as `tf.distribute` does, then gives the gradient of the global-batch
-mean. A custom training loop must therefore NOT divide these losses by the number of replicas
-again. Penalties that live in the model (`model.losses`, e.g. `heads.FinalLayerL2`) are not
-scaled by Keras' `Loss`; Keras' own TF trainer scales them in `_aggregate_additional_loss`, and
-a custom loop must do the same.
+Distribution: with the default reduction Keras divides the per-replica mean by the number of
+replicas (`scale_loss_for_distribution`), so a custom loop must NOT divide these losses again;
+penalties in `model.losses` (e.g. `heads.FinalLayerL2`) are not scaled, and a custom loop must
+divide them as Keras' own trainer does (`_aggregate_additional_loss`).
 
 Three objectives also need model-side parts no loss can supply (docs/protocol.md §1):
 build them with `losses.get_objective(name)` (README, "Using an objective in your own Keras
@@ -92,7 +88,7 @@ def check_labels_and_logits(labels, logits) -> None:
 
 
 def targets_from_labels(labels, logits):
-  """Returns float targets t [batch, K] from class ids [batch] / [batch, 1] or one-hot [batch, K]."""
+  """Float targets t [batch, K] from class ids [batch] / [batch, 1] or one-hot [batch, K]."""
   num_classes = logits.shape[-1]
   if len(labels.shape) == 2 and labels.shape[-1] == num_classes:
     return ops.cast(labels, logits.dtype)
@@ -111,10 +107,7 @@ def _math_dtype() -> str:
 
 
 class ObjectiveLoss(keras.losses.Loss):
-  """Base class: label checks, targets, float32 math; subclasses define `per_example_loss`.
-
-  The default reduction is the batch mean, divided by the replicas (module docstring).
-  """
+  """Base class: label checks, targets, float32 math; subclasses define `per_example_loss`."""
 
   def __init__(self, name: str, reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction, dtype=_math_dtype())
