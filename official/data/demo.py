@@ -219,12 +219,6 @@ def shape_pixel_distance(factors: Dict[str, np.ndarray]) -> np.ndarray:
   return distance * _f32(radius)[:, None, None]
 
 
-def shape_coverage(factors: Dict[str, np.ndarray]) -> np.ndarray:
-  """Antialiased fraction of each pixel covered by the shape, clip(1/2 - distance, 0, 1):
-  float32 [N, 32, 32] in [0, 1]."""
-  return np.clip(0.5 - shape_pixel_distance(factors), 0.0, 1.0)
-
-
 def fill(factors: Dict[str, np.ndarray],
          distance: Optional[np.ndarray] = None) -> np.ndarray:
   """The brightness factor of each image's shape fill, float32 [N, 32, 32] in
@@ -256,6 +250,7 @@ def render(factors: Dict[str, np.ndarray], rng: np.random.Generator,
   for start in range(0, n, _CHUNK):
     chunk = {k: v[start:start + _CHUNK] for k, v in factors.items()}
     distance = shape_pixel_distance(chunk)
+    # Antialiased fraction of each pixel covered by the shape.
     coverage = np.clip(0.5 - distance, 0.0, 1.0)[..., None]
     grey = _f32(chunk["grey"])[:, None, None, None]
     noise = rng.random(coverage.shape, dtype=np.float32)

@@ -1,4 +1,4 @@
-"""Fine-tuning the whole pretrained network on a transfer dataset (paper Table 2, docs/protocol.md §5).
+"""Fine-tuning a whole pretrained network on a transfer dataset (Table 2, docs/protocol.md §5).
 
     from official.evaluation import finetune
     result = finetune.run("runs/demo/softmax-seed0", "demo_texture", "/tmp/ft", preset="demo")

@@ -34,11 +34,7 @@ PREPROCESS = "transfer"
 
 def resolve_datasets(names: Sequence[str], classes: Optional[str],
                      data_dir: Optional[str]) -> list:
-  """DatasetInfo of every spec (each checked before any work), with distinct result names.
-
-  Raises:
-    ValueError: no dataset, an unknown spec or class subset, or two specs of one result name.
-  """
+  """DatasetInfo of every spec (each checked before any work), with distinct result names."""
   names = [n.strip() for n in names or () if n.strip()]
   if not names:
     raise ValueError("--datasets is empty; expected comma-separated dataset specs, e.g. "
@@ -108,9 +104,7 @@ def evaluate_datasets(evaluator, model, model_path: str, infos: Sequence,
   `evaluator` (LinearProbe or KNN). Computed features join the cache (`cache_dir`; only
   when `write_cache`: the chief) once every dataset passed its checks, so bad input writes
   nothing; features not cached stay in memory. `extraction`: features.extract's arguments.
-
-  Returns:
-    result name -> (Record, the result file's dict).
+  Returns result name -> (Record, the result file's dict).
   """
   kwargs = dict(extraction, cache_dir=cache_dir, preprocess=PREPROCESS, progress=True)
   seconds, kept, computed = {}, {}, {}

@@ -121,21 +121,14 @@ class TemperatureScaling(keras.layers.Layer):
 
 
 @_register
-class LogitNormalization(keras.layers.Layer):
+class LogitNormalization(TemperatureScaling):
   """`outputs` of `logit_normalization`: `z / (tau * ||z||)` (paper eq. 6), safe at `z = 0`."""
 
   def __init__(self, tau=_default("logit_normalization", "tau"), **kwargs):
-    super().__init__(**kwargs)
-    self.tau = hyperparameters.check_tau(tau)
+    super().__init__(tau, **kwargs)
 
   def call(self, inputs):
-    return normalization.l2_normalize(inputs, axis=-1) / ops.cast(self.tau, inputs.dtype)
-
-  def compute_output_shape(self, input_shape):
-    return input_shape
-
-  def get_config(self):
-    return {**super().get_config(), "tau": self.tau}
+    return super().call(normalization.l2_normalize(inputs, axis=-1))
 
 
 def dense_head(num_classes, *, name="final_layer", bias_value=0.0, lambda_=None, dtype=None):

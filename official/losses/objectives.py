@@ -109,8 +109,14 @@ def _math_dtype() -> str:
 class ObjectiveLoss(keras.losses.Loss):
   """Base class: label checks, targets, float32 math; subclasses define `per_example_loss`."""
 
+  # The constructor's keywords that the config records besides name and reduction.
+  HPARAMS = ()
+
   def __init__(self, name: str, reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction, dtype=_math_dtype())
+
+  def get_config(self):
+    return {**super().get_config(), **{key: getattr(self, key) for key in self.HPARAMS}}
 
   def __call__(self, y_true, y_pred, sample_weight=None):
     # Keras maps conversion over nested lists element by element; make them arrays first.
@@ -175,15 +181,14 @@ class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
   0.0008
   """
 
+  HPARAMS = ("lambda_",)
+
   def __init__(self, lambda_=_default("extra_final_layer_l2", "lambda_"),
                name="extra_final_layer_l2",
                reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.lambda_ = hyperparameters.check_non_negative(
         "lambda_", lambda_, "the extra final-layer L2 weight must be >= 0")
-
-  def get_config(self):
-    return {**super().get_config(), "lambda_": self.lambda_}
 
 
 @_register
@@ -209,13 +214,12 @@ class PenultimateDropoutCrossEntropy(SoftmaxCrossEntropy):
   ('Dropout', 0.3)
   """
 
+  HPARAMS = ("keep_prob",)
+
   def __init__(self, keep_prob=_default("dropout", "keep_prob"), name="dropout",
                reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.keep_prob = hyperparameters.check_keep_prob(keep_prob)
-
-  def get_config(self):
-    return {**super().get_config(), "keep_prob": self.keep_prob}
 
 
 @_register
@@ -238,6 +242,8 @@ class LabelSmoothingCrossEntropy(ObjectiveLoss):
   0.3171
   """
 
+  HPARAMS = ("alpha",)
+
   def __init__(self, alpha=_default("label_smoothing", "alpha"), name="label_smoothing",
                reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
@@ -247,9 +253,6 @@ class LabelSmoothingCrossEntropy(ObjectiveLoss):
     num_classes = logits.shape[-1]
     smoothed = targets * (1.0 - self.alpha) + self.alpha / num_classes
     return softmax_cross_entropy(smoothed, logits) / (1.0 - self.alpha)
-
-  def get_config(self):
-    return {**super().get_config(), "alpha": self.alpha}
 
 
 @_register
@@ -296,6 +299,8 @@ class LogitPenaltyCrossEntropy(ObjectiveLoss):
   0.3182
   """
 
+  HPARAMS = ("beta",)
+
   def __init__(self, beta=_default("logit_penalty", "beta"), name="logit_penalty",
                reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
@@ -305,9 +310,6 @@ class LogitPenaltyCrossEntropy(ObjectiveLoss):
   def per_example_loss(self, targets, logits):
     penalty = self.beta * 0.5 * ops.sum(ops.square(logits), axis=-1)
     return softmax_cross_entropy(targets, logits) + penalty
-
-  def get_config(self):
-    return {**super().get_config(), "beta": self.beta}
 
 
 @_register
@@ -330,6 +332,8 @@ class LogitNormalizationCrossEntropy(ObjectiveLoss):
   0.2853
   """
 
+  HPARAMS = ("tau", "scale_loss_by_tau")
+
   def __init__(self, tau=_default("logit_normalization", "tau"),
                scale_loss_by_tau=_default("logit_normalization", "scale_loss_by_tau"),
                name="logit_normalization", reduction="sum_over_batch_size"):
@@ -341,10 +345,6 @@ class LogitNormalizationCrossEntropy(ObjectiveLoss):
     scaled = normalization.l2_normalize(logits, axis=-1) / self.tau
     factor = hyperparameters.tau_loss_factor(self.tau, self.scale_loss_by_tau)
     return factor * softmax_cross_entropy(targets, scaled)
-
-  def get_config(self):
-    return {**super().get_config(), "tau": self.tau,
-            "scale_loss_by_tau": self.scale_loss_by_tau}
 
 
 @_register
@@ -371,6 +371,8 @@ class CosineSoftmaxCrossEntropy(ObjectiveLoss):
   0.2753
   """
 
+  HPARAMS = ("tau", "normalize_features", "scale_loss_by_tau")
+
   def __init__(self, tau=_default("cosine_softmax", "tau"),
                normalize_features=_default("cosine_softmax", "normalize_features"),
                scale_loss_by_tau=_default("cosine_softmax", "scale_loss_by_tau"),
@@ -384,11 +386,6 @@ class CosineSoftmaxCrossEntropy(ObjectiveLoss):
   def per_example_loss(self, targets, logits):
     factor = hyperparameters.tau_loss_factor(self.tau, self.scale_loss_by_tau)
     return factor * softmax_cross_entropy(targets, logits / self.tau)
-
-  def get_config(self):
-    return {**super().get_config(), "tau": self.tau,
-            "normalize_features": self.normalize_features,
-            "scale_loss_by_tau": self.scale_loss_by_tau}
 
 
 @_register
@@ -421,6 +418,8 @@ class SquaredError(ObjectiveLoss):
   True
   """
 
+  HPARAMS = ("kappa", "m", "loss_scale")
+
   def __init__(self, kappa=_default("squared_error", "kappa"),
                m=_default("squared_error", "m"),
                loss_scale=_default("squared_error", "loss_scale"), name="squared_error",
@@ -436,7 +435,3 @@ class SquaredError(ObjectiveLoss):
     correct = self.kappa * ops.square(logits - self.m)
     other = ops.square(logits)
     return self.loss_scale * ops.sum(targets * correct + (1.0 - targets) * other, axis=-1)
-
-  def get_config(self):
-    return {**super().get_config(), "kappa": self.kappa, "m": self.m,
-            "loss_scale": self.loss_scale}

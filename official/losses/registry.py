@@ -112,13 +112,8 @@ def _typed_hparams(name: str, hparams: HParams) -> dict:
 
 
 class Objective:
-  """One training objective: its loss, head, penultimate transform and output transform.
-
-  Attributes:
-    name: Canonical registry name.
-    hparams: Resolved hyperparameters (released defaults unless overridden); JSON values.
-    loss: The `keras.losses.Loss`, applied to the head output z ("final_layer").
-  """
+  """One training objective: its loss (applied to the head output z), head, penultimate
+  transform and output transform; `hparams` are the resolved hyperparameters (JSON values)."""
 
   def __init__(self, name: str, **hparams):
     self.name = canonical_name(name)

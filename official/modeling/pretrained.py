@@ -13,7 +13,6 @@ class k. Their final_avg_pool comes as [B, 1, 1, D] and is returned as [B, D].
 """
 
 import dataclasses
-import json
 import os
 import uuid
 from typing import Callable, Mapping, Sequence
@@ -108,12 +107,9 @@ def export_saved_model(model: keras.Model, export_dir: str,
   tmp_dir = f"{export_dir}.tmp-{suffix}"
   try:
     tf.saved_model.save(module, tmp_dir, signatures={SERVING_SIGNATURE: serve})
-    assets = io.join(tmp_dir, "assets")
-    io.makedirs(assets)
-    with tf.io.gfile.GFile(io.join(assets, ENDPOINTS_FILE), "w") as f:
-      f.write(json.dumps({"endpoint_names": names,
-                          "image_size": height if height == width else [height, width],
-                          "num_classes": num_classes}, indent=2) + "\n")
+    io.atomic_write_json(io.join(tmp_dir, "assets", ENDPOINTS_FILE), {
+        "endpoint_names": names, "image_size": height if height == width else [height, width],
+        "num_classes": num_classes})
     if io.exists(export_dir):
       old_dir = f"{export_dir}.old-{suffix}"
       io.rename(export_dir, old_dir)
@@ -165,8 +161,7 @@ def _load_saved_model(path: str) -> EndpointModel:
 
   metadata_path = os.path.join(path, "assets", ENDPOINTS_FILE)
   if io.exists(metadata_path):
-    with tf.io.gfile.GFile(metadata_path) as f:
-      metadata = json.loads(f.read())
+    metadata = io.read_json(metadata_path)
     input_size = _image_size(metadata["image_size"])
     num_classes = int(metadata["num_classes"])
   else:
@@ -198,12 +193,7 @@ class ModelDir:
 
 
 def read_model_dir(model_dir: str) -> ModelDir:
-  """Reads <model_dir>/config.json and finds the latest checkpoint, without building anything.
-
-  Raises:
-    FileNotFoundError: no config.json, or no checkpoint.
-    ValueError: config.json is refused (config.read_run_config), or lacks num_classes.
-  """
+  """Reads <model_dir>/config.json and finds the latest checkpoint, without building anything."""
   model_dir = os.fspath(model_dir)
   config = config_lib.read_run_config(model_dir)
   config_path = os.path.join(model_dir, CONFIG_FILE)
@@ -255,7 +245,8 @@ def _load_checkpoint(model_dir: str) -> EndpointModel:
   height, width = model.input_shape[1:3]
   num_classes = int(model.output["final_layer"].shape[-1])
   return EndpointModel(
-      _serving_function(model, height, width), path=model_dir, endpoint_names=resnet.endpoint_names(model),
+      _serving_function(model, height, width), path=model_dir,
+      endpoint_names=resnet.endpoint_names(model),
       input_size=(height, width), num_classes=num_classes,
       drop_background=(num_classes == CLASSES_WITH_BACKGROUND), keras_model=model)
 

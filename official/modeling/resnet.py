@@ -94,11 +94,6 @@ class ResNetConfig:
     return self.block_counts or DEPTHS[self.depth][1]
 
   @property
-  def num_blocks(self) -> int:
-    """N, the number of `blockN` endpoints (16 for ResNet-50, 8 for ResNet-18)."""
-    return sum(self.blocks_per_group)
-
-  @property
   def feature_dim(self) -> int:
     """D, the width of `final_avg_pool` (2048 for ResNet-50, 512 for ResNet-18)."""
     expansion = BOTTLENECK_EXPANSION if self.block_type == "bottleneck" else 1
