@@ -1,17 +1,10 @@
 """Fixed-feature transfer of one pretrained network to several datasets (paper Table 1).
 
-What experiments/linear_probe and knn run: `evaluate_datasets` extracts and checks the
-penultimate features of every dataset (official.evaluation.features; finite, as many labels
-as rows, every evaluated class trained on) before it evaluates each with one evaluator
-(official.evaluation.evaluators); `write_results` writes
-
-  <output_dir>/<method>/<dataset>.json   one result per dataset, <dataset> spelt
-                                         datasets.result_name
-  <output_dir>/tensorboard/<method>/     TensorBoard scalars of the method
-
-where <output_dir> defaults to <model_dir>/transfer for a training model_dir (or its
-export/saved_model) and to ./transfer/<folder name> for a SavedModel from elsewhere, and the
-feature cache to <output_dir>/features.
+`evaluate_datasets` extracts and checks the penultimate features of every dataset before it
+evaluates each with one evaluator; `write_results` writes <output_dir>/<method>/<dataset>.json
+and TensorBoard scalars under <output_dir>/tensorboard/<method>/. <output_dir> defaults to
+<model_dir>/transfer for a training model_dir and to ./transfer/<folder name> for a SavedModel
+from elsewhere, the feature cache to <output_dir>/features.
 """
 
 import os
