@@ -18,23 +18,11 @@ Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
   position, scale, rotation (full circle) of the shape, a flat grey background of random
   level, and uniform luminance pixel noise.
 
-TFDS datasets (registered on `import official.data`, generated on first use into the TFDS
-data_dir in a few seconds and cached like any dataset; features "image" uint8 [32, 32, 3],
-"label", and for the shape datasets the factors "shape", "colour", "texture"):
-
-  demo_pretrain      label = pretraining shape x colour, 48 classes; 12,800 train / 2,560
-                     test. Texture, position, scale, rotation vary inside every class.
-  demo_texture       label = fill pattern of the shape (nuisance for pretraining), 4 classes;
-                     2,000 / 1,000. Foregrounds are the pretraining shapes and colours.
-  demo_novel_shapes  label = held-out shape x colour, 24 classes never seen in pretraining;
-                     2,000 / 1,000.
-  demo_digits        scikit-learn's bundled handwritten digits (real 8x8 grey scans,
-                     bilinearly upsampled to 32x32 RGB), 10 classes; deterministic
-                     stratified split 1,297 / 500 (50 test images per digit).
-
-Each shape dataset has configs "default" (sizes above) and "small" (a fifth of them) and
-accepts any DemoConfig(name, seed, num_train, num_test). Labels are balanced (class counts
-differ by at most one) and the nuisance factors are drawn independently of the label.
+The TFDS datasets (registered on `import official.data`, generated on first use in seconds)
+are the builders below, with features "image" uint8 [32, 32, 3], "label" and, for the shape
+datasets, the factors "shape", "colour", "texture". Each shape dataset has configs "default"
+and "small" (a fifth of its size); labels are balanced (class counts differ by at most one)
+and the nuisance factors are drawn independently of the label.
 """
 
 import dataclasses

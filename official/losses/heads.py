@@ -1,11 +1,8 @@
 """Model-side parts of the objectives: heads, penultimate dropout, output transforms.
 
 A network for objective `o` is `features -> o.penultimate() -> o.head(K) -> z ("final_layer")`
-and `z -> o.outputs() -> "outputs"`. The loss always sees `z`; `outputs` are the logits used
-for prediction (docs/protocol.md §2: what the released loss functions returned as `outputs`).
-
-All layers here are registered Keras serializables with `get_config`, so a model that uses
-them saves to and loads from `.keras` files.
+and `z -> o.outputs() -> "outputs"`, the logits used for prediction; the loss always sees `z`.
+All layers are registered Keras serializables, so models using them round-trip `.keras` files.
 """
 
 import math
@@ -53,13 +50,9 @@ class FinalLayerL2(keras.regularizers.Regularizer):
 class CosineSoftmaxHead(keras.layers.Layer):
   """Cosine-similarity head of paper eq. 7: `z_k = cos(W_k, x) + b_k`, shape [batch, K].
 
-  With `normalize_features=True` (paper eq. 7) both the kernel columns `W_k` and the features
-  `x` are L2-normalised, so `z_k - b_k` is the cosine similarity. With
-  `normalize_features=False` it is the released head, which normalises only the kernel columns:
-  `z_k = <W_k / ||W_k||, x> + b_k`. The temperature is applied after the head (`outputs` layer
-  and loss divide the whole `z`, bias included, by tau, as released). Kernel [D, K] initialised
-  N(0, 0.01), bias 0 (released). L2 norms are floored at 1e-6 (`normalization.l2_normalize`), so
-  an all-zero feature vector gives `z = b`. `units` is K.
+  `normalize_features=True` (eq. 7) L2-normalises both the kernel columns `W_k` and `x`; False is
+  the released head, `z_k = <W_k / ||W_k||, x> + b_k`. The temperature divides the whole `z`
+  after the head. L2 norms are floored at 1e-6, so an all-zero `x` gives `z = b`.
   """
 
   def __init__(self, units, normalize_features=_default("cosine_softmax", "normalize_features"),

@@ -162,11 +162,8 @@ class SoftmaxCrossEntropy(ObjectiveLoss):
 class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
   """`extra_final_layer_l2`, paper eq. 4: the loss value is plain softmax cross-entropy.
 
-  The penalty `lambda_ * 0.5 * ||W||_F^2` on the final-layer kernel (released form; eq. 4 omits
-  the 0.5, the released lambda = 8e-4 goes with it) is owned by the head layer
-  (`heads.FinalLayerL2` kernel regularizer) and reaches training through `model.losses`.
-  `lambda_` (>= 0) is recorded so that the loss's config names the whole objective. **Alone,
-  this loss is plain softmax cross-entropy**: the objective needs its head.
+  The penalty `lambda_ * 0.5 * ||W||_F^2` is the head's kernel regularizer (`heads.FinalLayerL2`);
+  `lambda_` is recorded so that the loss's config names the whole objective.
 
   Example:
 
@@ -195,11 +192,8 @@ class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
 class PenultimateDropoutCrossEntropy(SoftmaxCrossEntropy):
   """`dropout`, paper eq. 3: the loss value is softmax cross-entropy of the dropped-out logits.
 
-  The dropout `x -> x * xi / rho`, `xi ~ Bernoulli(rho)` acts on the penultimate features inside
-  the model (`Objective.penultimate()`), so the loss sees `z~ = W x~ + b` and eq. 3's expectation
-  over xi is taken by SGD. `keep_prob` (rho in (0, 1]) is recorded so that the loss's config
-  names the objective. **Alone, this loss is plain softmax cross-entropy**: the objective
-  needs its `penultimate()` dropout layer.
+  The dropout acts on the penultimate features inside the model (`Objective.penultimate()`), so
+  the loss sees `z~ = W x~ + b`; `keep_prob` is recorded so that the loss's config names it.
 
   Example:
 
@@ -226,9 +220,7 @@ class PenultimateDropoutCrossEntropy(SoftmaxCrossEntropy):
 class LabelSmoothingCrossEntropy(ObjectiveLoss):
   """`label_smoothing`, paper eq. 2.
 
-  Cross-entropy with targets `t' = (1 - alpha) t + alpha / K`, multiplied by `1 / (1 - alpha)`
-  (alpha in [0, 1)) so that the gradient with respect to the correct-class logit keeps its
-  scale (paper and released code agree).
+  Cross-entropy with targets `t' = (1 - alpha) t + alpha / K`, times `1 / (1 - alpha)`.
 
   Example:
 
@@ -259,11 +251,8 @@ class LabelSmoothingCrossEntropy(ObjectiveLoss):
 class SigmoidCrossEntropy(ObjectiveLoss):
   """`sigmoid`, paper eq. 8: one-vs-rest binary cross-entropy summed over the K classes.
 
-  Per example `sum_k softplus(z_k) - z_y`, computed as
-  `sum_k t_k softplus(-z_k) + (1 - t_k) softplus(z_k)` (equal for t in {0, 1}) so that no
-  large terms cancel. The `-log K` prior of the paper lives in the head's bias initialisation
-  (`Objective.head`); the released code instead subtracted `log K` from the logits here, which
-  is the same model. Predictions rank the logits.
+  Per example `sum_k t_k softplus(-z_k) + (1 - t_k) softplus(z_k)`, so that no large terms
+  cancel. The paper's `-log K` prior lives in the head's bias initialisation (`Objective.head`).
 
   Example:
 
@@ -316,9 +305,8 @@ class LogitPenaltyCrossEntropy(ObjectiveLoss):
 class LogitNormalizationCrossEntropy(ObjectiveLoss):
   """`logit_normalization`, paper eq. 6: softmax cross-entropy of `z / (tau * ||z||)`.
 
-  `||z||` is floored at 1e-6 as in `tf.math.l2_normalize` (the released code), so `z = 0`
-  gives the value `log K` and a finite gradient. With `scale_loss_by_tau` the loss is
-  multiplied by tau when tau < 0.05 (paper §3.4, footnote 1; off in the released runs).
+  `||z||` is floored at 1e-6 (`tf.math.l2_normalize`, as released), so `z = 0` gives `log K`;
+  `scale_loss_by_tau` as for cosine softmax.
 
   Example:
 
@@ -351,12 +339,9 @@ class LogitNormalizationCrossEntropy(ObjectiveLoss):
 class CosineSoftmaxCrossEntropy(ObjectiveLoss):
   """`cosine_softmax`, paper eq. 7: softmax cross-entropy of `z / tau`.
 
-  `z` is the output of `heads.CosineSoftmaxHead`, `z_k = cos(W_k, x) + b_k`; dividing the whole
-  output (bias included) by tau is the released form, so eq. 7's bias `b_k` corresponds to
-  `b_k / tau` here (a reparametrisation of the same model). With `scale_loss_by_tau` the loss is
-  multiplied by tau when tau < 0.05 (paper §3.4, footnote 1, used for the Table 4 sweep).
-  `normalize_features` (the head's, eq. 7 or released) is recorded so that the loss's config
-  names the whole objective; it does not change the loss value.
+  `z` is the output of `heads.CosineSoftmaxHead`, `z_k = cos(W_k, x) + b_k`; dividing the bias
+  by tau too is the released form. With `scale_loss_by_tau` the loss is multiplied by tau when
+  tau < 0.05 (paper §3.4, footnote 1). `normalize_features` (the head's) is only recorded.
 
   Example (the cosine head's output z lies in [-1, 1] plus the bias):
 
@@ -392,14 +377,10 @@ class CosineSoftmaxCrossEntropy(ObjectiveLoss):
 class SquaredError(ObjectiveLoss):
   """`squared_error` (Hui & Belkin), paper eq. 9, released form.
 
-  Per example `loss_scale * (kappa * (z_y - M)^2 + sum_{k != y} z_k^2)`. Paper eq. 9 writes the
-  same bracket times 1/K (loss_scale = 1/K); kappa = M = 1 is plain squared error.
-
-  The released defaults (loss_scale = 10, M = 60) go with the paper's ImageNet recipe: the
-  loss starts near 3.2e5 and at learning rates common for small models diverges or stays at
-  chance (a one-hidden-layer network on scikit-learn's digits, SGD at 0.05, 5 epochs: 10%;
-  with loss_scale = 1/10 and M = 6: 95%). Elsewhere use eq. 9's 1 / K and an M the logits
-  reach (the demo preset, docs/protocol.md §7).
+  Per example `loss_scale * (kappa * (z_y - M)^2 + sum_{k != y} z_k^2)`; eq. 9 has loss_scale
+  = 1/K. The released loss_scale = 10 and M = 60 go with the ImageNet recipe; at learning rates
+  common for small models they diverge or stay at chance (a one-hidden-layer network on
+  scikit-learn's digits, SGD at 0.05, 5 epochs: 10%; loss_scale = 1/10 and M = 6: 95%).
 
   Example:
 

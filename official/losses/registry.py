@@ -1,10 +1,8 @@
 """One table `objective name -> hyperparameters and parts`; `get` and `get_objective`.
 
-The released code keeps a table of hyperparameters (`LOSS_HYPERPARAMETERS`); here each entry
-says which loss, head, penultimate transform and output transform the objective uses, so a
-model builder asks for an objective by name and gets all of them. The released defaults come
-from the one table `hyperparameters.RELEASED_DEFAULTS`. Adding an objective is one entry there
-and one `ObjectiveDefinition` entry in `_DEFINITIONS`.
+Each entry says which loss, head, penultimate transform and output transform the objective
+uses; its defaults are `hyperparameters.RELEASED_DEFAULTS`. Adding an objective is one entry
+there and one `ObjectiveDefinition` in `_DEFINITIONS`.
 """
 
 import dataclasses
@@ -177,10 +175,9 @@ def get(name: str, **hparams) -> keras.losses.Loss:
   >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
   >>> model.compile(optimizer="sgd", loss=losses.get("label_smoothing", alpha=0.2))
 
-  For the objectives of MODEL_SIDE it warns (`UserWarning`) that a model without their layers
-  trains exactly as softmax; "cosine_softmax" and "logit_normalization" predict with
-  `get_objective(name).outputs()`, and cosine softmax expects z from its cosine head: build a
-  whole objective with `get_objective` (README, "Using an objective in your own Keras model").
+  For the objectives of MODEL_SIDE it warns that a model without their layers trains exactly as
+  softmax; build a whole objective with `get_objective` (README, "Using an objective in your own
+  Keras model").
   """
   objective = get_objective(name, **hparams)
   if objective.name in MODEL_SIDE:

@@ -1,15 +1,10 @@
 """Pretrained networks as functions images -> endpoints; SavedModel export for training.
 
-`load(path)` takes a SavedModel (from `export_saved_model`, or a released one whose
-"serving_default" signature returns the docs/protocol.md §2 endpoints) or a training
-model_dir (its export/saved_model, else the network rebuilt from config.json with the EMA
-weights of the latest checkpoint) and returns an `EndpointModel`: normalised images
-[B, H, W, 3] -> dict of endpoints. `load_keras_model(model_dir)` is that rebuilt, trainable
-network (what fine-tuning starts from); `read_model_dir` describes it without building it.
-
-The released models have 1001 outputs whose class 0 is an unused background class; the
-EndpointModel drops it from final_layer and outputs, so K = 1000 and class k is ImageNet
-class k. Their final_avg_pool comes as [B, 1, 1, D] and is returned as [B, D].
+`load(path)` takes a SavedModel (ours, or a released one whose "serving_default" signature
+returns the docs/protocol.md §2 endpoints) or a training model_dir (its export/saved_model, else
+the network rebuilt from config.json with the EMA weights of the latest checkpoint). The
+released models' unused background class 0 is dropped from final_layer and outputs, and their
+final_avg_pool [B, 1, 1, D] is returned as [B, D].
 """
 
 import dataclasses
