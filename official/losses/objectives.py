@@ -13,7 +13,8 @@ divide them as Keras' own trainer does (`_aggregate_additional_loss`).
 
 Three objectives also need model-side parts no loss can supply (docs/protocol.md §1):
 build them with `losses.get_objective(name)` (README, "Using an objective in your own Keras
-model"). Labels are validated: static shapes always, values when concrete (eager).
+model"). Labels are validated: static shapes always, values when concrete (eager). The examples
+assume `import numpy as np`.
 """
 
 import keras
@@ -141,7 +142,6 @@ class SoftmaxCrossEntropy(ObjectiveLoss):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.SoftmaxCrossEntropy()
@@ -167,7 +167,6 @@ class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.ExtraFinalLayerL2CrossEntropy()
@@ -197,7 +196,6 @@ class PenultimateDropoutCrossEntropy(SoftmaxCrossEntropy):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.PenultimateDropoutCrossEntropy()
@@ -224,7 +222,6 @@ class LabelSmoothingCrossEntropy(ObjectiveLoss):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.LabelSmoothingCrossEntropy()      # alpha = 0.1
@@ -256,7 +253,6 @@ class SigmoidCrossEntropy(ObjectiveLoss):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.SigmoidCrossEntropy()
@@ -280,7 +276,6 @@ class LogitPenaltyCrossEntropy(ObjectiveLoss):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.LogitPenaltyCrossEntropy()         # beta = 6e-4
@@ -310,7 +305,6 @@ class LogitNormalizationCrossEntropy(ObjectiveLoss):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.LogitNormalizationCrossEntropy(tau=0.5)   # released: tau = 0.04
@@ -345,7 +339,6 @@ class CosineSoftmaxCrossEntropy(ObjectiveLoss):
 
   Example (the cosine head's output z lies in [-1, 1] plus the bias):
 
-  >>> import numpy as np
   >>> from official import losses
   >>> objective = losses.get_objective("cosine_softmax")      # tau = 0.05
   >>> head = objective.head(3)                                 # z_k = cos(W_k, x) + b_k
@@ -384,7 +377,6 @@ class SquaredError(ObjectiveLoss):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> round(float(losses.SquaredError()([0, 1], z)), 1)      # released: huge at z ~ 0

@@ -121,10 +121,8 @@ class Trainer:
       self.eval_top1 = tf.Variable(tf.fill([train.epochs], -1.0), trainable=False)
       tracked.update(best_model=self.best_model, eval_top1=self.eval_top1)
     self.checkpoint = tf.train.Checkpoint(**tracked)
-    gradients = self._gradients
-    if train.jit_compile:
-      gradients = tf.function(gradients, jit_compile=True)
-    self._compiled_gradients = gradients
+    self._compiled_gradients = (tf.function(self._gradients, jit_compile=True)
+                                if train.jit_compile else self._gradients)
     self._train_loop = tf.function(self._train_loop_fn)
     self._eval_step = tf.function(self._eval_step_fn)
     self._finite = tf.function(self._finite_fn)
@@ -274,11 +272,9 @@ class Trainer:
       for key, value in stats.items():
         totals[key] += float(value)
       if collected < separation_examples:
-        f = self.strategy.gather(batch_features, axis=0).numpy()
-        y = self.strategy.gather(batch_labels, axis=0).numpy()
-        features.append(f)
-        labels.append(y)
-        collected += len(y)
+        features.append(self.strategy.gather(batch_features, axis=0).numpy())
+        labels.append(self.strategy.gather(batch_labels, axis=0).numpy())
+        collected += len(labels[-1])
     count = totals["count"]
     if not count:
       raise ValueError("evaluation split is empty: no example to evaluate")
@@ -408,8 +404,7 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
   else:
     last_eval = evaluations.get(step) or run_eval(step)
   metrics = {
-      "top1": last_eval["top1"], "top5": last_eval["top5"],
-      "class_separation": last_eval["class_separation"], "loss": last_eval["loss"],
+      **{k: last_eval[k] for k in ("top1", "top5", "class_separation", "loss")},
       "eval_split": config.data.eval_split, "eval_examples": last_eval["examples"],
       "steps": step, "epochs": step / spe,
       # The learning curve, (epoch, top-1) per evaluation: with `train.select_best_epoch`
