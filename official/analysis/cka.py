@@ -196,11 +196,10 @@ class MinibatchCKA(tf.Module):
           aggregation=tf.VariableAggregation.SUM)
 
   def _layers(self, activations: Sequence[Any], expected: int, name: str) -> list[tf.Tensor]:
-    if (isinstance(activations, (tf.Tensor, np.ndarray, Mapping)) or
-        not isinstance(activations, Sequence) or len(activations) != expected):
-      given = (f"{len(activations)} layers" if isinstance(activations, Sequence) and
-               not isinstance(activations, (tf.Tensor, np.ndarray, Mapping))
-               else f"a {type(activations).__name__}")
+    is_list = (isinstance(activations, Sequence) and
+               not isinstance(activations, (tf.Tensor, np.ndarray, Mapping)))
+    if not is_list or len(activations) != expected:
+      given = f"{len(activations)} layers" if is_list else f"a {type(activations).__name__}"
       raise ValueError(f"{name}: got {given}; expected a sequence of {expected} layers' "
                        "activations [n, ...]")
     return [_flatten(a, f"{name}[{i}]") for i, a in enumerate(activations)]

@@ -78,10 +78,8 @@ def _r2_from_class_sums(sums: np.ndarray, counts: np.ndarray, squared_norm_sums:
     raise ValueError(f"labels: {np.count_nonzero(seen)} class(es) present; class separation "
                      "R^2 needs examples of at least 2 classes")
   means = sums[seen] / counts[seen, None]
-  if distance == "cosine":
-    scale = 1.0
-  else:
-    scale = float(np.mean(squared_norm_sums[seen] / counts[seen]))
+  scale = (1.0 if distance == "cosine"
+           else float(np.mean(squared_norm_sums[seen] / counts[seen])))
   mean_squared_norm = float(np.mean(np.einsum("ij,ij->i", means, means)))
   grand_mean = means.mean(axis=0)
   d_within = scale - mean_squared_norm

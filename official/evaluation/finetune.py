@@ -70,19 +70,10 @@ def grid_point_name(learning_rate: float, weight_decay: float) -> str:
 # The pretrained network.
 
 
-@dataclasses.dataclass(frozen=True)
-class PretrainedNetwork:
-  """A training run's network: its model_dir, the checkpoint every grid point starts from
-  (the latest when found), the pretraining head's width and its image side."""
-  model_dir: str
-  checkpoint: str
-  num_classes: int
-  image_size: int
-
-
-def find_pretrained(path: str) -> PretrainedNetwork:
+def find_pretrained(path: str) -> pretrained.ModelDir:
   """Resolves a training model_dir (or its export/saved_model, which leads back to it): the
-  network is rebuilt from config.json with the EMA weights of the latest checkpoint."""
+  network every grid point rebuilds from config.json with the EMA weights of its latest
+  checkpoint."""
   path = os.fspath(path)
   path = path if io.is_remote(path) else os.path.normpath(path)
   expected = f"expected a training model_dir ({CONFIG_FILE} + {CHECKPOINT_DIR}/)"
@@ -97,7 +88,7 @@ def find_pretrained(path: str) -> PretrainedNetwork:
         io.exists(os.path.join(parent, CONFIG_FILE))):
       model_dir = parent
     elif tf.saved_model.contains_saved_model(path):
-      _require_endpoint(pretrained.load(path))
+      pretrained.resolve(path, (resnet.PENULTIMATE,))
       raise ValueError(f"pretrained model {path} is a SavedModel without its training "
                        f"model_dir; fine-tuning needs trainable weights: pass a model_dir "
                        f"with config.json and {CHECKPOINT_DIR}/")
@@ -108,17 +99,10 @@ def find_pretrained(path: str) -> PretrainedNetwork:
   if height != width:
     raise ValueError(f"{network.config_path}: fine-tuning needs square images, got image_size "
                      f"{[height, width]}")
-  return PretrainedNetwork(model_dir=model_dir, checkpoint=network.checkpoint,
-                           num_classes=network.num_classes, image_size=height)
+  return network
 
 
-def _require_endpoint(model) -> None:
-  if resnet.PENULTIMATE not in model.endpoint_names:
-    raise ValueError(f"model {model.path} has no {resnet.PENULTIMATE!r} endpoint to fine-tune "
-                     f"from; its endpoints: {', '.join(model.endpoint_names)}")
-
-
-def build_model(network: PretrainedNetwork, num_classes: int, image_size: int,
+def build_model(network: pretrained.ModelDir, num_classes: int, image_size: int,
                 seed: int = 0) -> keras.Model:
   """Normalised images [B, S, S, 3] -> logits z [B, K]: the EMA weights up to
   `final_avg_pool`, then z = x W + b, W ~ N(0, 0.01) from `seed`, b = 0 (the released softmax
@@ -222,7 +206,7 @@ class FinetuneTrainer:
   + c * 0.5 * sum ||kernel||^2 / R with c = wd / lr; the gradients are summed across replicas.
   """
 
-  def __init__(self, network: PretrainedNetwork, num_classes: int, image_size: int,
+  def __init__(self, network: pretrained.ModelDir, num_classes: int, image_size: int,
                config: config_lib.FinetuneConfig, learning_rate: float, weight_decay: float,
                steps_per_epoch: int, strategy: tf.distribute.Strategy):
     self.strategy = strategy
@@ -306,7 +290,7 @@ class FinetuneTrainer:
     return metrics.compute(metric, labels[keep], predictions[keep])
 
 
-def train_and_score(network: PretrainedNetwork, data: TransferData,
+def train_and_score(network: pretrained.ModelDir, data: TransferData,
                     config: config_lib.FinetuneConfig, learning_rate: float,
                     weight_decay: float, *, train_split: str, eval_split: str, workdir: str,
                     strategy: tf.distribute.Strategy,
@@ -370,7 +354,7 @@ def train_and_score(network: PretrainedNetwork, data: TransferData,
 # The grid search.
 
 
-def _settings(network: PretrainedNetwork, dataset_spec: str, info, preset: str,
+def _settings(network: pretrained.ModelDir, dataset_spec: str, info, preset: str,
               config: config_lib.FinetuneConfig, image_size: int) -> dict[str, Any]:
   """Everything that decides the result (bookkeeping fields left out)."""
   values = {k: v for k, v in config.to_dict().items() if k not in BOOKKEEPING_FIELDS}
@@ -420,7 +404,7 @@ def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "d
   config = config_lib.override(config_lib.get_preset("finetune", preset), overrides)
   network = find_pretrained(model_path)
   info = datasets.get(dataset_spec, data_dir=data_dir)
-  image_size = config.image_size or network.image_size
+  image_size = config.image_size or network.image_size[0]
   data = TransferData.create(info, data_dir, image_size)
   for split in ("train", "train_full"):
     data.steps_per_epoch(split, config.batch_size)

@@ -259,10 +259,7 @@ def _serving_function(model: keras.Model, height: int, width: int):
 
 def _image_size(image_size) -> tuple[int, int]:
   """H or (H, W) -> (H, W)."""
-  if isinstance(image_size, int):
-    size = (image_size, image_size)
-  else:
-    size = tuple(image_size)
+  size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
   if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
     raise ValueError(f"image_size={image_size!r} must be a positive integer or (H, W)")
   return size
