@@ -27,12 +27,6 @@ def _counts(activations: Any, name: str) -> tuple[int, int]:
   return int(np.count_nonzero(array)), int(array.size)
 
 
-def fraction_nonzero(activations: Any) -> float:
-  """Share of non-zero entries, a Python float in [0, 1], of activations of any shape."""
-  nonzero, total = _counts(activations, "activations")
-  return nonzero / total
-
-
 class Sparsity:
   """Streaming share of non-zero activations for each endpoint of a network: per endpoint the
   counts of non-zero entries and of all entries; separately filled objects combine with `merge`."""

@@ -129,11 +129,6 @@ class Trainer:
 
   # Training.
 
-  def penalty(self) -> tf.Tensor:
-    """Weight decay c * 0.5 * sum ||kernel||^2 plus the model's own losses (float32)."""
-    return (optimization.weight_decay_penalty(self.decayed, self.config.train.weight_decay)
-            + self._model_losses())
-
   def _model_losses(self) -> tf.Tensor:
     return sum((tf.cast(extra, tf.float32) for extra in self.model.losses), tf.constant(0.0))
 
