@@ -89,14 +89,11 @@ def sample_factors(task: str, num_examples: int,
     raise ValueError(f"task: {task!r}; valid are {', '.join(TASKS)}")
   n = num_examples
   num_colours = len(COLOURS)
-  if task == "pretrain":
-    label = _balanced(rng, n, len(PRETRAIN_SHAPES) * num_colours)
-    shape, colour = label // num_colours, label % num_colours
-    texture = _balanced(rng, n, len(TEXTURES))
-  elif task == "novel_shapes":
-    label = _balanced(rng, n, len(NOVEL_SHAPES) * num_colours)
-    shape = len(PRETRAIN_SHAPES) + label // num_colours
-    colour = label % num_colours
+  if task != "texture":
+    shapes, first_shape = ((PRETRAIN_SHAPES, 0) if task == "pretrain"
+                           else (NOVEL_SHAPES, len(PRETRAIN_SHAPES)))
+    label = _balanced(rng, n, len(shapes) * num_colours)
+    shape, colour = first_shape + label // num_colours, label % num_colours
     texture = _balanced(rng, n, len(TEXTURES))
   else:
     label = _balanced(rng, n, len(TEXTURES))

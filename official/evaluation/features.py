@@ -47,11 +47,8 @@ def model_fingerprint(model) -> str:
   source = io.absolute(_model_path(model))
   parts = [source]
   if io.isdir(source):
-    if io.exists(io.join(source, "saved_model.pb")):
-      names = [""]
-    else:
-      names = ["config.json", "checkpoints", "export"]
-    for name in names:
+    saved_model = io.exists(io.join(source, "saved_model.pb"))
+    for name in [""] if saved_model else ["config.json", "checkpoints", "export"]:
       root = io.join(source, name) if name else source
       if io.isdir(root):
         files = [f"{name}/{relative}" if name else relative for relative in io.walk_files(root)]

@@ -325,11 +325,8 @@ def train_and_score(network: pretrained.ModelDir, data: TransferData,
                                                config.seed, epoch, skip),
         trainer.learning_rate, cadence, stop_on_divergence=True)
     train_seconds = time.time() - started
-    if progress.diverged:
-      score = 0.0
-    else:
-      score = trainer.evaluate(data.eval_dataset(eval_split, config.eval_batch_size),
-                               data.info.metric)
+    score = 0.0 if progress.diverged else trainer.evaluate(
+        data.eval_dataset(eval_split, config.eval_batch_size), data.info.metric)
   runner.summaries("eval", progress.step, {f"{eval_split}_{data.info.metric}": score})
   runner.close()
   result = {

@@ -224,9 +224,6 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
   if info.num_classes < 2:
     raise ValueError(f"info: dataset {info.name!r} has {info.num_classes} class; class "
                      "separation needs a dataset with at least 2 classes")
-  if distance not in class_separation_lib.DISTANCES:
-    raise ValueError(f"distance: unknown value {distance!r}; expected one of "
-                     f"{', '.join(class_separation_lib.DISTANCES)}")
   if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
     raise ValueError(f"batch_size: got {batch_size!r}; expected a positive integer")
   if batch_size < cka_lib.MIN_EXAMPLES_UNBIASED:
