@@ -35,11 +35,6 @@ def _epoch_seed(seed: int, epoch) -> tf.Tensor:
   return tf.random.experimental.stateless_fold_in(base, 0)
 
 
-def _shuffle_seed(epoch_seed: tf.Tensor) -> tf.Tensor:
-  return tf.random.stateless_uniform([], seed=epoch_seed, minval=None, maxval=None,
-                                     dtype=tf.int64)
-
-
 def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_size: int,
           image_size: Optional[int] = None, seed: int = 0,
           input_context: Optional[tf.distribute.InputContext] = None,
@@ -108,7 +103,9 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
   def one_epoch(e):
     epoch_ds = ds
     if training:
-      epoch_ds = epoch_ds.shuffle(shuffle_buffer, seed=_shuffle_seed(_epoch_seed(seed, e)),
+      shuffle_seed = tf.random.stateless_uniform(
+          [], seed=_epoch_seed(seed, e), minval=None, maxval=None, dtype=tf.int64)
+      epoch_ds = epoch_ds.shuffle(shuffle_buffer, seed=shuffle_seed,
                                   reshuffle_each_iteration=False)
     return epoch_ds.enumerate().map(lambda i, example: (e, i, example[0], example[1]))
 

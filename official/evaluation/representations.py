@@ -165,10 +165,6 @@ def _finite_or_none(value: float) -> Optional[float]:
   return value if math.isfinite(value) else None
 
 
-def _matrix_to_json(matrix: np.ndarray) -> list[list[Optional[float]]]:
-  return [[_finite_or_none(v) for v in row] for row in np.asarray(matrix)]
-
-
 def pass_order(num_examples: int, seed: int, pass_index: int) -> np.ndarray:
   """The order of CKA pass `pass_index`: stored for pass 0, else seeded by (seed, pass)."""
   if pass_index == 0:
@@ -284,7 +280,7 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
   for i, a in enumerate(names):
     for j, b in enumerate(names):
       block = all_pairs[i * size:(i + 1) * size, j * size:(j + 1) * size]
-      cka[pair_key(a, b)] = _matrix_to_json(block)
+      cka[pair_key(a, b)] = [[_finite_or_none(v) for v in row] for row in block]
   return {
       "models": names,
       "model_paths": {n: str(getattr(models[n], "path", "")) for n in names},

@@ -103,10 +103,6 @@ def softmax_cross_entropy(targets, logits):
   return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
 
 
-def _math_dtype() -> str:
-  return "float64" if keras.backend.floatx() == "float64" else "float32"
-
-
 class ObjectiveLoss(keras.losses.Loss):
   """Base class: label checks, targets, float32 math; subclasses define `per_example_loss`."""
 
@@ -114,7 +110,8 @@ class ObjectiveLoss(keras.losses.Loss):
   HPARAMS = ()
 
   def __init__(self, name: str, reduction="sum_over_batch_size"):
-    super().__init__(name=name, reduction=reduction, dtype=_math_dtype())
+    dtype = "float64" if keras.backend.floatx() == "float64" else "float32"
+    super().__init__(name=name, reduction=reduction, dtype=dtype)
 
   def get_config(self):
     return {**super().get_config(), **{key: getattr(self, key) for key in self.HPARAMS}}

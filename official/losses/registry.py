@@ -18,13 +18,9 @@ from official.losses import objectives
 HParams = Mapping[str, Any]
 
 
-def _identity(name, dtype):
-  return keras.layers.Identity(name=name, dtype=dtype)
-
-
 def _identity_layer(hparams, name, dtype):
   del hparams
-  return _identity(name, dtype)
+  return keras.layers.Identity(name=name, dtype=dtype)
 
 
 def _linear_head(hparams, num_classes, name, dtype):

@@ -82,7 +82,9 @@ class _StopSignal:
                               num_workers: int) -> bool:
     """Whether SIGTERM arrived here or, with num_workers > 1, on any worker (a collective)."""
     if num_workers > 1:
-      self.requested = _any_worker(strategy, self.requested)
+      # ReduceOp has SUM and MEAN only: any worker's 1 makes the sum positive.
+      value = strategy.run(lambda: tf.constant(1.0 if self.requested else 0.0))
+      self.requested = bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0)
     return self.requested
 
 
@@ -109,13 +111,6 @@ def preemption_guard() -> Iterator[_StopSignal]:
     finally:
       if main:
         _active_guard = None
-
-
-def _any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
-  """True on every worker when `flag` is True on any (so all save, then stop, together)."""
-  value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
-  # ReduceOp has SUM and MEAN only: any worker's 1 makes the sum positive.
-  return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -426,12 +426,10 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
 
 def hparams(config: config_lib.ExperimentConfig) -> dict[str, Any]:
   """The run's objective and hyperparameters for TensorBoard's HParams dashboard."""
-  values = {"objective": config.objective.name, "seed": config.train.seed,
-            "dataset": config.data.dataset, "batch_size": config.train.batch_size,
-            "epochs": config.train.epochs,
-            "learning_rate": config.train.peak_learning_rate}
-  values.update(config.objective.hparams)
-  return values
+  return {"objective": config.objective.name, "seed": config.train.seed,
+          "dataset": config.data.dataset, "batch_size": config.train.batch_size,
+          "epochs": config.train.epochs, "learning_rate": config.train.peak_learning_rate,
+          **config.objective.hparams}
 
 
 def _previous_metrics(model_dir: str) -> dict[str, Any]:
