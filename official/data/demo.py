@@ -313,12 +313,10 @@ class DemoConfig(tfds.core.BuilderConfig):
 
 
 def _configs(num_train: int, num_test: int):
-  return [
-      DemoConfig(name="default", seed=0, num_train=num_train, num_test=num_test,
-                 description=f"{num_train} train / {num_test} test images, seed 0."),
-      DemoConfig(name="small", seed=0, num_train=num_train // 5, num_test=num_test // 5,
-                 description=f"{num_train // 5} train / {num_test // 5} test images, seed 0."),
-  ]
+  """"default" and "small" (a fifth of the images)."""
+  return [DemoConfig(name=name, seed=0, num_train=num_train // part, num_test=num_test // part,
+                     description=f"{num_train // part} train / {num_test // part} test images, "
+                                 "seed 0.") for name, part in (("default", 1), ("small", 5))]
 
 
 class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

@@ -35,20 +35,19 @@ CLASSES_WITH_BACKGROUND = 1001
 class EndpointModel:
   """A pretrained network as a function images [B, H, W, 3] -> dict of endpoints.
 
-  `num_classes` is K after dropping any background class; `keras_model` is the keras.Model
-  when rebuilt from a checkpoint, else None.
+  `num_classes` is K after dropping the background class of CLASSES_WITH_BACKGROUND outputs;
+  `keras_model` is the keras.Model when rebuilt from a checkpoint, else None.
   """
 
   def __init__(self, fn: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], *, path: str,
                endpoint_names: Sequence[str], input_size: tuple[int, int],
-               num_classes: int, drop_background: bool = False,
-               keras_model: keras.Model | None = None):
+               num_classes: int, keras_model: keras.Model | None = None):
     self._fn = fn
-    self._drop_background = drop_background
+    self._drop_background = num_classes == CLASSES_WITH_BACKGROUND
     self.path = path
     self.endpoint_names = list(endpoint_names)
     self.input_size = tuple(input_size)
-    self.num_classes = num_classes - 1 if drop_background else num_classes
+    self.num_classes = num_classes - 1 if self._drop_background else num_classes
     self.keras_model = keras_model
 
   def __call__(self, images, endpoints: Sequence[str] | None = None) -> dict[str, tf.Tensor]:
@@ -170,8 +169,7 @@ def _load_saved_model(path: str) -> EndpointModel:
 
   return EndpointModel(
       fn, path=path, endpoint_names=resnet.sort_endpoint_names(outputs.keys()),
-      input_size=input_size, num_classes=num_classes,
-      drop_background=(num_classes == CLASSES_WITH_BACKGROUND))
+      input_size=input_size, num_classes=num_classes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,8 +240,7 @@ def _load_checkpoint(model_dir: str) -> EndpointModel:
   return EndpointModel(
       _serving_function(model, height, width), path=model_dir,
       endpoint_names=resnet.endpoint_names(model),
-      input_size=(height, width), num_classes=num_classes,
-      drop_background=(num_classes == CLASSES_WITH_BACKGROUND), keras_model=model)
+      input_size=(height, width), num_classes=num_classes, keras_model=model)
 
 
 def _serving_function(model: keras.Model, height: int, width: int):
