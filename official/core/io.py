@@ -9,7 +9,7 @@ can leave a temporary ".<name>...tmp" behind: `is_temporary`).
 
 `ram://` answers `exists`, `isdir` and `listdir` by name prefix ("x/a" seems to exist while only
 "x/a.tmp/f" does), renames only the one entry named and fails to delete folders it never
-created; the helpers here answer exactly there too (a folder counts when created with
+created; the functions here answer exactly there too (a folder counts when created with
 `makedirs`) and move and delete folders file by file, so callers need no special case.
 """
 
