@@ -303,8 +303,12 @@ def _prepared_builder(info: DatasetInfo, data_dir: Optional[str]):
   return builder
 
 
+def _split_infos(builder) -> Dict[str, tfds.core.SplitInfo]:
+  return dict(builder.info.splits.items())
+
+
 def _check_splits(info: DatasetInfo, builder, spec: str) -> None:
-  available = dict(builder.info.splits.items())
+  available = _split_infos(builder)
   if not available:  # Split sizes unknown (e.g. under tfds.testing.mock_data).
     return
   try:
@@ -391,7 +395,7 @@ def split_infos(info: DatasetInfo, *,
   images)."""
   if info.folder is not None:
     return _folder_split_infos(_scan_folder(info.folder))
-  return dict(_prepared_builder(info, data_dir).info.splits.items())
+  return _split_infos(_prepared_builder(info, data_dir))
 
 
 def _count(spec: str, split_infos: Dict[str, tfds.core.SplitInfo]) -> int:
