@@ -1,9 +1,8 @@
 """Activations as matrices: the common input of CKA, class separation and sparsity.
 
-A layer's activations on n examples arrive as a NumPy array or an eager tensor of shape
-[n, ...]: [n, d] for a dense layer, [n, h, w, c] for a convolutional one. The analyses treat
-every example as one vector, so convolutional activations are flattened over space and channels
-to [n, h * w * c] (the paper's Figure 2 and Figure 4 do the same).
+A layer's activations on n examples arrive as a NumPy array or an eager tensor [n, ...]; every
+example is one vector, so convolutional activations are flattened to [n, h * w * c] (as the
+paper's Figures 2 and 4 do).
 """
 
 from typing import Any
@@ -32,15 +31,7 @@ def as_array(activations: Any, name: str) -> np.ndarray:
 
 
 def as_matrix(activations: Any, name: str) -> np.ndarray:
-  """Returns float64 [n, features]: [n, d] as is, [n, h, w, c] flattened to [n, h*w*c].
-
-  Args:
-    activations: array-like of shape [n, ...] with at least 2 dimensions.
-    name: the parameter name used in error messages.
-
-  Raises:
-    ValueError: fewer than 2 dimensions, no entries, non-numeric, NaN or Inf.
-  """
+  """Returns float64 [n, features]: [n, d] as is, [n, h, w, c] flattened to [n, h*w*c]."""
   array = as_array(activations, name)
   if array.ndim < 2:
     raise ValueError(f"{name}: has shape {array.shape}; expected [n, features] or "

@@ -1,42 +1,18 @@
-"""Linear centred kernel alignment (CKA, paper eq. 10) and minibatch CKA.
+"""Linear CKA (paper eq. 10) and minibatch CKA of unbiased HSIC1 (docs/protocol.md §6).
 
-Linear CKA of two representations X [n, p1] and Y [n, p2] of the same n examples (paper
-eq. 10), with X and Y column-centred:
+`linear_cka` uses the feature-space form ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) or the Gram
+form <K_c, L_c> / (||K_c||_F ||L_c||_F), whichever is cheaper; with debiased=True it replaces
+<K_c, L_c> by HSIC1 (Song et al. 2012), which is unchanged when a constant is added to every
+row of X.
 
-  CKA(X, Y) = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)
-            = <K_c, L_c> / (||K_c||_F ||L_c||_F),   K = X X^T, L = Y Y^T, K_c = H K H.
-
-The first (feature-space) form costs O(n p1 p2 + n p1^2 + n p2^2), the second (Gram) form
-O(n^2 (p1 + p2)); `linear_cka` picks the cheaper one. CKA is invariant to orthogonal
-transforms and isotropic scaling of either representation, not to general invertible maps.
-
-The unbiased estimator (Song et al. 2012, used for minibatch CKA by Nguyen, Raghu & Kornblith
-2021) replaces <K_c, L_c> by HSIC1. With K~, L~ the Gram matrices with zeroed diagonals:
-
-  HSIC1(K, L) = [tr(K~ L~) + (1^T K~ 1)(1^T L~ 1) / ((n-1)(n-2)) - 2/(n-2) 1^T K~ L~ 1]
-                / (n (n-3)),
-
-defined for n >= 4, and CKA = HSIC1(K, L) / sqrt(HSIC1(K, K) HSIC1(L, L)). HSIC1 is
-unchanged when a constant is added to every row of X, so centring X first changes nothing but
-rounding.
-
-Minibatch CKA (Nguyen, Raghu & Kornblith 2021; used for the paper's Figure 2) averages HSIC1
-over minibatches i before normalising:
-
-  CKA = mean_i HSIC1(K_i, L_i) / sqrt(mean_i HSIC1(K_i, K_i) mean_i HSIC1(L_i, L_i)).
-
-`MinibatchCKA` computes it for every pair of layers of two networks at once. Each layer's Gram
-matrix is computed once per minibatch and U-centred (Szekely & Rizzo 2014):
+`MinibatchCKA` U-centres each layer's Gram matrix once per minibatch (Szekely & Rizzo 2014):
 
   K_U[i, j] = K~[i, j] - (1/(n-2)) sum_l K~[i, l] - (1/(n-2)) sum_l K~[l, j]
               + (1/((n-1)(n-2))) sum_{k,l} K~[k, l]  (i != j),   K_U[i, i] = 0,
 
-for which <K_U, L_U> / (n (n-3)) = HSIC1(K, L) exactly. Stacking the flattened K_U of all
-layers of both networks as the rows of one matrix G gives every HSIC1 of the minibatch as
-G G^T. The Grams, n^2 p products per layer, are the work: eagerly they are NumPy's symmetric
-rank-k updates (half the products of a general matrix product), in graphs TensorFlow matrix
-products, the same numbers up to rounding. Its accumulators are sums, so replicas and hosts
-combine by addition.
+for which <K_U, L_U> / (n (n-3)) = HSIC1(K, L) exactly, so stacking the flattened K_U of all
+layers as the rows of G gives every HSIC1 of the minibatch as G G^T. Its accumulators are
+sums, so replicas and hosts combine by addition.
 """
 
 from concurrent import futures
@@ -76,15 +52,8 @@ def _hsic1_from_moments(cross: float, diag_dot: float, trace_x: float, trace_y: 
   """HSIC1 of centred linear Grams K = X X^T, L = Y Y^T from feature-space moments.
 
   With X, Y column-centred, K 1 = 0, so 1^T K~ 1 = -tr(K), K~ 1 = -diag(K) and
-  tr(K~ L~) = <K, L> - diag(K).diag(L); the HSIC1 formula becomes
-  [<K, L> - n/(n-2) diag(K).diag(L) + tr(K) tr(L)/((n-1)(n-2))] / (n (n-3)).
-
-  Args:
-    cross: <K, L> = ||Y^T X||_F^2.
-    diag_dot: diag(K) . diag(L) (squared row norms of X times those of Y).
-    trace_x: tr(K) = ||X||_F^2.
-    trace_y: tr(L) = ||Y||_F^2.
-    n: number of examples.
+  tr(K~ L~) = <K, L> - diag(K).diag(L); `cross` is <K, L> = ||Y^T X||_F^2, `diag_dot`
+  diag(K) . diag(L), `trace_x` tr(K) = ||X||_F^2.
   """
   return (cross - n / (n - 2.0) * diag_dot + trace_x * trace_y / ((n - 1.0) * (n - 2.0))) / (
       n * (n - 3.0))
@@ -129,25 +98,11 @@ def _gram_cka(x: np.ndarray, y: np.ndarray, debiased: bool) -> float:
 
 
 def linear_cka(x: Any, y: Any, *, debiased: bool = False, form: str = "auto") -> float:
-  """Linear CKA (paper eq. 10) of two representations of the same n examples.
+  """Linear CKA (paper eq. 10) of activations x [n, ...] and y [n, ...] of the same examples.
 
-  Args:
-    x: activations [n, p1] or [n, h, w, c] (flattened to [n, h*w*c]); NumPy or eager tensor.
-    y: activations [n, p2] or [n, h, w, c] of the same examples.
-    debiased: use the unbiased HSIC1 estimator (module docstring) instead of the plug-in
-      <K_c, L_c>; needs n >= 4. Averaging HSIC1 over minibatches is `MinibatchCKA`.
-    form: "features" (||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)), "gram"
-      (<K_c, L_c> / (||K_c||_F ||L_c||_F)) or "auto": the cheaper, i.e. features when
-      p1 p2 + p1^2 + p2^2 <= n (p1 + p2). All forms give the same number.
-
-  Returns:
-    CKA as a Python float (float64 arithmetic): 1 for identical representations, in [0, 1]
-    for the plug-in estimator. NaN where CKA is undefined: a representation with zero variance,
-    or, for the unbiased estimator, a non-positive HSIC1(K, K) estimate.
-
-  Raises:
-    ValueError: different numbers of examples, fewer than 4 examples with debiased=True,
-      NaN/Inf activations, fewer than 2 dimensions, or an unknown `form`.
+  `form`: "features", "gram" or "auto" (features when p1 p2 + p1^2 + p2^2 <= n (p1 + p2)); all
+  give the same number. `debiased` uses HSIC1 (n >= 4). Returns a float64 Python float, NaN
+  where CKA is undefined (zero variance; debiased: non-positive HSIC1(K, K)).
   """
   if form not in FORMS:
     raise ValueError(f"form: unknown value {form!r}; expected one of {', '.join(FORMS)}")
@@ -175,11 +130,9 @@ def _flatten(activations: Any, name: str) -> tf.Tensor:
 
 
 def _hsic_matrix(grams: tf.Tensor) -> tf.Tensor:
-  """[L, L] HSIC1 between all layers of one minibatch from their float64 Grams [L, n, n].
+  """[L, L] HSIC1 between all layers from their float64 Grams [L, n, n] (module docstring).
 
-  Each Gram is U-centred (module docstring) and flattened, scaled by 1 / sqrt(n (n-3)), into
-  a row of G; then G G^T = [HSIC1(K_a, K_b)]_{a, b}. U-centring removes what centring the
-  activations would, so they are used as they are.
+  U-centring removes what centring the activations would, so they are used as they are.
   """
   count = tf.cast(tf.shape(grams)[1], tf.float64)
   zeros = tf.zeros(tf.shape(grams)[:2], tf.float64)
@@ -217,36 +170,15 @@ def _numpy_grams(layers: Sequence[tf.Tensor]) -> np.ndarray:
 
 
 class MinibatchCKA(tf.Module):
-  """Minibatch CKA (module docstring) between every layer of network X and every layer of network Y.
+  """Minibatch CKA between every layer of network X (L1 >= 1) and of network Y (L2 >= 0).
 
   State: `hsic_sums`, the [L, L] sum over minibatches of HSIC1 between all L = L1 + L2 layers
-  (X's layers first), and `num_minibatches`, both float64 variables with
-  aggregation=SUM. Memory is O(L^2) plus one minibatch's Grams, independent of the number of
-  examples.
-
-  Distribution: create the object inside `strategy.scope()` and call `update_state` inside
-  `strategy.run`. Each replica's per-replica batch is one minibatch; the update of the
-  (mirrored) variables sums the replicas' contributions, so after each step every replica holds
-  the total and `result()` reads it in cross-replica context. Objects filled separately (other
-  hosts, other jobs, halves of a dataset) combine with `merge`. The estimate is the same however
-  minibatches are split among replicas and objects, since it depends only on the sums.
-
-  Example:
-    metric = MinibatchCKA(len(endpoints_a), len(endpoints_b))
-    for images in dataset:
-      a, b = network_a(images), network_b(images)  # endpoint name -> activations
-      metric.update_state([a[e] for e in endpoints_a], [b[e] for e in endpoints_b])
-    cka = metric.result()  # [L1, L2]
+  (X's first), and `num_minibatches`, float64 variables with aggregation=SUM. Created inside
+  `strategy.scope()` and updated inside `strategy.run`, each replica's batch is one minibatch
+  and the replicas' contributions add up; separately filled objects combine with `merge`.
   """
 
   def __init__(self, num_layers_x: int, num_layers_y: int, name: str = "minibatch_cka"):
-    """Creates zero accumulators.
-
-    Args:
-      num_layers_x: L1 >= 1, layers of network X.
-      num_layers_y: L2 >= 0, layers of network Y (0: only X's within-network matrix).
-      name: name scope of the variables.
-    """
     super().__init__(name=name)
     if not isinstance(num_layers_x, (int, np.integer)) or num_layers_x < 1:
       raise ValueError(f"num_layers_x: got {num_layers_x!r}; expected an integer >= 1")
@@ -264,27 +196,19 @@ class MinibatchCKA(tf.Module):
           aggregation=tf.VariableAggregation.SUM)
 
   def _layers(self, activations: Sequence[Any], expected: int, name: str) -> list[tf.Tensor]:
-    if (isinstance(activations, (tf.Tensor, np.ndarray, Mapping)) or
-        not isinstance(activations, Sequence) or len(activations) != expected):
-      given = (f"{len(activations)} layers" if isinstance(activations, Sequence) and
-               not isinstance(activations, (tf.Tensor, np.ndarray, Mapping))
-               else f"a {type(activations).__name__}")
+    is_list = (isinstance(activations, Sequence) and
+               not isinstance(activations, (tf.Tensor, np.ndarray, Mapping)))
+    if not is_list or len(activations) != expected:
+      given = f"{len(activations)} layers" if is_list else f"a {type(activations).__name__}"
       raise ValueError(f"{name}: got {given}; expected a sequence of {expected} layers' "
                        "activations [n, ...]")
     return [_flatten(a, f"{name}[{i}]") for i, a in enumerate(activations)]
 
   def update_state(self, activations_x: Sequence[Any], activations_y: Sequence[Any] = ()):
-    """Adds one minibatch: HSIC1 between all layers, from one product G G^T.
+    """Adds one minibatch of n >= 4 examples: L1 and L2 tensors [n, ...] of X and Y.
 
-    Works eagerly and inside `tf.function` / `strategy.run`.
-
-    Args:
-      activations_x: L1 tensors [n, ...] of network X on one minibatch of n >= 4 examples.
-      activations_y: L2 tensors [n, ...] of network Y on the same examples.
-
-    Raises:
-      ValueError: wrong number of layers, unequal or too few examples (checked from static
-        shapes; dynamic shapes fail a runtime assertion), NaN/Inf (eagerly).
+    Works eagerly and inside `tf.function` / `strategy.run` (dynamic shapes are checked by
+    runtime assertions).
     """
     names = ([f"activations_x[{i}]" for i in range(self.num_layers_x)] +
              [f"activations_y[{i}]" for i in range(self.num_layers_y)])
@@ -349,10 +273,7 @@ class MinibatchCKA(tf.Module):
     return hsic / scale[:, None] / scale[None, :]
 
   def result(self) -> np.ndarray:
-    """[L1, L2] float64 minibatch CKA between layer i of X and layer j of Y.
-
-    NaN where a layer's mean HSIC1(K, K) is not positive (CKA undefined).
-    """
+    """[L1, L2] float64 minibatch CKA, NaN where a layer's mean HSIC1(K, K) is not positive."""
     return self._cka_matrix()[:self.num_layers_x, self.num_layers_x:]
 
   def within_network_results(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,40 +1,23 @@
-"""Class separation R^2 (paper eq. 11) in linear time.
+"""Class separation R^2 (paper eq. 11) in linear time (docs/protocol.md §6).
 
-Paper eq. 11, with x_{k,m} the embedding of example m of class k, N_k the size of class k and
-K the number of classes:
-
-  R^2 = 1 - d_within / d_total,
-  d_within = sum_k sum_{m,n in k} d(x_{k,m}, x_{k,n}) / (K N_k^2),
-  d_total  = sum_{j,k} sum_{m in j, n in k} d(x_{j,m}, x_{k,n}) / (K^2 N_j N_k).
-
-Every pair counts, self-pairs included, and every class weighs 1/K whatever its size.
-
-Cosine distance d = 1 - sim (the paper's): with u = x / ||x|| and mu_k the mean of u over
-class k, 1 - sim(x, y) = 1 - u.v, so
-
-  d_within = 1 - (1/K) sum_k ||mu_k||^2,   d_total = 1 - ||(1/K) sum_k mu_k||^2.
-
-An all-zero x has no direction; it is mapped to u = 0 (similarity 0 with every example,
-itself included).
-
-Squared Euclidean distance d = ||x - y||^2 (paper Appendix E.2 uses other distances), with
-mu_k the mean and s_k the mean squared norm of x over class k: the mean of ||x_m - x_n||^2
-over all pairs of classes j, k is s_j + s_k - 2 mu_j.mu_k, so
+Every pair counts, self-pairs included, and every class weighs 1/K whatever its size. Cosine
+distance (the paper's), with u = x / ||x|| (u = 0 for x = 0) and mu_k the mean of u over class
+k: d_within = 1 - (1/K) sum_k ||mu_k||^2, d_total = 1 - ||(1/K) sum_k mu_k||^2. Squared
+Euclidean distance (paper Appendix E.2 uses other distances), with mu_k the mean and s_k the
+mean squared norm of x over class k: the mean of ||x_m - x_n||^2 over classes j, k is
+s_j + s_k - 2 mu_j.mu_k, so
 
   d_within = 2 ((1/K) sum_k s_k - (1/K) sum_k ||mu_k||^2),
   d_total  = 2 ((1/K) sum_k s_k - ||(1/K) sum_k mu_k||^2).
 
-Both need only per-class sums, counts and sums of squared norms: O(n p) time and O(K p)
-memory, no n x n matrix. Convolutional activations [n, h, w, c] are flattened to
-[n, h*w*c] (paper Figure 4).
+Both need only per-class sums: O(n p) time, O(K p) memory. Convolutional activations are
+flattened (paper Figure 4).
 
-Collapsed features: when all embeddings point nearly the same way, d_total is near zero and
-R^2 is a ratio of two tiny numbers, close to 1 whatever the classes do (features that carry
-nothing would read as perfectly separated). With cosine distance R^2 is undefined (NaN)
-when d_total (at most 1) is below MIN_TOTAL_DISPERSION = 0.01: the unit embeddings then agree
-to within about 8 degrees on average (1 - cos 8° ≈ 0.01), where trained penultimate layers
-sit at 0.1-0.5. Squared Euclidean R^2 is invariant to shifts and scales of the features, so
-no dispersion is small in itself; it is undefined only when d_total = 0.
+Collapsed features: when all embeddings point nearly one way, R^2 is a ratio of two tiny
+numbers close to 1 whatever the classes do. With cosine distance R^2 is undefined (NaN) when
+d_total is below MIN_TOTAL_DISPERSION = 0.01 (unit embeddings agreeing to within about 8
+degrees; trained penultimate layers sit at 0.1-0.5). Squared Euclidean R^2 is invariant to
+shifts and scales, so it is undefined only when d_total = 0.
 """
 
 from typing import Any
@@ -95,10 +78,8 @@ def _r2_from_class_sums(sums: np.ndarray, counts: np.ndarray, squared_norm_sums:
     raise ValueError(f"labels: {np.count_nonzero(seen)} class(es) present; class separation "
                      "R^2 needs examples of at least 2 classes")
   means = sums[seen] / counts[seen, None]
-  if distance == "cosine":
-    scale = 1.0
-  else:
-    scale = float(np.mean(squared_norm_sums[seen] / counts[seen]))
+  scale = (1.0 if distance == "cosine"
+           else float(np.mean(squared_norm_sums[seen] / counts[seen])))
   mean_squared_norm = float(np.mean(np.einsum("ij,ij->i", means, means)))
   grand_mean = means.mean(axis=0)
   d_within = scale - mean_squared_norm
@@ -109,23 +90,10 @@ def _r2_from_class_sums(sums: np.ndarray, counts: np.ndarray, squared_norm_sums:
 
 
 def r2(features: Any, labels: Any, *, distance: str = "cosine") -> float:
-  """Class separation R^2 = 1 - d_within / d_total (paper eq. 11), in linear time.
+  """Class separation R^2 = 1 - d_within / d_total (paper eq. 11) of features [n, ...].
 
-  Args:
-    features: [n, p] or [n, h, w, c] (flattened to [n, h*w*c]) embeddings; NumPy or eager
-      tensor.
-    labels: [n] integer class of each example (any integer values; the classes present count,
-      each weighted equally).
-    distance: "cosine" (1 - cosine similarity, the paper's) or "squared_euclidean".
-
-  Returns:
-    R^2 as a Python float: 1 when each class collapses to one point, near 0 when the labels are
-    independent of the features. NaN when the features collapse (d_total below
-    MIN_TOTAL_DISPERSION of its maximum; module docstring).
-
-  Raises:
-    ValueError: unknown distance, labels not of shape [n] or not integers, fewer than 2
-      classes, NaN/Inf features.
+  `labels` [n]: any integer values; the classes present count, each weighted equally. Returns
+  a Python float, NaN when the features collapse (module docstring).
   """
   _check_distance(distance)
   features = activations_lib.as_matrix(features, "features")

@@ -1,19 +1,5 @@
 """Every figure of the project (paper Figures 1-6), rendered with matplotlib's Agg.
 
-  accuracy_vs_transfer_plot   Figure 1: pretraining accuracy against mean linear transfer
-                              accuracy, one point per run.
-  cka_heatmap                 Figure 2a: minibatch CKA between every endpoint of network A
-                              (rows) and every endpoint of network B (columns).
-  cka_heatmap_grid            Figure 2a for several pairs: one such panel per pair.
-  corresponding_cka_heatmaps  Figure 2b: for each of a few endpoints, CKA between that endpoint
-                              of every pair of networks ([M, M] per panel).
-  sparsity_plot               Figure 3: % non-zero activations per endpoint, one line per
-                              network, dashed lines at the boundaries between stages.
-  class_separation_plot       Figure 4: class separation R^2 (eq. 11) per endpoint.
-  separation_vs_transfer_plot Figure 5: class separation against mean linear transfer.
-  relearned_head_plot         Figure 6: accuracy of the original and of a relearned head
-                              against class separation.
-
 Every function takes arrays or {name: values} mappings, draws on a figure of `figsize` inches
 (or `panel_size` inches per panel) at `dpi` (a PNG of exactly that many pixels) with the
 figure title `title`, and returns the PNG bytes; with `path` it also writes them atomically
@@ -101,12 +87,8 @@ def cka_heatmap(cka: Any, *, row_labels: Sequence[str], column_labels: Sequence[
                 row_title: str = "", column_title: str = "", title: str = "",
                 figsize: Sequence[float] = (5.0, 4.5), dpi: int = 100,
                 path: Optional[str] = None) -> bytes:
-  """Figure 2a: heatmap of CKA [L1, L2] between the endpoints of two networks.
-
-  Row i (bottom to top) is endpoint i of network A (`row_labels`, axis title `row_title`),
-  column j endpoint j of network B; the colour scale is fixed to [0, 1] so panels compare.
-  NaN or None (CKA undefined) is drawn blank.
-  """
+  """Figure 2a: heatmap of CKA [L1, L2] between the endpoints of networks A (rows, bottom to
+  top) and B (columns), on a fixed [0, 1] colour scale; NaN or None (undefined) is blank."""
   matrix = _matrix(_none_to_nan(cka), "cka")
   if len(row_labels) != matrix.shape[0] or len(column_labels) != matrix.shape[1]:
     raise ValueError(f"row_labels, column_labels: {len(row_labels)} and {len(column_labels)} "
@@ -164,12 +146,8 @@ def cka_heatmap_grid(blocks: Mapping[str, Any], *, row_labels: Sequence[str],
 def corresponding_cka_heatmaps(matrices: Mapping[str, Any], model_names: Sequence[str], *,
                                title: str = "", panel_size: Sequence[float] = (3.4, 3.2),
                                dpi: int = 100, path: Optional[str] = None) -> bytes:
-  """Figure 2b: one [M, M] panel per endpoint, CKA between that endpoint of every two networks.
-
-  `matrices`: endpoint -> [M, M] with entry (a, b) = CKA(network a's e, network b's e), in
-  panel order; between two seeds of one loss it shows how similar independently trained
-  networks are. The figure is 0.9 inch wider than its panels, for the colour bar.
-  """
+  """Figure 2b: `matrices`, endpoint e -> [M, M] CKA(network a's e, network b's e), one panel
+  each; the figure is 0.9 inch wider than its panels, for the colour bar."""
   if not isinstance(matrices, Mapping) or not matrices:
     raise ValueError("matrices: expected a non-empty mapping endpoint -> [M, M] CKA matrix")
   checked = _cka_panels(matrices, (len(model_names), len(model_names)), "matrices",
@@ -255,11 +233,8 @@ def sparsity_plot(sparsity: Mapping[str, Any], endpoints: Sequence[str], *,
                   stage_boundaries: Sequence[int] = (), title: str = "",  # pylint: disable=redefined-outer-name
                   figsize: Sequence[float] = (7.0, 4.0), dpi: int = 100,
                   path: Optional[str] = None) -> bytes:
-  """Figure 3: % non-zero activations per endpoint, one line per network.
-
-  `sparsity`: model -> {endpoint: fraction} (or a list in the order of `endpoints`); a
-  dashed line is drawn before each of `stage_boundaries` (`stage_boundaries()`).
-  """
+  """Figure 3: % non-zero activations per endpoint, one line per network; `sparsity`: model ->
+  {endpoint: fraction} (or a list); a dashed line before each of `stage_boundaries`."""
   lines = _per_endpoint_lines(sparsity, endpoints, "sparsity")
   return _endpoint_curves({m: 100.0 * v for m, v in lines.items()}, endpoints,
                           ylabel="% non-zero activations", title=title, ylim=(0.0, 100.0),

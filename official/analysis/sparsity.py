@@ -1,8 +1,7 @@
 """Activation sparsity (paper Figure 3): the share of non-zero activations of a layer.
 
-Figure 3 reports, for each block output (after the residual addition and ReLU) and for
-final_avg_pool, the percentage of non-zero entries over all examples, positions and channels
-of the ImageNet validation set: 100 * (number of non-zero entries) / (number of entries).
+Figure 3 reports, for each block output and final_avg_pool, 100 * (non-zero entries) /
+(entries) over all examples, positions and channels (docs/protocol.md §6).
 """
 
 from typing import Any, Mapping
@@ -28,26 +27,9 @@ def _counts(activations: Any, name: str) -> tuple[int, int]:
   return int(np.count_nonzero(array)), int(array.size)
 
 
-def fraction_nonzero(activations: Any) -> float:
-  """Share of non-zero entries in activations of any shape ([n, d], [n, h, w, c], ...).
-
-  Returns:
-    (number of non-zero entries) / (number of entries), a Python float in [0, 1].
-
-  Raises:
-    ValueError: no entries, NaN/Inf, or non-numeric input.
-  """
-  nonzero, total = _counts(activations, "activations")
-  return nonzero / total
-
-
 class Sparsity:
-  """Streaming share of non-zero activations for each endpoint of a network.
-
-  State: for each endpoint name, the int64 counts of non-zero entries and of all entries seen.
-  Memory is independent of the number of examples; accumulators filled separately (replicas,
-  hosts, shards) combine with `merge`.
-  """
+  """Streaming share of non-zero activations for each endpoint of a network: per endpoint the
+  counts of non-zero entries and of all entries; separately filled objects combine with `merge`."""
 
   def __init__(self):
     self.nonzero: dict[str, int] = {}

@@ -16,9 +16,8 @@ class UsageError(ValueError):
 
 # Bad input, and the environment refusing (missing or unwritable paths, a full disk).
 USER_ERRORS = (ValueError, OSError)
-# TensorFlow's filesystem errors that mean the same for a path given by the user (gfile raises
-# them for local and remote paths alike: a missing bucket, no permission, a file where a folder
-# should be).
+# TensorFlow's filesystem errors that mean the same for a path given by the user (local or
+# remote: a missing bucket, no permission, a file where a folder should be).
 FILESYSTEM_ERRORS = ("NotFoundError", "PermissionDeniedError", "FailedPreconditionError",
                      "AlreadyExistsError")
 

@@ -4,18 +4,13 @@ Every file the project reads or writes goes through these helpers or `tf.io.gfil
 directory or study workdir on Cloud Storage behaves as one on local disk.
 
 Atomic writes (`atomic_write_*`) write a temporary file in the destination's folder and rename
-it over the destination, so a reader sees either the old file or the new one, whole: on local
-disks rename(2) is atomic (the data is flushed first); on `gs://` an object appears only when
-its upload completes and rename is a copy then a delete, so a crash can leave a temporary
-".<name>...tmp" behind (`is_temporary`, `remove_temporaries`); on `ram://` a rename replaces
-the entry under a lock.
+it over the destination, so a reader sees the old file or the new one, whole (on `gs://` a crash
+can leave a temporary ".<name>...tmp" behind: `is_temporary`).
 
-`ram://` keeps a flat map from names to files and answers `exists`, `isdir` and `listdir` by
-name prefix ("x/a" seems to exist while only "x/a.tmp/f" does), renames only the one entry
-named (a folder's files stay behind) and fails to delete folders it never created. The helpers
-here answer exactly there too (`exists`, `isdir`, `listdir`, `walk_files`; a folder counts
-when created with `makedirs`, as every writer here and in TensorFlow does) and move and delete
-folders file by file (`rename`, `rmtree`), so callers need no special case.
+`ram://` answers `exists`, `isdir` and `listdir` by name prefix ("x/a" seems to exist while only
+"x/a.tmp/f" does), renames only the one entry named and fails to delete folders it never
+created; the functions here answer exactly there too (a folder counts when created with
+`makedirs`) and move and delete folders file by file, so callers need no special case.
 """
 
 import errno
@@ -187,21 +182,6 @@ def is_temporary(name: str) -> bool:
   """Whether a file name is one of `atomic_write_bytes`' temporary files."""
   base = posixpath.basename(name)
   return base.startswith(".") and base.endswith(_TMP_SUFFIX)
-
-
-def remove_temporaries(folder: str) -> list[str]:
-  """Deletes temporary files left in `folder` (not below it) by interrupted atomic writes.
-
-  Only safe when no other process writes into `folder` at the same time (a live writer's
-  temporary file would go too). Returns the paths deleted.
-  """
-  removed = []
-  for name in listdir(folder):
-    if is_temporary(name):
-      path = join(folder, name)
-      remove(path)
-      removed.append(path)
-  return removed
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

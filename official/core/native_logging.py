@@ -1,15 +1,11 @@
 """TensorFlow's C++ start-up lines, kept off the console unless asked for.
 
 Loading TensorFlow prints native log lines on stderr before any Python code can configure
-logging (`All log messages before absl::InitializeLog()`, `Could not find cuda drivers`,
-`cpu_feature_guard`, `failed call to cuInit` ...): they read as errors to a new user and hide
-the project's own output. `install()`, run when `official` is imported (so every binary
-imports this module first, before TensorFlow), defaults `TF_CPP_MIN_LOG_LEVEL` to 3, which
-the C++ logging honours once initialised, and filters the lines written while the
-`tensorflow` package itself loads, which ignore it: they are caught at the file-descriptor
-level during that one import, native lines below the level dropped and everything else
-written back (all of it after a failed import). A level set by the user wins (0: nothing is
-filtered).
+logging (`Could not find cuda drivers`, `cpu_feature_guard` ...), which read as errors.
+`install()`, run when `official` is imported, defaults `TF_CPP_MIN_LOG_LEVEL` to 3 and, since
+the lines written while `tensorflow` itself loads ignore it, captures file descriptor 2 during
+that one import and writes back all but the native lines below the level (everything after a
+failed import). A level set by the user wins (0: nothing is filtered).
 """
 
 import importlib.abc
@@ -101,11 +97,8 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-  """Finds `tensorflow` with the other finders and wraps its loader in `_QuietLoader`.
-
-  A look-up that does not import (`importlib.util.find_spec`) gets a wrapped spec too and
-  leaves the hook in place; the hook removes itself when TensorFlow is actually loaded.
-  """
+  """Finds `tensorflow` with the other finders and wraps its loader in `_QuietLoader`, which
+  removes this hook when TensorFlow is actually loaded."""
 
   def find_spec(self, fullname, path, target=None):
     if fullname != "tensorflow":
@@ -129,11 +122,8 @@ def uninstall() -> None:
 
 
 def install() -> None:
-  """Defaults TF_CPP_MIN_LOG_LEVEL to 3 and filters the lines of TensorFlow's first import.
-
-  Idempotent; does nothing to the import when TensorFlow is already loaded or the level in
-  force is 0.
-  """
+  """Defaults TF_CPP_MIN_LOG_LEVEL to 3 and filters the lines of TensorFlow's first import
+  (idempotent; nothing to filter when TensorFlow is loaded already or the level is 0)."""
   os.environ.setdefault(ENV_VAR, DEFAULT_LEVEL)
   if "tensorflow" in sys.modules or min_log_level() <= 0:
     return

@@ -1,9 +1,5 @@
-"""Data stage: preprocessing, TFDS pipelines, the embedded demo datasets, the transfer
-registry and image folders.
-
-Importing the package registers the TFDS builders demo_pretrain, demo_texture,
-demo_novel_shapes, demo_digits and birdsnap, so `tfds.load(name, data_dir=...)` serves them.
-"""
+"""Data stage: preprocessing, TFDS pipelines, the demo datasets, the transfer registry and image
+folders; importing it registers the demo and birdsnap TFDS builders."""
 
 from official.data import birdsnap
 from official.data import datasets

@@ -48,18 +48,10 @@ _FOLDER_SUFFIXES = (".jpg", ".jpeg", ".png")
 class DatasetInfo:
   """What the study needs to know about one dataset.
 
-  Attributes:
-    name: registry name (with "@<classes>" for a class subset, "folder:<root>" for folders).
-    tfds_name: TFDS name (with config), None for image folders.
-    *_split: the TFDS split spec of each split name.
-    num_classes: K, after any class subset.
-    metric: "top1" or "mean_per_class" (Table 1: Pets and Flowers).
-    image_size: native/preset resolution of the pipeline (224 for the real datasets).
-    class_names: label names in label order where known.
-    classes: original class ids of a subset, in new-label order; None for all classes.
-    folder: root of an image-folder dataset.
-    content_hash: of an image folder's file paths, sizes and modification times, so caches
-      keyed by it notice a changed folder; None for TFDS datasets.
+  `name` has "@<classes>" for a class subset; `*_split` are TFDS split specs; `num_classes` is
+  K after any subset, whose original class ids `classes` holds in new-label order;
+  `content_hash` (of an image folder's file paths, sizes and modification times) lets caches
+  notice a changed folder.
   """
   name: str
   tfds_name: Optional[str]
@@ -82,14 +74,12 @@ class DatasetInfo:
 
   def split(self, split_name: str) -> str:
     """The TFDS split spec of one of SPLIT_NAMES."""
-    specs = {"train": self.train_split, "validation": self.validation_split,
-             "test": self.test_split, "train_full": self.train_full_split}
-    if split_name not in specs:
+    if split_name not in SPLIT_NAMES:
       raise ValueError(f"split_name: {split_name!r}; valid are {', '.join(SPLIT_NAMES)}")
-    return specs[split_name]
+    return getattr(self, f"{split_name}_split")
 
 
-def _holdout(name: str, tfds_name: str, test_split: str, num_classes: int, *,
+def _holdout(name: str, tfds_name: Optional[str], test_split: str, num_classes: int, *,
              metric: str = "top1", image_size: int = 224,
              class_names: Optional[Sequence[str]] = None) -> DatasetInfo:
   """A dataset without its own validation split: the last HOLDOUT_PERCENT % of train."""
@@ -299,12 +289,11 @@ def _prepared_builder(info: DatasetInfo, data_dir: Optional[str]):
   """The TFDS builder of `info`, generated/downloaded first if needed (as tfds.load does)."""
   builder = tfds.builder(info.tfds_name, data_dir=data_dir)
   base = info.tfds_name.split("/")[0]
-  if base not in _MANUAL:
-    builder.download_and_prepare()
-    return builder
   try:
     builder.download_and_prepare()
   except (AssertionError, FileNotFoundError, tf.errors.NotFoundError, ValueError) as e:
+    if base not in _MANUAL:
+      raise
     root = os.fspath(builder.data_dir_root)
     manual = os.path.join(root, "downloads", "manual")
     how = _MANUAL[base].format(manual=manual, data_dir=root)
@@ -554,16 +543,12 @@ def _folder_split_infos(scan: _FolderScan) -> Dict[str, tfds.core.SplitInfo]:
 
 def _folder_info(path: str) -> DatasetInfo:
   scan = _scan_folder(path)
-  has_validation = "validation" in dict(scan.counts)
-  keep = 100 - HOLDOUT_PERCENT
-  return DatasetInfo(
-      name=FOLDER_PREFIX + scan.root, tfds_name=None,
-      train_split="train" if has_validation else f"train[:{keep}%]",
-      validation_split="validation" if has_validation else f"train[{keep}%:]",
-      test_split="test", num_classes=len(scan.class_names), metric="top1", image_size=224,
-      class_names=scan.class_names,
-      train_full_split="train+validation" if has_validation else "train",
-      folder=scan.root, content_hash=scan.content_hash)
+  info = _holdout(FOLDER_PREFIX + scan.root, None, "test", len(scan.class_names),
+                  class_names=scan.class_names)
+  if "validation" in dict(scan.counts):
+    info = dataclasses.replace(info, train_split="train", validation_split="validation",
+                               train_full_split="train+validation")
+  return dataclasses.replace(info, folder=scan.root, content_hash=scan.content_hash)
 
 
 def _load_folder(info: DatasetInfo, spec: str) -> tf.data.Dataset:

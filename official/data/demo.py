@@ -1,14 +1,9 @@
 """The embedded demo datasets: procedurally generated shapes over textures, and digits.
 
-The demo runs the whole study on a CPU in minutes with no download. It keeps the property the
-paper's mechanism needs (§3.3-3.4): the images carry information that varies *within* the
-pretraining classes, and the transfer tasks need it. A pretraining objective that collapses
-within-class variation of the penultimate features (high class separation R^2, eq. 11)
-discards it and should transfer worse. The nuisance sits on the object itself (its fill
-pattern), where the features that recognise the object look, rather than in the background,
-which a network trained to name objects ignores whatever the objective (a faint background
-texture, and then thin fill stripes of 8 orientation x period classes, were read at chance by
-a linear probe on every layer of the network).
+The images carry information that varies within the pretraining classes and that the transfer
+tasks need (paper §3.3-3.4): an objective that collapses within-class variation (high R^2,
+eq. 11) discards it. The nuisance sits on the object itself, its fill pattern, rather than in
+the background, which every network ignored (docs/protocol.md §7.3).
 
 Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
 
@@ -23,23 +18,11 @@ Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
   position, scale, rotation (full circle) of the shape, a flat grey background of random
   level, and uniform luminance pixel noise.
 
-TFDS datasets (registered on `import official.data`, generated on first use into the TFDS
-data_dir in a few seconds and cached like any dataset; features "image" uint8 [32, 32, 3],
-"label", and for the shape datasets the factors "shape", "colour", "texture"):
-
-  demo_pretrain      label = pretraining shape x colour, 48 classes; 12,800 train / 2,560
-                     test. Texture, position, scale, rotation vary inside every class.
-  demo_texture       label = fill pattern of the shape (nuisance for pretraining), 4 classes;
-                     2,000 / 1,000. Foregrounds are the pretraining shapes and colours.
-  demo_novel_shapes  label = held-out shape x colour, 24 classes never seen in pretraining;
-                     2,000 / 1,000.
-  demo_digits        scikit-learn's bundled handwritten digits (real 8x8 grey scans,
-                     bilinearly upsampled to 32x32 RGB), 10 classes; deterministic
-                     stratified split 1,297 / 500 (50 test images per digit).
-
-Each shape dataset has configs "default" (sizes above) and "small" (a fifth of them) and
-accepts any DemoConfig(name, seed, num_train, num_test). Labels are balanced (class counts
-differ by at most one) and the nuisance factors are drawn independently of the label.
+The TFDS datasets (registered on `import official.data`, generated on first use in seconds)
+are the builders below, with features "image" uint8 [32, 32, 3], "label" and, for the shape
+datasets, the factors "shape", "colour", "texture". Each shape dataset has configs "default"
+and "small" (a fifth of its size); labels are balanced (class counts differ by at most one)
+and the nuisance factors are drawn independently of the label.
 """
 
 import dataclasses
@@ -76,17 +59,17 @@ _SPLIT_IDS = {"train": 1, "test": 2}
 _CHUNK = 2048
 
 
+_CLASS_NAMES = {"pretrain": tuple(f"{c}_{s}" for s in PRETRAIN_SHAPES for c in COLOURS),
+                "texture": TEXTURES,
+                "novel_shapes": tuple(f"{c}_{s}" for s in NOVEL_SHAPES for c in COLOURS),
+                "digits": tuple(str(d) for d in range(10))}
+
+
 def class_names(task: str) -> Tuple[str, ...]:
   """Label names of a task: '<colour>_<shape>' for shape tasks, texture names, digits."""
-  if task == "pretrain":
-    return tuple(f"{c}_{s}" for s in PRETRAIN_SHAPES for c in COLOURS)
-  if task == "novel_shapes":
-    return tuple(f"{c}_{s}" for s in NOVEL_SHAPES for c in COLOURS)
-  if task == "texture":
-    return TEXTURES
-  if task == "digits":
-    return tuple(str(d) for d in range(10))
-  raise ValueError(f"task: {task!r}; valid are {', '.join(TASKS + ('digits',))}")
+  if task not in _CLASS_NAMES:
+    raise ValueError(f"task: {task!r}; valid are {', '.join(_CLASS_NAMES)}")
+  return _CLASS_NAMES[task]
 
 
 def _balanced(rng: np.random.Generator, num_examples: int, num_values: int) -> np.ndarray:
@@ -106,14 +89,11 @@ def sample_factors(task: str, num_examples: int,
     raise ValueError(f"task: {task!r}; valid are {', '.join(TASKS)}")
   n = num_examples
   num_colours = len(COLOURS)
-  if task == "pretrain":
-    label = _balanced(rng, n, len(PRETRAIN_SHAPES) * num_colours)
-    shape, colour = label // num_colours, label % num_colours
-    texture = _balanced(rng, n, len(TEXTURES))
-  elif task == "novel_shapes":
-    label = _balanced(rng, n, len(NOVEL_SHAPES) * num_colours)
-    shape = len(PRETRAIN_SHAPES) + label // num_colours
-    colour = label % num_colours
+  if task != "texture":
+    shapes, first_shape = ((PRETRAIN_SHAPES, 0) if task == "pretrain"
+                           else (NOVEL_SHAPES, len(PRETRAIN_SHAPES)))
+    label = _balanced(rng, n, len(shapes) * num_colours)
+    shape, colour = first_shape + label // num_colours, label % num_colours
     texture = _balanced(rng, n, len(TEXTURES))
   else:
     label = _balanced(rng, n, len(TEXTURES))
@@ -224,12 +204,6 @@ def shape_pixel_distance(factors: Dict[str, np.ndarray]) -> np.ndarray:
   return distance * _f32(radius)[:, None, None]
 
 
-def shape_coverage(factors: Dict[str, np.ndarray]) -> np.ndarray:
-  """Antialiased fraction of each pixel covered by the shape, clip(1/2 - distance, 0, 1):
-  float32 [N, 32, 32] in [0, 1]."""
-  return np.clip(0.5 - shape_pixel_distance(factors), 0.0, 1.0)
-
-
 def fill(factors: Dict[str, np.ndarray],
          distance: Optional[np.ndarray] = None) -> np.ndarray:
   """The brightness factor of each image's shape fill, float32 [N, 32, 32] in
@@ -261,6 +235,7 @@ def render(factors: Dict[str, np.ndarray], rng: np.random.Generator,
   for start in range(0, n, _CHUNK):
     chunk = {k: v[start:start + _CHUNK] for k, v in factors.items()}
     distance = shape_pixel_distance(chunk)
+    # Antialiased fraction of each pixel covered by the shape.
     coverage = np.clip(0.5 - distance, 0.0, 1.0)[..., None]
     grey = _f32(chunk["grey"])[:, None, None, None]
     noise = rng.random(coverage.shape, dtype=np.float32)
@@ -338,17 +313,14 @@ class DemoConfig(tfds.core.BuilderConfig):
 
 
 def _configs(num_train: int, num_test: int):
-  return [
-      DemoConfig(name="default", seed=0, num_train=num_train, num_test=num_test,
-                 description=f"{num_train} train / {num_test} test images, seed 0."),
-      DemoConfig(name="small", seed=0, num_train=num_train // 5, num_test=num_test // 5,
-                 description=f"{num_train // 5} train / {num_test // 5} test images, seed 0."),
-  ]
+  """"default" and "small" (a fifth of the images)."""
+  return [DemoConfig(name=name, seed=0, num_train=num_train // part, num_test=num_test // part,
+                     description=f"{num_train // part} train / {num_test // part} test images, "
+                                 "seed 0.") for name, part in (("default", 1), ("small", 5))]
 
 
 class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Shared builder of the procedurally generated shape datasets."""
-
 
   VERSION = tfds.core.Version("2.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release.",

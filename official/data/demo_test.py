@@ -65,7 +65,7 @@ class GeneratorTest(tf.test.TestCase):
     rng = np.random.default_rng(7)
     factors = demo.sample_factors("pretrain", 200, rng)
     images = demo.render(factors, rng).astype(np.float32)
-    coverage = demo.shape_coverage(factors)
+    coverage = np.clip(0.5 - demo.shape_pixel_distance(factors), 0.0, 1.0)
     inside = coverage >= 1.0
     outside = coverage <= 0.0
     self.assertTrue(np.all(inside.sum(axis=(1, 2)) >= 20))

@@ -3,30 +3,17 @@
 The stream of global batches is a pure function of (dataset, split, seed, epoch), whatever the
 number of input pipelines, workers and replicas: epoch e is the whole split shuffled with a
 seed derived from (seed, e), its i-th example is augmented with the stateless seed
-fold_in(seed(seed, e), i), and global batch g holds examples g*B .. g*B + B - 1 of the stream
-(B the global batch size). Input pipeline p of P (tf.distribute.InputContext) keeps the slots
-[p*B/P, (p+1)*B/P) of every global batch and yields them in per-replica batches of
-B / num_replicas_in_sync; tf.distribute hands a pipeline's consecutive batches to its local
-replicas in order, so replica r of the run receives slots [r*b, (r+1)*b) of each global batch
-(b the per-replica batch), and the replicas together see exactly one device's global batches.
-Evaluation pipelines (no shuffle) split the stored order the same way: together they hold every
-example once, and the last global batch may be partial (drop_remainder=False).
+fold_in(seed(seed, e), i), and global batch g holds examples g*B .. g*B + B - 1 of the stream.
+Input pipeline p of P keeps the slots [p*B/P, (p+1)*B/P) of every global batch, in per-replica
+batches; tf.distribute hands them to its local replicas in order, so the replicas together see
+exactly one device's global batches. Evaluation pipelines split the stored order the same way.
 
-A resumed run reproduces the stream exactly: `build(..., epoch=e, skip_batches=k)` equals
-`build(..., epoch=e).skip(k)` without decoding or augmenting the skipped examples (the skip is
-made on the encoded stream, whole global batches before the slots are selected; with
-repeat=True it may cross epoch boundaries). Images stay encoded until after the shuffle and
-the slot selection, so the shuffle buffer holds bytes and each pipeline decodes only its own
-examples.
-
-Cost: every pipeline reads and shuffles the encoded bytes of the whole split each epoch (it
-decodes only its 1/P): at the paper's scale each worker reads ImageNet's ~140 GB per epoch
-instead of 140 GB / P. The study accepts it so that its results do not depend on how many
-workers trained them.
-
-The shuffle goes through tf.data.Dataset.shuffle, whose order also depends on TensorFlow's
-global seed (tf.random.set_seed / keras.utils.set_random_seed): fix it too for
-reproducibility across processes.
+`build(..., epoch=e, skip_batches=k)` equals `build(..., epoch=e).skip(k)` without decoding the
+skipped examples, for resumption. Images stay encoded until after the shuffle and the slot
+selection, so the shuffle buffer holds bytes and each pipeline decodes only its own examples;
+the price is that every pipeline reads the whole split each epoch, so that results do not
+depend on how many workers trained them. tf.data's shuffle order also depends on TensorFlow's
+global seed: fix it too for reproducibility across processes.
 """
 
 from typing import Optional, Sequence
@@ -48,11 +35,6 @@ def _epoch_seed(seed: int, epoch) -> tf.Tensor:
   return tf.random.experimental.stateless_fold_in(base, 0)
 
 
-def _shuffle_seed(epoch_seed: tf.Tensor) -> tf.Tensor:
-  return tf.random.stateless_uniform([], seed=epoch_seed, minval=None, maxval=None,
-                                     dtype=tf.int64)
-
-
 def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_size: int,
           image_size: Optional[int] = None, seed: int = 0,
           input_context: Optional[tf.distribute.InputContext] = None,
@@ -62,22 +44,10 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
           area_range: Sequence[float] = preprocessing.AREA_RANGE) -> tf.data.Dataset:
   """Batches of (float32 images [B, S, S, 3] normalised, int64 labels [B]).
 
-  Args:
-    info: from datasets.get.
-    split_name: one of datasets.SPLIT_NAMES.
-    training: shuffle (per epoch, seeded) when True; keep the stored order otherwise.
-    batch_size: global batch size B (per pipeline: its slots, in per-replica batches).
-    image_size: S, default info.image_size.
-    seed: seed of the shuffle and of the augmentation.
-    input_context: from tf.distribute (distribute_datasets_from_function).
-    preprocess: one of preprocessing.PREPROCESS_MODES; default "train" if training else "eval".
-    drop_remainder: drop the last, partial global batch; default `training`.
-    repeat: an endless stream of epochs epoch, epoch + 1, ... (batches may straddle epochs).
-    epoch: first epoch of the stream (re-seeds shuffle and augmentation).
-    skip_batches: batches of this pipeline's stream to skip (resumption), cheaply.
-    data_dir: TFDS data directory.
-    shuffle_buffer: shuffle buffer size (examples).
-    area_range: area fraction of the training crop.
+  `training` shuffles per epoch; `batch_size` is the global B; `preprocess` defaults to "train"
+  if training else "eval", `drop_remainder` (of the last global batch) to `training`; `repeat`
+  is an endless stream of epochs from `epoch` (batches may straddle epochs); `skip_batches` of
+  this pipeline's stream are skipped cheaply.
   """
   if preprocess is None:
     preprocess = "train" if training else "eval"
@@ -133,7 +103,9 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
   def one_epoch(e):
     epoch_ds = ds
     if training:
-      epoch_ds = epoch_ds.shuffle(shuffle_buffer, seed=_shuffle_seed(_epoch_seed(seed, e)),
+      shuffle_seed = tf.random.stateless_uniform(
+          [], seed=_epoch_seed(seed, e), minval=None, maxval=None, dtype=tf.int64)
+      epoch_ds = epoch_ds.shuffle(shuffle_buffer, seed=shuffle_seed,
                                   reshuffle_each_iteration=False)
     return epoch_ds.enumerate().map(lambda i, example: (e, i, example[0], example[1]))
 

@@ -105,10 +105,7 @@ def _resize_shorter_side(image: tf.Tensor, size) -> tf.Tensor:
 
 
 def random_crop_box(image_shape: tf.Tensor, *, seed: Optional[tf.Tensor] = None,
-                    area_range: Sequence[float] = AREA_RANGE,
-                    aspect_ratio_range: Sequence[float] = ASPECT_RATIO_RANGE,
-                    min_object_covered: float = MIN_OBJECT_COVERED,
-                    max_attempts: int = MAX_ATTEMPTS) -> Tuple[tf.Tensor, tf.Tensor]:
+                    area_range: Sequence[float] = AREA_RANGE) -> Tuple[tf.Tensor, tf.Tensor]:
   """Samples the inception crop of an image of `image_shape` [H, W, C]: (begin, size).
 
   When every attempt fails the sampler returns the whole image; as in the reference TPU
@@ -116,9 +113,9 @@ def random_crop_box(image_shape: tf.Tensor, *, seed: Optional[tf.Tensor] = None,
   shorter side).
   """
   bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
-  kwargs = dict(bounding_boxes=bbox, min_object_covered=min_object_covered,
-                aspect_ratio_range=list(aspect_ratio_range), area_range=list(area_range),
-                max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
+  kwargs = dict(bounding_boxes=bbox, min_object_covered=MIN_OBJECT_COVERED,
+                aspect_ratio_range=list(ASPECT_RATIO_RANGE), area_range=list(area_range),
+                max_attempts=MAX_ATTEMPTS, use_image_if_no_bounding_boxes=True)
   if seed is None:
     begin, size, _ = tf.image.sample_distorted_bounding_box(image_shape, **kwargs)
   else:
@@ -158,15 +155,12 @@ def preprocess_for_train(image: tf.Tensor, image_size: int, *,
   return _finish(image, image_size)
 
 
-def preprocess_for_eval(image: tf.Tensor, image_size: int,
-                        crop_fraction: float = EVAL_CROP_FRACTION) -> tf.Tensor:
-  """Released ImageNet evaluation (docs/protocol.md §3): centre crop of `crop_fraction` of the
+def preprocess_for_eval(image: tf.Tensor, image_size: int) -> tf.Tensor:
+  """Released ImageNet evaluation (docs/protocol.md §3): centre crop of EVAL_CROP_FRACTION of the
   shorter side, bicubic resize to [S, S]; float32 [S, S, 3] normalised."""
   image_size = _check_size(image_size)
-  if not 0.0 < crop_fraction <= 1.0:
-    raise ValueError(f"crop_fraction: {crop_fraction!r}; valid is in (0, 1]")
   image = _prepare(image)
-  crop = _centre_crop_side(tf.shape(image), crop_fraction)
+  crop = _centre_crop_side(tf.shape(image), EVAL_CROP_FRACTION)
   image = _centre_crop(image, crop, crop)
   return _finish(_resize_bicubic(image, image_size, image_size), image_size)
 

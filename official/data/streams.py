@@ -11,10 +11,6 @@ import tensorflow_datasets as tfds
 from official.data import datasets
 from official.data import input_pipeline
 
-_SPLIT_FIELDS = {"train": "train_split", "validation": "validation_split",
-                 "test": "test_split", "train_full": "train_full_split"}
-
-
 def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional[str] = None):
   """`info` whose split `split_name` keeps only its first `num` stored examples (before any
   class filter), as absolute slices ("train[:90%]" -> "train[0:2048]") read alone."""
@@ -29,7 +25,7 @@ def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional
     if take > 0:
       parts.append(f"{part.splitname}[{start}:{start + take}]")
       left -= take
-  return dataclasses.replace(info, **{_SPLIT_FIELDS[split_name]: "+".join(parts)})
+  return dataclasses.replace(info, **{f"{split_name}_split": "+".join(parts)})
 
 
 def distributed_epoch(strategy: tf.distribute.Strategy, info, split: str, *, batch_size: int,

@@ -1,13 +1,10 @@
 """The evaluations of a pretrained network behind one interface, each returning one `Record`.
 
-LinearProbe and KNN (Table 1, docs/protocol.md §4), RelearnHead (Figure 6), Representations
-(Table 3, Figures 3-4) and FineTune (Table 2, docs/protocol.md §5).
-
-Every evaluator has a `name`, `settings()` (what its numbers depend on besides the network and
-the data) and `evaluate(...) -> Record`. LinearProbe and KNN take the checked features of
-`SPLITS` (official.evaluation.features.transfer_features) and first check that every
-evaluated class is trained on (`check`); experiments/linear_probe, experiments/knn and the
-study's transfer step call them alike.
+LinearProbe and KNN (Table 1), RelearnHead (Figure 6), Representations (Table 3, Figures 3-4)
+and FineTune (Table 2). Every evaluator has a `name`, `settings()` (what its numbers depend on
+besides the network and the data) and `evaluate(...) -> Record`; LinearProbe and KNN take the
+features of `SPLITS` (features.transfer_features) and first `check` that every evaluated class
+is trained on.
 """
 
 import dataclasses

@@ -42,20 +42,13 @@ def _model_path(model) -> str:
 
 
 def model_fingerprint(model) -> str:
-  """Identifies a loaded model by where it came from and the state of its weights.
-
-  Only the files that define the network count: a SavedModel's `saved_model.pb` and
-  variables, or a training folder's `config.json`, `checkpoints/` and `export/` (results
-  written into the folder later, such as `transfer/`, do not change the fingerprint).
-  """
+  """Identifies a loaded model by where it came from and the files that define the network: a
+  SavedModel's, or a training folder's `config.json`, `checkpoints/` and `export/`."""
   source = io.absolute(_model_path(model))
   parts = [source]
   if io.isdir(source):
-    if io.exists(io.join(source, "saved_model.pb")):
-      names = [""]
-    else:
-      names = ["config.json", "checkpoints", "export"]
-    for name in names:
+    saved_model = io.exists(io.join(source, "saved_model.pb"))
+    for name in [""] if saved_model else ["config.json", "checkpoints", "export"]:
       root = io.join(source, name) if name else source
       if io.isdir(root):
         files = [f"{name}/{relative}" if name else relative for relative in io.walk_files(root)]
@@ -161,8 +154,7 @@ def extract(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
   """All activations of `endpoints` on a split: `({endpoint: [n, ...]}, labels [n])`.
 
   With `cache_dir`, read from and written to `cache_path`; with `defer` as well, computed
-  arrays are added to it as path -> (arrays, labels) instead, for the caller to write
-  (`write_cached`) once they passed its checks.
+  arrays are added to it as path -> (arrays, labels) for the caller to write once checked.
   """
   path = cache_path(cache_dir, model, info, split, endpoints=endpoints,
                     **kwargs) if cache_dir else None

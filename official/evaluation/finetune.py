@@ -1,23 +1,14 @@
-"""Fine-tuning the whole pretrained network on a transfer dataset (paper Table 2, docs/protocol.md §5).
+"""Fine-tuning a whole pretrained network on a transfer dataset (Table 2, docs/protocol.md §5).
 
     from official.evaluation import finetune
     result = finetune.run("runs/demo/softmax-seed0", "demo_texture", "/tmp/ft", preset="demo")
     result["test"], result["learning_rate"], result["weight_decay"]
 
-The network up to `final_avg_pool` (EMA weights of the training checkpoint) plus a new head,
-trained end to end by the grid search of docs/protocol.md §5; the settings are
-config.FinetuneConfig. Every grid point lives in its own folder of `output_dir`:
-
-  config.json                  the resolved settings; another configuration is refused
-  grid/lr<lr>_wd<wd>/          one grid point: checkpoints/ (while training), train/ and
-                               eval/ TensorBoard scalars, result.json (written atomically)
-  final/lr<lr>_wd<wd>/         the chosen setting retrained on train_full, scored on test
-  result.json                  what `run` returns
-
-Each grid point is a task of official.training.loop, as pretraining: a rerun skips finished
-grid points and resumes an unfinished one from its checkpoint (the data order of epoch e
-depends only on (seed, e)); SIGTERM saves a checkpoint and raises loop.Preempted; a NaN/Inf
-loss stops a grid point, which scores 0 ("diverged").
+`output_dir` holds config.json (the resolved settings; others are refused), one folder per grid
+point grid/lr<lr>_wd<wd>/ (checkpoints/ while training, TensorBoard scalars, result.json),
+final/lr<lr>_wd<wd>/ (the chosen setting retrained on train_full, scored on test) and
+result.json. Each grid point is a task of official.training.loop: a rerun skips finished grid
+points and resumes an unfinished one; a NaN/Inf loss stops a grid point, which scores 0.
 """
 
 import dataclasses
@@ -43,7 +34,6 @@ from official.training import distribute
 from official.training import loop
 from official.training import optimization
 
-PENULTIMATE = resnet.PENULTIMATE
 HEAD_NAME = "finetune_head"
 RESULT_FILE = "result.json"
 GRID_DIR = "grid"
@@ -64,24 +54,6 @@ def bn_momentum(steps_per_epoch: int, epochs: float = 10.0, minimum: float = 0.9
   return max(1.0 - epochs / steps_per_epoch, minimum)
 
 
-def set_bn_momentum(model: keras.Model, momentum: float,
-                    synchronized: Optional[bool] = None) -> int:
-  """Sets `momentum` (and `synchronized`) on every BatchNormalization layer; returns how many."""
-  count = 0
-  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
-    if isinstance(layer, keras.layers.BatchNormalization):
-      layer.momentum = float(momentum)
-      if synchronized is not None:
-        layer.synchronized = bool(synchronized)
-      count += 1
-  return count
-
-
-def decay_coefficient(weight_decay: float, learning_rate: float) -> float:
-  """The coefficient c = wd / lr of the penalty c * 0.5 * sum ||kernel||^2."""
-  return float(weight_decay) / float(learning_rate)
-
-
 def learning_rate_schedule(config: config_lib.FinetuneConfig, learning_rate: float):
   """lr(t): cosine decay lr * 0.5 * (1 + cos(pi * t / steps)), or the constant lr."""
   if config.schedule == "constant":
@@ -98,22 +70,10 @@ def grid_point_name(learning_rate: float, weight_decay: float) -> str:
 # The pretrained network.
 
 
-@dataclasses.dataclass(frozen=True)
-class PretrainedNetwork:
-  """A training run's network: its model_dir, the checkpoint every grid point starts from
-  (the latest when found), the pretraining head's width and its image side."""
-  model_dir: str
-  checkpoint: str
-  num_classes: int
-  image_size: int
-
-
-def find_pretrained(path: str) -> PretrainedNetwork:
-  """Resolves a training model_dir (or its export/saved_model, which leads back to it).
-
-  Fine-tuning needs trainable weights: the network is rebuilt from config.json with the EMA
-  weights of the latest checkpoint (official.modeling.pretrained.read_model_dir).
-  """
+def find_pretrained(path: str) -> pretrained.ModelDir:
+  """Resolves a training model_dir (or its export/saved_model, which leads back to it): the
+  network every grid point rebuilds from config.json with the EMA weights of its latest
+  checkpoint."""
   path = os.fspath(path)
   path = path if io.is_remote(path) else os.path.normpath(path)
   expected = f"expected a training model_dir ({CONFIG_FILE} + {CHECKPOINT_DIR}/)"
@@ -128,7 +88,7 @@ def find_pretrained(path: str) -> PretrainedNetwork:
         io.exists(os.path.join(parent, CONFIG_FILE))):
       model_dir = parent
     elif tf.saved_model.contains_saved_model(path):
-      _require_endpoint(pretrained.load(path))
+      pretrained.resolve(path, (resnet.PENULTIMATE,))
       raise ValueError(f"pretrained model {path} is a SavedModel without its training "
                        f"model_dir; fine-tuning needs trainable weights: pass a model_dir "
                        f"with config.json and {CHECKPOINT_DIR}/")
@@ -139,17 +99,10 @@ def find_pretrained(path: str) -> PretrainedNetwork:
   if height != width:
     raise ValueError(f"{network.config_path}: fine-tuning needs square images, got image_size "
                      f"{[height, width]}")
-  return PretrainedNetwork(model_dir=model_dir, checkpoint=network.checkpoint,
-                           num_classes=network.num_classes, image_size=height)
+  return network
 
 
-def _require_endpoint(model) -> None:
-  if PENULTIMATE not in model.endpoint_names:
-    raise ValueError(f"model {model.path} has no {PENULTIMATE!r} endpoint to fine-tune from; "
-                     f"its endpoints: {', '.join(model.endpoint_names)}")
-
-
-def build_model(network: PretrainedNetwork, num_classes: int, image_size: int,
+def build_model(network: pretrained.ModelDir, num_classes: int, image_size: int,
                 seed: int = 0) -> keras.Model:
   """Normalised images [B, S, S, 3] -> logits z [B, K]: the EMA weights up to
   `final_avg_pool`, then z = x W + b, W ~ N(0, 0.01) from `seed`, b = 0 (the released softmax
@@ -160,7 +113,7 @@ def build_model(network: PretrainedNetwork, num_classes: int, image_size: int,
       num_classes, name=HEAD_NAME, bias_initializer="zeros",
       kernel_initializer=keras.initializers.RandomNormal(
           mean=0.0, stddev=losses.heads.HEAD_KERNEL_STDDEV, seed=seed))
-  return keras.Model(source.input, head(source.output[PENULTIMATE]), name="finetune")
+  return keras.Model(source.input, head(source.output[resnet.PENULTIMATE]), name="finetune")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,17 +202,16 @@ def _label_counts(info, split: str, data_dir: Optional[str], num_classes: int) -
 class FinetuneTrainer:
   """The fine-tuned model, its optimiser and the compiled steps under a strategy.
 
-  Per replica r of R, one step minimises
-      L_r = mean_{i in replica r} CE(z_i, y_i) / R  +  (wd / lr) * 0.5 * sum ||kernel||^2 / R
-  (keras.losses.Loss divides by R); the gradients are summed across replicas.
+  Per replica r of R, one step minimises mean_r CE(z, y) / R (keras.losses.Loss divides by R)
+  + c * 0.5 * sum ||kernel||^2 / R with c = wd / lr; the gradients are summed across replicas.
   """
 
-  def __init__(self, network: PretrainedNetwork, num_classes: int, image_size: int,
+  def __init__(self, network: pretrained.ModelDir, num_classes: int, image_size: int,
                config: config_lib.FinetuneConfig, learning_rate: float, weight_decay: float,
                steps_per_epoch: int, strategy: tf.distribute.Strategy):
     self.strategy = strategy
     self.config = config
-    self.coefficient = decay_coefficient(weight_decay, learning_rate)
+    self.coefficient = float(weight_decay) / float(learning_rate)
     self.bn_momentum = bn_momentum(steps_per_epoch, config.bn_momentum_epochs,
                                    config.min_bn_momentum)
     self.loss = losses.get("softmax")
@@ -269,7 +221,9 @@ class FinetuneTrainer:
       self.optimizer = optimization.build_optimizer(self.schedule, config.momentum,
                                                     config.nesterov)
       self.optimizer.build(self.model.trainable_variables)
-    set_bn_momentum(self.model, self.bn_momentum, config.sync_batch_norm)
+    for layer in self.model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+      if isinstance(layer, keras.layers.BatchNormalization):
+        layer.momentum, layer.synchronized = self.bn_momentum, bool(config.sync_batch_norm)
     self.decayed = optimization.decayed_variables(self.model)
     self.step = self.optimizer.iterations
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
@@ -336,19 +290,15 @@ class FinetuneTrainer:
     return metrics.compute(metric, labels[keep], predictions[keep])
 
 
-def train_and_score(network: PretrainedNetwork, data: TransferData,
+def train_and_score(network: pretrained.ModelDir, data: TransferData,
                     config: config_lib.FinetuneConfig, learning_rate: float,
                     weight_decay: float, *, train_split: str, eval_split: str, workdir: str,
                     strategy: tf.distribute.Strategy,
                     log: Callable[[str], None] = print) -> dict[str, Any]:
   """Fine-tunes one (learning rate, weight decay) on `train_split`, scores `eval_split`.
 
-  Resumes from <workdir>/checkpoints; returns (the chief also writes <workdir>/result.json)
-  the score and what produced it; a NaN/Inf loss scores 0 ("diverged": true).
-
-  Raises:
-    loop.Preempted: SIGTERM (in training: checkpoint at the next step; in the evaluation:
-      result.json first). Rerunning resumes from there.
+  Resumes from <workdir>/checkpoints; the chief writes the result to <workdir>/result.json. On
+  SIGTERM during the evaluation the result is written before loop.Preempted is raised.
   """
   num_workers, _, is_chief = distribute.worker_info(strategy)
   # The data order then depends on (seed, epoch) only, whatever global seed a caller set.
@@ -375,11 +325,8 @@ def train_and_score(network: PretrainedNetwork, data: TransferData,
                                                config.seed, epoch, skip),
         trainer.learning_rate, cadence, stop_on_divergence=True)
     train_seconds = time.time() - started
-    if progress.diverged:
-      score = 0.0
-    else:
-      score = trainer.evaluate(data.eval_dataset(eval_split, config.eval_batch_size),
-                               data.info.metric)
+    score = 0.0 if progress.diverged else trainer.evaluate(
+        data.eval_dataset(eval_split, config.eval_batch_size), data.info.metric)
   runner.summaries("eval", progress.step, {f"{eval_split}_{data.info.metric}": score})
   runner.close()
   result = {
@@ -404,7 +351,7 @@ def train_and_score(network: PretrainedNetwork, data: TransferData,
 # The grid search.
 
 
-def _settings(network: PretrainedNetwork, dataset_spec: str, info, preset: str,
+def _settings(network: pretrained.ModelDir, dataset_spec: str, info, preset: str,
               config: config_lib.FinetuneConfig, image_size: int) -> dict[str, Any]:
   """Everything that decides the result (bookkeeping fields left out)."""
   values = {k: v for k, v in config.to_dict().items() if k not in BOOKKEEPING_FIELDS}
@@ -446,28 +393,15 @@ def run(model_path: str, dataset_spec: str, output_dir: str, *, preset: str = "d
         log: Callable[[str], None] = print) -> dict[str, Any]:
   """Fine-tuning accuracy of one pretrained network on one dataset (paper Table 2).
 
-  Args:
-    model_path: a training model_dir (or its export/saved_model).
-    dataset_spec: an official.data.datasets spec ("cifar10", "demo_texture", "folder:/p").
-    output_dir: where the grid points and results go (resumed when rerun).
-    preset: a fine-tuning preset of official.core.config.
-    data_dir: TFDS data directory.
-    strategy: a tf.distribute strategy (None: the default); the global batch is split.
-    overrides: FinetuneConfig fields to replace (e.g. {"steps": 100}; config.override).
-    log: receives one line per grid point and the periodic step lines.
-
-  Returns:
-    The chosen "learning_rate" / "weight_decay", its "validation" score, every grid point's
-    in "validation_scores", the retrained setting's "test" score, and the sizes and settings.
-
-  Raises:
-    loop.Preempted: SIGTERM; rerunning resumes (train_and_score).
+  `model_path`: a training model_dir (or its export/saved_model); `overrides`: FinetuneConfig
+  fields to replace (config.override). Returns the chosen "learning_rate" / "weight_decay", its
+  "validation" score, every grid point's in "validation_scores" and the retrained "test" score.
   """
   strategy = strategy or tf.distribute.get_strategy()
   config = config_lib.override(config_lib.get_preset("finetune", preset), overrides)
   network = find_pretrained(model_path)
   info = datasets.get(dataset_spec, data_dir=data_dir)
-  image_size = config.image_size or network.image_size
+  image_size = config.image_size or network.image_size[0]
   data = TransferData.create(info, data_dir, image_size)
   for split in ("train", "train_full"):
     data.steps_per_epoch(split, config.batch_size)

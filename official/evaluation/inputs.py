@@ -44,11 +44,7 @@ def check_labels(y, name: str, num_examples: int, features_name: str) -> np.ndar
 
 
 def encode_labels(classes: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
-  """int64 indices of the labels `y` in the sorted array `classes`.
-
-  Raises:
-    ValueError: a label of `y` is not in `classes` (a class absent from the training set).
-  """
+  """int64 indices of the labels `y` in the sorted array `classes` (ValueError for others)."""
   index = np.minimum(np.searchsorted(classes, y), classes.size - 1)
   unknown = classes[index] != y
   if np.any(unknown):

@@ -5,21 +5,15 @@ Table 1 caption). Similarity is cosine on L2-normalised features by default (ass
 common convention) or negative squared Euclidean distance.
 
 One neighbour search serves every k: the training set is searched against itself in panels of
-`chunk_size` rows (memory ~ chunk_size x n similarities), keeping the top k_max neighbours of
-each example with the example itself excluded by index (a duplicate of it is a legitimate
-neighbour at distance 0). Similarity is symmetric, so a panel holds each row's similarities to
-itself and the later examples only, and serves both: half the products of a query-by-query
-search. Majority votes for all k come from cumulative one-hot counts over neighbour rank.
+`chunk_size` rows, keeping the top k_max neighbours of each example with the example itself
+excluded by index (a duplicate of it is a legitimate neighbour at distance 0). Similarity is
+symmetric, so a panel holds each row's similarities to itself and the later examples only:
+half the products of a query-by-query search. Two different points within a rounding error of
+each other may swap with the chunk size (products of different shapes round differently).
 
-Similarities are float32 matrix products: cosine as q.r of unit vectors, Euclidean as
-2 q.r - ||q||^2 - ||r||^2. Exact duplicates always tie exactly; two different points within a
-rounding error of each other may swap with the chunk size (products of different shapes round
-the last bit differently).
-
-Determinism: among equal similarities the lower training index ranks first; among classes tied
-in votes, `tie_break="nearest"` (default) takes the class of the nearest neighbour among the
-tied classes, `tie_break="lowest_class"` the lowest class id (scikit-learn's rule). Among k
-with equal leave-one-out score the smallest k is chosen.
+Ties: equal similarities rank the lower training index first; classes tied in votes go to the
+nearest tied neighbour's class (`tie_break="nearest"`) or the lowest class id
+("lowest_class", scikit-learn's rule); among k the smallest wins.
 """
 
 import dataclasses
@@ -107,37 +101,26 @@ def _self_panel(x, term, best, start, stop, *, euclidean: bool):
                for held, a, b in zip(best, rows, later))
 
 
-# One graph per distance, traced once for every problem size.
-_TOP_K_CHUNK = {euclidean: tf.function(
-    functools.partial(_top_k_chunk, euclidean=euclidean),
-    input_signature=[_MATRIX, _VECTOR, _MATRIX, _VECTOR, _INT]) for euclidean in (False, True)}
-_SELF_TOP_K = {euclidean: tf.function(
-    functools.partial(_self_top_k, euclidean=euclidean),
-    input_signature=[_MATRIX, _VECTOR, _INT]) for euclidean in (False, True)}
-_SELF_PANEL = {euclidean: tf.function(
-    functools.partial(_self_panel, euclidean=euclidean),
-    input_signature=[_MATRIX, _VECTOR, _BEST, _INT, _INT]) for euclidean in (False, True)}
+def _graphs(function, *signature) -> dict:
+  """One graph per distance (euclidean False/True), traced once for every problem size."""
+  return {euclidean: tf.function(functools.partial(function, euclidean=euclidean),
+                                 input_signature=list(signature)) for euclidean in (False, True)}
+
+
+_TOP_K_CHUNK = _graphs(_top_k_chunk, _MATRIX, _VECTOR, _MATRIX, _VECTOR, _INT)
+_SELF_TOP_K = _graphs(_self_top_k, _MATRIX, _VECTOR, _INT)
+_SELF_PANEL = _graphs(_self_panel, _MATRIX, _VECTOR, _BEST, _INT, _INT)
 
 
 def neighbours(queries, reference, k: int, *, distance: str = "cosine",
                chunk_size: int = CHUNK_SIZE,
                exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
-  """The k most similar reference rows of every query row.
+  """Indices int64 [q, k] and similarities float32 [q, k] of the k most similar reference rows.
 
-  Args:
-    queries: [q, D] features.
-    reference: [n, D] features.
-    k: neighbours per query (<= n, or <= n - 1 with exclude_self).
-    distance: "cosine" (on L2-normalised features) or "euclidean".
-    chunk_size: query rows per similarity block ([chunk_size, n] floats in memory).
-    exclude_self: queries are the reference set; row i never has itself (index i) as a
-      neighbour. Each pair's similarity is then computed once and serves both rows.
-
-  Returns:
-    indices int64 [q, k] (most similar first; equal similarities in index order) and
-    similarities float32 [q, k] (cosine similarity, or minus the squared distance).
+  Most similar first. `chunk_size` query rows make one [chunk_size, n] similarity block.
+  `exclude_self`: queries are the reference set and row i never has itself as a neighbour.
   """
-  _check_distance(distance)
+  _check("distance", distance, DISTANCES)
   euclidean = distance == "euclidean"
   reference_t, reference_term = _prepare(reference, distance)
   num_reference = int(reference_t.shape[0])
@@ -191,19 +174,11 @@ def _votes_for_every_k(neighbour_ids: np.ndarray, num_classes: int,
 
 
 def vote(neighbour_ids: np.ndarray, num_classes: int, tie_break: str = "nearest") -> np.ndarray:
-  """Majority-vote predictions of every prefix of the neighbour lists.
+  """int64 [q, k_max] majority votes: column k - 1 the prediction of the k nearest.
 
-  Args:
-    neighbour_ids: [q, k_max] class ids (0..num_classes-1) of each query's neighbours, most
-      similar first.
-    num_classes: K.
-    tie_break: "nearest" or "lowest_class" (see the module docstring).
-
-  Returns:
-    int64 [q, k_max]: column k - 1 holds the k-nearest-neighbour prediction.
+  `neighbour_ids` [q, k_max]: class ids of each query's neighbours, most similar first.
   """
-  if tie_break not in TIE_BREAKS:
-    raise ValueError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
+  _check("tie_break", tie_break, TIE_BREAKS)
   neighbour_ids = np.asarray(neighbour_ids)
   rows, k_max = neighbour_ids.shape
   step = max(1, _VOTE_BUDGET // max(1, k_max * num_classes))
@@ -214,25 +189,16 @@ def vote(neighbour_ids: np.ndarray, num_classes: int, tie_break: str = "nearest"
   return out
 
 
-def _check_distance(distance: str) -> None:
-  if distance not in DISTANCES:
-    raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+def _check(name: str, value: str, valid: tuple) -> None:
+  if value not in valid:
+    raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
 
 
 @dataclasses.dataclass
 class KNNClassifier:
   """k-nearest-neighbour classifier with k chosen by leave-one-out on its training set.
 
-  Attributes:
-    k: chosen number of neighbours.
-    loo_accuracy: dict k -> leave-one-out score (the `metric`) on the training set.
-    metric: "top1" or "mean_per_class".
-    distance: "cosine" or "euclidean".
-    tie_break: "nearest" or "lowest_class".
-    classes: [K] sorted class labels.
-    chunk_size: query rows per similarity block.
-    seconds_search: wall time of the leave-one-out neighbour search.
-    seconds_vote: wall time of scoring every k.
+  `loo_accuracy`: k -> leave-one-out score (the `metric`); `classes`: [K] sorted labels.
   """
   k: int
   loo_accuracy: dict
@@ -270,17 +236,10 @@ class KNNClassifier:
 
 def leave_one_out_scores(neighbour_ids: np.ndarray, ids: np.ndarray, num_classes: int,
                          metric: str = "top1", tie_break: str = "nearest") -> np.ndarray:
-  """[k_max] leave-one-out score of every k from the neighbours of each training example.
+  """float64 [k_max] leave-one-out score of every k (entry k - 1).
 
-  Args:
-    neighbour_ids: [n, k_max] class ids of each example's neighbours (itself excluded).
-    ids: [n] class ids of the examples.
-    num_classes: K.
-    metric: "top1" or "mean_per_class".
-    tie_break: "nearest" or "lowest_class".
-
-  Returns:
-    float64 [k_max]; entry k - 1 is the score of k neighbours.
+  `neighbour_ids` [n, k_max]: class ids of each training example's neighbours (itself
+  excluded); `ids` [n]: the examples' class ids.
   """
   metrics.get(metric)
   correct = vote(neighbour_ids, num_classes, tie_break) == ids[:, None]  # [n, k_max]
@@ -296,24 +255,11 @@ def leave_one_out_scores(neighbour_ids: np.ndarray, ids: np.ndarray, num_classes
 def fit(train_x, train_y, *, k_max: int = K_MAX, distance: str = "cosine",
         chunk_size: int = CHUNK_SIZE, metric: str = "top1",
         tie_break: str = "nearest") -> KNNClassifier:
-  """Fits kNN, choosing k in 1..k_max by leave-one-out on the training set.
-
-  Args:
-    train_x: [n, D] training features.
-    train_y: [n] training labels (integers or strings).
-    k_max: largest k tried (capped at n - 1).
-    distance: "cosine" or "euclidean".
-    chunk_size: query rows per similarity block (memory ~ chunk_size x n floats).
-    metric: "top1" or "mean_per_class", the leave-one-out score maximised.
-    tie_break: "nearest" or "lowest_class" (vote ties).
-
-  Returns:
-    The fitted KNNClassifier.
-  """
-  _check_distance(distance)
+  """Fits kNN to features [n, D] and labels [n], choosing k in 1..min(k_max, n - 1) by the
+  leave-one-out `metric`."""
+  _check("distance", distance, DISTANCES)
   metrics.get(metric)
-  if tie_break not in TIE_BREAKS:
-    raise ValueError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
+  _check("tie_break", tie_break, TIE_BREAKS)
   if int(k_max) < 1:
     raise ValueError(f"k_max must be >= 1, got {k_max}")
   if int(chunk_size) < 1:

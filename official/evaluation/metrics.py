@@ -30,30 +30,13 @@ def _check(labels, predictions) -> tuple[np.ndarray, np.ndarray]:
 
 
 def top1(labels, predictions) -> float:
-  """Fraction of examples whose predicted class equals the label.
-
-  Args:
-    labels: [n] true class ids.
-    predictions: [n] predicted class ids.
-
-  Returns:
-    Top-1 accuracy in [0, 1].
-  """
+  """Fraction of examples whose predicted class id [n] equals the label [n]."""
   labels, predictions = _check(labels, predictions)
   return float(np.mean(labels == predictions))
 
 
 def mean_per_class(labels, predictions) -> float:
-  """Mean over the classes present in `labels` of the per-class recall.
-
-  Args:
-    labels: [n] true class ids.
-    predictions: [n] predicted class ids.
-
-  Returns:
-    (1/K) sum_k #{i: y_i = k, prediction_i = k} / #{i: y_i = k}, over the K classes that occur
-    in `labels`; in [0, 1].
-  """
+  """(1/K) sum_k #{i: y_i = k, prediction_i = k} / #{i: y_i = k} over the K classes in `labels`."""
   labels, predictions = _check(labels, predictions)
   classes, class_index, counts = np.unique(labels, return_inverse=True, return_counts=True)
   correct = np.bincount(class_index, weights=(labels == predictions), minlength=classes.size)

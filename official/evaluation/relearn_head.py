@@ -1,21 +1,12 @@
 """Relearning the head on the pretraining task (paper Figure 6, docs/protocol.md §6).
 
-Does a better pretraining objective owe its higher accuracy to its features, or to its final
-layer? The paper fits L2-regularised multinomial logistic regression on the penultimate
-features (`final_avg_pool`) of 40,000 ImageNet validation images and scores it on the other
-10,000, next to the network's own head on the same 10,000 images.
-
-Here the evaluation split (optionally only its first `max_examples`) is cut once, per class:
-the last `test_per_class` examples of each class (in stored order) score both heads, the rest
-train the new head (the paper: 10 per class of the 50 per class of ImageNet's validation set,
-40,000 / 10,000). A class with fewer than 2 * `test_per_class` examples holds out half of them
-(rounded down), so its training part is never smaller than its test part. The new head is `official.evaluation.linear_probe.fit` on those
-features (its penalty chosen on a stratified holdout of them, then refitted on all of them);
-the network's own prediction is the argmax of its `outputs` endpoint (the logits used for
-prediction; `final_layer` where a SavedModel lacks `outputs`: every objective's `outputs` is
-a per-example positive rescaling of `final_layer`, so both have the same argmax). Both are
-scored by top-1 accuracy over the K pretraining classes.
-official.evaluation.evaluators.RelearnHead runs it; this module holds its cut and its checks.
+The evaluation split (optionally only its first `max_examples`) is cut once, per class: the
+last `test_per_class` examples of each class (in stored order) score both heads, the rest train
+the new head (`linear_probe.fit`); a class with fewer than 2 * `test_per_class` examples holds
+out half of them (rounded down). The network's own prediction is the argmax of its `outputs`
+endpoint, or of `final_layer` where a SavedModel lacks `outputs` (every objective's `outputs` is
+a per-example positive rescaling of `final_layer`: the same argmax). evaluators.RelearnHead
+runs it; this module holds its cut and its checks.
 """
 
 import numpy as np
@@ -36,15 +27,8 @@ def check_test_per_class(test_per_class: int) -> None:
 
 
 def per_class_split(labels: np.ndarray, test_per_class: int) -> tuple[np.ndarray, np.ndarray]:
-  """Indices (train, test) of the per-class cut, each in increasing order.
-
-  The test part holds the last min(test_per_class, floor(n_c / 2)) examples of each class c
-  with n_c examples (in the order of `labels`), the training part all others: disjoint, covering every
-  index, and the same for the same labels.
-
-  Raises:
-    ValueError: a bad `test_per_class`, or a part would be empty (one example per class).
-  """
+  """Indices (train, test), each increasing: test holds the last min(test_per_class, n_c // 2)
+  examples of each class c of n_c examples, train all others (ValueError if either is empty)."""
   check_test_per_class(test_per_class)
   labels = np.asarray(labels)
   is_test = np.zeros(labels.shape[0], dtype=bool)

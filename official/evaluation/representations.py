@@ -5,11 +5,9 @@ accumulates sparsity (Figure 3), class separation R^2 (eq. 11; Figure 4, Table 3
 minibatch CKA (eq. 10, Figure 2) of every endpoint, as docs/protocol.md §6 says; with
 `passes` > 1 CKA goes on over further passes in seeded random orders (the paper's 10).
 
-All CKA values come from one `MinibatchCKA` over the L = n_models * n_endpoints layers: each
-layer's U-centred Gram matrix is computed once per minibatch and all L^2 HSIC1 values come from
-one product; the per-pair blocks are slices of the [L, L] matrix. Minibatches of fewer than 4
-examples (the estimator's minimum) only count towards sparsity and class separation. Memory
-does not grow with the number of examples.
+All CKA values come from one `MinibatchCKA` over the L = n_models * n_endpoints layers; the
+per-pair blocks are slices of its [L, L] matrix. Minibatches of fewer than 4 examples (the
+estimator's minimum) only count towards sparsity and class separation.
 
 `figures` renders Figures 2a, 2b, 3 and 4 from the result, `write_summaries` TensorBoard.
 """
@@ -167,10 +165,6 @@ def _finite_or_none(value: float) -> Optional[float]:
   return value if math.isfinite(value) else None
 
 
-def _matrix_to_json(matrix: np.ndarray) -> list[list[Optional[float]]]:
-  return [[_finite_or_none(v) for v in row] for row in np.asarray(matrix)]
-
-
 def pass_order(num_examples: int, seed: int, pass_index: int) -> np.ndarray:
   """The order of CKA pass `pass_index`: stored for pass 0, else seeded by (seed, pass)."""
   if pass_index == 0:
@@ -208,28 +202,12 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
             progress: bool = True, passes: int = 1, shuffle_seed: int = 0) -> dict:
   """Sparsity, class separation and all-pairs minibatch CKA of networks on one split.
 
-  Args:
-    models: name -> official.modeling.pretrained.EndpointModel, in display order (names
-      without "|"), all of one input size.
-    info: the dataset (official.data.datasets.DatasetInfo), with at least 2 classes.
-    split: one of datasets.SPLIT_NAMES.
-    endpoints: endpoints to analyse (default: all shared but final_layer and outputs).
-    batch_size: examples per batch, also the CKA minibatch (the paper: 1500); a strategy's
-      global batch is gathered into one.
-    max_examples: analyse only the first this many examples (>= 4).
-    data_dir: TFDS data directory.
-    distance: of class separation: "cosine" (the paper's) or "squared_euclidean".
-    preprocess: an official.data.preprocessing mode ("eval": centre crop).
-    strategy: a tf.distribute.Strategy for the first pass.
-    progress: show a progress bar on stderr.
-    passes: passes of minibatch CKA; pass p visits the examples in pass_order(examples,
-      shuffle_seed, p); only pass 0 counts towards sparsity and class separation.
-    shuffle_seed: seed of the orders of passes 1, 2, ...
-
-  Returns:
-    JSON-ready dict (None where undefined) of the settings, "shapes", "sparsity" and
-    "class_separation" ({model: {endpoint: value}}) and "cka" ({"A|B": [E][E] CKA of A's
-    endpoint i and B's endpoint j} for every ordered pair, A == B included).
+  `models`: name -> official.modeling.pretrained.EndpointModel in display order, all of one
+  input size; `batch_size` is also the CKA minibatch (the paper: 1500). Pass p of `passes`
+  visits the examples in pass_order(examples, shuffle_seed, p); only pass 0 counts towards
+  sparsity and class separation. Returns a JSON-ready dict (None where undefined) of the
+  settings, "shapes", "sparsity" and "class_separation" ({model: {endpoint: value}}) and "cka"
+  ({"A|B": [E][E] CKA of A's endpoint i and B's endpoint j} for every ordered pair).
   """
   models = _check_models(models)
   names = list(models)
@@ -242,9 +220,6 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
   if info.num_classes < 2:
     raise ValueError(f"info: dataset {info.name!r} has {info.num_classes} class; class "
                      "separation needs a dataset with at least 2 classes")
-  if distance not in class_separation_lib.DISTANCES:
-    raise ValueError(f"distance: unknown value {distance!r}; expected one of "
-                     f"{', '.join(class_separation_lib.DISTANCES)}")
   if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
     raise ValueError(f"batch_size: got {batch_size!r}; expected a positive integer")
   if batch_size < cka_lib.MIN_EXAMPLES_UNBIASED:
@@ -266,6 +241,13 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
   statistics = {n: _EndpointStatistics(chosen, info.num_classes, distance) for n in names}
   shapes = None
   examples = minibatches = 0
+
+  def add_to_cka(outputs, labels) -> None:
+    nonlocal minibatches
+    if labels.size >= cka_lib.MIN_EXAMPLES_UNBIASED:
+      minibatch_cka.update_state([outputs[k] for k in layers])
+      minibatches += 1
+
   for outputs, labels in features.iterate(
       joint, info, split, endpoints=layers, batch_size=int(batch_size), data_dir=data_dir,
       preprocess=preprocess, max_examples=max_examples, strategy=strategy, progress=progress):
@@ -278,9 +260,7 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
     if shapes is None:
       shapes = {n: {e: list(outputs[joint.key(i, e)].shape[1:]) for e in chosen}
                 for i, n in enumerate(names)}
-    if labels.size >= cka_lib.MIN_EXAMPLES_UNBIASED:
-      minibatch_cka.update_state([outputs[k] for k in layers])
-      minibatches += 1
+    add_to_cka(outputs, labels)
   if minibatches == 0:
     raise ValueError(f"split: {info.name!r} {split!r} gave {examples} example(s); minibatch "
                      f"CKA needs a batch of at least {cka_lib.MIN_EXAMPLES_UNBIASED}")
@@ -292,9 +272,7 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
           joint, pass_order(examples, shuffle_seed, pass_index), source=source,
           element_spec=encoded.element_spec, batch_size=int(batch_size),
           preprocess=preprocess):
-        if labels.size >= cka_lib.MIN_EXAMPLES_UNBIASED:
-          minibatch_cka.update_state([outputs[k] for k in layers])
-          minibatches += 1
+        add_to_cka(outputs, labels)
 
   all_pairs, _ = minibatch_cka.within_network_results()
   size = len(chosen)
@@ -302,7 +280,7 @@ def analyze(models: Mapping[str, Any], info, split: str, *,
   for i, a in enumerate(names):
     for j, b in enumerate(names):
       block = all_pairs[i * size:(i + 1) * size, j * size:(j + 1) * size]
-      cka[pair_key(a, b)] = _matrix_to_json(block)
+      cka[pair_key(a, b)] = [[_finite_or_none(v) for v in row] for row in block]
   return {
       "models": names,
       "model_paths": {n: str(getattr(models[n], "path", "")) for n in names},

@@ -1,17 +1,10 @@
 """Fixed-feature transfer of one pretrained network to several datasets (paper Table 1).
 
-What experiments/linear_probe and knn run: `evaluate_datasets` extracts and checks the
-penultimate features of every dataset (official.evaluation.features; finite, as many labels
-as rows, every evaluated class trained on) before it evaluates each with one evaluator
-(official.evaluation.evaluators); `write_results` writes
-
-  <output_dir>/<method>/<dataset>.json   one result per dataset, <dataset> spelt
-                                         datasets.result_name
-  <output_dir>/tensorboard/<method>/     TensorBoard scalars of the method
-
-where <output_dir> defaults to <model_dir>/transfer for a training model_dir (or its
-export/saved_model) and to ./transfer/<folder name> for a SavedModel from elsewhere, and the
-feature cache to <output_dir>/features.
+`evaluate_datasets` extracts and checks the penultimate features of every dataset before it
+evaluates each with one evaluator; `write_results` writes <output_dir>/<method>/<dataset>.json
+and TensorBoard scalars under <output_dir>/tensorboard/<method>/. <output_dir> defaults to
+<model_dir>/transfer for a training model_dir and to ./transfer/<folder name> for a SavedModel
+from elsewhere, the feature cache to <output_dir>/features.
 """
 
 import os
@@ -34,11 +27,7 @@ PREPROCESS = "transfer"
 
 def resolve_datasets(names: Sequence[str], classes: Optional[str],
                      data_dir: Optional[str]) -> list:
-  """DatasetInfo of every spec (each checked before any work), with distinct result names.
-
-  Raises:
-    ValueError: no dataset, an unknown spec or class subset, or two specs of one result name.
-  """
+  """DatasetInfo of every spec (each checked before any work), with distinct result names."""
   names = [n.strip() for n in names or () if n.strip()]
   if not names:
     raise ValueError("--datasets is empty; expected comma-separated dataset specs, e.g. "
@@ -108,9 +97,7 @@ def evaluate_datasets(evaluator, model, model_path: str, infos: Sequence,
   `evaluator` (LinearProbe or KNN). Computed features join the cache (`cache_dir`; only
   when `write_cache`: the chief) once every dataset passed its checks, so bad input writes
   nothing; features not cached stay in memory. `extraction`: features.extract's arguments.
-
-  Returns:
-    result name -> (Record, the result file's dict).
+  Returns result name -> (Record, the result file's dict).
   """
   kwargs = dict(extraction, cache_dir=cache_dir, preprocess=PREPROCESS, progress=True)
   seconds, kept, computed = {}, {}, {}

@@ -1,11 +1,8 @@
 """Model-side parts of the objectives: heads, penultimate dropout, output transforms.
 
 A network for objective `o` is `features -> o.penultimate() -> o.head(K) -> z ("final_layer")`
-and `z -> o.outputs() -> "outputs"`. The loss always sees `z`; `outputs` are the logits used
-for prediction (docs/protocol.md §2: what the released loss functions returned as `outputs`).
-
-All layers here are registered Keras serializables with `get_config`, so a model that uses
-them saves to and loads from `.keras` files.
+and `z -> o.outputs() -> "outputs"`, the logits used for prediction; the loss always sees `z`.
+All layers are registered Keras serializables, so models using them round-trip `.keras` files.
 """
 
 import math
@@ -33,15 +30,9 @@ def head_kernel_initializer() -> keras.initializers.Initializer:
 class FinalLayerL2(keras.regularizers.Regularizer):
   """Extra final-layer L2 penalty of paper eq. 4: `lambda_ * 0.5 * ||W||_F^2`.
 
-  Attached as the head's `kernel_regularizer`, so the penalty belongs to the layer that owns
-  the kernel (not found by variable name as in the released code) and appears in
-  `layer.losses` / `model.losses`. The released form has the 0.5 (`tf.nn.l2_loss`); eq. 4 omits
-  it. It is added on top of the global weight decay, which the training loop applies. Under
-  `tf.distribute` the loop that sums `model.losses` must divide them by the number of replicas
-  (Keras' own trainer does so in `_aggregate_additional_loss`); `keras.losses.Loss` does not.
-
-  Args:
-    lambda_: Penalty weight, >= 0.
+  The head's `kernel_regularizer` (not found by variable name as in the released code), so it
+  appears in `model.losses`, on top of the global weight decay; the 0.5 is the released form
+  (`tf.nn.l2_loss`), which eq. 4 omits.
   """
 
   def __init__(self, lambda_=_default("extra_final_layer_l2", "lambda_")):
@@ -59,18 +50,9 @@ class FinalLayerL2(keras.regularizers.Regularizer):
 class CosineSoftmaxHead(keras.layers.Layer):
   """Cosine-similarity head of paper eq. 7: `z_k = cos(W_k, x) + b_k`, shape [batch, K].
 
-  With `normalize_features=True` (paper eq. 7) both the kernel columns `W_k` and the features
-  `x` are L2-normalised, so `z_k - b_k` is the cosine similarity. With
-  `normalize_features=False` it is the released head, which normalises only the kernel columns:
-  `z_k = <W_k / ||W_k||, x> + b_k`. The temperature is applied after the head (`outputs` layer
-  and loss divide the whole `z`, bias included, by tau, as released). Kernel [D, K] initialised
-  N(0, 0.01), bias 0 (released). L2 norms are floored at 1e-6 (`normalization.l2_normalize`), so
-  an all-zero feature vector gives `z = b`.
-
-  Args:
-    units: Number of classes K.
-    normalize_features: Normalise `x` (paper eq. 7) or not (released head).
-    kernel_initializer, bias_initializer, kernel_regularizer: Keras initializers/regularizer.
+  `normalize_features=True` (eq. 7) L2-normalises both the kernel columns `W_k` and `x`; False is
+  the released head, `z_k = <W_k / ||W_k||, x> + b_k`. The temperature divides the whole `z`
+  after the head. L2 norms are floored at 1e-6, so an all-zero `x` gives `z = b`.
   """
 
   def __init__(self, units, normalize_features=_default("cosine_softmax", "normalize_features"),
@@ -132,21 +114,14 @@ class TemperatureScaling(keras.layers.Layer):
 
 
 @_register
-class LogitNormalization(keras.layers.Layer):
+class LogitNormalization(TemperatureScaling):
   """`outputs` of `logit_normalization`: `z / (tau * ||z||)` (paper eq. 6), safe at `z = 0`."""
 
   def __init__(self, tau=_default("logit_normalization", "tau"), **kwargs):
-    super().__init__(**kwargs)
-    self.tau = hyperparameters.check_tau(tau)
+    super().__init__(tau, **kwargs)
 
   def call(self, inputs):
-    return normalization.l2_normalize(inputs, axis=-1) / ops.cast(self.tau, inputs.dtype)
-
-  def compute_output_shape(self, input_shape):
-    return input_shape
-
-  def get_config(self):
-    return {**super().get_config(), "tau": self.tau}
+    return super().call(normalization.l2_normalize(inputs, axis=-1))
 
 
 def dense_head(num_classes, *, name="final_layer", bias_value=0.0, lambda_=None, dtype=None):

@@ -6,18 +6,15 @@ Every loss is a `keras.losses.Loss` in `keras.ops` only (any backend), called as
 example). The math runs in float32 (float64 under that floatx; Keras casts bfloat16 logits
 up), through `log_softmax` / `softplus`, so logits of magnitude 1e4 stay finite.
 
-Distribution: with the default reduction ("sum_over_batch_size"), `Loss.__call__` ends in
-`keras.src.losses.loss.reduce_values`, which divides the per-replica mean by
-`tf.distribute.get_strategy().num_replicas_in_sync` (`scale_loss_for_distribution`). Summing
-the per-replica gradients, as `tf.distribute` does, then gives the gradient of the global-batch
-mean. A custom training loop must therefore NOT divide these losses by the number of replicas
-again. Penalties that live in the model (`model.losses`, e.g. `heads.FinalLayerL2`) are not
-scaled by Keras' `Loss`; Keras' own TF trainer scales them in `_aggregate_additional_loss`, and
-a custom loop must do the same.
+Distribution: with the default reduction Keras divides the per-replica mean by the number of
+replicas (`scale_loss_for_distribution`), so a custom loop must NOT divide these losses again;
+penalties in `model.losses` (e.g. `heads.FinalLayerL2`) are not scaled, and a custom loop must
+divide them as Keras' own trainer does (`_aggregate_additional_loss`).
 
 Three objectives also need model-side parts no loss can supply (docs/protocol.md §1):
 build them with `losses.get_objective(name)` (README, "Using an objective in your own Keras
-model"). Labels are validated: static shapes always, values when concrete (eager).
+model"). Labels are validated: static shapes always, values when concrete (eager). The examples
+assume `import numpy as np`.
 """
 
 import keras
@@ -92,7 +89,7 @@ def check_labels_and_logits(labels, logits) -> None:
 
 
 def targets_from_labels(labels, logits):
-  """Returns float targets t [batch, K] from class ids [batch] / [batch, 1] or one-hot [batch, K]."""
+  """Float targets t [batch, K] from class ids [batch] / [batch, 1] or one-hot [batch, K]."""
   num_classes = logits.shape[-1]
   if len(labels.shape) == 2 and labels.shape[-1] == num_classes:
     return ops.cast(labels, logits.dtype)
@@ -106,18 +103,18 @@ def softmax_cross_entropy(targets, logits):
   return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
 
 
-def _math_dtype() -> str:
-  return "float64" if keras.backend.floatx() == "float64" else "float32"
-
-
 class ObjectiveLoss(keras.losses.Loss):
-  """Base class: label checks, targets, float32 math; subclasses define `per_example_loss`.
+  """Base class: label checks, targets, float32 math; subclasses define `per_example_loss`."""
 
-  The default reduction is the batch mean, divided by the replicas (module docstring).
-  """
+  # The constructor's keywords that the config records besides name and reduction.
+  HPARAMS = ()
 
   def __init__(self, name: str, reduction="sum_over_batch_size"):
-    super().__init__(name=name, reduction=reduction, dtype=_math_dtype())
+    dtype = "float64" if keras.backend.floatx() == "float64" else "float32"
+    super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+  def get_config(self):
+    return {**super().get_config(), **{key: getattr(self, key) for key in self.HPARAMS}}
 
   def __call__(self, y_true, y_pred, sample_weight=None):
     # Keras maps conversion over nested lists element by element; make them arrays first.
@@ -142,7 +139,6 @@ class SoftmaxCrossEntropy(ObjectiveLoss):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.SoftmaxCrossEntropy()
@@ -163,15 +159,11 @@ class SoftmaxCrossEntropy(ObjectiveLoss):
 class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
   """`extra_final_layer_l2`, paper eq. 4: the loss value is plain softmax cross-entropy.
 
-  The penalty `lambda_ * 0.5 * ||W||_F^2` on the final-layer kernel (released form; eq. 4 omits
-  the 0.5, the released lambda = 8e-4 goes with it) is owned by the head layer
-  (`heads.FinalLayerL2` kernel regularizer) and reaches training through `model.losses`.
-  `lambda_` (>= 0) is recorded so that the loss's config names the whole objective. **Alone,
-  this loss is plain softmax cross-entropy**: the objective needs its head.
+  The penalty `lambda_ * 0.5 * ||W||_F^2` is the head's kernel regularizer (`heads.FinalLayerL2`);
+  `lambda_` is recorded so that the loss's config names the whole objective.
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.ExtraFinalLayerL2CrossEntropy()
@@ -182,6 +174,8 @@ class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
   0.0008
   """
 
+  HPARAMS = ("lambda_",)
+
   def __init__(self, lambda_=_default("extra_final_layer_l2", "lambda_"),
                name="extra_final_layer_l2",
                reduction="sum_over_batch_size"):
@@ -189,23 +183,16 @@ class ExtraFinalLayerL2CrossEntropy(SoftmaxCrossEntropy):
     self.lambda_ = hyperparameters.check_non_negative(
         "lambda_", lambda_, "the extra final-layer L2 weight must be >= 0")
 
-  def get_config(self):
-    return {**super().get_config(), "lambda_": self.lambda_}
-
 
 @_register
 class PenultimateDropoutCrossEntropy(SoftmaxCrossEntropy):
   """`dropout`, paper eq. 3: the loss value is softmax cross-entropy of the dropped-out logits.
 
-  The dropout `x -> x * xi / rho`, `xi ~ Bernoulli(rho)` acts on the penultimate features inside
-  the model (`Objective.penultimate()`), so the loss sees `z~ = W x~ + b` and eq. 3's expectation
-  over xi is taken by SGD. `keep_prob` (rho in (0, 1]) is recorded so that the loss's config
-  names the objective. **Alone, this loss is plain softmax cross-entropy**: the objective
-  needs its `penultimate()` dropout layer.
+  The dropout acts on the penultimate features inside the model (`Objective.penultimate()`), so
+  the loss sees `z~ = W x~ + b`; `keep_prob` is recorded so that the loss's config names it.
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.PenultimateDropoutCrossEntropy()
@@ -216,26 +203,22 @@ class PenultimateDropoutCrossEntropy(SoftmaxCrossEntropy):
   ('Dropout', 0.3)
   """
 
+  HPARAMS = ("keep_prob",)
+
   def __init__(self, keep_prob=_default("dropout", "keep_prob"), name="dropout",
                reduction="sum_over_batch_size"):
     super().__init__(name=name, reduction=reduction)
     self.keep_prob = hyperparameters.check_keep_prob(keep_prob)
-
-  def get_config(self):
-    return {**super().get_config(), "keep_prob": self.keep_prob}
 
 
 @_register
 class LabelSmoothingCrossEntropy(ObjectiveLoss):
   """`label_smoothing`, paper eq. 2.
 
-  Cross-entropy with targets `t' = (1 - alpha) t + alpha / K`, multiplied by `1 / (1 - alpha)`
-  (alpha in [0, 1)) so that the gradient with respect to the correct-class logit keeps its
-  scale (paper and released code agree).
+  Cross-entropy with targets `t' = (1 - alpha) t + alpha / K`, times `1 / (1 - alpha)`.
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.LabelSmoothingCrossEntropy()      # alpha = 0.1
@@ -244,6 +227,8 @@ class LabelSmoothingCrossEntropy(ObjectiveLoss):
   >>> round(float(losses.LabelSmoothingCrossEntropy(alpha=0.0)([0, 1], z)), 4)  # = softmax
   0.3171
   """
+
+  HPARAMS = ("alpha",)
 
   def __init__(self, alpha=_default("label_smoothing", "alpha"), name="label_smoothing",
                reduction="sum_over_batch_size"):
@@ -255,23 +240,16 @@ class LabelSmoothingCrossEntropy(ObjectiveLoss):
     smoothed = targets * (1.0 - self.alpha) + self.alpha / num_classes
     return softmax_cross_entropy(smoothed, logits) / (1.0 - self.alpha)
 
-  def get_config(self):
-    return {**super().get_config(), "alpha": self.alpha}
-
 
 @_register
 class SigmoidCrossEntropy(ObjectiveLoss):
   """`sigmoid`, paper eq. 8: one-vs-rest binary cross-entropy summed over the K classes.
 
-  Per example `sum_k softplus(z_k) - z_y`, computed as
-  `sum_k t_k softplus(-z_k) + (1 - t_k) softplus(z_k)` (equal for t in {0, 1}) so that no
-  large terms cancel. The `-log K` prior of the paper lives in the head's bias initialisation
-  (`Objective.head`); the released code instead subtracted `log K` from the logits here, which
-  is the same model. Predictions rank the logits.
+  Per example `sum_k t_k softplus(-z_k) + (1 - t_k) softplus(z_k)`, so that no large terms
+  cancel. The paper's `-log K` prior lives in the head's bias initialisation (`Objective.head`).
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.SigmoidCrossEntropy()
@@ -295,13 +273,14 @@ class LogitPenaltyCrossEntropy(ObjectiveLoss):
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.LogitPenaltyCrossEntropy()         # beta = 6e-4
   >>> round(float(loss([0, 1], z)), 4)                 # 0.3171 + 6e-4 * 0.5 * mean ||z||^2
   0.3182
   """
+
+  HPARAMS = ("beta",)
 
   def __init__(self, beta=_default("logit_penalty", "beta"), name="logit_penalty",
                reduction="sum_over_batch_size"):
@@ -313,21 +292,16 @@ class LogitPenaltyCrossEntropy(ObjectiveLoss):
     penalty = self.beta * 0.5 * ops.sum(ops.square(logits), axis=-1)
     return softmax_cross_entropy(targets, logits) + penalty
 
-  def get_config(self):
-    return {**super().get_config(), "beta": self.beta}
-
 
 @_register
 class LogitNormalizationCrossEntropy(ObjectiveLoss):
   """`logit_normalization`, paper eq. 6: softmax cross-entropy of `z / (tau * ||z||)`.
 
-  `||z||` is floored at 1e-6 as in `tf.math.l2_normalize` (the released code), so `z = 0`
-  gives the value `log K` and a finite gradient. With `scale_loss_by_tau` the loss is
-  multiplied by tau when tau < 0.05 (paper §3.4, footnote 1; off in the released runs).
+  `||z||` is floored at 1e-6 (`tf.math.l2_normalize`, as released), so `z = 0` gives `log K`;
+  `scale_loss_by_tau` as for cosine softmax.
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> loss = losses.LogitNormalizationCrossEntropy(tau=0.5)   # released: tau = 0.04
@@ -336,6 +310,8 @@ class LogitNormalizationCrossEntropy(ObjectiveLoss):
   >>> round(float(loss([0, 1], 10 * z)), 4)            # invariant to the scale of z
   0.2853
   """
+
+  HPARAMS = ("tau", "scale_loss_by_tau")
 
   def __init__(self, tau=_default("logit_normalization", "tau"),
                scale_loss_by_tau=_default("logit_normalization", "scale_loss_by_tau"),
@@ -349,25 +325,17 @@ class LogitNormalizationCrossEntropy(ObjectiveLoss):
     factor = hyperparameters.tau_loss_factor(self.tau, self.scale_loss_by_tau)
     return factor * softmax_cross_entropy(targets, scaled)
 
-  def get_config(self):
-    return {**super().get_config(), "tau": self.tau,
-            "scale_loss_by_tau": self.scale_loss_by_tau}
-
 
 @_register
 class CosineSoftmaxCrossEntropy(ObjectiveLoss):
   """`cosine_softmax`, paper eq. 7: softmax cross-entropy of `z / tau`.
 
-  `z` is the output of `heads.CosineSoftmaxHead`, `z_k = cos(W_k, x) + b_k`; dividing the whole
-  output (bias included) by tau is the released form, so eq. 7's bias `b_k` corresponds to
-  `b_k / tau` here (a reparametrisation of the same model). With `scale_loss_by_tau` the loss is
-  multiplied by tau when tau < 0.05 (paper §3.4, footnote 1, used for the Table 4 sweep).
-  `normalize_features` (the head's, eq. 7 or released) is recorded so that the loss's config
-  names the whole objective; it does not change the loss value.
+  `z` is the output of `heads.CosineSoftmaxHead`, `z_k = cos(W_k, x) + b_k`; dividing the bias
+  by tau too is the released form. With `scale_loss_by_tau` the loss is multiplied by tau when
+  tau < 0.05 (paper §3.4, footnote 1). `normalize_features` (the head's) is only recorded.
 
   Example (the cosine head's output z lies in [-1, 1] plus the bias):
 
-  >>> import numpy as np
   >>> from official import losses
   >>> objective = losses.get_objective("cosine_softmax")      # tau = 0.05
   >>> head = objective.head(3)                                 # z_k = cos(W_k, x) + b_k
@@ -377,6 +345,8 @@ class CosineSoftmaxCrossEntropy(ObjectiveLoss):
   >>> round(float(objective.loss([0, 1], z)), 4)      # softmax cross-entropy of z / tau
   0.2753
   """
+
+  HPARAMS = ("tau", "normalize_features", "scale_loss_by_tau")
 
   def __init__(self, tau=_default("cosine_softmax", "tau"),
                normalize_features=_default("cosine_softmax", "normalize_features"),
@@ -392,28 +362,18 @@ class CosineSoftmaxCrossEntropy(ObjectiveLoss):
     factor = hyperparameters.tau_loss_factor(self.tau, self.scale_loss_by_tau)
     return factor * softmax_cross_entropy(targets, logits / self.tau)
 
-  def get_config(self):
-    return {**super().get_config(), "tau": self.tau,
-            "normalize_features": self.normalize_features,
-            "scale_loss_by_tau": self.scale_loss_by_tau}
-
 
 @_register
 class SquaredError(ObjectiveLoss):
   """`squared_error` (Hui & Belkin), paper eq. 9, released form.
 
-  Per example `loss_scale * (kappa * (z_y - M)^2 + sum_{k != y} z_k^2)`. Paper eq. 9 writes the
-  same bracket times 1/K (loss_scale = 1/K); kappa = M = 1 is plain squared error.
-
-  The released defaults (loss_scale = 10, M = 60) go with the paper's ImageNet recipe: the
-  loss starts near 3.2e5 and at learning rates common for small models diverges or stays at
-  chance (a one-hidden-layer network on scikit-learn's digits, SGD at 0.05, 5 epochs: 10%;
-  with loss_scale = 1/10 and M = 6: 95%). Elsewhere use eq. 9's 1 / K and an M the logits
-  reach (the demo preset, docs/protocol.md §7).
+  Per example `loss_scale * (kappa * (z_y - M)^2 + sum_{k != y} z_k^2)`; eq. 9 has loss_scale
+  = 1/K. The released loss_scale = 10 and M = 60 go with the ImageNet recipe; at learning rates
+  common for small models they diverge or stay at chance (a one-hidden-layer network on
+  scikit-learn's digits, SGD at 0.05, 5 epochs: 10%; loss_scale = 1/10 and M = 6: 95%).
 
   Example:
 
-  >>> import numpy as np
   >>> from official import losses
   >>> z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])  # head output: 2 examples, K = 3
   >>> round(float(losses.SquaredError()([0, 1], z)), 1)      # released: huge at z ~ 0
@@ -427,6 +387,8 @@ class SquaredError(ObjectiveLoss):
   ...                 float(keras.losses.MeanSquaredError()(np.eye(3)[[0, 1]], z))))
   True
   """
+
+  HPARAMS = ("kappa", "m", "loss_scale")
 
   def __init__(self, kappa=_default("squared_error", "kappa"),
                m=_default("squared_error", "m"),
@@ -443,7 +405,3 @@ class SquaredError(ObjectiveLoss):
     correct = self.kappa * ops.square(logits - self.m)
     other = ops.square(logits)
     return self.loss_scale * ops.sum(targets * correct + (1.0 - targets) * other, axis=-1)
-
-  def get_config(self):
-    return {**super().get_config(), "kappa": self.kappa, "m": self.m,
-            "loss_scale": self.loss_scale}

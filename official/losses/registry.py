@@ -1,10 +1,8 @@
 """One table `objective name -> hyperparameters and parts`; `get` and `get_objective`.
 
-The released code keeps a table of hyperparameters (`LOSS_HYPERPARAMETERS`); here each entry
-says which loss, head, penultimate transform and output transform the objective uses, so a
-model builder asks for an objective by name and gets all of them. The released defaults come
-from the one table `hyperparameters.RELEASED_DEFAULTS`. Adding an objective is one entry there
-and one `ObjectiveDefinition` entry in `_DEFINITIONS`.
+Each entry says which loss, head, penultimate transform and output transform the objective
+uses; its defaults are `hyperparameters.RELEASED_DEFAULTS`. Adding an objective is one entry
+there and one `ObjectiveDefinition` in `_DEFINITIONS`.
 """
 
 import dataclasses
@@ -20,13 +18,9 @@ from official.losses import objectives
 HParams = Mapping[str, Any]
 
 
-def _identity(name, dtype):
-  return keras.layers.Identity(name=name, dtype=dtype)
-
-
 def _identity_layer(hparams, name, dtype):
   del hparams
-  return _identity(name, dtype)
+  return keras.layers.Identity(name=name, dtype=dtype)
 
 
 def _linear_head(hparams, num_classes, name, dtype):
@@ -36,72 +30,54 @@ def _linear_head(hparams, num_classes, name, dtype):
 
 @dataclasses.dataclass(frozen=True)
 class ObjectiveDefinition:
-  """Registry entry. The layer factories receive the resolved hyperparameters.
+  """Registry entry; the objective's keywords and their defaults are its RELEASED_DEFAULTS.
 
   Attributes:
-    defaults: Every keyword the objective accepts with its released default, whose type
-      (float or bool) is the keyword's.
     loss: `objectives.ObjectiveLoss` subclass, `loss(**hparams)` with every keyword (so its
       config names the whole objective); its constructor checks their ranges.
     head: (hparams, num_classes, name, dtype) -> layer mapping features [B, D] to z [B, K].
     penultimate: (hparams, name, dtype) -> layer applied to the penultimate features.
     outputs: (hparams, name, dtype) -> layer mapping z to the logits used for prediction.
   """
-  defaults: HParams
   loss: type
   head: Callable[[HParams, int, str, Any], keras.layers.Layer] = _linear_head
   penultimate: Callable[[HParams, str, Any], keras.layers.Layer] = _identity_layer
   outputs: Callable[[HParams, str, Any], keras.layers.Layer] = _identity_layer
 
 
-_RELEASED = hyperparameters.RELEASED_DEFAULTS
-
 _DEFINITIONS = {
-    "softmax": ObjectiveDefinition(
-        defaults=_RELEASED["softmax"],
-        loss=objectives.SoftmaxCrossEntropy),
-    "label_smoothing": ObjectiveDefinition(
-        defaults=_RELEASED["label_smoothing"],
-        loss=objectives.LabelSmoothingCrossEntropy),
+    "softmax": ObjectiveDefinition(loss=objectives.SoftmaxCrossEntropy),
+    "label_smoothing": ObjectiveDefinition(loss=objectives.LabelSmoothingCrossEntropy),
     "sigmoid": ObjectiveDefinition(
-        defaults=_RELEASED["sigmoid"],
         loss=objectives.SigmoidCrossEntropy,
         head=lambda hp, k, name, dtype: heads.sigmoid_head(k, name=name, dtype=dtype)),
     "extra_final_layer_l2": ObjectiveDefinition(
-        defaults=_RELEASED["extra_final_layer_l2"],
         loss=objectives.ExtraFinalLayerL2CrossEntropy,
         head=lambda hp, k, name, dtype: heads.dense_head(
             k, name=name, lambda_=hp["lambda_"], dtype=dtype)),
     "dropout": ObjectiveDefinition(
-        defaults=_RELEASED["dropout"],
         loss=objectives.PenultimateDropoutCrossEntropy,
         penultimate=lambda hp, name, dtype: heads.penultimate_dropout(
             hp["keep_prob"], name=name, dtype=dtype)),
-    "logit_penalty": ObjectiveDefinition(
-        defaults=_RELEASED["logit_penalty"],
-        loss=objectives.LogitPenaltyCrossEntropy),
+    "logit_penalty": ObjectiveDefinition(loss=objectives.LogitPenaltyCrossEntropy),
     "logit_normalization": ObjectiveDefinition(
-        defaults=_RELEASED["logit_normalization"],
         loss=objectives.LogitNormalizationCrossEntropy,
         outputs=lambda hp, name, dtype: heads.LogitNormalization(
             tau=hp["tau"], name=name, dtype=dtype)),
     "cosine_softmax": ObjectiveDefinition(
-        defaults=_RELEASED["cosine_softmax"],
         loss=objectives.CosineSoftmaxCrossEntropy,
         head=lambda hp, k, name, dtype: heads.CosineSoftmaxHead(
             k, normalize_features=hp["normalize_features"], name=name, dtype=dtype),
         outputs=lambda hp, name, dtype: heads.TemperatureScaling(
             tau=hp["tau"], name=name, dtype=dtype)),
-    "squared_error": ObjectiveDefinition(
-        defaults=_RELEASED["squared_error"],
-        loss=objectives.SquaredError),
+    "squared_error": ObjectiveDefinition(loss=objectives.SquaredError),
 }
 
 NAMES = tuple(_DEFINITIONS)
 ALIASES = {"mse": "squared_error"}
 # Released defaults (docs/protocol.md §1) plus the switches each objective accepts; a copy of
 # hyperparameters.RELEASED_DEFAULTS, so editing it changes nothing.
-DEFAULT_HPARAMS = {name: dict(d.defaults) for name, d in _DEFINITIONS.items()}
+DEFAULT_HPARAMS = {name: dict(hyperparameters.RELEASED_DEFAULTS[name]) for name in NAMES}
 
 
 def canonical_name(name: str) -> str:
@@ -116,7 +92,7 @@ def canonical_name(name: str) -> str:
 
 def _typed_hparams(name: str, hparams: HParams) -> dict:
   """Released defaults of objective `name` overridden by `hparams`, type-checked."""
-  defaults = _DEFINITIONS[name].defaults
+  defaults = hyperparameters.RELEASED_DEFAULTS[name]
   resolved = dict(defaults)
   for key, value in hparams.items():
     if key not in defaults:
@@ -130,13 +106,8 @@ def _typed_hparams(name: str, hparams: HParams) -> dict:
 
 
 class Objective:
-  """One training objective: its loss, head, penultimate transform and output transform.
-
-  Attributes:
-    name: Canonical registry name.
-    hparams: Resolved hyperparameters (released defaults unless overridden); JSON values.
-    loss: The `keras.losses.Loss`, applied to the head output z ("final_layer").
-  """
+  """One training objective: its loss (applied to the head output z), head, penultimate
+  transform and output transform; `hparams` are the resolved hyperparameters (JSON values)."""
 
   def __init__(self, name: str, **hparams):
     self.name = canonical_name(name)
@@ -200,10 +171,9 @@ def get(name: str, **hparams) -> keras.losses.Loss:
   >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
   >>> model.compile(optimizer="sgd", loss=losses.get("label_smoothing", alpha=0.2))
 
-  For the objectives of MODEL_SIDE it warns (`UserWarning`) that a model without their layers
-  trains exactly as softmax; "cosine_softmax" and "logit_normalization" predict with
-  `get_objective(name).outputs()`, and cosine softmax expects z from its cosine head: build a
-  whole objective with `get_objective` (README, "Using an objective in your own Keras model").
+  For the objectives of MODEL_SIDE it warns that a model without their layers trains exactly as
+  softmax; build a whole objective with `get_objective` (README, "Using an objective in your own
+  Keras model").
   """
   objective = get_objective(name, **hparams)
   if objective.name in MODEL_SIDE:

@@ -1,19 +1,13 @@
 """Pretrained networks as functions images -> endpoints; SavedModel export for training.
 
-`load(path)` takes a SavedModel (from `export_saved_model`, or a released one whose
-"serving_default" signature returns the docs/protocol.md §2 endpoints) or a training
-model_dir (its export/saved_model, else the network rebuilt from config.json with the EMA
-weights of the latest checkpoint) and returns an `EndpointModel`: normalised images
-[B, H, W, 3] -> dict of endpoints. `load_keras_model(model_dir)` is that rebuilt, trainable
-network (what fine-tuning starts from); `read_model_dir` describes it without building it.
-
-The released models have 1001 outputs whose class 0 is an unused background class; the
-EndpointModel drops it from final_layer and outputs, so K = 1000 and class k is ImageNet
-class k. Their final_avg_pool comes as [B, 1, 1, D] and is returned as [B, D].
+`load(path)` takes a SavedModel (ours, or a released one whose "serving_default" signature
+returns the docs/protocol.md §2 endpoints) or a training model_dir (its export/saved_model, else
+the network rebuilt from config.json with the EMA weights of the latest checkpoint). The
+released models' unused background class 0 is dropped from final_layer and outputs, and their
+final_avg_pool [B, 1, 1, D] is returned as [B, D].
 """
 
 import dataclasses
-import json
 import os
 import uuid
 from typing import Callable, Mapping, Sequence
@@ -41,20 +35,19 @@ CLASSES_WITH_BACKGROUND = 1001
 class EndpointModel:
   """A pretrained network as a function images [B, H, W, 3] -> dict of endpoints.
 
-  `num_classes` is K after dropping any background class; `keras_model` is the keras.Model
-  when rebuilt from a checkpoint, else None.
+  `num_classes` is K after dropping the background class of CLASSES_WITH_BACKGROUND outputs;
+  `keras_model` is the keras.Model when rebuilt from a checkpoint, else None.
   """
 
   def __init__(self, fn: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], *, path: str,
                endpoint_names: Sequence[str], input_size: tuple[int, int],
-               num_classes: int, drop_background: bool = False,
-               keras_model: keras.Model | None = None):
+               num_classes: int, keras_model: keras.Model | None = None):
     self._fn = fn
-    self._drop_background = drop_background
+    self._drop_background = num_classes == CLASSES_WITH_BACKGROUND
     self.path = path
     self.endpoint_names = list(endpoint_names)
     self.input_size = tuple(input_size)
-    self.num_classes = num_classes - 1 if drop_background else num_classes
+    self.num_classes = num_classes - 1 if self._drop_background else num_classes
     self.keras_model = keras_model
 
   def __call__(self, images, endpoints: Sequence[str] | None = None) -> dict[str, tf.Tensor]:
@@ -108,12 +101,9 @@ def export_saved_model(model: keras.Model, export_dir: str,
   tmp_dir = f"{export_dir}.tmp-{suffix}"
   try:
     tf.saved_model.save(module, tmp_dir, signatures={SERVING_SIGNATURE: serve})
-    assets = io.join(tmp_dir, "assets")
-    io.makedirs(assets)
-    with tf.io.gfile.GFile(io.join(assets, ENDPOINTS_FILE), "w") as f:
-      f.write(json.dumps({"endpoint_names": names,
-                          "image_size": height if height == width else [height, width],
-                          "num_classes": num_classes}, indent=2) + "\n")
+    io.atomic_write_json(io.join(tmp_dir, "assets", ENDPOINTS_FILE), {
+        "endpoint_names": names, "image_size": height if height == width else [height, width],
+        "num_classes": num_classes})
     if io.exists(export_dir):
       old_dir = f"{export_dir}.old-{suffix}"
       io.rename(export_dir, old_dir)
@@ -165,8 +155,7 @@ def _load_saved_model(path: str) -> EndpointModel:
 
   metadata_path = os.path.join(path, "assets", ENDPOINTS_FILE)
   if io.exists(metadata_path):
-    with tf.io.gfile.GFile(metadata_path) as f:
-      metadata = json.loads(f.read())
+    metadata = io.read_json(metadata_path)
     input_size = _image_size(metadata["image_size"])
     num_classes = int(metadata["num_classes"])
   else:
@@ -180,8 +169,7 @@ def _load_saved_model(path: str) -> EndpointModel:
 
   return EndpointModel(
       fn, path=path, endpoint_names=resnet.sort_endpoint_names(outputs.keys()),
-      input_size=input_size, num_classes=num_classes,
-      drop_background=(num_classes == CLASSES_WITH_BACKGROUND))
+      input_size=input_size, num_classes=num_classes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,12 +186,7 @@ class ModelDir:
 
 
 def read_model_dir(model_dir: str) -> ModelDir:
-  """Reads <model_dir>/config.json and finds the latest checkpoint, without building anything.
-
-  Raises:
-    FileNotFoundError: no config.json, or no checkpoint.
-    ValueError: config.json is refused (config.read_run_config), or lacks num_classes.
-  """
+  """Reads <model_dir>/config.json and finds the latest checkpoint, without building anything."""
   model_dir = os.fspath(model_dir)
   config = config_lib.read_run_config(model_dir)
   config_path = os.path.join(model_dir, CONFIG_FILE)
@@ -255,9 +238,9 @@ def _load_checkpoint(model_dir: str) -> EndpointModel:
   height, width = model.input_shape[1:3]
   num_classes = int(model.output["final_layer"].shape[-1])
   return EndpointModel(
-      _serving_function(model, height, width), path=model_dir, endpoint_names=resnet.endpoint_names(model),
-      input_size=(height, width), num_classes=num_classes,
-      drop_background=(num_classes == CLASSES_WITH_BACKGROUND), keras_model=model)
+      _serving_function(model, height, width), path=model_dir,
+      endpoint_names=resnet.endpoint_names(model),
+      input_size=(height, width), num_classes=num_classes, keras_model=model)
 
 
 def _serving_function(model: keras.Model, height: int, width: int):
@@ -273,10 +256,7 @@ def _serving_function(model: keras.Model, height: int, width: int):
 
 def _image_size(image_size) -> tuple[int, int]:
   """H or (H, W) -> (H, W)."""
-  if isinstance(image_size, int):
-    size = (image_size, image_size)
-  else:
-    size = tuple(image_size)
+  size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
   if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
     raise ValueError(f"image_size={image_size!r} must be a positive integer or (H, W)")
   return size

@@ -1,15 +1,10 @@
 """ResNet v1 with the named endpoints of the study (docs/protocol.md §2), in `keras.layers` only.
 
-The released ResNet-50 v1 (He et al. 2016, as in the TPU reference model), as docs/protocol.md
-§2 describes it. Two details of the released code: the stride of a group sits on its first
-block's 3x3 convolution, which alone has a projection shortcut (also in group 1, where a
-basic block keeps 64 channels); and strided convolutions zero-pad by (k - 1) // 2 before and
-k - 1 - (k - 1) // 2 after, then run "valid", so the padding does not depend on the input size.
-
-The model's output is a dict of every endpoint (block1 ... blockN, final_avg_pool taken
-BEFORE the objective's penultimate transform such as dropout, final_layer z, outputs), so any
-layer of the study is reachable without rebuilding the model. `ResNetConfig`'s knobs shrink
-the network for small images on a CPU.
+As in the released code, a group's first block alone has a projection shortcut (also in group 1,
+where a basic block keeps 64 channels), and strided convolutions zero-pad by (k - 1) // 2 before
+and k - 1 - (k - 1) // 2 after, then run "valid", so the padding does not depend on the input
+size. The model's output is the dict of every endpoint, final_avg_pool taken before the
+objective's penultimate transform (such as dropout).
 """
 
 import dataclasses
@@ -41,18 +36,11 @@ _BLOCK_ENDPOINT = re.compile(r"^block(\d+)$")
 
 @dataclasses.dataclass
 class ResNetConfig:
-  """Architecture of a ResNet v1.
+  """Architecture of a ResNet v1: `depth` 18 or 34 (basic blocks), 50, 101 or 152 (bottleneck).
 
-  Attributes:
-    depth: 18 or 34 (basic blocks), 50, 101 or 152 (bottleneck blocks).
-    width_multiplier: scales every filter count (rounded, at least 1).
-    small_input_stem: a 3x3 stem convolution without max-pool (for 32x32 images) instead of
-      the paper's 7x7/2 convolution + 3x3/2 max-pool.
-    small_input_stem_stride: its stride, 1 or 2 (2 halves every feature map: ~4x cheaper).
-    bn_momentum: batch-norm moving-average momentum (moving = m * moving + (1 - m) * batch).
-    bn_epsilon: batch-norm epsilon.
-    block_counts: blocks per group, overriding the depth's (the block type still follows
-      `depth`): (1, 1, 1, 1) with depth 18 is a ResNet-10.
+  `small_input_stem`: a 3x3 stem convolution of stride `small_input_stem_stride` without
+  max-pool (for 32x32 images) instead of 7x7/2 + 3x3/2 max-pool. `block_counts`: blocks per
+  group, overriding the depth's: (1, 1, 1, 1) with depth 18 is a ResNet-10.
   """
   depth: int = 50
   width_multiplier: float = 1.0
@@ -92,11 +80,6 @@ class ResNetConfig:
   @property
   def blocks_per_group(self) -> tuple[int, ...]:
     return self.block_counts or DEPTHS[self.depth][1]
-
-  @property
-  def num_blocks(self) -> int:
-    """N, the number of `blockN` endpoints (16 for ResNet-50, 8 for ResNet-18)."""
-    return sum(self.blocks_per_group)
 
   @property
   def feature_dim(self) -> int:

@@ -107,7 +107,7 @@ class BasicBlockTest(tf.test.TestCase):
       model = self.models[depth]
       self.assertEqual(_count(model.trainable_weights), expected)
       self.assertLen([n for n in resnet.endpoint_names(model) if n.startswith("block")],
-                     resnet.ResNetConfig(depth=depth).num_blocks)
+                     sum(resnet.ResNetConfig(depth=depth).blocks_per_group))
 
   def test_endpoint_shapes_at_224(self):
     # 7x7/2 stem with fixed padding: 224 -> 112; 3x3/2 max-pool: -> 56; groups: 56, 28, 14, 7.
@@ -263,8 +263,8 @@ class ConfigTest(tf.test.TestCase):
     self.assertEqual(as_dict["block_counts"], [1, 1, 1, 1])
     restored = resnet.ResNetConfig.from_dict({**as_dict, "num_classes": 10, "image_size": 32})
     self.assertEqual(restored, config)
-    self.assertEqual(restored.num_blocks, 4)
-    self.assertEqual(resnet.ResNetConfig().num_blocks, 16)
+    self.assertEqual(sum(restored.blocks_per_group), 4)
+    self.assertEqual(sum(resnet.ResNetConfig().blocks_per_group), 16)
     self.assertEqual(resnet.ResNetConfig().feature_dim, 2048)
 
   def test_bad_configs_give_one_line_errors(self):

@@ -20,15 +20,8 @@ STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
 
 def get_strategy(name: str = "default",
                  tpu_address: Optional[str] = None) -> tf.distribute.Strategy:
-  """The strategy called `name` (one of STRATEGIES).
-
-  Args:
-    name: "default", "mirrored", "multi_worker_mirrored" or "tpu".
-    tpu_address: for "tpu": the TPU name or grpc:// address ("" or "local" on a TPU VM).
-
-  Raises:
-    ValueError: unknown name, or a TPU address given to another strategy.
-  """
+  """The strategy called `name` (one of STRATEGIES); `tpu_address` for "tpu": the TPU name or
+  grpc:// address ("" or "local" on a TPU VM)."""
   if name not in STRATEGIES:
     raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
   if tpu_address and name != "tpu":
@@ -60,11 +53,7 @@ def split_cpu(num_devices: int) -> None:
 
 
 def worker_info(strategy: tf.distribute.Strategy) -> tuple[int, int, bool]:
-  """(number of workers, this worker's index, whether it is the chief) of `strategy`.
-
-  The chief writes the model directory (config, summaries, export, metrics); other workers
-  of a multi-worker run only take part in the collective work.
-  """
+  """(number of workers, this worker's index, whether it is the chief: the one that writes)."""
   resolver = getattr(strategy, "cluster_resolver", None)
   if resolver is None or isinstance(strategy, tf.distribute.TPUStrategy):
     return 1, 0, True

@@ -5,19 +5,13 @@
                          hparams={"learning_rate": 0.1})
     progress = runner.train(task.train_loop, train_dataset, task.learning_rate, cadence)
 
-A task supplies only what differs: its tf.train.Checkpoint and step variable; `train_loop(
-iterator, num_steps)`, num_steps compiled steps returning host scalars "loss", "total_loss",
-"finite" and optionally "correct" (for training top-1); `train_dataset(epoch, skip_steps)`,
-epoch `epoch` distributed without its first skip_steps global batches (its order a function of
-(seed, epoch) only, so a resumed epoch continues the same stream); `learning_rate()`; the
-`Cadence`; whether a NaN/Inf loss raises TrainingDiverged or stops the run; a check of the
-weights before each checkpoint; what runs after each epoch (evaluation).
-
-The `Runner` owns the run directory: checkpoints/ckpt-N (tf.train.CheckpointManager; a
-non-chief worker saves to .worker<i>/checkpoints, deleted after each save) and train/, eval/
-(TensorBoard scalars, the HParams at the top). `Runner.train` reads top to bottom in labelled
-sections: step boundaries, one compiled loop, divergence, checkpoints, summaries and the
-progress line, preemption, the end of an epoch.
+A task supplies its tf.train.Checkpoint and step variable; `train_loop(iterator, num_steps)`,
+num_steps compiled steps returning host scalars "loss", "total_loss", "finite" and optionally
+"correct"; `train_dataset(epoch, skip_steps)`, epoch `epoch` without its first skip_steps
+global batches (its order a function of (seed, epoch) only, so a resumed epoch continues the
+same stream); `learning_rate()` and the `Cadence`. The `Runner` owns checkpoints/ckpt-N (a
+non-chief worker saves to .worker<i>/checkpoints, deleted after each save) and the train/ and
+eval/ TensorBoard scalars.
 """
 
 import contextlib
@@ -47,9 +41,8 @@ class Preempted(Exception):
 def seed_everything(seed: int) -> None:
   """Seeds Python, NumPy and Keras (initialisation, dropout) with `seed`.
 
-  TensorFlow's global seed is then cleared: the seeded TF ops of the run (the data order and
-  augmentation of official.data.input_pipeline) depend on their own seeds only, so the stream
-  is the same in every process, whatever global seed a caller had set.
+  TensorFlow's global seed is then cleared: the data order and augmentation depend on their own
+  seeds only, so the stream is the same in every process, whatever global seed a caller set.
   """
   keras.utils.set_random_seed(seed)
   tf.random.set_seed(None)
@@ -58,14 +51,11 @@ def seed_everything(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------
 # Preemption.
 #
-# tf.distribute.experimental.PreemptionCheckpointHandler is not used: it supports only
-# MultiWorkerMirroredStrategy and TPUStrategy (it takes their cluster resolver), while runs
-# here also use the default and mirrored strategies; it owns one checkpoint per process and,
-# once it has saved, ends the process itself (TerminationConfig's exit_fn). Here one process
-# runs many loops (the study's runs, fine-tuning's grid points), a grid point evaluating when
-# SIGTERM arrives first writes its result, and callers turn `Preempted` into a clean exit
-# (status 0). So SIGTERM only sets a flag that every worker checks between compiled loops (a
-# collective, so all workers save and stop at the same step).
+# Not tf.distribute.experimental.PreemptionCheckpointHandler: it supports only multi-worker and
+# TPU strategies, owns one checkpoint per process and ends the process itself, while one process
+# here runs many loops (the study's runs, fine-tuning's grid points) and callers turn
+# `Preempted` into a clean exit. So SIGTERM only sets a flag that every worker checks between
+# compiled loops (a collective, so all workers save and stop at the same step).
 
 
 class _StopSignal:
@@ -90,13 +80,11 @@ class _StopSignal:
 
   def requested_on_any_worker(self, strategy: tf.distribute.Strategy,
                               num_workers: int) -> bool:
-    """Whether SIGTERM arrived here or, with num_workers > 1, on any worker.
-
-    With several workers this is a collective (every worker calls it at the same step) and
-    every worker gets the same answer, so all save a checkpoint, then stop, together.
-    """
+    """Whether SIGTERM arrived here or, with num_workers > 1, on any worker (a collective)."""
     if num_workers > 1:
-      self.requested = _any_worker(strategy, self.requested)
+      # ReduceOp has SUM and MEAN only: any worker's 1 makes the sum positive.
+      value = strategy.run(lambda: tf.constant(1.0 if self.requested else 0.0))
+      self.requested = bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0)
     return self.requested
 
 
@@ -107,16 +95,8 @@ _active_guard: Optional[_StopSignal] = None
 def preemption_guard() -> Iterator[_StopSignal]:
   """Context manager under which SIGTERM only sets a flag, for loops that stop cleanly.
 
-      with loop.preemption_guard() as stop:
-        while ...:
-          ... one compiled loop ...
-          if stop.requested_on_any_worker(strategy, num_workers):
-            save a checkpoint
-            raise loop.Preempted("...; rerun the same command to resume")
-
-  The previous SIGTERM handler is back on exit. A guard entered inside another one is that
-  one (a SIGTERM caught by the outer guard is seen inside, and the other way round). Outside
-  the main thread no handler can be installed and `stop.requested` stays False.
+  A guard entered inside another one is that one (a SIGTERM caught by either is seen by both).
+  Outside the main thread no handler can be installed and `stop.requested` stays False.
   """
   global _active_guard
   main = threading.current_thread() is threading.main_thread()
@@ -133,31 +113,16 @@ def preemption_guard() -> Iterator[_StopSignal]:
         _active_guard = None
 
 
-def _any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
-  """True on every worker when `flag` is True on any (so all save, then stop, together)."""
-  value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
-  # ReduceOp has SUM and MEAN only: any worker's 1 makes the sum positive.
-  return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0)
-
-
 # ---------------------------------------------------------------------------------------------
 # The loop.
 
 
 @dataclasses.dataclass(frozen=True)
 class Cadence:
-  """When the loop stops, logs and saves.
+  """When the loop stops, logs and saves; logging and checkpoints also at the last step.
 
-  Attributes:
-    total_steps: optimiser steps of the whole run.
-    steps_per_epoch: global batches per epoch (a new epoch restarts the data stream).
-    steps_per_loop: steps per call of the compiled loop (between host checks).
-    log_every_steps: TensorBoard scalars and a console line every N steps and at the last
-      step (over the steps since the previous ones).
-    checkpoint_every_steps: a checkpoint every N steps (0: none between the others) and at
-      the last step.
-    checkpoint_at_epoch_end: also a checkpoint at the end of every epoch.
-    batch_size: the global batch (for images per second and training top-1).
+  `steps_per_loop`: steps per call of the compiled loop; `checkpoint_every_steps` 0: none but
+  at epoch ends (`checkpoint_at_epoch_end`) and the last step.
   """
   total_steps: int
   steps_per_epoch: int
@@ -170,15 +135,8 @@ class Cadence:
 
 @dataclasses.dataclass
 class Progress:
-  """What `Runner.train` did.
-
-  Attributes:
-    step: the step reached (after the diverged loop when `diverged`).
-    diverged: the loss became NaN/Inf and the task asked to stop rather than raise.
-    last_loss: the mean objective loss of the last finite compiled loop (None: none ran).
-    train_seconds: time in the compiled loops of this call.
-    trained_images: training examples processed by this call.
-  """
+  """What `Runner.train` did: `diverged` when the loss became NaN/Inf under
+  stop_on_divergence; `last_loss` of the last finite compiled loop (None: none ran)."""
   step: int
   diverged: bool = False
   last_loss: Optional[float] = None
@@ -189,17 +147,8 @@ class Progress:
 class Runner:
   """A run directory: checkpoint manager, resumption, summary writers and HParams.
 
-  Args:
-    run_dir: the directory of the run (created).
-    checkpoint: the task's tf.train.Checkpoint; the latest checkpoint of
-      <run_dir>/checkpoints is restored into it (`restored` names it; None: a fresh run).
-    step: the task's step variable (the optimiser's iterations).
-    strategy: the tf.distribute strategy the task runs under.
-    keep_checkpoints: checkpoints kept in <run_dir>/checkpoints.
-    hparams: the run's hyperparameters for TensorBoard's HParams dashboard (written by the
-      chief when the run starts fresh).
-    log: receives the console lines.
-    indent: prefix of the step lines.
+  The latest checkpoint of <run_dir>/checkpoints is restored into `checkpoint` (`restored`
+  names it; None: a fresh run, whose `hparams` the chief writes for TensorBoard).
   """
 
   def __init__(self, run_dir: str, checkpoint: tf.train.Checkpoint, step: tf.Variable,
@@ -225,11 +174,9 @@ class Runner:
       checkpoint.restore(self.restored).assert_existing_objects_matched()
     if self.is_chief and not self.restored:
       _write_hparams(run_dir, hparams)
-    if self.is_chief:
-      self._writers = {name: tf.summary.create_file_writer(os.path.join(run_dir, name))
-                       for name in ("train", "eval")}
-    else:
-      self._writers = {name: tf.summary.create_noop_writer() for name in ("train", "eval")}
+    self._writers = {name: (tf.summary.create_file_writer(os.path.join(run_dir, name))
+                            if self.is_chief else tf.summary.create_noop_writer())
+                     for name in ("train", "eval")}
 
   @property
   def step(self) -> int:
@@ -276,21 +223,10 @@ class Runner:
             on_epoch_end: Optional[Callable[[int, int, float], None]] = None) -> Progress:
     """Trains from the restored step to `cadence.total_steps`.
 
-    Args:
-      train_loop, train_dataset, learning_rate: the task's (module docstring).
-      cadence: when to stop, log and save.
-      stop_on_divergence: a NaN/Inf loss stops training and is reported in the Progress
-        (fine-tuning scores such a setting 0); False: TrainingDiverged is raised.
-      weights_finite: checked before every checkpoint (TrainingDiverged when False).
-      on_epoch_end: called as on_epoch_end(epochs_done, step, epoch_seconds) after the
-        checkpoint at the end of each full epoch (pretraining evaluates there).
-
-    Returns:
-      The Progress of this call.
-
-    Raises:
-      TrainingDiverged: the loss (or, with `weights_finite`, the weights) became NaN/Inf.
-      Preempted: SIGTERM arrived; a checkpoint of the step reached was saved.
+    A NaN/Inf loss raises TrainingDiverged, or with `stop_on_divergence` stops and is reported
+    in the Progress (fine-tuning scores it 0); `weights_finite` is checked before every
+    checkpoint. `on_epoch_end(epochs_done, step, epoch_seconds)` runs after the checkpoint at
+    the end of each full epoch. SIGTERM saves a checkpoint and raises Preempted.
     """
     total, spe, batch = cadence.total_steps, cadence.steps_per_epoch, cadence.batch_size
     progress = Progress(step=self.step)

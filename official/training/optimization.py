@@ -1,13 +1,8 @@
-"""Optimiser, learning-rate schedule, weight decay and weight averaging of docs/protocol.md §1 and §3.
+"""Optimiser, learning-rate schedule, weight decay and weight averaging (docs/protocol.md §1, §3).
 
-- SGD with Nesterov momentum 0.9;
-- the learning rate grows linearly from 0 to its peak over the warm-up steps, then follows a
-  half cosine to 0 at the last step (the peak is 0.1 per 256 examples, linear scaling rule);
-- weight decay c * 0.5 * sum_v ||v||^2 (c = 8e-5, released) over the kernels of every
-  convolution and dense layer, the head's included; batch-norm parameters and biases are not
-  decayed. The penalty is added to the loss, so momentum sees its gradient c * v;
-- an exponential moving average (EMA) of every weight (batch-norm moving statistics
-  included), evaluated and exported in place of the raw weights.
+Weight decay is a loss term c * 0.5 * sum_v ||v||^2 over the kernels of every convolution and
+dense layer, so momentum sees its gradient c * v; the exponential moving average (EMA) of every
+weight, batch-norm statistics included, is what is evaluated and exported.
 """
 
 from typing import Sequence
@@ -15,9 +10,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-# Layers whose `kernel` is decayed. The objective's own head layers are found through the
-# same attribute: every layer of the model that owns a trainable `kernel` variable and is not
-# a normalisation layer.
+# Layers whose `kernel` is not decayed.
 _NORMALIZATION_LAYERS = (keras.layers.BatchNormalization, keras.layers.LayerNormalization,
                          keras.layers.GroupNormalization)
 
@@ -44,12 +37,8 @@ def build_optimizer(schedule, momentum: float = 0.9,
 
 
 def decayed_variables(model: keras.Model) -> list:
-  """The weights the global weight decay applies to: every non-normalisation kernel.
-
-  Selected by layer type and attribute (Conv*/Dense/EinsumDense and the objective's head
-  layers own a `kernel`), never by variable name; biases and batch-norm gamma/beta are left
-  out (docs/protocol.md §1, "global weight decay").
-  """
+  """The weights the global weight decay applies to: every non-normalisation layer's `kernel`
+  (the objective's head layers included), selected by layer type, never by variable name."""
   selected, seen = [], set()
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
     if isinstance(layer, _NORMALIZATION_LAYERS):
@@ -84,11 +73,8 @@ def ema_decay_at(step: tf.Tensor, decay: float, warmup: bool) -> tf.Tensor:
 
 def update_ema(strategy: tf.distribute.Strategy, averages: Sequence, weights: Sequence,
                decay: tf.Tensor) -> None:
-  """average <- decay * average + (1 - decay) * weight, for every pair, on every replica.
-
-  Call in cross-replica context (outside `strategy.run`); each device updates its own copy
-  from its own copy of the weight, so no weight crosses devices.
-  """
+  """average <- decay * average + (1 - decay) * weight, for every pair, in cross-replica
+  context: each device updates its own copy from its own copy of the weight."""
 
   def _update(average, weight):
     return average.assign_sub((1.0 - decay) * (average - tf.cast(weight, average.dtype)))

@@ -1,48 +1,22 @@
 """Pretraining (docs/protocol.md §3) as a task of official.training.loop: one objective, one
 seed, one model directory.
 
-    from official.core import config
-    from official.training import trainer
     metrics = trainer.train(config.get_experiment("demo"), "/tmp/run", strategy=None)
 
-What one optimiser step computes, on each of R replicas holding B/R examples of the global
-batch B:
+On each of R replicas one step minimises L_r = mean_r(objective loss of z) / R (keras.losses.Loss
+divides by R under tf.distribute) + sum(model.losses) / R, and adds this replica's share c * v / R
+of the weight decay gradient (c = 8e-5 on every convolution and dense kernel) directly rather than
+through the tape; summed across replicas this is the gradient of the global-batch loss whatever R
+is. After each step the exponential moving average (EMA) of the weights is updated; evaluation,
+the class separation R^2 and the export use it.
 
-    L_r = mean_{i in replica r}(objective loss of z_i) / R        (keras.losses.Loss divides
-                                                                   by R under tf.distribute)
-        + (c * 0.5 * sum_kernels ||v||^2 + sum(model.losses)) / R  (divided here)
-
-and the gradients of the L_r are summed across replicas, which gives the gradient of the
-global-batch mean loss plus the penalties once, whatever R is. Weight decay (c = 8e-5) covers
-the kernels of every convolution and dense layer (optimization.decayed_variables); its
-gradient c * v / R is added to the gradient directly rather than through the tape.
-`model.losses` holds the objective's own penalties (the extra final-layer L2). After each
-step the exponential moving average of the weights is updated; evaluation, the class
-separation R^2 and the export use the averaged weights.
-
-The model directory:
-
-  config.json            the resolved ExperimentConfig; a different config (anything that
-                         changes the result) refuses to resume
-  checkpoints/ckpt-N     tf.train.Checkpoint(model, ema_model, optimizer, step; with
-                         `train.select_best_epoch` also best_model, eval_top1), every
-                         `checkpoint_every_steps` steps, at every epoch end and on SIGTERM
-  train/, eval/          TensorBoard scalars; the run's hyperparameters (HParams) at the top
-  export/saved_model     SavedModel of the EMA weights returning the endpoint dict (with
-                         `train.select_best_epoch`, those of the selected epoch)
-  metrics.json           final evaluation metrics
-
-The task supplies the loop its model, EMA model and optimiser (`Trainer`), the compiled train
-step, the data (official.data.streams), a checkpoint at every epoch end with a check that
-the weights are finite, and an evaluation every `eval_every_epochs` epochs; a NaN/Inf loss
-raises TrainingDiverged. With `train.select_best_epoch` (early stopping on the holdout, paper
-§3) each evaluation's top-1 is recorded and the EMA weights of the best evaluated epoch are
-kept (both in the checkpoint) and exported at the end instead of the last ones.
-
-Resuming: the data order of epoch e depends only on (seed, e), so a run restarted from a
-checkpoint taken in the middle of epoch e skips the batches already consumed and, with
-deterministic ops (`train.deterministic`), ends with exactly the metrics of an uninterrupted
-run.
+The model directory holds config.json (a different config refuses to resume),
+checkpoints/ckpt-N (every `checkpoint_every_steps`, at every epoch end and on SIGTERM), train/
+and eval/ TensorBoard scalars with the run's HParams, export/saved_model (the EMA weights
+returning the endpoint dict) and metrics.json. With `train.select_best_epoch` (early stopping,
+paper §3) the EMA weights of the best evaluated epoch are kept in the checkpoint and exported.
+The data order of epoch e depends only on (seed, e), so with `train.deterministic` a resumed
+run ends with exactly the metrics of an uninterrupted one.
 """
 
 import contextlib
@@ -108,14 +82,8 @@ def build_model(config: config_lib.ExperimentConfig, objective: losses.Objective
 class Trainer:
   """Model, EMA model, optimiser and the compiled train/eval steps under a strategy.
 
-  Attributes:
-    model: the network being trained (keras.Model returning the endpoint dict).
-    ema_model: the same architecture holding the moving average of `model`'s weights.
-    optimizer: SGD with Nesterov momentum on the warm-up + cosine schedule.
-    step: the optimiser's step counter (optimizer.iterations).
-    decayed: the kernels under weight decay.
-    best_model, eval_top1: with `train.select_best_epoch`, the EMA weights of the best
-      evaluated epoch so far and the evaluation top-1 of every epoch (-1: not evaluated).
+  With `train.select_best_epoch` also `best_model`, the EMA weights of the best evaluated epoch
+  so far, and `eval_top1`, the evaluation top-1 of every epoch (-1: not evaluated).
   """
 
   def __init__(self, config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
@@ -153,26 +121,16 @@ class Trainer:
       self.eval_top1 = tf.Variable(tf.fill([train.epochs], -1.0), trainable=False)
       tracked.update(best_model=self.best_model, eval_top1=self.eval_top1)
     self.checkpoint = tf.train.Checkpoint(**tracked)
-    gradients = self._gradients
-    if train.jit_compile:
-      gradients = tf.function(gradients, jit_compile=True)
-    self._compiled_gradients = gradients
+    self._compiled_gradients = (tf.function(self._gradients, jit_compile=True)
+                                if train.jit_compile else self._gradients)
     self._train_loop = tf.function(self._train_loop_fn)
     self._eval_step = tf.function(self._eval_step_fn)
     self._finite = tf.function(self._finite_fn)
 
   # Training.
 
-  def penalty(self) -> tf.Tensor:
-    """Weight decay c * 0.5 * sum ||kernel||^2 plus the model's own losses (float32)."""
-    return (optimization.weight_decay_penalty(self.decayed, self.config.train.weight_decay)
-            + self._model_losses())
-
   def _model_losses(self) -> tf.Tensor:
-    total = tf.constant(0.0, tf.float32)
-    for extra in self.model.losses:
-      total += tf.cast(extra, tf.float32)
-    return total
+    return sum((tf.cast(extra, tf.float32) for extra in self.model.losses), tf.constant(0.0))
 
   def _gradients(self, images, labels):
     """Per-replica gradients of this replica's share of the loss (module docstring)."""
@@ -203,11 +161,7 @@ class Trainer:
     return objective_loss, model_losses, correct
 
   def train_step(self, images, labels):
-    """One step in cross-replica context.
-
-    Returns:
-      (mean objective loss over the global batch, model.losses, correct predictions).
-    """
+    """One step in cross-replica context: (mean objective loss, model.losses, correct)."""
     objective_loss, model_losses, correct = self.strategy.run(self._replica_train_step,
                                                               args=(images, labels))
     sum_ = tf.distribute.ReduceOp.SUM
@@ -241,13 +195,8 @@ class Trainer:
             "correct": correct_sum, "finite": finite, "last_loss": last_loss}
 
   def train_loop(self, iterator, num_steps: int) -> dict[str, Any]:
-    """Runs `num_steps` steps from the distributed `iterator`; returns host scalars.
-
-    "loss" is the mean objective loss over the steps; "total_loss" adds the mean of
-    model.losses and the weight decay after the last step; "correct" counts the training
-    examples whose `outputs` argmax is the label; "finite" says whether every step's loss was
-    finite.
-    """
+    """Runs `num_steps` steps; host scalars: mean "loss", "total_loss" (with model.losses and
+    the weight decay after the last step), "correct", "finite" (every step's loss)."""
     stats = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
     return {k: v.numpy().item() for k, v in stats.items()}
 
@@ -309,13 +258,8 @@ class Trainer:
     return stats, features, labels
 
   def evaluate(self, dataset, separation_examples: int) -> dict[str, float]:
-    """EMA-weight metrics over a distributed evaluation `dataset` of (images, labels).
-
-    Returns top1, top5 (fractions of examples whose label is among the 1 / 5 largest
-    `outputs`), loss (mean objective loss of z) and class_separation (R^2 of paper eq. 11,
-    cosine distance, of the `final_avg_pool` features of the first `separation_examples`
-    examples), plus the number of examples.
-    """
+    """EMA-weight top1, top5, loss, examples and class_separation (paper eq. 11, of the
+    penultimate features of the first `separation_examples` examples) over `dataset`."""
     totals = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "count": 0.0}
     features, labels, collected = [], [], 0
     for images, batch_labels in dataset:
@@ -323,11 +267,9 @@ class Trainer:
       for key, value in stats.items():
         totals[key] += float(value)
       if collected < separation_examples:
-        f = self.strategy.gather(batch_features, axis=0).numpy()
-        y = self.strategy.gather(batch_labels, axis=0).numpy()
-        features.append(f)
-        labels.append(y)
-        collected += len(y)
+        features.append(self.strategy.gather(batch_features, axis=0).numpy())
+        labels.append(self.strategy.gather(batch_labels, axis=0).numpy())
+        collected += len(labels[-1])
     count = totals["count"]
     if not count:
       raise ValueError("evaluation split is empty: no example to evaluate")
@@ -379,28 +321,11 @@ def export(trainer: Trainer, export_dir: str) -> None:
 def train(config: config_lib.ExperimentConfig, model_dir: str,
           strategy: Optional[tf.distribute.Strategy] = None,
           log: Callable[[str], None] = print) -> dict[str, Any]:
-  """Pretrains (or resumes) the run of `config` in `model_dir`; returns the final metrics.
+  """Pretrains (or resumes) the run of `config` in `model_dir`; returns metrics.json's content.
 
-  Args:
-    config: the experiment (resolved here: num_classes, objective hyperparameters).
-    model_dir: the run's directory (created; an existing one is resumed if its config.json
-      matches, refused otherwise).
-    strategy: a tf.distribute strategy (None: the default strategy).
-    log: receives the console lines (epoch lines and periodic step lines).
-
-  Returns:
-    metrics.json's content: top1, top5, class_separation, loss (on `data.eval_split`, EMA
-    weights; with `train.select_best_epoch` those of the selected epoch, `selected_epoch`,
-    and the top-1 of every evaluated epoch in `top1_curve`), eval_split,
-    eval_examples, steps, epochs, images_per_second (of the training done by this call; kept
-    from metrics.json when nothing was left to train), objective, hparams, seed, dataset
-    (with its class subset), num_classes and class_names (label k is class_names[k]; also in
-    config.json's data section).
-
-  Raises:
-    ValueError: a bad config, an incompatible model_dir; TrainingDiverged (a ValueError) when
-      the loss or the weights become NaN/Inf.
-    Preempted: SIGTERM arrived; a checkpoint was saved.
+  The metrics are those of the EMA weights on `data.eval_split` (with `train.select_best_epoch`
+  of the selected epoch); images_per_second is of the training done by this call. Raises
+  TrainingDiverged (a ValueError) on NaN/Inf and Preempted on SIGTERM after a checkpoint.
   """
   strategy = strategy or tf.distribute.get_strategy()
   config = config_lib.resolve(config)
@@ -474,8 +399,7 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
   else:
     last_eval = evaluations.get(step) or run_eval(step)
   metrics = {
-      "top1": last_eval["top1"], "top5": last_eval["top5"],
-      "class_separation": last_eval["class_separation"], "loss": last_eval["loss"],
+      **{k: last_eval[k] for k in ("top1", "top5", "class_separation", "loss")},
       "eval_split": config.data.eval_split, "eval_examples": last_eval["examples"],
       "steps": step, "epochs": step / spe,
       # The learning curve, (epoch, top-1) per evaluation: with `train.select_best_epoch`
@@ -502,12 +426,10 @@ def train(config: config_lib.ExperimentConfig, model_dir: str,
 
 def hparams(config: config_lib.ExperimentConfig) -> dict[str, Any]:
   """The run's objective and hyperparameters for TensorBoard's HParams dashboard."""
-  values = {"objective": config.objective.name, "seed": config.train.seed,
-            "dataset": config.data.dataset, "batch_size": config.train.batch_size,
-            "epochs": config.train.epochs,
-            "learning_rate": config.train.peak_learning_rate}
-  values.update(config.objective.hparams)
-  return values
+  return {"objective": config.objective.name, "seed": config.train.seed,
+          "dataset": config.data.dataset, "batch_size": config.train.batch_size,
+          "epochs": config.train.epochs, "learning_rate": config.train.peak_learning_rate,
+          **config.objective.hparams}
 
 
 def _previous_metrics(model_dir: str) -> dict[str, Any]:
