@@ -393,6 +393,11 @@ class Run:
   def run_id(self) -> str:
     return f"{self.variant}/seed{self.seed}"
 
+  @property
+  def tuned_key(self) -> str:
+    """Its key in StudyConfig.tuned: the variant, with the objective's canonical name."""
+    return dataclasses.replace(self, objective=losses.canonical_name(self.objective)).variant
+
 
 @dataclasses.dataclass
 class StudyConfig:
@@ -486,7 +491,7 @@ class StudyConfig:
     """Tuning: run variant -> the runs (seed 0) of its configurations, among which holdout
     top-1 chooses. Each objective's grid (`configurations`); each sweep temperature with
     every LEARNING_RATE of cosine softmax's grid (none: the sweep is not tuned)."""
-    sets = {objective: [Run(objective, 0, tuple(sorted(hparams.items())))
+    sets = {Run(objective, 0).tuned_key: [Run(objective, 0, tuple(sorted(hparams.items())))
                         for hparams in self.configurations(objective)]
             for objective in self.objectives}
     rates = self._grids().get("cosine_softmax", {}).get(LEARNING_RATE, ())
@@ -516,7 +521,8 @@ class StudyConfig:
         losses.get_objective(name, **{k: v for k, v in hparams.items() if k != LEARNING_RATE})
     if self.tune and self.tuned:
       raise ValueError("a tuning study (tune=True) cannot also use tuned settings (--tuning)")
-    missing = [name for name in self.objectives if self.tuned and name not in self.tuned]
+    missing = [name for name in self.objectives
+               if self.tuned and Run(name, 0).tuned_key not in self.tuned]
     if missing:
       raise ValueError(f"--tuning holds no choice for {', '.join(missing)} (it has "
                        f"{', '.join(self.tuned)}); tune them or leave them out of --objectives")

@@ -41,7 +41,7 @@ def pretrain_config(study: StudyConfig, run: Run):
     overrides["data.classes"] = study.pretrain_classes
   overrides.update({"objective.name": run.objective, "train.seed": run.seed,
                     "train.deterministic": study.deterministic})
-  tuned = study.tuned.get(run.variant, {})  # the tuning's choice: hyperparameters, epoch
+  tuned = study.tuned.get(run.tuned_key, {})  # the tuning's choice: hyperparameters, epoch
   for name, value in [*tuned.get("hparams", {}).items(), *run.hparams]:
     overrides[train_config.hparam_override(name)] = value
   if "epoch" in tuned:
