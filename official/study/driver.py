@@ -325,16 +325,18 @@ TUNING_FILE = "tuning.json"
 def tuning_results(study: StudyConfig, results: dict) -> dict:
   """tuning.json of a tuning study from its pretraining results (step key -> metrics).
 
-  Per objective and configuration of its grid, the holdout top-1 of every evaluated epoch
-  averaged over the seeds; the configuration's score is the best epoch of that mean curve
-  (ties: the earlier epoch). The objective's choice is the configuration of highest score
-  (ties: the earlier in grid order) with its epoch. Only holdout top-1 enters.
+  Per objective (and sweep temperature, StudyConfig.tuning_sets) and configuration of its
+  grid, the holdout top-1 of every evaluated epoch averaged over the seeds; the
+  configuration's score is the best epoch of that mean curve (ties: the earlier epoch). The
+  choice is the configuration of highest score (ties: the earlier in grid order) with its
+  epoch. Only holdout top-1 enters.
   """
   objectives = {}
-  for objective in study.objectives:
+  for name, candidates in study.tuning_sets().items():
     configurations = []
-    for hparams in study.configurations(objective):
-      runs = [Run(objective, seed, tuple(sorted(hparams.items()))) for seed in study.seeds]
+    for candidate in candidates:
+      hparams = dict(candidate.hparams)
+      runs = [dataclasses.replace(candidate, seed=seed) for seed in study.seeds]
       curves = [{int(e): v for e, v in results[f"pretrain/{run.run_id}"]["top1_curve"]}
                 for run in runs]
       mean = {e: sum(c[e] for c in curves) / len(curves) for e in curves[0]}
@@ -343,16 +345,16 @@ def tuning_results(study: StudyConfig, results: dict) -> dict:
                              "top1_per_epoch": {str(e): v for e, v in sorted(mean.items())}})
     best = max(configurations, key=lambda c: c["top1"])  # the first of equal ones
     schedule = steps.pretrain_config(study, runs[0]).train.epochs
-    objectives[objective] = {"hparams": best["hparams"], "epoch": best["epoch"],
-                             "schedule_epochs": schedule, "top1": best["top1"],
-                             "configurations": configurations}
+    objectives[name] = {"hparams": best["hparams"], "epoch": best["epoch"],
+                        "schedule_epochs": schedule, "top1": best["top1"],
+                        "configurations": configurations}
   return {"experiment": study.experiment, "pretrain_experiment": study.pretrain_experiment,
           "seeds": list(study.seeds), "selected_by": "holdout top-1, mean over seeds",
           "objectives": objectives}
 
 
 def read_tuning(path: str) -> dict:
-  """StudyConfig.tuned from a tuning.json: objective -> {"hparams", "epoch",
+  """StudyConfig.tuned from a tuning.json: run variant -> {"hparams", "epoch",
   "schedule_epochs"}."""
   if not io.exists(path):
     raise ValueError(f"--tuning {path!r} does not exist; run a tuning study "

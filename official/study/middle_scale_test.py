@@ -93,7 +93,7 @@ class MiddleScalePresetTest(absltest.TestCase):
     study = config.get_study("imagenet32")
     study.validate()
     runs = study.runs()
-    self.assertLen(runs, 9 * 3 + 8)  # tau = 0.05 with the sweep's loss scaling is a new run
+    self.assertLen(runs, 9 * 3 + 8)  # the sweep's tau = 0.05 is a run of its own
     self.assertEqual(sorted({r.objective for r in runs}), sorted(study.objectives))
     self.assertEqual(study.transfer_datasets, ("cifar10", "cifar100"))
     grid = config.get_preset("finetune", study.finetune_experiment).grid()

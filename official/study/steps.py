@@ -41,13 +41,12 @@ def pretrain_config(study: StudyConfig, run: Run):
     overrides["data.classes"] = study.pretrain_classes
   overrides.update({"objective.name": run.objective, "train.seed": run.seed,
                     "train.deterministic": study.deterministic})
-  tuned = study.tuned.get(run.objective) if not run.hparams else None
-  if tuned:  # the tuning study's choice: its hyperparameters, stopped after its epoch
-    overrides.update({f"objective.hparams.{k}": v for k, v in tuned["hparams"].items()})
+  tuned = study.tuned.get(run.tuned_key, {})  # the tuning's choice: hyperparameters, epoch
+  for name, value in [*tuned.get("hparams", {}).items(), *run.hparams]:
+    overrides[train_config.hparam_override(name)] = value
+  if "epoch" in tuned:
     overrides.update({"train.epochs": tuned["schedule_epochs"],
                       "train.stop_after_epochs": tuned["epoch"]})
-  for name, value in run.hparams:
-    overrides[f"objective.hparams.{name}"] = value
   if study.data_dir:
     overrides["data.data_dir"] = study.data_dir
   return train_config.override(config, overrides)
