@@ -66,7 +66,7 @@ _RELEARN_ONLY = ("relearn_test_per_class", "pretrain_dataset", "pretrain_split",
 
 
 def _l2_grid() -> tuple:
-  grid = common_flags.parse_floats("l2_grid", _L2_GRID.value)
+  grid = common_flags.parse_numbers("l2_grid", _L2_GRID.value)
   if grid is None:
     return tuple(linear_probe.DEFAULT_L2_GRID)
   if not grid or not all(math.isfinite(v) and v > 0 for v in grid):

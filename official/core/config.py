@@ -40,6 +40,17 @@ SPLITS = ("train", "validation", "test", "train_full")
 PREPROCESSING = ("train", "eval", "transfer")
 
 
+def _require_positive_ints(config, section: str, names, optional: bool = False) -> None:
+  """A one-line ValueError naming the first field of `names` that is not an integer >= 1
+  (or None, where `optional`)."""
+  for name in names:
+    value = getattr(config, name)
+    if (value is not None or not optional) and (
+        not isinstance(value, int) or isinstance(value, bool) or value < 1):
+      raise ValueError(f"{section}.{name}={value!r} must be a positive integer"
+                       + (" or None" if optional else ""))
+
+
 @dataclasses.dataclass
 class ModelConfig(resnet.ResNetConfig):
   """The ResNet plus what the data decides about it.
@@ -107,10 +118,7 @@ class DataConfig:
       raise ValueError(f"data.crop_area_range={tuple(self.crop_area_range)!r} must be "
                        "(low, high) with 0 < low <= high <= 1")
     self.crop_area_range = (float(low), float(high))
-    for key in ("train_examples", "eval_examples"):
-      value = getattr(self, key)
-      if value is not None and (not isinstance(value, int) or value < 1):
-        raise ValueError(f"data.{key}={value!r} must be a positive integer or None")
+    _require_positive_ints(self, "data", ("train_examples", "eval_examples"), optional=True)
     if self.class_names is not None:
       if not all(isinstance(name, str) for name in self.class_names):
         raise ValueError(f"data.class_names={self.class_names!r} must be a list of names")
@@ -196,12 +204,9 @@ class TrainConfig:
   stop_after_epochs: int = 0
 
   def __post_init__(self):
-    positive = ("batch_size", "epochs", "steps_per_loop", "log_every_steps", "keep_checkpoints",
-                "eval_batch_size", "eval_every_epochs", "class_separation_examples")
-    for key in positive:
-      value = getattr(self, key)
-      if not isinstance(value, int) or value < 1:
-        raise ValueError(f"train.{key}={value!r} must be a positive integer")
+    _require_positive_ints(self, "train", (
+        "batch_size", "epochs", "steps_per_loop", "log_every_steps", "keep_checkpoints",
+        "eval_batch_size", "eval_every_epochs", "class_separation_examples"))
     if not isinstance(self.checkpoint_every_steps, int) or self.checkpoint_every_steps < 0:
       raise ValueError(f"train.checkpoint_every_steps={self.checkpoint_every_steps!r} must be "
                        "a non-negative integer (0: only at epoch ends)")
@@ -331,11 +336,9 @@ class FinetuneConfig:
     if not all(v >= 0 and math.isfinite(v) for v in self.weight_decays):
       raise ValueError(f"finetune weight_decays must be >= 0 (0: none), got "
                        f"{list(self.weight_decays)}")
-    for name in ("steps", "batch_size", "eval_batch_size", "steps_per_loop",
-                 "log_every_steps", "checkpoint_every_steps"):
-      value = getattr(self, name)
-      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"finetune {name}={value!r} must be a positive integer")
+    _require_positive_ints(self, "finetune", ("steps", "batch_size", "eval_batch_size",
+                                              "steps_per_loop", "log_every_steps",
+                                              "checkpoint_every_steps"))
     if self.schedule not in SCHEDULES:
       raise ValueError(f"finetune schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
     if not 0.0 <= self.momentum < 1.0:
@@ -495,13 +498,7 @@ class StudyConfig:
     for tau in self.temperature_sweep:
       if tau <= 0:
         raise ValueError(f"--temperature_sweep: temperatures must be > 0, got {tau}")
-    if isinstance(self.cka_passes, bool) or not isinstance(self.cka_passes, int) or (
-        self.cka_passes < 1):
-      raise ValueError(f"cka_passes must be a positive integer, got {self.cka_passes!r}")
-    if isinstance(self.relearn_test_per_class, bool) or not isinstance(
-        self.relearn_test_per_class, int) or self.relearn_test_per_class < 1:
-      raise ValueError("relearn_test_per_class must be a positive integer, got "
-                       f"{self.relearn_test_per_class!r}")
+    _require_positive_ints(self, "study", ("cka_passes", "relearn_test_per_class"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,14 +552,6 @@ def imagenet_resnet50() -> ExperimentConfig:
           weight_decay=8e-5, ema_decay=0.9999, mixed_precision=True, steps_per_loop=100,
           log_every_steps=100, checkpoint_every_steps=1000, eval_batch_size=1000,
           class_separation_examples=10_000))
-
-
-def imagenet_resnet50_holdout() -> ExperimentConfig:
-  """`imagenet_resnet50` on the tuning split: train -> the held-out training examples."""
-  config = imagenet_resnet50()
-  config.data.train_split = "train"
-  config.data.eval_split = "validation"
-  return config
 
 
 # The middle scale: downsampled ImageNet on one GPU (benchmarks/study_cost.py derives the cost
@@ -629,6 +618,7 @@ def _holdout_variant(preset: Callable[[], ExperimentConfig]) -> Callable[[], Exp
 
 
 demo_holdout = _holdout_variant(demo)
+imagenet_resnet50_holdout = _holdout_variant(imagenet_resnet50)
 imagenet32_resnet18_holdout = _holdout_variant(imagenet32_resnet18)
 imagenet64_resnet18_holdout = _holdout_variant(imagenet64_resnet18)
 imagenet32_resnet50_holdout = _holdout_variant(imagenet32_resnet50)

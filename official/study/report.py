@@ -10,6 +10,7 @@ paper preset, the paper's numbers stand in parentheses beside the measured ones.
 """
 
 import collections
+import itertools
 import math
 import posixpath
 import re
@@ -50,16 +51,12 @@ class Results:
       if parts[0] == "cka":
         self.cka = result
         continue
-      variant, seed = parts[1], int(parts[2][len("seed"):])
-      if parts[0] == "pretrain":
-        self.pretrain[(variant, seed)] = result
-      elif parts[0] == "representations":
-        self.representations[(variant, seed)] = result
-      elif parts[0] == "transfer":
+      run = (parts[1], int(parts[2][len("seed"):]))
+      if parts[0] in ("pretrain", "representations"):
+        getattr(self, parts[0])[run] = result
+      elif parts[0] in ("transfer", "finetune"):
         # Keys spell the dataset file-name safe; the result holds its spec.
-        self.transfer[(variant, seed)][result.get("dataset", parts[3])] = result
-      elif parts[0] == "finetune":
-        self.finetune[(variant, seed)][result.get("dataset", parts[3])] = result
+        getattr(self, parts[0])[run][result.get("dataset", parts[3])] = result
 
   @property
   def objectives(self) -> list[str]:
@@ -69,17 +66,22 @@ class Results:
   def seeds_of(self, variant: str, table: dict) -> list[int]:
     return sorted(s for v, s in table if v == variant)
 
-  def values(self, variant: str, getter, table: Optional[dict] = None) -> list[float]:
+  def by_seed(self, variants, getter, table: Optional[dict] = None) -> dict:
+    """variant -> seed -> value of the runs where `getter` gives a number."""
     table = self.pretrain if table is None else table
-    out = []
-    for seed in self.seeds_of(variant, table):
-      try:
-        value = getter(table[(variant, seed)])
-      except (KeyError, TypeError):
-        continue
-      if value is not None and not (isinstance(value, float) and math.isnan(value)):
-        out.append(float(value))
-    return out
+    out = collections.defaultdict(dict)
+    for v in variants:
+      for seed in self.seeds_of(v, table):
+        try:
+          value = getter(table[(v, seed)])
+        except (KeyError, TypeError):
+          continue
+        if value is not None and not math.isnan(float(value)):
+          out[v][seed] = float(value)
+    return dict(out)
+
+  def values(self, variant: str, getter, table: Optional[dict] = None) -> list[float]:
+    return list(self.by_seed([variant], getter, table).get(variant, {}).values())
 
 
 def short_label(spec: str) -> str:
@@ -141,10 +143,6 @@ def title(study: dict) -> str:
           f"pretraining on {_pretraining_data(study, short=True)})")
 
 
-def _pct(x):
-  return 100.0 * x
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
   lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
   lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -170,14 +168,35 @@ def _with_paper(cell: str, value) -> str:
   return cell if value is None else f"{cell} ({value})"
 
 
-def _max_seeds(results: Results, table: dict) -> int:
-  counts = collections.Counter(v for v, _ in table)
-  return max(counts.values(), default=0)
+def _paper_cells(columns, variant: str, paper_key) -> list[str]:
+  """A row's cells of [(cells, paper numbers)] columns, the paper's value of `paper_key`
+  beside each (None: none)."""
+  return [_with_paper(cells[variant], None if paper_key is None else ref.get(paper_key))
+          for cells, ref in columns]
 
 
-def _significance_note(results: Results, table: dict) -> list[str]:
+def _transfer_columns(results: Results, variants, datasets, probe: str, reference: dict):
+  """Table 1/4 columns of transfer accuracy per dataset (and, for the linear probe, their
+  mean), each with the paper's numbers of the dataset."""
+  columns = [(_column(results, variants, lambda r, d=d: r[d][probe]["test"],
+                      results.transfer)[0], reference.get(d, {})) for d in datasets]
+  if probe == "linear":
+    columns.append((_column(results, variants, lambda r: _mean_linear(r, datasets),
+                            results.transfer)[0], {}))
+  return columns
+
+
+_SWEEP_PREFIX = "cosine_softmax_tau"
+
+
+def _tau(variant: str) -> str:
+  """The temperature of a sweep variant as its name spells it ("cosine_softmax_tau0.01")."""
+  return variant[len(_SWEEP_PREFIX):]
+
+
+def _significance_note(table: dict) -> list[str]:
   return (["", "One seed: no significance test (nothing is bold)."]
-          if _max_seeds(results, table) == 1 else [])
+          if max(collections.Counter(v for v, _ in table).values(), default=0) == 1 else [])
 
 
 def _num_classes(results: Results) -> Optional[int]:
@@ -211,21 +230,6 @@ def _sweep_scaling(results: Results, sweep: list[str]) -> str:
     return ("Runs with tau < 0.05 (" + ", ".join(f"{t:g}" for t in scaled) + ") multiply the "
             "loss by tau, as the paper did (§3.4, footnote 1).")
   return "No run of the sweep scales the loss by tau (the paper did below 0.05, §3.4)."
-
-
-def _by_seed(results: Results, variants, getter, table: Optional[dict] = None) -> dict:
-  """variant -> seed -> value of the runs where `getter` gives a number."""
-  table = results.pretrain if table is None else table
-  out = collections.defaultdict(dict)
-  for v in variants:
-    for seed in results.seeds_of(v, table):
-      try:
-        value = getter(table[(v, seed)])
-      except (KeyError, TypeError):
-        continue
-      if value is not None and not math.isnan(float(value)):
-        out[v][seed] = float(value)
-  return dict(out)
 
 
 def _r2(r):
@@ -304,12 +308,11 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
   for runs, variants in (("objectives", objectives), ("temperatures", sweep)):
     if not variants:
       continue
-    transfer = _by_seed(results, variants, lambda r: _mean_linear(r, datasets),
-                        results.transfer)
+    transfer = results.by_seed(variants, lambda r: _mean_linear(r, datasets), results.transfer)
     rows_in += [("class separation R²", runs,
-                 _by_seed(results, variants, _r2, results.representations), transfer),
-                ("pretraining top-1", runs,
-                 _by_seed(results, variants, lambda m: m["top1"]), transfer)]
+                 results.by_seed(variants, _r2, results.representations), transfer),
+                ("pretraining top-1", runs, results.by_seed(variants, lambda m: m["top1"]),
+                 transfer)]
   seeds = {"objectives": sorted({s for v, s in results.pretrain if v in objectives}),
            "temperatures": sorted({s for v, s in results.pretrain if v in sweep})}
   rows, by_set, pooled = _correlations(rows_in,
@@ -352,6 +355,15 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
     verdict.append(("It does not reproduce " if found else "This study does not reproduce ")
                    + "; ".join(missed) + ".")
   return out + ["", "**" + " ".join(verdict) + "**"] if verdict else out
+
+
+def _separation_and_transfer(results: Results, variants, datasets) -> dict:
+  """variant -> (mean penultimate R², mean linear transfer accuracy) over seeds, of the
+  variants with both (Figure 5)."""
+  r2 = {v: results.values(v, _r2, results.representations) for v in variants}
+  transfer = {v: results.values(v, lambda r: _mean_linear(r, datasets), results.transfer)
+              for v in variants}
+  return {v: (np.mean(r2[v]), np.mean(transfer[v])) for v in variants if r2[v] and transfer[v]}
 
 
 def _mean_linear(result_by_dataset: dict, datasets: list[str]) -> Optional[float]:
@@ -403,18 +415,11 @@ def write(workdir: str) -> str:
     if top5:
       columns.append((_column(results, objectives, lambda m: m.get("top5"))[0],
                       paper_numbers.IMAGENET_TOP5))
-    for d in datasets:
-      columns.append((_column(results, objectives,
-                              lambda r, d=d, p=probe: r[d][p]["test"], results.transfer)[0],
-                      reference.get(d, {})))
-    if probe == "linear":
-      columns.append((_column(results, objectives,
-                              lambda r: _mean_linear(r, datasets), results.transfer)[0], {}))
-    rows = [[o] + [_with_paper(cells[o], ref.get(o) if paper_setting else None)
-                   for cells, ref in columns] for o in objectives]
+    columns += _transfer_columns(results, objectives, datasets, probe, reference)
+    rows = [[o] + _paper_cells(columns, o, o if paper_setting else None) for o in objectives]
     sections += ["", f"## Table 1 ({name}): pretraining accuracy and transfer with fixed "
                  "features (%)", "", _table(header, rows)]
-    sections += _spec_list(labels, listed) + _significance_note(results, results.pretrain)
+    sections += _spec_list(labels, listed) + _significance_note(results.pretrain)
 
   # Table 2.
   if results.finetune:
@@ -448,7 +453,7 @@ def write(workdir: str) -> str:
                  "", "Average: the mean over datasets; **bold** the best average and every "
                  "objective not significantly different from it by a two-way ANOVA (objective "
                  "x dataset, p < 0.05), as in the paper."]
-    sections += _spec_list(ft_labels, listed) + _significance_note(results, results.finetune)
+    sections += _spec_list(ft_labels, listed) + _significance_note(results.finetune)
 
   # Table 3.
   r2_cells, r2_values, r2_note = _r2_cells(results, objectives)
@@ -477,9 +482,8 @@ def write(workdir: str) -> str:
                  _table(["objective", "non-zero (%)"], rows)]
 
   # Learning curves: end points are compared only if top-1 has stopped rising.
-  prefix = "cosine_softmax_tau"
-  sweep = sorted({v for v, _ in results.pretrain if v.startswith(prefix)},
-                 key=lambda v: float(v[len(prefix):]))
+  sweep = sorted({v for v, _ in results.pretrain if v.startswith(_SWEEP_PREFIX)},
+                 key=lambda v: float(_tau(v)))
   plateau = _plateau_rows(results, objectives + sweep)
   if plateau:
     sections += ["", "## Training curves: top-1 at the end of training", "",
@@ -490,11 +494,9 @@ def write(workdir: str) -> str:
                         plateau)]
 
   # Class separation vs transfer (Figure 5a).
-  mean_transfer = {o: results.values(o, lambda r: _mean_linear(r, datasets), results.transfer)
-                   for o in objectives}
-  usable = [o for o in objectives if r2_values[o] and mean_transfer[o]]
-  rho, p = statistics.spearman([np.mean(r2_values[o]) for o in usable],
-                               [np.mean(mean_transfer[o]) for o in usable])
+  separation = _separation_and_transfer(results, objectives, datasets)
+  rho, p = statistics.spearman([r2 for r2, _ in separation.values()],
+                               [transfer for _, transfer in separation.values()])
   sections += ["", "## Class separation vs. transfer", ""]
   if math.isnan(rho):
     sections.append("Too few objectives with both class separation and transfer results for "
@@ -505,7 +507,7 @@ def write(workdir: str) -> str:
     significance = "significant" if p < 0.05 else "not significant"
     sections.append(
         f"Spearman's rank correlation between penultimate-layer class separation and mean "
-        f"linear transfer accuracy across {len(usable)} objectives: **rho = {rho:.2f}, "
+        f"linear transfer accuracy across {len(separation)} objectives: **rho = {rho:.2f}, "
         f"p = {max(p, 1e-16):.2g}** ({relation}; {significance} at p < 0.05). The paper reports "
         f"rho = {paper_numbers.SPEARMAN_RHO}, p = {paper_numbers.SPEARMAN_P} on ImageNet.")
   sections += _robustness(results, objectives, sweep, datasets, r2_values)
@@ -517,28 +519,19 @@ def write(workdir: str) -> str:
     columns = [
         (_column(results, sweep, lambda m: m["top1"])[0], paper_numbers.TEMPERATURE_TOP1),
         (sweep_r2[0], paper_numbers.TEMPERATURE_R2)]
-    for d in datasets:
-      columns.append((_column(results, sweep, lambda r, d=d: r[d]["linear"]["test"],
-                              results.transfer)[0],
-                      paper_numbers.TEMPERATURE_LINEAR.get(d, {})))
-    columns.append((_column(results, sweep, lambda r: _mean_linear(r, datasets),
-                            results.transfer)[0], {}))
-    rows = []
-    for v in sweep:
-      tau = float(v[len(prefix):])
-      rows.append([v[len(prefix):]] + [
-          _with_paper(cells[v], ref.get(tau) if paper_setting else None)
-          for cells, ref in columns])
+    columns += _transfer_columns(results, sweep, datasets, "linear",
+                                 paper_numbers.TEMPERATURE_LINEAR)
+    rows = [[_tau(v)] + _paper_cells(columns, v, float(_tau(v)) if paper_setting else None)
+            for v in sweep]
     sections += ["", "## Table 4: cosine softmax temperature", "", _table(header, rows), "",
                  _sweep_scaling(results, sweep)] + sweep_r2[2]
     sections += _spec_list(labels, listed) + _significance_note(
-        results, {k: v for k, v in results.pretrain.items() if k[0] in sweep})
+        {k: v for k, v in results.pretrain.items() if k[0] in sweep})
 
   # Figure 6 as a table too.
-  relearn = {o: (results.values(o, lambda r: r["relearned_head"]["original"],
-                                results.representations),
-                 results.values(o, lambda r: r["relearned_head"]["relearned"],
-                                results.representations)) for o in objectives}
+  relearn = {o: tuple(results.values(o, lambda r, k=k: r["relearned_head"][k],
+                                     results.representations) for k in ("original", "relearned"))
+             for o in objectives}
   if any(a for a, _ in relearn.values()):
     rows = [[o, statistics.summarize(a).format(1, 100), statistics.summarize(b).format(1, 100),
              statistics.summarize(r2_values[o]).format(3)] for o, (a, b) in relearn.items()]
@@ -552,8 +545,9 @@ def write(workdir: str) -> str:
                  "own head and of a linear head relearned on the rest.", "",
                  _table(["objective", "original head", "relearned head", "R²"], rows)]
 
-  figures = _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, rho, p,
-                     sweep)
+  figures = _figures(results, fig_dir, objectives, datasets, separation, (rho, p), sweep,
+                     {o: (np.mean(r2_values[o]), np.mean(a), np.mean(b))
+                      for o, (a, b) in relearn.items() if a and b and r2_values[o]})
   write_summaries(results, fig_dir, figures)
   sections += ["", "## Figures", ""]
   for name, caption in figures:
@@ -619,15 +613,13 @@ def write_summaries(results: Results, fig_dir: str, figures) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
   runs_dir = io.join(results.workdir, "runs")
-  tags, names = set(), {}
+  tags, names = set(), set()
   for (variant, seed) in sorted(results.pretrain):
     run_dir = io.join(runs_dir, variant, f"seed{seed}")
     if not io.isdir(run_dir):
       continue
     scalars = run_scalars(results, variant, seed)
-    for name, value in _session_hparams(results, run_dir, variant, seed).items():
-      names.setdefault(name, set()).add(value if isinstance(value, (bool, int, float, str))
-                                        else str(value))
+    names.update(_session_hparams(results, run_dir, variant, seed))
     summary_dir = io.join(run_dir, SUMMARY_DIR)
     if io.exists(summary_dir):
       io.rmtree(summary_dir)
@@ -671,11 +663,7 @@ def _section(report_text: str, heading: str) -> str:
   if not starts:
     raise ValueError(f"the report has no section {heading!r}; write it with "
                      "experiments/report first")
-  body = []
-  for line in lines[starts[0] + 1:]:
-    if line.startswith("## "):
-      break
-    body.append(line)
+  body = itertools.takewhile(lambda line: not line.startswith("## "), lines[starts[0] + 1:])
   return "\n".join(body).strip()
 
 
@@ -707,9 +695,10 @@ def update_readme(readme_path: str, report_path: str) -> None:
                        "\n" + text[end:])
 
 
-def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, rho, p, sweep):
+def _figures(results, fig_dir, objectives, datasets, separation, spearman, sweep, heads):
   """Draws Figures 1-6 of the study (official.analysis.plots) into `fig_dir`; returns
-  [(file name, caption)] of those with data."""
+  [(file name, caption)] of those with data. `separation`: Figure 5's points of the
+  objectives, with their Spearman (rho, p); `heads`: Figure 6's points."""
   made = []
 
   def draw(name: str, caption: str, plot, *args, **kwargs) -> None:
@@ -761,29 +750,15 @@ def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, r
         means = {o: np.nanmean(m, axis=0) for o, m in means.items()}
       draw(name, caption, plot, means, ends, title=caption)
 
-  sweep_points = {}
-  for v in sweep or ():
-    r2 = results.values(v, _r2, results.representations)
-    tr = results.values(v, lambda r: _mean_linear(r, datasets), results.transfer)
-    if r2 and tr:
-      sweep_points[v[len("cosine_softmax_tau"):]] = (np.mean(r2), np.mean(tr))
+  rho, p = spearman
+  sweep_points = {_tau(v): point
+                  for v, point in _separation_and_transfer(results, sweep, datasets).items()}
   draw("fig5_separation_vs_transfer.png",
        "Figure 5: class separation vs mean linear transfer accuracy",
-       plots.separation_vs_transfer_plot,
-       {o: (np.mean(r2_values[o]), np.mean(mean_transfer[o])) for o in objectives
-        if r2_values[o] and mean_transfer[o]},
+       plots.separation_vs_transfer_plot, separation,
        subtitle="" if math.isnan(rho) else f"Spearman rho = {rho:.2f}, p = {p:.3g}",
        sweep=sweep_points if sweep else None, sweep_title="cosine softmax temperatures",
        title="Figure 5: class separation vs transfer")
-
-  heads = {}
-  for o in objectives:
-    original = results.values(o, lambda r: r["relearned_head"]["original"],
-                              results.representations)
-    relearned = results.values(o, lambda r: r["relearned_head"]["relearned"],
-                               results.representations)
-    if original and relearned and r2_values[o]:
-      heads[o] = (np.mean(r2_values[o]), np.mean(original), np.mean(relearned))
   if heads:
     draw("fig6_relearned_head.png", "Figure 6: original vs relearned head",
          plots.relearned_head_plot, heads, title="Figure 6: relearning the pretraining head")

@@ -21,7 +21,6 @@ from official.evaluation import evaluators
 from official.evaluation import features
 from official.evaluation import representations as representations_lib
 from official.modeling import pretrained
-from official.modeling import resnet
 from official.study import store as store_lib
 from official.training import trainer
 
