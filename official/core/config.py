@@ -24,9 +24,9 @@ import typing
 from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
-import tensorflow as tf
 
 from official import losses
+from official.core import io
 from official.modeling import resnet
 
 # A pretraining run directory (official.training.trainer writes it, experiments/train names
@@ -83,7 +83,6 @@ class DataConfig:
     class_names: the names of the classes in label order (label k is class_names[k]), filled
       by `resolve` from the dataset (sorted class-folder names for an image folder; None when
       the dataset names none); a value given here must match the dataset's.
-    train_split: split trained on: "train", "validation", "test" or "train_full".
     eval_split: split evaluated on every epoch (with the EMA weights).
     train_examples: if set, only the first N examples of `train_split` are used.
     eval_examples: if set, only the first N examples of `eval_split` are evaluated.
@@ -146,7 +145,6 @@ class TrainConfig:
   Attributes:
     seed: seeds the initialisation, dropout and the data order of every epoch.
     batch_size: the global batch, split evenly across replicas.
-    epochs: passes over the training split.
     base_learning_rate: learning rate per 256 examples; the peak is
       base_learning_rate * batch_size / 256 (linear scaling rule) ...
     learning_rate: ... unless this absolute peak learning rate is given.
@@ -167,8 +165,6 @@ class TrainConfig:
     steps_per_loop: training steps per call of the compiled loop (between host checks).
     log_every_steps: console line and TensorBoard scalars every N steps.
     checkpoint_every_steps: periodic checkpoint every N steps (0: only at epoch ends).
-    keep_checkpoints: checkpoints kept in <model_dir>/checkpoints.
-    eval_batch_size: global batch of evaluation.
     eval_every_epochs: evaluate every N epochs (and always after the last).
     select_best_epoch: early stopping on the evaluation split (docs/protocol.md §3): keep the
       EMA weights of the evaluated epoch of highest top-1 (ties: the earlier) and export
@@ -282,12 +278,8 @@ class FinetuneConfig:
   """Settings of a fine-tuning grid search.
 
   Attributes:
-    learning_rates: peak learning rates of the grid.
     weight_decays: weight decays wd of the grid; 0 means none. The loss carries
       (wd / lr) * 0.5 * sum ||kernel||^2 (docs/protocol.md §5).
-    steps: optimiser steps of every training run.
-    batch_size: global batch, split evenly across replicas.
-    momentum, nesterov: SGD momentum, Nesterov's if `nesterov`.
     schedule: "cosine" (decay from lr to 0 over `steps`) or "constant".
     bn_momentum_epochs: E in the batch-norm momentum max(1 - E / s, min_bn_momentum).
     min_bn_momentum: the floor of the batch-norm momentum.
@@ -295,9 +287,6 @@ class FinetuneConfig:
       each replica's part, so the result does not depend on the number of replicas.
     image_size: side S of the network's input; None: the pretrained network's own.
     seed: seeds the head's initialisation and the data order of every epoch.
-    eval_batch_size: global batch of evaluation.
-    steps_per_loop: steps per call of the compiled training loop.
-    log_every_steps: console line and TensorBoard scalars every N steps.
     checkpoint_every_steps: checkpoint every N steps (and at the end of training).
     keep_checkpoints: keep a grid point's checkpoints once its result is written.
   """
@@ -936,10 +925,6 @@ def differences(a, b, ignore=RUN_ONLY_KEYS) -> list[tuple[str, Any, Any]]:
           if k not in ignore and flat_a.get(k) != flat_b.get(k)]
 
 
-def to_json(config: ExperimentConfig) -> str:
-  return json.dumps(to_dict(config), indent=2, sort_keys=True)
-
-
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   flat = {}
   for key, value in values.items():
@@ -1048,14 +1033,12 @@ def read_run_config(model_dir: str) -> ExperimentConfig:
     ValueError: config.json is not JSON, lacks the "model" / "objective" sections, or holds
       a value the schema refuses (one line naming the file).
   """
-  path = os.path.join(os.fspath(model_dir), CONFIG_FILE)
-  if not tf.io.gfile.exists(path):
+  path = io.join(os.fspath(model_dir), CONFIG_FILE)
+  if not io.exists(path):
     raise FileNotFoundError(f"{path} does not exist: expected a training model_dir "
                             f"({CONFIG_FILE} with {CHECKPOINT_DIR}/)")
-  with tf.io.gfile.GFile(path) as f:
-    text = f.read()
   try:
-    values = json.loads(text)
+    values = json.loads(io.read_text(path))
   except ValueError as e:
     raise ValueError(f"{path} is not valid JSON ({e})") from None
   if not isinstance(values, dict) or not all(

@@ -23,6 +23,7 @@ stalled for longer than the timeout) marks it lost; the driver then discards tha
 result instead of writing it.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -48,7 +49,7 @@ def _pid_alive(pid: int) -> bool:
   return True
 
 
-class Lease:
+class Lease(contextlib.AbstractContextManager):
   """The claim of one process on one step; use `LeaseTable.try_acquire` to get one."""
 
   def __init__(self, table: "LeaseTable", key: str, path: str, record: dict):
@@ -80,9 +81,6 @@ class Lease:
     current = self.table.read(self.path)
     if current is not None and current.get("token") == self.record["token"]:
       io.remove(self.path)
-
-  def __enter__(self):
-    return self
 
   def __exit__(self, *exc):
     self.release()
@@ -180,17 +178,9 @@ def _create_exclusive(path: str, data: bytes) -> bool:
     os.remove(tmp)
 
 
-class _NullLease:
+class _NullLease(contextlib.nullcontext):
+  """A Lockstep step's lease: nothing claimed, never lost."""
   lost = False
-
-  def release(self) -> None:
-    pass
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    pass
 
 
 class Lockstep(LeaseTable):

@@ -281,10 +281,6 @@ def _correlations(rows_in: list, seed_sets_of) -> tuple[list[list[str]], dict, d
   return rows, by_set, pooled
 
 
-def _negative_everywhere(per_set: list) -> bool:
-  return bool(per_set) and all(rho < 0 and p < 0.05 for rho, p, _ in per_set)
-
-
 def _plateau_rows(results: Results, variants) -> list[list[str]]:
   """Per variant: epochs trained, final top-1 and its gain over the last quarter of training
   (statistics.plateau_gain of the run's per-epoch top-1), mean ± s.e. over seeds."""
@@ -343,7 +339,8 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
                       ("temperatures", "across cosine softmax temperatures (Table 4)")):
     per_set = by_set.get(("class separation R²", runs))
     if per_set and not all(math.isnan(rho) for rho, _, _ in per_set):  # else: no test
-      (found if _negative_everywhere(per_set) else missed).append(
+      negative = all(rho < 0 and p < 0.05 for rho, p, _ in per_set)
+      (found if negative else missed).append(
           f"a negative rank correlation between class separation and transfer {claim}, "
           "significant (p < 0.05) in " + ("each seed set" if len(per_set) > 1 else
                                           "its only seed set (one seed: not checked on a "

@@ -60,6 +60,12 @@ def folder_content(spec: str, data_dir: Optional[str] = None) -> dict:
   return {"content_hash": datasets.get(spec, data_dir=data_dir).content_hash}
 
 
+def _pretraining_data(study: StudyConfig, run: Run):
+  """The DatasetInfo of the data (and class subset) `run` pretrains on."""
+  data = pretrain_config(study, run).data
+  return datasets.get(data.dataset, data_dir=study.data_dir, classes=data.classes)
+
+
 def pretrain_settings(study: StudyConfig, run: Run) -> dict:
   config = pretrain_config(study, run)
   settings = train_config.to_dict(config)
@@ -162,9 +168,7 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
   Figure 4) and the fraction of non-zero activations on its evaluation split (Figure 3);
   plus the relearned head (Figure 6)."""
   model = load_model(run_dir(workdir, run))
-  train_cfg = pretrain_config(study, run)
-  info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
-                      classes=getattr(train_cfg.data, "classes", None))
+  info = _pretraining_data(study, run)
   relearn = evaluators.RelearnHead(
       test_per_class=study.relearn_test_per_class, max_examples=study.analysis_examples,
       max_iterations=study.linear_max_iterations, jit_compile=study.linear_jit_compile)
@@ -198,9 +202,7 @@ def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
   for seed in (seed_a, seed_b):
     for o in objectives:
       models[f"{o}@{seed}"] = pretrained.load(run_dir(workdir, Run(o, seed)))
-  train_cfg = pretrain_config(study, Run(objectives[0], seed_a))
-  info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
-                      classes=getattr(train_cfg.data, "classes", None))
+  info = _pretraining_data(study, Run(objectives[0], seed_a))
   result = representations_lib.analyze(
       models, info, study.analysis_split, batch_size=study.cka_batch_size,
       max_examples=study.cka_examples, data_dir=study.data_dir, progress=False,
