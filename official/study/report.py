@@ -423,12 +423,9 @@ def write(workdir: str) -> str:
     ft_datasets = sorted({d for r in results.finetune.values() for d in r})
     ft_labels = dataset_labels(ft_datasets)
     header = ["objective"] + [ft_labels[d] for d in ft_datasets] + ["average"]
-    rows = {o: [o] for o in objectives}
-    for d in ft_datasets:
-      cells, _ = _column(results, objectives, lambda r, d=d: r[d]["test"], results.finetune)
-      for o in objectives:
-        ref = paper_numbers.FINETUNE.get(d, {}).get(o) if paper_setting else None
-        rows[o].append(_with_paper(cells[o], ref))
+    columns = [(_column(results, objectives, lambda r, d=d: r[d]["test"], results.finetune)[0],
+                paper_numbers.FINETUNE.get(d, {})) for d in ft_datasets]
+    rows = {o: [o] + _paper_cells(columns, o, o if paper_setting else None) for o in objectives}
     scores = {o: {d: results.values(o, lambda r, d=d: r[d]["test"], results.finetune)
                   for d in ft_datasets} for o in objectives}
     marked = statistics.not_worse_than_best_on_average(scores)

@@ -6,6 +6,9 @@
                                    (class separation and sparsity per endpoint, relearned head)
   finetune(run, dataset)        -> results/finetune/<run>/<dataset>.json
   cka(runs)                     -> results/cka.json                 (Figure 2)
+
+<dataset> spells the spec as a file name (datasets.result_name: "folder:/d/x@5-9" ->
+"folder__d_x_5-9").
 """
 
 import dataclasses
@@ -23,10 +26,6 @@ from official.evaluation import representations as representations_lib
 from official.modeling import pretrained
 from official.study import store as store_lib
 from official.training import trainer
-
-
-# ---------------------------------------------------------------------------------------------
-# Pretraining
 
 
 def pretrain_config(study: StudyConfig, run: Run):
@@ -74,9 +73,6 @@ def pretrain_settings(study: StudyConfig, run: Run) -> dict:
           **folder_content(config.data.dataset, study.data_dir)}
 
 
-# Result keys spell a dataset spec as its file name ("folder:/d/x@5-9" -> "folder__d_x_5-9").
-
-
 def run_dir(workdir: str, run: Run) -> str:
   return os.path.join(workdir, "runs", run.variant, f"seed{run.seed}")
 
@@ -110,13 +106,8 @@ def pretrain(study: StudyConfig, run: Run, workdir: str, fp: str, strategy) -> d
   io.makedirs(model_dir)
   io.atomic_write_json(stamp_path, {"fingerprint": fp})
   metrics = trainer.train(pretrain_config(study, run), model_dir, strategy)
-  metrics = {k: v for k, v in metrics.items() if not evaluators.is_timing(k)} | {
+  return {k: v for k, v in metrics.items() if not evaluators.is_timing(k)} | {
       "timings": {k: v for k, v in metrics.items() if evaluators.is_timing(k)}}
-  return metrics
-
-
-# ---------------------------------------------------------------------------------------------
-# Transfer with fixed features (Table 1)
 
 
 def transfer_settings(study: StudyConfig, dataset: str) -> dict:
@@ -150,10 +141,6 @@ def transfer(study: StudyConfig, run: Run, dataset: str, workdir: str) -> dict:
   }
 
 
-# ---------------------------------------------------------------------------------------------
-# Representations (§3.2-3.4): class separation, sparsity, relearned head
-
-
 def representation_settings(study: StudyConfig) -> dict:
   return {"step": "representations",
           "class_separation": [study.class_separation_split, study.class_separation_examples],
@@ -179,10 +166,6 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
       relearn=relearn if study.relearn_head else None).evaluate(
           model, info, batch_size=study.feature_batch_size, data_dir=study.data_dir)
   return record.scores
-
-
-# ---------------------------------------------------------------------------------------------
-# CKA across objectives (Figure 2)
 
 
 def cka_settings(study: StudyConfig) -> dict:
@@ -213,10 +196,6 @@ def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
   return {"objectives": objectives, "endpoints": result["endpoints"],
           "seeds": [seed_a, seed_b], "examples": result["examples"],
           "passes": result["passes"], "minibatches": result["minibatches"], "cka": per_pair}
-
-
-# ---------------------------------------------------------------------------------------------
-# Fine-tuning (Table 2)
 
 
 def finetune_settings(study: StudyConfig, dataset: str) -> dict:
