@@ -110,10 +110,9 @@ def check_writable(workdir: str) -> None:
     with tf.io.gfile.GFile(probe, "w") as f:
       f.write("ok")
     io.remove(probe)
-  except OSError as e:
-    raise PermissionError(f"--workdir {workdir!r} is not writable ({e.strerror})") from None
-  except tf.errors.OpError as e:
-    reason = (e.message or type(e).__name__).splitlines()[0]
+  except (OSError, tf.errors.OpError) as e:
+    reason = (e.strerror if isinstance(e, OSError) else
+              (e.message or type(e).__name__).splitlines()[0])
     raise PermissionError(f"--workdir {workdir!r} is not writable ({reason})") from None
 
 
@@ -197,7 +196,6 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   waited_since = None
   while True:
     blocked = []  # (step, why) of steps this worker cannot start now
-    ran = False
     for step in todo:
       if step.key in done:
         continue
@@ -238,27 +236,25 @@ def run(study: StudyConfig, workdir: str, strategy=None,
         durations.setdefault(step.kind, []).append(time.time() - t0)
         if num_workers > 1:
           say(f"  finished {step.key} in {_format_seconds(time.time() - t0)}")
-      ran = True
-      break  # rescan from the first step: plan order, and freed leases are retried
-    if ran:
-      waited_since = None
-      continue
-    if not blocked:  # this worker's share is done; are the other workers' shares?
-      for step in planned:
-        if step.key not in done and store.status(step.key, step.fingerprint) == "done":
-          done.add(step.key)
-      blocked = [(s, f"worker {s.share % num_workers}'s share") for s in planned
-                 if s.key not in done]
-      if not blocked:
-        break
-    if waited_since is None and wait_seconds > 0:
-      say(_waiting_line(blocked, planned, done, num_workers, wait_seconds))
-    waited_since = waited_since or time.time()
-    if time.time() - waited_since < wait_seconds:
-      time.sleep(min(5.0, table.heartbeat_seconds))
-      continue
-    say(_waiting_line(blocked, planned, done, num_workers))
-    return None
+      break  # a step ran: rescan from the first (plan order, and freed leases are retried)
+    else:  # no step could run now
+      if not blocked:  # this worker's share is done; are the other workers' shares?
+        for step in planned:
+          if step.key not in done and store.status(step.key, step.fingerprint) == "done":
+            done.add(step.key)
+        blocked = [(s, f"worker {s.share % num_workers}'s share") for s in planned
+                   if s.key not in done]
+        if not blocked:
+          break
+      if waited_since is None and wait_seconds > 0:
+        say(_waiting_line(blocked, planned, done, num_workers, wait_seconds))
+      waited_since = waited_since or time.time()
+      if time.time() - waited_since < wait_seconds:
+        time.sleep(min(5.0, table.heartbeat_seconds))
+        continue
+      say(_waiting_line(blocked, planned, done, num_workers))
+      return None
+    waited_since = None
   if study.tune:  # cheap and deterministic: every worker that gets here writes the same file
     path = io.join(workdir, TUNING_FILE)
     results = {s.key: store.get(s.key, s.fingerprint) for s in planned}
@@ -369,10 +365,7 @@ def _prepare_data_once(study: StudyConfig, table: leases_lib.LeaseTable) -> None
   twice concurrently into one folder); the others wait, then find the data prepared."""
   shared = study.data_dir is not None and io.is_remote(study.data_dir)
   key = "prepare/shared" if shared else f"prepare/{table.host}"
-  while True:
-    lease = table.try_acquire(key)
-    if lease is not None:
-      break
+  while (lease := table.try_acquire(key)) is None:
     time.sleep(1.0)
   with lease:
     prepare_data(study)
@@ -382,8 +375,5 @@ def _estimate(remaining: list[Step], durations: dict) -> Optional[float]:
   if not durations:
     return None
   overall = sum(sum(v) for v in durations.values()) / sum(len(v) for v in durations.values())
-  total = 0.0
-  for step in remaining:
-    seen = durations.get(step.kind)
-    total += sum(seen) / len(seen) if seen else overall
-  return total
+  mean = {kind: sum(seen) / len(seen) for kind, seen in durations.items()}
+  return sum(mean.get(step.kind, overall) for step in remaining)

@@ -150,18 +150,17 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _column(results: Results, variants, getter, table=None, scale=100.0, digits=1,
-            higher_is_better=True, mark_best=True):
+            mark_best=True) -> dict[str, str]:
   """Cells of one column: mean ± s.e., bold where not significantly worse than the best
   (nothing bold when no objective has two seeds: no test is possible)."""
   per_variant = {v: results.values(v, getter, table) for v in variants}
   testable = any(len(values) > 1 for values in per_variant.values())
-  marked = (statistics.not_worse_than_best(per_variant, higher_is_better=higher_is_better)
-            if mark_best and testable else set())
+  marked = statistics.not_worse_than_best(per_variant) if mark_best and testable else set()
   cells = {}
   for v, values in per_variant.items():
     text = statistics.summarize(values).format(digits, scale)
     cells[v] = f"**{text}**" if v in marked and text != "–" else text
-  return cells, per_variant
+  return cells
 
 
 def _with_paper(cell: str, value) -> str:
@@ -178,11 +177,11 @@ def _paper_cells(columns, variant: str, paper_key) -> list[str]:
 def _transfer_columns(results: Results, variants, datasets, probe: str, reference: dict):
   """Table 1/4 columns of transfer accuracy per dataset (and, for the linear probe, their
   mean), each with the paper's numbers of the dataset."""
-  columns = [(_column(results, variants, lambda r, d=d: r[d][probe]["test"],
-                      results.transfer)[0], reference.get(d, {})) for d in datasets]
+  columns = [(_column(results, variants, lambda r, d=d: r[d][probe]["test"], results.transfer),
+              reference.get(d, {})) for d in datasets]
   if probe == "linear":
     columns.append((_column(results, variants, lambda r: _mean_linear(r, datasets),
-                            results.transfer)[0], {}))
+                            results.transfer), {}))
   return columns
 
 
@@ -239,8 +238,9 @@ def _r2(r):
 def _r2_cells(results: Results, variants) -> tuple[dict, dict, list[str]]:
   """Table 3/4 cells of penultimate class separation, per-seed values, and the note on runs
   whose R² is undefined (collapsed features: class_separation.MIN_TOTAL_DISPERSION)."""
-  cells, values = _column(results, variants, _r2, results.representations, scale=1.0,
-                          digits=3, mark_best=False)
+  cells = _column(results, variants, _r2, results.representations, scale=1.0, digits=3,
+                  mark_best=False)
+  values = {v: results.values(v, _r2, results.representations) for v in variants}
   undefined = [v for v in variants
                if any((results.representations[(v, s)].get("class_separation") or {}).get(
                    resnet.PENULTIMATE, 0.0) is None
@@ -402,15 +402,15 @@ def write(workdir: str) -> str:
                     "Table 2: 3 runs).")
 
   # Table 1.
+  top1_cells = _column(results, objectives, lambda m: m["top1"])
   for probe, name in (("linear", "Linear transfer"), ("knn", "k-nearest neighbours")):
     header = (["objective", "top-1"] + (["top-5"] if top5 else []) +
               [labels[d] for d in datasets] + (["mean"] if probe == "linear" else []))
     reference = (paper_numbers.LINEAR_TRANSFER if probe == "linear"
                  else paper_numbers.KNN_TRANSFER)
-    columns = [(_column(results, objectives, lambda m: m["top1"])[0],
-                paper_numbers.IMAGENET_TOP1)]
+    columns = [(top1_cells, paper_numbers.IMAGENET_TOP1)]
     if top5:
-      columns.append((_column(results, objectives, lambda m: m.get("top5"))[0],
+      columns.append((_column(results, objectives, lambda m: m.get("top5")),
                       paper_numbers.IMAGENET_TOP5))
     columns += _transfer_columns(results, objectives, datasets, probe, reference)
     rows = [[o] + _paper_cells(columns, o, o if paper_setting else None) for o in objectives]
@@ -423,7 +423,7 @@ def write(workdir: str) -> str:
     ft_datasets = sorted({d for r in results.finetune.values() for d in r})
     ft_labels = dataset_labels(ft_datasets)
     header = ["objective"] + [ft_labels[d] for d in ft_datasets] + ["average"]
-    columns = [(_column(results, objectives, lambda r, d=d: r[d]["test"], results.finetune)[0],
+    columns = [(_column(results, objectives, lambda r, d=d: r[d]["test"], results.finetune),
                 paper_numbers.FINETUNE.get(d, {})) for d in ft_datasets]
     rows = {o: [o] + _paper_cells(columns, o, o if paper_setting else None) for o in objectives}
     scores = {o: {d: results.values(o, lambda r, d=d: r[d]["test"], results.finetune)
@@ -451,7 +451,6 @@ def write(workdir: str) -> str:
 
   # Table 3.
   r2_cells, r2_values, r2_note = _r2_cells(results, objectives)
-  top1_cells, _ = _column(results, objectives, lambda m: m["top1"])
   header = ["objective", "top-1 (%)", "class separation R²"] + (
       ["paper R²"] if paper_setting else [])
   rows = [[o, top1_cells[o], r2_cells[o]] + (
@@ -462,7 +461,7 @@ def write(workdir: str) -> str:
                "", _table(header, rows)] + r2_note
 
   # Sparsity of the penultimate layer (§3.2, Figure 3).
-  sparsity_cells, _ = _column(
+  sparsity_cells = _column(
       results, objectives, lambda r: r["fraction_nonzero"][resnet.PENULTIMATE],
       results.representations, mark_best=False)
   if any(cell != "–" for cell in sparsity_cells.values()):
@@ -511,7 +510,7 @@ def write(workdir: str) -> str:
     sweep_r2 = _r2_cells(results, sweep)
     header = ["tau", "top-1", "R²"] + [labels[d] for d in datasets] + ["mean"]
     columns = [
-        (_column(results, sweep, lambda m: m["top1"])[0], paper_numbers.TEMPERATURE_TOP1),
+        (_column(results, sweep, lambda m: m["top1"]), paper_numbers.TEMPERATURE_TOP1),
         (sweep_r2[0], paper_numbers.TEMPERATURE_R2)]
     columns += _transfer_columns(results, sweep, datasets, "linear",
                                  paper_numbers.TEMPERATURE_LINEAR)
