@@ -98,14 +98,12 @@ class LeaseTable:
     self.owner = owner
     self.timeout_seconds = float(timeout_seconds)
     self.heartbeat_seconds = min(30.0, self.timeout_seconds / 4)
-    if settle_seconds is None:
-      remote = io.is_remote(self.root)
-      settle_seconds = (0.0 if self.root.startswith("ram://") else
-                        REMOTE_SETTLE_SECONDS if remote else LOCAL_SETTLE_SECONDS)
-    self.settle_seconds = settle_seconds
     self.host = socket.gethostname()
     # Local disks create leases exclusively with link(2); other filesystems by read-back.
     self.exclusive_create = not io.is_remote(self.root)
+    self.settle_seconds = settle_seconds if settle_seconds is not None else (
+        0.0 if self.root.startswith("ram://") else
+        LOCAL_SETTLE_SECONDS if self.exclusive_create else REMOTE_SETTLE_SECONDS)
 
   def path(self, key: str) -> str:
     return io.join(self.root, key + ".json")

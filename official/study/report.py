@@ -200,10 +200,8 @@ def _significance_note(table: dict) -> list[str]:
 
 def _num_classes(results: Results) -> Optional[int]:
   """K of the pretraining task, as the runs record it (None when none does)."""
-  for metrics in results.pretrain.values():
-    if isinstance(metrics.get("num_classes"), int):
-      return metrics["num_classes"]
-  return None
+  return next((m["num_classes"] for m in results.pretrain.values()
+               if isinstance(m.get("num_classes"), int)), None)
 
 
 def _cosine_heads(results: Results) -> str:
