@@ -253,18 +253,17 @@ def _r2_cells(results: Results, variants) -> tuple[dict, dict, list[str]]:
   return cells, values, note
 
 
-def _correlations(rows_in: list, seed_sets_of) -> tuple[list[list[str]], dict, dict]:
+def _correlations(rows_in: list) -> tuple[list[list[str]], dict, dict]:
   """Rows of the rank-correlation table, (relation, runs) -> [(rho, p, n) per seed set] and
   (relation, runs) -> (rho, p, n) on all seeds.
 
-  rows_in: (relation, runs, x, y) with x, y variant -> seed -> value; seed_sets_of(runs): the
+  rows_in: (relation, runs, x, y, sets) with x, y variant -> seed -> value and sets the
   disjoint seed sets of those runs (statistics.seed_sets)."""
   rows, by_set, pooled = [], {}, {}
-  for relation, runs, x, y in rows_in:
+  for relation, runs, x, y, sets in rows_in:
     seeds = sorted({s for v in x for s in x[v]})
     if not seeds:
       continue
-    sets = seed_sets_of(runs)
     groups = [("all", tuple(seeds))] + ([(", ".join(map(str, g)), g) for g in sets]
                                         if len(sets) > 1 else [])
     for label, group in groups:
@@ -303,14 +302,12 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
     if not variants:
       continue
     transfer = results.by_seed(variants, lambda r: _mean_linear(r, datasets), results.transfer)
+    sets = statistics.seed_sets({s for v, s in results.pretrain if v in variants})
     rows_in += [("class separation R²", runs,
-                 results.by_seed(variants, _r2, results.representations), transfer),
+                 results.by_seed(variants, _r2, results.representations), transfer, sets),
                 ("pretraining top-1", runs, results.by_seed(variants, lambda m: m["top1"]),
-                 transfer)]
-  seeds = {"objectives": sorted({s for v, s in results.pretrain if v in objectives}),
-           "temperatures": sorted({s for v, s in results.pretrain if v in sweep})}
-  rows, by_set, pooled = _correlations(rows_in,
-                                       lambda runs: statistics.seed_sets(seeds[runs]))
+                 transfer, sets)]
+  rows, by_set, pooled = _correlations(rows_in)
   if not rows:
     return []
   out = ["", "Spearman's rho with mean linear transfer accuracy, on the seed means of all "
