@@ -730,9 +730,9 @@ def _figures(results, fig_dir, objectives, datasets, separation, spearman, sweep
          plots.sparsity_plot),
         ("class_separation", "fig4_class_separation.png",
          "Figure 4: class separation per endpoint", plots.class_separation_plot)):
-      # Undefined values (None: collapsed features) are left out of the mean over seeds.
-      means = {o: np.array([[np.nan if r[key][e] is None else r[key][e] for e in ends]
-                            for r in rs], float) for o, rs in runs.items()}
+      # Undefined values (None, as NaN: collapsed features) are left out of the mean.
+      means = {o: np.array([[r[key][e] for e in ends] for r in rs], float)
+               for o, rs in runs.items()}
       with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all seeds undefined: NaN
         means = {o: np.nanmean(m, axis=0) for o, m in means.items()}
