@@ -114,9 +114,8 @@ def _spec_list(labels: dict[str, str], listed: set) -> list[str]:
   long = [(label, spec) for spec, label in labels.items()
           if label != spec and spec not in listed]
   listed.update(spec for _, spec in long)
-  if not long:
-    return []
-  return ["", "Datasets: " + "; ".join(f"`{label}` = `{spec}`" for label, spec in long) + "."]
+  return (["", "Datasets: " + "; ".join(f"`{label}` = `{spec}`" for label, spec in long) + "."]
+          if long else [])
 
 
 def _pretraining_data(study: dict, short: bool = False) -> str:
@@ -213,9 +212,8 @@ def _cosine_heads(results: Results) -> str:
       heads.add(bool(hparams["normalize_features"]))
   names = {True: "paper eq. 7 (kernel columns and features L2-normalised)",
            False: "the released head (only the kernel columns L2-normalised)"}
-  if not heads:
-    return ""
-  return "Cosine softmax head: " + " and ".join(names[h] for h in sorted(heads)) + "."
+  return ("Cosine softmax head: " + " and ".join(names[h] for h in sorted(heads)) + "."
+          if heads else "")
 
 
 def _sweep_scaling(results: Results, sweep: list[str]) -> str:
@@ -316,8 +314,8 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
   for relation, runs, *_ in rows_in:
     rho, p, _ = pooled.get((relation, runs), (math.nan, math.nan, 0))
     if not math.isnan(rho):
-      out += ["", f"{relation[0].upper() + relation[1:]} vs transfer across {runs}: rho = {rho:.2f}, "
-              f"p = {max(p, 1e-16):.3g} ({'negative' if rho < 0 else 'not negative'}; "
+      out += ["", f"{relation[0].upper() + relation[1:]} vs transfer across {runs}: "
+              f"rho = {rho:.2f}, p = {max(p, 1e-16):.3g} ({'negative' if rho < 0 else 'not negative'}; "
               f"{'significant' if p < 0.05 else 'not significant'} at p < 0.05)."]
   # Premise of Table 3: every alternative separates classes more than softmax.
   found, missed = [], []

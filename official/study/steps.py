@@ -159,13 +159,12 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
   relearn = evaluators.RelearnHead(
       test_per_class=study.relearn_test_per_class, max_examples=study.analysis_examples,
       max_iterations=study.linear_max_iterations, jit_compile=study.linear_jit_compile)
-  record = evaluators.Representations(
+  return evaluators.Representations(
       separation_split=study.class_separation_split,
       separation_examples=study.class_separation_examples,
       sparsity_split=study.analysis_split, sparsity_examples=study.analysis_examples,
       relearn=relearn if study.relearn_head else None).evaluate(
-          model, info, batch_size=study.feature_batch_size, data_dir=study.data_dir)
-  return record.scores
+          model, info, batch_size=study.feature_batch_size, data_dir=study.data_dir).scores
 
 
 def cka_settings(study: StudyConfig) -> dict:
@@ -207,9 +206,9 @@ def finetune_settings(study: StudyConfig, dataset: str) -> dict:
 
 def finetune(study: StudyConfig, run: Run, dataset: str, workdir: str, strategy) -> dict:
   output_dir = os.path.join(run_dir(workdir, run), "finetune", datasets.result_name(dataset))
-  record = evaluators.FineTune(preset=study.finetune_experiment).evaluate(
-      run_dir(workdir, run), dataset, output_dir, data_dir=study.data_dir, strategy=strategy)
-  return record.scores
+  return evaluators.FineTune(preset=study.finetune_experiment).evaluate(
+      run_dir(workdir, run), dataset, output_dir, data_dir=study.data_dir,
+      strategy=strategy).scores
 
 
 def fingerprint(settings: dict, upstream: Optional[list[str]] = None) -> str:
