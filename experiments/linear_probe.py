@@ -130,10 +130,9 @@ def _relearn(grid: tuple) -> None:
   if not dataset:
     raise cli.UsageError(f"--pretrain_dataset is required: {path} has no "
                          f"{pretrained.CONFIG_FILE} naming the dataset it was pretrained on")
-  if ft.given("classes"):
-    classes = ft.CLASSES.value
-  else:
-    classes = None if _PRETRAIN_DATASET.value else data.get("classes")
+  # --classes, else the pretraining classes of config.json unless another dataset is named.
+  classes = (ft.CLASSES.value if ft.given("classes") else
+             None if _PRETRAIN_DATASET.value else data.get("classes"))
   split = _PRETRAIN_SPLIT.value or data.get("eval_split") or "test"
   if split not in datasets.SPLIT_NAMES:
     raise cli.UsageError(f"--pretrain_split: {split!r}; valid are "
