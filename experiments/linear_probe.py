@@ -93,9 +93,8 @@ def _line(record: evaluators.Record) -> str:
           f"{s['num_validation']} validation, {s['num_test']} test)")
 
 
-# --help lists the shared flags (--model, --datasets, ...) with this binary's own.
+# --help lists the shared flags (--model, --datasets, --data_dir, ...) with this binary's own.
 flags.adopt_module_key_flags(ft)
-flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):
