@@ -128,8 +128,7 @@ def cost_table(gpu: str = "a100") -> list[dict]:
     run_hours = train_images(experiment, IMAGENET_TRAIN) / one / 3600
     runs = len(study.runs())
     if study is paper:
-      eight_run_hours = train_images(experiment, IMAGENET_TRAIN) / published["eight"] / 3600
-      eight_hours = runs * eight_run_hours
+      eight_hours = runs * (train_images(experiment, IMAGENET_TRAIN) / published["eight"] / 3600)
       finetune_hours = None
     else:
       eight_hours = math.ceil(runs / 8) * run_hours

@@ -44,45 +44,36 @@ def synthetic_batch(image_size: int, batch_size: int, num_classes: int):
   return tf.data.Dataset.from_tensors((images, labels)).repeat()
 
 
-class KerasBaseline:
-  """keras.applications.ResNet50 + model.fit, with or without Keras' weight decay and EMA."""
-
-  def __init__(self, dataset, image_size: int, num_classes: int, recipe: bool):
-    self.name = ("keras ResNet50 + fit, SGD weight_decay + use_ema" if recipe
-                 else "keras ResNet50 + fit, plain SGD")
-    self.model = keras.applications.ResNet50(
-        weights=None, input_shape=(image_size, image_size, 3), classes=num_classes,
-        classifier_activation=None)
-    extra = {"weight_decay": 8e-5, "use_ema": True, "ema_momentum": 0.99} if recipe else {}
-    self.model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True,
-                                       **extra),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    self.dataset = dataset
-
-  def run(self, steps: int) -> None:
-    self.model.fit(self.dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+def keras_baseline(dataset, image_size: int, num_classes: int, recipe: bool):
+  """(name, run(steps)) of keras.applications.ResNet50 + model.fit, with or without Keras'
+  weight decay and EMA."""
+  model = keras.applications.ResNet50(
+      weights=None, input_shape=(image_size, image_size, 3), classes=num_classes,
+      classifier_activation=None)
+  extra = {"weight_decay": 8e-5, "use_ema": True, "ema_momentum": 0.99} if recipe else {}
+  model.compile(
+      optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True, **extra),
+      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  name = ("keras ResNet50 + fit, SGD weight_decay + use_ema" if recipe
+          else "keras ResNet50 + fit, plain SGD")
+  return name, lambda steps: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
 
 
-class ProjectTrainer:
-  """official.training.trainer.Trainer with the softmax objective."""
+def project_trainer(dataset, image_size: int, num_classes: int, batch_size: int):
+  """(name, run(steps)) of official.training.trainer.Trainer with the softmax objective."""
+  config = config_lib.ExperimentConfig(
+      model=config_lib.ModelConfig(depth=50, num_classes=num_classes, image_size=image_size),
+      objective=config_lib.ObjectiveConfig("softmax"),
+      train=config_lib.TrainConfig(batch_size=batch_size, epochs=2, warmup_epochs=0,
+                                   learning_rate=0.01, ema_decay=0.99))
+  trainer = trainer_lib.Trainer(config, tf.distribute.get_strategy(), steps_per_epoch=1000)
+  iterator = iter(dataset)
 
-  name = "official.training Trainer (ResNet-50, softmax)"
-
-  def __init__(self, dataset, image_size: int, num_classes: int, batch_size: int):
-    config = config_lib.ExperimentConfig(
-        model=config_lib.ModelConfig(depth=50, num_classes=num_classes, image_size=image_size),
-        objective=config_lib.ObjectiveConfig("softmax"),
-        train=config_lib.TrainConfig(batch_size=batch_size, epochs=2, warmup_epochs=0,
-                                     learning_rate=0.01, ema_decay=0.99))
-    self.trainer = trainer_lib.Trainer(config, tf.distribute.get_strategy(),
-                                       steps_per_epoch=1000)
-    self.iterator = iter(dataset)
-
-  def run(self, steps: int) -> None:
-    stats = self.trainer.train_loop(self.iterator, steps)
-    if not stats["finite"]:
+  def run(steps: int) -> None:
+    if not trainer.train_loop(iterator, steps)["finite"]:
       raise RuntimeError("the project's training loss is not finite")
+
+  return "official.training Trainer (ResNet-50, softmax)", run
 
 
 def main(argv):
@@ -95,19 +86,19 @@ def main(argv):
     raise ValueError(f"--image_size={FLAGS.image_size}: ResNet-50 needs at least 32 pixels")
   keras.utils.set_random_seed(0)
   dataset = synthetic_batch(FLAGS.image_size, FLAGS.batch_size, FLAGS.num_classes)
-  sides = {
-      "baseline": KerasBaseline(dataset, FLAGS.image_size, FLAGS.num_classes, recipe=False),
-      "recipe": KerasBaseline(dataset, FLAGS.image_size, FLAGS.num_classes, recipe=True),
-      "project": ProjectTrainer(dataset, FLAGS.image_size, FLAGS.num_classes,
-                                FLAGS.batch_size)}
-  for side in sides.values():
-    side.run(FLAGS.warmup_steps)
+  sides = {  # key -> (name, run(steps))
+      "baseline": keras_baseline(dataset, FLAGS.image_size, FLAGS.num_classes, recipe=False),
+      "recipe": keras_baseline(dataset, FLAGS.image_size, FLAGS.num_classes, recipe=True),
+      "project": project_trainer(dataset, FLAGS.image_size, FLAGS.num_classes,
+                                 FLAGS.batch_size)}
+  for _, run in sides.values():
+    run(FLAGS.warmup_steps)
   wall = {key: [] for key in sides}
   cpu = {key: [] for key in sides}
   for _ in range(FLAGS.rounds):
-    for key, side in sides.items():
+    for key, (_, run) in sides.items():
       start_wall, start_cpu = time.perf_counter(), time.process_time()
-      side.run(FLAGS.steps)
+      run(FLAGS.steps)
       images = FLAGS.steps * FLAGS.batch_size
       wall[key].append(images / (time.perf_counter() - start_wall))
       cpu[key].append(images / (time.process_time() - start_cpu))
@@ -123,12 +114,12 @@ def main(argv):
         f"{FLAGS.warmup_steps} warm-up steps")
   print(f"{'side':<50}{'images/s':>10}{'images/CPU-s':>14}   wall rounds")
   print("-" * 100)
-  for key, side in sides.items():
-    print(f"{side.name:<50}{wall_median[key]:>10.1f}{cpu_median[key]:>14.1f}   "
+  for key, (name, _) in sides.items():
+    print(f"{name:<50}{wall_median[key]:>10.1f}{cpu_median[key]:>14.1f}   "
           f"{' '.join(f'{r:.1f}' for r in wall[key])}")
   print("-" * 100)
   for key in ("baseline", "recipe"):
-    print(f"project / {sides[key].name}: {wall_median['project'] / wall_median[key]:.3f} "
+    print(f"project / {sides[key][0]}: {wall_median['project'] / wall_median[key]:.3f} "
           f"(wall), {cpu_median['project'] / cpu_median[key]:.3f} (CPU time)")
   print(f"ratio project / baseline (images/s, median of the rounds' ratios): {ratio:.3f}   "
         f"required >= {FLAGS.min_ratio:g}   {'PASS' if passed else 'FAIL'}")

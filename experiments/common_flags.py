@@ -27,17 +27,19 @@ def strategy() -> tf.distribute.Strategy:
   return distribute.get_strategy(STRATEGY.value, TPU.value)
 
 
-def parse_floats(flag: str, values: Optional[Sequence[str]],
-                 none: Optional[float] = None) -> Optional[tuple]:
-  """Comma-separated numbers of a list flag ("none" -> `none` where given); None if unset."""
+def parse_numbers(flag: str, values: Optional[Sequence[str]],
+                  none: Optional[float] = None, kind: type = float) -> Optional[tuple]:
+  """Comma-separated numbers (`kind`: float or int) of a list flag ("none" -> `none` where
+  given); None if unset."""
   if values is None:
     return None
   parsed = []
   for value in values:
     text = value.strip().lower()
     try:
-      parsed.append(none if (text == "none" and none is not None) else float(text))
+      parsed.append(none if (text == "none" and none is not None) else kind(text))
     except ValueError:
-      raise cli.UsageError(f"--{flag}: {value!r} is not a number; expected comma-separated "
-                           "numbers, e.g. 1e-4,1e-2,1") from None
+      noun, example = ("an integer", "0,1,2") if kind is int else ("a number", "1e-4,1e-2,1")
+      raise cli.UsageError(f"--{flag}: {value!r} is not {noun}; expected comma-separated "
+                           f"values, e.g. {example}") from None
   return tuple(parsed)

@@ -62,8 +62,8 @@ def overrides() -> dict:
   """The finetune section's fields set by flags (official.core.config.FinetuneConfig)."""
   return {k: v for k, v in {
       "steps": _STEPS.value, "batch_size": _BATCH_SIZE.value, "seed": _SEED.value,
-      "learning_rates": common_flags.parse_floats("learning_rates", _LEARNING_RATES.value),
-      "weight_decays": common_flags.parse_floats("weight_decays", _WEIGHT_DECAYS.value, 0.0),
+      "learning_rates": common_flags.parse_numbers("learning_rates", _LEARNING_RATES.value),
+      "weight_decays": common_flags.parse_numbers("weight_decays", _WEIGHT_DECAYS.value, 0.0),
   }.items() if v is not None}
 
 

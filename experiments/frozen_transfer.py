@@ -38,6 +38,8 @@ FEATURE_CACHE = flags.DEFINE_string(
     f"{features.CACHE_SUBDIR}; '' keeps no cache).")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 256,
                                   "Global batch size of feature extraction.")
+# --data_dir, --strategy and --tpu are key flags here too, so every binary adopting these has them.
+flags.adopt_module_key_flags(common_flags)
 
 
 def begin(argv: Sequence[str]) -> None:

@@ -19,7 +19,6 @@ from official.core import native_logging  # pylint: disable=unused-import  (firs
 
 from absl import flags
 
-from experiments import common_flags
 from experiments import frozen_transfer as ft
 from official.core import cli
 from official.evaluation import evaluators
@@ -33,9 +32,8 @@ _DISTANCE = flags.DEFINE_string(
     "on L2-normalised features).")
 
 
-# --help lists the shared flags (--model, --datasets, ...) with this binary's own.
+# --help lists the shared flags (--model, --datasets, --data_dir, ...) with this binary's own.
 flags.adopt_module_key_flags(ft)
-flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):

@@ -66,7 +66,7 @@ _RELEARN_ONLY = ("relearn_test_per_class", "pretrain_dataset", "pretrain_split",
 
 
 def _l2_grid() -> tuple:
-  grid = common_flags.parse_floats("l2_grid", _L2_GRID.value)
+  grid = common_flags.parse_numbers("l2_grid", _L2_GRID.value)
   if grid is None:
     return tuple(linear_probe.DEFAULT_L2_GRID)
   if not grid or not all(math.isfinite(v) and v > 0 for v in grid):
@@ -93,9 +93,8 @@ def _line(record: evaluators.Record) -> str:
           f"{s['num_validation']} validation, {s['num_test']} test)")
 
 
-# --help lists the shared flags (--model, --datasets, ...) with this binary's own.
+# --help lists the shared flags (--model, --datasets, --data_dir, ...) with this binary's own.
 flags.adopt_module_key_flags(ft)
-flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):
@@ -130,10 +129,9 @@ def _relearn(grid: tuple) -> None:
   if not dataset:
     raise cli.UsageError(f"--pretrain_dataset is required: {path} has no "
                          f"{pretrained.CONFIG_FILE} naming the dataset it was pretrained on")
-  if ft.given("classes"):
-    classes = ft.CLASSES.value
-  else:
-    classes = None if _PRETRAIN_DATASET.value else data.get("classes")
+  # --classes, else the pretraining classes of config.json unless another dataset is named.
+  classes = (ft.CLASSES.value if ft.given("classes") else
+             None if _PRETRAIN_DATASET.value else data.get("classes"))
   split = _PRETRAIN_SPLIT.value or data.get("eval_split") or "test"
   if split not in datasets.SPLIT_NAMES:
     raise cli.UsageError(f"--pretrain_split: {split!r}; valid are "

@@ -82,20 +82,6 @@ _WAIT = flags.DEFINE_float(
 # --help lists --data_dir, --strategy and --tpu with this binary's own flags.
 flags.adopt_module_key_flags(common_flags)
 
-def _ints(values, flag):
-  try:
-    return tuple(int(v) for v in values)
-  except ValueError:
-    raise ValueError(f"--{flag} takes integers, got {','.join(values)}") from None
-
-
-def _floats(values, flag):
-  try:
-    return tuple(float(v) for v in values)
-  except ValueError:
-    raise ValueError(f"--{flag} takes numbers, got {','.join(values)}") from None
-
-
 def build_study():
   """The study preset changed by the flags (the study section of official.core.config)."""
   study = config.get_study(_EXPERIMENT.value, quick=_QUICK.value)
@@ -103,9 +89,10 @@ def build_study():
   if _OBJECTIVES.value:
     changes["objectives"] = tuple(losses.canonical_name(o) for o in _OBJECTIVES.value)
   if _SEEDS.value:
-    changes["seeds"] = _ints(_SEEDS.value, "seeds")
+    changes["seeds"] = common_flags.parse_numbers("seeds", _SEEDS.value, kind=int)
   if _TEMPERATURE_SWEEP.value:
-    changes["temperature_sweep"] = _floats(_TEMPERATURE_SWEEP.value, "temperature_sweep")
+    changes["temperature_sweep"] = common_flags.parse_numbers("temperature_sweep",
+                                                              _TEMPERATURE_SWEEP.value)
   from official.data import datasets  # pylint: disable=g-import-not-at-top
   if _PRETRAIN_DATASET.value is not None:
     changes["pretrain_dataset"] = datasets.canonical_spec(_PRETRAIN_DATASET.value)
@@ -168,7 +155,6 @@ def main(argv):
   worker_index = _worker_index()
   print(f"workdir: {workdir}", flush=True)
   from official.study import driver  # pylint: disable=g-import-not-at-top
-  from official.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = common_flags.strategy()
   from official.training import loop  # pylint: disable=g-import-not-at-top
   try:

@@ -52,8 +52,7 @@ def _hparam_flags() -> dict[str, str]:
 
 
 # Each objective's hyperparameters; unset flags keep the released defaults.
-HPARAM_FLAGS = _hparam_flags()
-_HPARAMS = {name: flags.DEFINE_float(name, None, text) for name, text in HPARAM_FLAGS.items()}
+_HPARAMS = {name: flags.DEFINE_float(name, None, text) for name, text in _hparam_flags().items()}
 
 _EPOCHS = flags.DEFINE_integer("train_epochs", None, "train.epochs")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "train.batch_size (global batch).")

@@ -24,9 +24,9 @@ import typing
 from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
-import tensorflow as tf
 
 from official import losses
+from official.core import io
 from official.modeling import resnet
 
 # A pretraining run directory (official.training.trainer writes it, experiments/train names
@@ -38,6 +38,17 @@ METRICS_FILE = "metrics.json"  # the final evaluation
 
 SPLITS = ("train", "validation", "test", "train_full")
 PREPROCESSING = ("train", "eval", "transfer")
+
+
+def _require_positive_ints(config, section: str, names, optional: bool = False) -> None:
+  """A one-line ValueError naming the first field of `names` that is not an integer >= 1
+  (or None, where `optional`)."""
+  for name in names:
+    value = getattr(config, name)
+    if (value is not None or not optional) and (
+        not isinstance(value, int) or isinstance(value, bool) or value < 1):
+      raise ValueError(f"{section}.{name}={value!r} must be a positive integer"
+                       + (" or None" if optional else ""))
 
 
 @dataclasses.dataclass
@@ -72,7 +83,6 @@ class DataConfig:
     class_names: the names of the classes in label order (label k is class_names[k]), filled
       by `resolve` from the dataset (sorted class-folder names for an image folder; None when
       the dataset names none); a value given here must match the dataset's.
-    train_split: split trained on: "train", "validation", "test" or "train_full".
     eval_split: split evaluated on every epoch (with the EMA weights).
     train_examples: if set, only the first N examples of `train_split` are used.
     eval_examples: if set, only the first N examples of `eval_split` are evaluated.
@@ -107,10 +117,7 @@ class DataConfig:
       raise ValueError(f"data.crop_area_range={tuple(self.crop_area_range)!r} must be "
                        "(low, high) with 0 < low <= high <= 1")
     self.crop_area_range = (float(low), float(high))
-    for key in ("train_examples", "eval_examples"):
-      value = getattr(self, key)
-      if value is not None and (not isinstance(value, int) or value < 1):
-        raise ValueError(f"data.{key}={value!r} must be a positive integer or None")
+    _require_positive_ints(self, "data", ("train_examples", "eval_examples"), optional=True)
     if self.class_names is not None:
       if not all(isinstance(name, str) for name in self.class_names):
         raise ValueError(f"data.class_names={self.class_names!r} must be a list of names")
@@ -138,7 +145,6 @@ class TrainConfig:
   Attributes:
     seed: seeds the initialisation, dropout and the data order of every epoch.
     batch_size: the global batch, split evenly across replicas.
-    epochs: passes over the training split.
     base_learning_rate: learning rate per 256 examples; the peak is
       base_learning_rate * batch_size / 256 (linear scaling rule) ...
     learning_rate: ... unless this absolute peak learning rate is given.
@@ -159,8 +165,6 @@ class TrainConfig:
     steps_per_loop: training steps per call of the compiled loop (between host checks).
     log_every_steps: console line and TensorBoard scalars every N steps.
     checkpoint_every_steps: periodic checkpoint every N steps (0: only at epoch ends).
-    keep_checkpoints: checkpoints kept in <model_dir>/checkpoints.
-    eval_batch_size: global batch of evaluation.
     eval_every_epochs: evaluate every N epochs (and always after the last).
     select_best_epoch: early stopping on the evaluation split (docs/protocol.md §3): keep the
       EMA weights of the evaluated epoch of highest top-1 (ties: the earlier) and export
@@ -196,12 +200,9 @@ class TrainConfig:
   stop_after_epochs: int = 0
 
   def __post_init__(self):
-    positive = ("batch_size", "epochs", "steps_per_loop", "log_every_steps", "keep_checkpoints",
-                "eval_batch_size", "eval_every_epochs", "class_separation_examples")
-    for key in positive:
-      value = getattr(self, key)
-      if not isinstance(value, int) or value < 1:
-        raise ValueError(f"train.{key}={value!r} must be a positive integer")
+    _require_positive_ints(self, "train", (
+        "batch_size", "epochs", "steps_per_loop", "log_every_steps", "keep_checkpoints",
+        "eval_batch_size", "eval_every_epochs", "class_separation_examples"))
     if not isinstance(self.checkpoint_every_steps, int) or self.checkpoint_every_steps < 0:
       raise ValueError(f"train.checkpoint_every_steps={self.checkpoint_every_steps!r} must be "
                        "a non-negative integer (0: only at epoch ends)")
@@ -277,12 +278,8 @@ class FinetuneConfig:
   """Settings of a fine-tuning grid search.
 
   Attributes:
-    learning_rates: peak learning rates of the grid.
     weight_decays: weight decays wd of the grid; 0 means none. The loss carries
       (wd / lr) * 0.5 * sum ||kernel||^2 (docs/protocol.md §5).
-    steps: optimiser steps of every training run.
-    batch_size: global batch, split evenly across replicas.
-    momentum, nesterov: SGD momentum, Nesterov's if `nesterov`.
     schedule: "cosine" (decay from lr to 0 over `steps`) or "constant".
     bn_momentum_epochs: E in the batch-norm momentum max(1 - E / s, min_bn_momentum).
     min_bn_momentum: the floor of the batch-norm momentum.
@@ -290,9 +287,6 @@ class FinetuneConfig:
       each replica's part, so the result does not depend on the number of replicas.
     image_size: side S of the network's input; None: the pretrained network's own.
     seed: seeds the head's initialisation and the data order of every epoch.
-    eval_batch_size: global batch of evaluation.
-    steps_per_loop: steps per call of the compiled training loop.
-    log_every_steps: console line and TensorBoard scalars every N steps.
     checkpoint_every_steps: checkpoint every N steps (and at the end of training).
     keep_checkpoints: keep a grid point's checkpoints once its result is written.
   """
@@ -331,11 +325,9 @@ class FinetuneConfig:
     if not all(v >= 0 and math.isfinite(v) for v in self.weight_decays):
       raise ValueError(f"finetune weight_decays must be >= 0 (0: none), got "
                        f"{list(self.weight_decays)}")
-    for name in ("steps", "batch_size", "eval_batch_size", "steps_per_loop",
-                 "log_every_steps", "checkpoint_every_steps"):
-      value = getattr(self, name)
-      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"finetune {name}={value!r} must be a positive integer")
+    _require_positive_ints(self, "finetune", ("steps", "batch_size", "eval_batch_size",
+                                              "steps_per_loop", "log_every_steps",
+                                              "checkpoint_every_steps"))
     if self.schedule not in SCHEDULES:
       raise ValueError(f"finetune schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
     if not 0.0 <= self.momentum < 1.0:
@@ -533,13 +525,7 @@ class StudyConfig:
     for tau in self.temperature_sweep:
       if tau <= 0:
         raise ValueError(f"--temperature_sweep: temperatures must be > 0, got {tau}")
-    if isinstance(self.cka_passes, bool) or not isinstance(self.cka_passes, int) or (
-        self.cka_passes < 1):
-      raise ValueError(f"cka_passes must be a positive integer, got {self.cka_passes!r}")
-    if isinstance(self.relearn_test_per_class, bool) or not isinstance(
-        self.relearn_test_per_class, int) or self.relearn_test_per_class < 1:
-      raise ValueError("relearn_test_per_class must be a positive integer, got "
-                       f"{self.relearn_test_per_class!r}")
+    _require_positive_ints(self, "study", ("cka_passes", "relearn_test_per_class"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,14 +579,6 @@ def imagenet_resnet50() -> ExperimentConfig:
           weight_decay=8e-5, ema_decay=0.9999, mixed_precision=True, steps_per_loop=100,
           log_every_steps=100, checkpoint_every_steps=1000, eval_batch_size=1000,
           class_separation_examples=10_000))
-
-
-def imagenet_resnet50_holdout() -> ExperimentConfig:
-  """`imagenet_resnet50` on the tuning split: train -> the held-out training examples."""
-  config = imagenet_resnet50()
-  config.data.train_split = "train"
-  config.data.eval_split = "validation"
-  return config
 
 
 # The middle scale: downsampled ImageNet on one GPU (benchmarks/study_cost.py derives the cost
@@ -667,6 +645,7 @@ def _holdout_variant(preset: Callable[[], ExperimentConfig]) -> Callable[[], Exp
 
 
 demo_holdout = _holdout_variant(demo)
+imagenet_resnet50_holdout = _holdout_variant(imagenet_resnet50)
 imagenet32_resnet18_holdout = _holdout_variant(imagenet32_resnet18)
 imagenet64_resnet18_holdout = _holdout_variant(imagenet64_resnet18)
 imagenet32_resnet50_holdout = _holdout_variant(imagenet32_resnet50)
@@ -1010,10 +989,6 @@ def differences(a, b, ignore=RUN_ONLY_KEYS) -> list[tuple[str, Any, Any]]:
           if k not in ignore and flat_a.get(k) != flat_b.get(k)]
 
 
-def to_json(config: ExperimentConfig) -> str:
-  return json.dumps(to_dict(config), indent=2, sort_keys=True)
-
-
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   flat = {}
   for key, value in values.items():
@@ -1122,14 +1097,12 @@ def read_run_config(model_dir: str) -> ExperimentConfig:
     ValueError: config.json is not JSON, lacks the "model" / "objective" sections, or holds
       a value the schema refuses (one line naming the file).
   """
-  path = os.path.join(os.fspath(model_dir), CONFIG_FILE)
-  if not tf.io.gfile.exists(path):
+  path = io.join(os.fspath(model_dir), CONFIG_FILE)
+  if not io.exists(path):
     raise FileNotFoundError(f"{path} does not exist: expected a training model_dir "
                             f"({CONFIG_FILE} with {CHECKPOINT_DIR}/)")
-  with tf.io.gfile.GFile(path) as f:
-    text = f.read()
   try:
-    values = json.loads(text)
+    values = json.loads(io.read_text(path))
   except ValueError as e:
     raise ValueError(f"{path} is not valid JSON ({e})") from None
   if not isinstance(values, dict) or not all(

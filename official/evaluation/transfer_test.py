@@ -39,8 +39,8 @@ class TransferTest(tf.test.TestCase):
     export = os.path.join(model_dir, "export", "saved_model")
     tf.io.gfile.makedirs(export)
     with tf.io.gfile.GFile(os.path.join(model_dir, "config.json"), "w") as f:
-      f.write(config.to_json(config.override(config.get_experiment("demo"),
-                                             {"data.classes": "0-4"})))
+      f.write(json.dumps(config.to_dict(config.override(config.get_experiment("demo"),
+                                                        {"data.classes": "0-4"}))))
     for path in (model_dir, export, model_dir + "/"):
       self.assertEqual(pretrained.training_model_dir(path), model_dir)
       data = pretrained.training_config(path)["data"]

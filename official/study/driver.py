@@ -8,31 +8,18 @@ Resumable and idempotent: each finished step is one result file (official.study.
 written atomically after the step completes. Killing the driver loses at most the step in
 progress (pretraining resumes from its last checkpoint); a rerun skips what is done.
 
-Several drivers on one workdir (one study sharded across machines, or the same command started
-twice) cooperate through the shared storage alone:
-  - Division of work: a static partition. Pretraining run i of the grid (StudyConfig.runs()
-    order) belongs to worker i % num_workers together with every step that reads only that run
-    (representations, transfer, fine-tuning): the shares are disjoint, balanced to within one
-    run, and need no coordinator; each model directory is written by one worker only, and its
-    feature caches stay beside the run that made them. Runs dominate the cost and are
-    alike in size, so a dynamic queue would balance little better and would move whole model
-    directories between machines. Steps that read several runs (CKA, the report) belong to
-    every worker: whichever finds all their inputs done first computes them.
-  - Mutual exclusion: every step, in any share, runs under a lease (official.study.leases,
-    files under <workdir>/leases/), so no step is started while another live process computes
-    it, whatever the worker flags: a second plain driver on a busy workdir takes the steps no one
-    holds, skips the held ones, and says in one line which other driver holds them. A killed
-    worker's lease goes stale (its heartbeat stops; on the same host its process is gone) and
-    its step is taken over; everything else it finished is kept.
-  - A worker that has nothing it can run (its share done; the rest held by others or waiting for
-    other workers' runs) says what it waits for and exits cleanly, or polls until
-    `wait_seconds` pass. The last worker to finish a step finds every input done and writes CKA
-    and the report: each worker writes its results before checking the others', and the shared
-    storage is read-after-write consistent (POSIX; Cloud Storage objects and listings).
-    Sharded workers write the report once per set of results (leases/report-written.json
-    records it); a single driver rewrites it on every run, as before.
-  - A run trained across several hosts (--strategy=multi_worker_mirrored, TF_CONFIG) makes
-    those hosts one study worker: they run every step together, without leases.
+Several drivers on one workdir cooperate through the shared storage alone (README "Paper scale
+on a cluster"): pretraining run i and the steps that read only it belong to worker
+i % num_workers, a static partition, because runs dominate the cost and are alike in size (a
+dynamic queue would balance little better and would move whole model directories between
+machines); CKA and the report belong to every worker, and whichever finds all their inputs
+done computes them. Every step runs under a lease (official.study.leases), so no step is
+started twice; a killed worker's lease goes stale and its step is taken over. Each worker
+writes its results before checking the others', and the storage is read-after-write
+consistent (POSIX; Cloud Storage), so the last worker to finish finds every input done.
+Sharded workers write the report once per set of results (leases/report-written.json); a
+single driver rewrites it on every run. The hosts of one multi-worker training cluster
+(TF_CONFIG) are one study worker: they run every step together, without leases.
 """
 
 import dataclasses
@@ -67,57 +54,45 @@ class Step:
 
 def plan(study: StudyConfig, workdir: str, strategy=None) -> list[Step]:
   """Every step of the study in execution order, with fingerprints chaining dependencies."""
-  planned = []
-  runs = study.runs()
-  pretrain_fp = {}
+  planned, fingerprints, runs = [], {}, study.runs()
+
+  def add(key, label, settings, action, share, upstream=()):
+    # A step's kind is its key's first part ("transfer/<run>/<dataset>" -> "transfer").
+    fingerprints[key] = steps.fingerprint(settings, sorted(fingerprints[k] for k in upstream))
+    planned.append(Step(key, key.split("/")[0], label, fingerprints[key], settings, action,
+                        share, tuple(upstream)))
+
   # Each run's evaluation follows its pretraining, so results (and the time estimate) build
   # up run by run.
   for index, run in enumerate(runs):
-    settings = steps.pretrain_settings(study, run)
-    fp = steps.fingerprint(settings)
-    pretrain_fp[run] = fp
-    pretrain_key = f"pretrain/{run.run_id}"
-    planned.append(Step(
-        pretrain_key, "pretrain", f"pretrain {run.run_id}", fp, settings,
-        lambda run=run, fp=fp: steps.pretrain(study, run, workdir, fp, strategy), index))
+    pretrain = f"pretrain/{run.run_id}"
+    add(pretrain, f"pretrain {run.run_id}", steps.pretrain_settings(study, run),
+        lambda run=run, key=pretrain: steps.pretrain(study, run, workdir, fingerprints[key],
+                                                     strategy), index)
     if study.tune:  # tuning reads the pretraining results only
       continue
-    settings = steps.representation_settings(study)
-    fp = steps.fingerprint(settings, [pretrain_fp[run]])
-    planned.append(Step(
-        f"representations/{run.run_id}", "representations", f"representations {run.run_id}",
-        fp, settings, lambda run=run: steps.representations(study, run, workdir), index,
-        (pretrain_key,)))
+    add(f"representations/{run.run_id}", f"representations {run.run_id}",
+        steps.representation_settings(study),
+        lambda run=run: steps.representations(study, run, workdir), index, (pretrain,))
     for dataset in study.transfer_datasets:
-      settings = steps.transfer_settings(study, dataset)
-      fp = steps.fingerprint(settings, [pretrain_fp[run]])
-      planned.append(Step(
-          f"transfer/{run.run_id}/{datasets.result_name(dataset)}", "transfer",
-          f"transfer {run.run_id} {dataset}",
-          fp, settings, lambda run=run, d=dataset: steps.transfer(study, run, d, workdir),
-          index, (pretrain_key,)))
+      add(f"transfer/{run.run_id}/{datasets.result_name(dataset)}",
+          f"transfer {run.run_id} {dataset}", steps.transfer_settings(study, dataset),
+          lambda run=run, d=dataset: steps.transfer(study, run, d, workdir), index, (pretrain,))
   if study.finetune and not study.tune:
     for index, run in enumerate(runs):
       if run.hparams or run.seed not in study.finetune_seeds:
         continue
       for dataset in study.finetune_datasets:
-        settings = steps.finetune_settings(study, dataset)
-        fp = steps.fingerprint(settings, [pretrain_fp[run]])
-        planned.append(Step(
-            f"finetune/{run.run_id}/{datasets.result_name(dataset)}", "finetune",
-            f"finetune {run.run_id} {dataset}",
-            fp, settings,
+        add(f"finetune/{run.run_id}/{datasets.result_name(dataset)}",
+            f"finetune {run.run_id} {dataset}", steps.finetune_settings(study, dataset),
             lambda run=run, d=dataset: steps.finetune(study, run, d, workdir, strategy),
-            index, (f"pretrain/{run.run_id}",)))
+            index, (f"pretrain/{run.run_id}",))
   if not study.tune and len(study.cka_seeds) == 2 and all(
       Run(o, s) in runs for o in study.objectives[:1] for s in study.cka_seeds):
-    settings = steps.cka_settings(study)
     cka_runs = [r for r in runs if not r.hparams and r.seed in study.cka_seeds]
-    upstream = sorted(pretrain_fp[r] for r in cka_runs)
-    fp = steps.fingerprint(settings, upstream)
-    planned.append(Step("cka", "cka", "CKA across objectives", fp, settings,
-                        lambda: steps.cka(study, runs, workdir), None,
-                        tuple(f"pretrain/{r.run_id}" for r in cka_runs)))
+    add("cka", "CKA across objectives", steps.cka_settings(study),
+        lambda: steps.cka(study, runs, workdir), None,
+        tuple(f"pretrain/{r.run_id}" for r in cka_runs))
   return planned
 
 
@@ -135,10 +110,9 @@ def check_writable(workdir: str) -> None:
     with tf.io.gfile.GFile(probe, "w") as f:
       f.write("ok")
     io.remove(probe)
-  except OSError as e:
-    raise PermissionError(f"--workdir {workdir!r} is not writable ({e.strerror})") from None
-  except tf.errors.OpError as e:
-    reason = (e.message or type(e).__name__).splitlines()[0]
+  except (OSError, tf.errors.OpError) as e:
+    reason = (e.strerror if isinstance(e, OSError) else
+              (e.message or type(e).__name__).splitlines()[0])
     raise PermissionError(f"--workdir {workdir!r} is not writable ({reason})") from None
 
 
@@ -173,10 +147,8 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   other workers (or held by other drivers) remain and this worker leaves them to those.
 
   Args:
-    study: what to compute.
     workdir: the study's folder (a local path or a URL such as gs://bucket/study).
     strategy: the tf.distribute strategy every run trains and extracts features under.
-    log: where progress lines go.
     num_workers: how many cooperating workers share the workdir; worker `worker_index`
       (0-based) runs pretraining runs i with i % num_workers == worker_index, their dependent
       steps, and the shared steps (CKA, report) once their inputs exist.
@@ -224,7 +196,6 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   waited_since = None
   while True:
     blocked = []  # (step, why) of steps this worker cannot start now
-    ran = False
     for step in todo:
       if step.key in done:
         continue
@@ -265,27 +236,25 @@ def run(study: StudyConfig, workdir: str, strategy=None,
         durations.setdefault(step.kind, []).append(time.time() - t0)
         if num_workers > 1:
           say(f"  finished {step.key} in {_format_seconds(time.time() - t0)}")
-      ran = True
-      break  # rescan from the first step: plan order, and freed leases are retried
-    if ran:
-      waited_since = None
-      continue
-    if not blocked:  # this worker's share is done; are the other workers' shares?
-      for step in planned:
-        if step.key not in done and store.status(step.key, step.fingerprint) == "done":
-          done.add(step.key)
-      blocked = [(s, f"worker {s.share % num_workers}'s share") for s in planned
-                 if s.key not in done]
-      if not blocked:
-        break
-    if waited_since is None and wait_seconds > 0:
-      say(_waiting_line(blocked, planned, done, num_workers, wait_seconds))
-    waited_since = waited_since or time.time()
-    if time.time() - waited_since < wait_seconds:
-      time.sleep(min(5.0, table.heartbeat_seconds))
-      continue
-    say(_waiting_line(blocked, planned, done, num_workers))
-    return None
+      break  # a step ran: rescan from the first (plan order, and freed leases are retried)
+    else:  # no step could run now
+      if not blocked:  # this worker's share is done; are the other workers' shares?
+        for step in planned:
+          if step.key not in done and store.status(step.key, step.fingerprint) == "done":
+            done.add(step.key)
+        blocked = [(s, f"worker {s.share % num_workers}'s share") for s in planned
+                   if s.key not in done]
+        if not blocked:
+          break
+      if waited_since is None and wait_seconds > 0:
+        say(_waiting_line(blocked, planned, done, num_workers, wait_seconds))
+      waited_since = waited_since or time.time()
+      if time.time() - waited_since < wait_seconds:
+        time.sleep(min(5.0, table.heartbeat_seconds))
+        continue
+      say(_waiting_line(blocked, planned, done, num_workers))
+      return None
+    waited_since = None
   if study.tune:  # cheap and deterministic: every worker that gets here writes the same file
     path = io.join(workdir, TUNING_FILE)
     results = {s.key: store.get(s.key, s.fingerprint) for s in planned}
@@ -398,10 +367,7 @@ def _prepare_data_once(study: StudyConfig, table: leases_lib.LeaseTable) -> None
   twice concurrently into one folder); the others wait, then find the data prepared."""
   shared = study.data_dir is not None and io.is_remote(study.data_dir)
   key = "prepare/shared" if shared else f"prepare/{table.host}"
-  while True:
-    lease = table.try_acquire(key)
-    if lease is not None:
-      break
+  while (lease := table.try_acquire(key)) is None:
     time.sleep(1.0)
   with lease:
     prepare_data(study)
@@ -411,8 +377,5 @@ def _estimate(remaining: list[Step], durations: dict) -> Optional[float]:
   if not durations:
     return None
   overall = sum(sum(v) for v in durations.values()) / sum(len(v) for v in durations.values())
-  total = 0.0
-  for step in remaining:
-    seen = durations.get(step.kind)
-    total += sum(seen) / len(seen) if seen else overall
-  return total
+  mean = {kind: sum(seen) / len(seen) for kind, seen in durations.items()}
+  return sum(mean.get(step.kind, overall) for step in remaining)

@@ -23,6 +23,7 @@ stalled for longer than the timeout) marks it lost; the driver then discards tha
 result instead of writing it.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -48,7 +49,7 @@ def _pid_alive(pid: int) -> bool:
   return True
 
 
-class Lease:
+class Lease(contextlib.AbstractContextManager):
   """The claim of one process on one step; use `LeaseTable.try_acquire` to get one."""
 
   def __init__(self, table: "LeaseTable", key: str, path: str, record: dict):
@@ -81,9 +82,6 @@ class Lease:
     if current is not None and current.get("token") == self.record["token"]:
       io.remove(self.path)
 
-  def __enter__(self):
-    return self
-
   def __exit__(self, *exc):
     self.release()
 
@@ -100,14 +98,12 @@ class LeaseTable:
     self.owner = owner
     self.timeout_seconds = float(timeout_seconds)
     self.heartbeat_seconds = min(30.0, self.timeout_seconds / 4)
-    if settle_seconds is None:
-      remote = io.is_remote(self.root)
-      settle_seconds = (0.0 if self.root.startswith("ram://") else
-                        REMOTE_SETTLE_SECONDS if remote else LOCAL_SETTLE_SECONDS)
-    self.settle_seconds = settle_seconds
     self.host = socket.gethostname()
     # Local disks create leases exclusively with link(2); other filesystems by read-back.
     self.exclusive_create = not io.is_remote(self.root)
+    self.settle_seconds = settle_seconds if settle_seconds is not None else (
+        0.0 if self.root.startswith("ram://") else
+        LOCAL_SETTLE_SECONDS if self.exclusive_create else REMOTE_SETTLE_SECONDS)
 
   def path(self, key: str) -> str:
     return io.join(self.root, key + ".json")
@@ -180,17 +176,9 @@ def _create_exclusive(path: str, data: bytes) -> bool:
     os.remove(tmp)
 
 
-class _NullLease:
+class _NullLease(contextlib.nullcontext):
+  """A Lockstep step's lease: nothing claimed, never lost."""
   lost = False
-
-  def release(self) -> None:
-    pass
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    pass
 
 
 class Lockstep(LeaseTable):

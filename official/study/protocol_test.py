@@ -76,7 +76,7 @@ class AnalysisTest(absltest.TestCase):
     # Figure 6: 10 per class of the 1,000 classes held out -> 40,000 / 10,000.
     self.assertEqual((paper.analysis_examples, paper.relearn_test_per_class), (50_000, 10))
     self.assertEqual(config.get_study("demo").cka_passes, 1)
-    with self.assertRaisesRegex(ValueError, "cka_passes must be a positive integer, got 0"):
+    with self.assertRaisesRegex(ValueError, "study.cka_passes=0 must be a positive integer"):
       config.override(paper, {"cka_passes": 0})
 
 

@@ -10,6 +10,7 @@ paper preset, the paper's numbers stand in parentheses beside the measured ones.
 """
 
 import collections
+import itertools
 import math
 import posixpath
 import re
@@ -50,16 +51,12 @@ class Results:
       if parts[0] == "cka":
         self.cka = result
         continue
-      variant, seed = parts[1], int(parts[2][len("seed"):])
-      if parts[0] == "pretrain":
-        self.pretrain[(variant, seed)] = result
-      elif parts[0] == "representations":
-        self.representations[(variant, seed)] = result
-      elif parts[0] == "transfer":
+      run = (parts[1], int(parts[2][len("seed"):]))
+      if parts[0] in ("pretrain", "representations"):
+        getattr(self, parts[0])[run] = result
+      elif parts[0] in ("transfer", "finetune"):
         # Keys spell the dataset file-name safe; the result holds its spec.
-        self.transfer[(variant, seed)][result.get("dataset", parts[3])] = result
-      elif parts[0] == "finetune":
-        self.finetune[(variant, seed)][result.get("dataset", parts[3])] = result
+        getattr(self, parts[0])[run][result.get("dataset", parts[3])] = result
 
   @property
   def objectives(self) -> list[str]:
@@ -69,17 +66,22 @@ class Results:
   def seeds_of(self, variant: str, table: dict) -> list[int]:
     return sorted(s for v, s in table if v == variant)
 
-  def values(self, variant: str, getter, table: Optional[dict] = None) -> list[float]:
+  def by_seed(self, variants, getter, table: Optional[dict] = None) -> dict:
+    """variant -> seed -> value of the runs where `getter` gives a number."""
     table = self.pretrain if table is None else table
-    out = []
-    for seed in self.seeds_of(variant, table):
-      try:
-        value = getter(table[(variant, seed)])
-      except (KeyError, TypeError):
-        continue
-      if value is not None and not (isinstance(value, float) and math.isnan(value)):
-        out.append(float(value))
-    return out
+    out = collections.defaultdict(dict)
+    for v in variants:
+      for seed in self.seeds_of(v, table):
+        try:
+          value = getter(table[(v, seed)])
+        except (KeyError, TypeError):
+          continue
+        if value is not None and not math.isnan(float(value)):
+          out[v][seed] = float(value)
+    return dict(out)
+
+  def values(self, variant: str, getter, table: Optional[dict] = None) -> list[float]:
+    return list(self.by_seed([variant], getter, table).get(variant, {}).values())
 
 
 def short_label(spec: str) -> str:
@@ -112,9 +114,8 @@ def _spec_list(labels: dict[str, str], listed: set) -> list[str]:
   long = [(label, spec) for spec, label in labels.items()
           if label != spec and spec not in listed]
   listed.update(spec for _, spec in long)
-  if not long:
-    return []
-  return ["", "Datasets: " + "; ".join(f"`{label}` = `{spec}`" for label, spec in long) + "."]
+  return (["", "Datasets: " + "; ".join(f"`{label}` = `{spec}`" for label, spec in long) + "."]
+          if long else [])
 
 
 def _pretraining_data(study: dict, short: bool = False) -> str:
@@ -141,10 +142,6 @@ def title(study: dict) -> str:
           f"pretraining on {_pretraining_data(study, short=True)})")
 
 
-def _pct(x):
-  return 100.0 * x
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
   lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
   lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -152,40 +149,58 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _column(results: Results, variants, getter, table=None, scale=100.0, digits=1,
-            higher_is_better=True, mark_best=True):
+            mark_best=True) -> dict[str, str]:
   """Cells of one column: mean ± s.e., bold where not significantly worse than the best
   (nothing bold when no objective has two seeds: no test is possible)."""
   per_variant = {v: results.values(v, getter, table) for v in variants}
   testable = any(len(values) > 1 for values in per_variant.values())
-  marked = (statistics.not_worse_than_best(per_variant, higher_is_better=higher_is_better)
-            if mark_best and testable else set())
+  marked = statistics.not_worse_than_best(per_variant) if mark_best and testable else set()
   cells = {}
   for v, values in per_variant.items():
     text = statistics.summarize(values).format(digits, scale)
     cells[v] = f"**{text}**" if v in marked and text != "–" else text
-  return cells, per_variant
+  return cells
 
 
 def _with_paper(cell: str, value) -> str:
   return cell if value is None else f"{cell} ({value})"
 
 
-def _max_seeds(results: Results, table: dict) -> int:
-  counts = collections.Counter(v for v, _ in table)
-  return max(counts.values(), default=0)
+def _paper_cells(columns, variant: str, paper_key) -> list[str]:
+  """A row's cells of [(cells, paper numbers)] columns, the paper's value of `paper_key`
+  beside each (None: none)."""
+  return [_with_paper(cells[variant], None if paper_key is None else ref.get(paper_key))
+          for cells, ref in columns]
 
 
-def _significance_note(results: Results, table: dict) -> list[str]:
+def _transfer_columns(results: Results, variants, datasets, probe: str, reference: dict):
+  """Table 1/4 columns of transfer accuracy per dataset (and, for the linear probe, their
+  mean), each with the paper's numbers of the dataset."""
+  columns = [(_column(results, variants, lambda r, d=d: r[d][probe]["test"], results.transfer),
+              reference.get(d, {})) for d in datasets]
+  if probe == "linear":
+    columns.append((_column(results, variants, lambda r: _mean_linear(r, datasets),
+                            results.transfer), {}))
+  return columns
+
+
+_SWEEP_PREFIX = "cosine_softmax_tau"
+
+
+def _tau(variant: str) -> str:
+  """The temperature of a sweep variant as its name spells it ("cosine_softmax_tau0.01")."""
+  return variant[len(_SWEEP_PREFIX):]
+
+
+def _significance_note(table: dict) -> list[str]:
   return (["", "One seed: no significance test (nothing is bold)."]
-          if _max_seeds(results, table) == 1 else [])
+          if max(collections.Counter(v for v, _ in table).values(), default=0) == 1 else [])
 
 
 def _num_classes(results: Results) -> Optional[int]:
   """K of the pretraining task, as the runs record it (None when none does)."""
-  for metrics in results.pretrain.values():
-    if isinstance(metrics.get("num_classes"), int):
-      return metrics["num_classes"]
-  return None
+  return next((m["num_classes"] for m in results.pretrain.values()
+               if isinstance(m.get("num_classes"), int)), None)
 
 
 def _cosine_heads(results: Results) -> str:
@@ -197,9 +212,8 @@ def _cosine_heads(results: Results) -> str:
       heads.add(bool(hparams["normalize_features"]))
   names = {True: "paper eq. 7 (kernel columns and features L2-normalised)",
            False: "the released head (only the kernel columns L2-normalised)"}
-  if not heads:
-    return ""
-  return "Cosine softmax head: " + " and ".join(names[h] for h in sorted(heads)) + "."
+  return ("Cosine softmax head: " + " and ".join(names[h] for h in sorted(heads)) + "."
+          if heads else "")
 
 
 def _sweep_scaling(results: Results, sweep: list[str]) -> str:
@@ -213,21 +227,6 @@ def _sweep_scaling(results: Results, sweep: list[str]) -> str:
   return "No run of the sweep scales the loss by tau (the paper did below 0.05, §3.4)."
 
 
-def _by_seed(results: Results, variants, getter, table: Optional[dict] = None) -> dict:
-  """variant -> seed -> value of the runs where `getter` gives a number."""
-  table = results.pretrain if table is None else table
-  out = collections.defaultdict(dict)
-  for v in variants:
-    for seed in results.seeds_of(v, table):
-      try:
-        value = getter(table[(v, seed)])
-      except (KeyError, TypeError):
-        continue
-      if value is not None and not math.isnan(float(value)):
-        out[v][seed] = float(value)
-  return dict(out)
-
-
 def _r2(r):
   return r["class_separation"][resnet.PENULTIMATE]
 
@@ -235,8 +234,9 @@ def _r2(r):
 def _r2_cells(results: Results, variants) -> tuple[dict, dict, list[str]]:
   """Table 3/4 cells of penultimate class separation, per-seed values, and the note on runs
   whose R² is undefined (collapsed features: class_separation.MIN_TOTAL_DISPERSION)."""
-  cells, values = _column(results, variants, _r2, results.representations, scale=1.0,
-                          digits=3, mark_best=False)
+  cells = _column(results, variants, _r2, results.representations, scale=1.0, digits=3,
+                  mark_best=False)
+  values = {v: results.values(v, _r2, results.representations) for v in variants}
   undefined = [v for v in variants
                if any((results.representations[(v, s)].get("class_separation") or {}).get(
                    resnet.PENULTIMATE, 0.0) is None
@@ -251,18 +251,17 @@ def _r2_cells(results: Results, variants) -> tuple[dict, dict, list[str]]:
   return cells, values, note
 
 
-def _correlations(rows_in: list, seed_sets_of) -> tuple[list[list[str]], dict, dict]:
+def _correlations(rows_in: list) -> tuple[list[list[str]], dict, dict]:
   """Rows of the rank-correlation table, (relation, runs) -> [(rho, p, n) per seed set] and
   (relation, runs) -> (rho, p, n) on all seeds.
 
-  rows_in: (relation, runs, x, y) with x, y variant -> seed -> value; seed_sets_of(runs): the
+  rows_in: (relation, runs, x, y, sets) with x, y variant -> seed -> value and sets the
   disjoint seed sets of those runs (statistics.seed_sets)."""
   rows, by_set, pooled = [], {}, {}
-  for relation, runs, x, y in rows_in:
+  for relation, runs, x, y, sets in rows_in:
     seeds = sorted({s for v in x for s in x[v]})
     if not seeds:
       continue
-    sets = seed_sets_of(runs)
     groups = [("all", tuple(seeds))] + ([(", ".join(map(str, g)), g) for g in sets]
                                         if len(sets) > 1 else [])
     for label, group in groups:
@@ -275,10 +274,6 @@ def _correlations(rows_in: list, seed_sets_of) -> tuple[list[list[str]], dict, d
                    "–" if math.isnan(rho) else f"{rho:.2f}",
                    "–" if math.isnan(p) else f"{max(p, 1e-16):.3g}"])
   return rows, by_set, pooled
-
-
-def _negative_everywhere(per_set: list) -> bool:
-  return bool(per_set) and all(rho < 0 and p < 0.05 for rho, p, _ in per_set)
 
 
 def _plateau_rows(results: Results, variants) -> list[list[str]]:
@@ -304,16 +299,13 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
   for runs, variants in (("objectives", objectives), ("temperatures", sweep)):
     if not variants:
       continue
-    transfer = _by_seed(results, variants, lambda r: _mean_linear(r, datasets),
-                        results.transfer)
+    transfer = results.by_seed(variants, lambda r: _mean_linear(r, datasets), results.transfer)
+    sets = statistics.seed_sets({s for v, s in results.pretrain if v in variants})
     rows_in += [("class separation R²", runs,
-                 _by_seed(results, variants, _r2, results.representations), transfer),
-                ("pretraining top-1", runs,
-                 _by_seed(results, variants, lambda m: m["top1"]), transfer)]
-  seeds = {"objectives": sorted({s for v, s in results.pretrain if v in objectives}),
-           "temperatures": sorted({s for v, s in results.pretrain if v in sweep})}
-  rows, by_set, pooled = _correlations(rows_in,
-                                       lambda runs: statistics.seed_sets(seeds[runs]))
+                 results.by_seed(variants, _r2, results.representations), transfer, sets),
+                ("pretraining top-1", runs, results.by_seed(variants, lambda m: m["top1"]),
+                 transfer, sets)]
+  rows, by_set, pooled = _correlations(rows_in)
   if not rows:
     return []
   out = ["", "Spearman's rho with mean linear transfer accuracy, on the seed means of all "
@@ -322,8 +314,8 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
   for relation, runs, *_ in rows_in:
     rho, p, _ = pooled.get((relation, runs), (math.nan, math.nan, 0))
     if not math.isnan(rho):
-      out += ["", f"{relation[0].upper() + relation[1:]} vs transfer across {runs}: rho = {rho:.2f}, "
-              f"p = {max(p, 1e-16):.3g} ({'negative' if rho < 0 else 'not negative'}; "
+      out += ["", f"{relation[0].upper() + relation[1:]} vs transfer across {runs}: "
+              f"rho = {rho:.2f}, p = {max(p, 1e-16):.3g} ({'negative' if rho < 0 else 'not negative'}; "
               f"{'significant' if p < 0.05 else 'not significant'} at p < 0.05)."]
   # Premise of Table 3: every alternative separates classes more than softmax.
   found, missed = [], []
@@ -340,7 +332,8 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
                       ("temperatures", "across cosine softmax temperatures (Table 4)")):
     per_set = by_set.get(("class separation R²", runs))
     if per_set and not all(math.isnan(rho) for rho, _, _ in per_set):  # else: no test
-      (found if _negative_everywhere(per_set) else missed).append(
+      negative = all(rho < 0 and p < 0.05 for rho, p, _ in per_set)
+      (found if negative else missed).append(
           f"a negative rank correlation between class separation and transfer {claim}, "
           "significant (p < 0.05) in " + ("each seed set" if len(per_set) > 1 else
                                           "its only seed set (one seed: not checked on a "
@@ -352,6 +345,15 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
     verdict.append(("It does not reproduce " if found else "This study does not reproduce ")
                    + "; ".join(missed) + ".")
   return out + ["", "**" + " ".join(verdict) + "**"] if verdict else out
+
+
+def _separation_and_transfer(results: Results, variants, datasets) -> dict:
+  """variant -> (mean penultimate R², mean linear transfer accuracy) over seeds, of the
+  variants with both (Figure 5)."""
+  r2 = {v: results.values(v, _r2, results.representations) for v in variants}
+  transfer = {v: results.values(v, lambda r: _mean_linear(r, datasets), results.transfer)
+              for v in variants}
+  return {v: (np.mean(r2[v]), np.mean(transfer[v])) for v in variants if r2[v] and transfer[v]}
 
 
 def _mean_linear(result_by_dataset: dict, datasets: list[str]) -> Optional[float]:
@@ -393,40 +395,30 @@ def write(workdir: str) -> str:
                     "Table 2: 3 runs).")
 
   # Table 1.
+  top1_cells = _column(results, objectives, lambda m: m["top1"])
   for probe, name in (("linear", "Linear transfer"), ("knn", "k-nearest neighbours")):
     header = (["objective", "top-1"] + (["top-5"] if top5 else []) +
               [labels[d] for d in datasets] + (["mean"] if probe == "linear" else []))
     reference = (paper_numbers.LINEAR_TRANSFER if probe == "linear"
                  else paper_numbers.KNN_TRANSFER)
-    columns = [(_column(results, objectives, lambda m: m["top1"])[0],
-                paper_numbers.IMAGENET_TOP1)]
+    columns = [(top1_cells, paper_numbers.IMAGENET_TOP1)]
     if top5:
-      columns.append((_column(results, objectives, lambda m: m.get("top5"))[0],
+      columns.append((_column(results, objectives, lambda m: m.get("top5")),
                       paper_numbers.IMAGENET_TOP5))
-    for d in datasets:
-      columns.append((_column(results, objectives,
-                              lambda r, d=d, p=probe: r[d][p]["test"], results.transfer)[0],
-                      reference.get(d, {})))
-    if probe == "linear":
-      columns.append((_column(results, objectives,
-                              lambda r: _mean_linear(r, datasets), results.transfer)[0], {}))
-    rows = [[o] + [_with_paper(cells[o], ref.get(o) if paper_setting else None)
-                   for cells, ref in columns] for o in objectives]
+    columns += _transfer_columns(results, objectives, datasets, probe, reference)
+    rows = [[o] + _paper_cells(columns, o, o if paper_setting else None) for o in objectives]
     sections += ["", f"## Table 1 ({name}): pretraining accuracy and transfer with fixed "
                  "features (%)", "", _table(header, rows)]
-    sections += _spec_list(labels, listed) + _significance_note(results, results.pretrain)
+    sections += _spec_list(labels, listed) + _significance_note(results.pretrain)
 
   # Table 2.
   if results.finetune:
     ft_datasets = sorted({d for r in results.finetune.values() for d in r})
     ft_labels = dataset_labels(ft_datasets)
     header = ["objective"] + [ft_labels[d] for d in ft_datasets] + ["average"]
-    rows = {o: [o] for o in objectives}
-    for d in ft_datasets:
-      cells, _ = _column(results, objectives, lambda r, d=d: r[d]["test"], results.finetune)
-      for o in objectives:
-        ref = paper_numbers.FINETUNE.get(d, {}).get(o) if paper_setting else None
-        rows[o].append(_with_paper(cells[o], ref))
+    columns = [(_column(results, objectives, lambda r, d=d: r[d]["test"], results.finetune),
+                paper_numbers.FINETUNE.get(d, {})) for d in ft_datasets]
+    rows = {o: [o] + _paper_cells(columns, o, o if paper_setting else None) for o in objectives}
     scores = {o: {d: results.values(o, lambda r, d=d: r[d]["test"], results.finetune)
                   for d in ft_datasets} for o in objectives}
     marked = statistics.not_worse_than_best_on_average(scores)
@@ -448,11 +440,10 @@ def write(workdir: str) -> str:
                  "", "Average: the mean over datasets; **bold** the best average and every "
                  "objective not significantly different from it by a two-way ANOVA (objective "
                  "x dataset, p < 0.05), as in the paper."]
-    sections += _spec_list(ft_labels, listed) + _significance_note(results, results.finetune)
+    sections += _spec_list(ft_labels, listed) + _significance_note(results.finetune)
 
   # Table 3.
   r2_cells, r2_values, r2_note = _r2_cells(results, objectives)
-  top1_cells, _ = _column(results, objectives, lambda m: m["top1"])
   header = ["objective", "top-1 (%)", "class separation R²"] + (
       ["paper R²"] if paper_setting else [])
   rows = [[o, top1_cells[o], r2_cells[o]] + (
@@ -463,7 +454,7 @@ def write(workdir: str) -> str:
                "", _table(header, rows)] + r2_note
 
   # Sparsity of the penultimate layer (§3.2, Figure 3).
-  sparsity_cells, _ = _column(
+  sparsity_cells = _column(
       results, objectives, lambda r: r["fraction_nonzero"][resnet.PENULTIMATE],
       results.representations, mark_best=False)
   if any(cell != "–" for cell in sparsity_cells.values()):
@@ -477,9 +468,8 @@ def write(workdir: str) -> str:
                  _table(["objective", "non-zero (%)"], rows)]
 
   # Learning curves: end points are compared only if top-1 has stopped rising.
-  prefix = "cosine_softmax_tau"
-  sweep = sorted({v for v, _ in results.pretrain if v.startswith(prefix)},
-                 key=lambda v: float(v[len(prefix):]))
+  sweep = sorted({v for v, _ in results.pretrain if v.startswith(_SWEEP_PREFIX)},
+                 key=lambda v: float(_tau(v)))
   plateau = _plateau_rows(results, objectives + sweep)
   if plateau:
     sections += ["", "## Training curves: top-1 at the end of training", "",
@@ -490,11 +480,9 @@ def write(workdir: str) -> str:
                         plateau)]
 
   # Class separation vs transfer (Figure 5a).
-  mean_transfer = {o: results.values(o, lambda r: _mean_linear(r, datasets), results.transfer)
-                   for o in objectives}
-  usable = [o for o in objectives if r2_values[o] and mean_transfer[o]]
-  rho, p = statistics.spearman([np.mean(r2_values[o]) for o in usable],
-                               [np.mean(mean_transfer[o]) for o in usable])
+  separation = _separation_and_transfer(results, objectives, datasets)
+  rho, p = statistics.spearman([r2 for r2, _ in separation.values()],
+                               [transfer for _, transfer in separation.values()])
   sections += ["", "## Class separation vs. transfer", ""]
   if math.isnan(rho):
     sections.append("Too few objectives with both class separation and transfer results for "
@@ -505,7 +493,7 @@ def write(workdir: str) -> str:
     significance = "significant" if p < 0.05 else "not significant"
     sections.append(
         f"Spearman's rank correlation between penultimate-layer class separation and mean "
-        f"linear transfer accuracy across {len(usable)} objectives: **rho = {rho:.2f}, "
+        f"linear transfer accuracy across {len(separation)} objectives: **rho = {rho:.2f}, "
         f"p = {max(p, 1e-16):.2g}** ({relation}; {significance} at p < 0.05). The paper reports "
         f"rho = {paper_numbers.SPEARMAN_RHO}, p = {paper_numbers.SPEARMAN_P} on ImageNet.")
   sections += _robustness(results, objectives, sweep, datasets, r2_values)
@@ -515,30 +503,21 @@ def write(workdir: str) -> str:
     sweep_r2 = _r2_cells(results, sweep)
     header = ["tau", "top-1", "R²"] + [labels[d] for d in datasets] + ["mean"]
     columns = [
-        (_column(results, sweep, lambda m: m["top1"])[0], paper_numbers.TEMPERATURE_TOP1),
+        (_column(results, sweep, lambda m: m["top1"]), paper_numbers.TEMPERATURE_TOP1),
         (sweep_r2[0], paper_numbers.TEMPERATURE_R2)]
-    for d in datasets:
-      columns.append((_column(results, sweep, lambda r, d=d: r[d]["linear"]["test"],
-                              results.transfer)[0],
-                      paper_numbers.TEMPERATURE_LINEAR.get(d, {})))
-    columns.append((_column(results, sweep, lambda r: _mean_linear(r, datasets),
-                            results.transfer)[0], {}))
-    rows = []
-    for v in sweep:
-      tau = float(v[len(prefix):])
-      rows.append([v[len(prefix):]] + [
-          _with_paper(cells[v], ref.get(tau) if paper_setting else None)
-          for cells, ref in columns])
+    columns += _transfer_columns(results, sweep, datasets, "linear",
+                                 paper_numbers.TEMPERATURE_LINEAR)
+    rows = [[_tau(v)] + _paper_cells(columns, v, float(_tau(v)) if paper_setting else None)
+            for v in sweep]
     sections += ["", "## Table 4: cosine softmax temperature", "", _table(header, rows), "",
                  _sweep_scaling(results, sweep)] + sweep_r2[2]
     sections += _spec_list(labels, listed) + _significance_note(
-        results, {k: v for k, v in results.pretrain.items() if k[0] in sweep})
+        {k: v for k, v in results.pretrain.items() if k[0] in sweep})
 
   # Figure 6 as a table too.
-  relearn = {o: (results.values(o, lambda r: r["relearned_head"]["original"],
-                                results.representations),
-                 results.values(o, lambda r: r["relearned_head"]["relearned"],
-                                results.representations)) for o in objectives}
+  relearn = {o: tuple(results.values(o, lambda r, k=k: r["relearned_head"][k],
+                                     results.representations) for k in ("original", "relearned"))
+             for o in objectives}
   if any(a for a, _ in relearn.values()):
     rows = [[o, statistics.summarize(a).format(1, 100), statistics.summarize(b).format(1, 100),
              statistics.summarize(r2_values[o]).format(3)] for o, (a, b) in relearn.items()]
@@ -552,8 +531,9 @@ def write(workdir: str) -> str:
                  "own head and of a linear head relearned on the rest.", "",
                  _table(["objective", "original head", "relearned head", "R²"], rows)]
 
-  figures = _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, rho, p,
-                     sweep)
+  figures = _figures(results, fig_dir, objectives, datasets, separation, (rho, p), sweep,
+                     {o: (np.mean(r2_values[o]), np.mean(a), np.mean(b))
+                      for o, (a, b) in relearn.items() if a and b and r2_values[o]})
   write_summaries(results, fig_dir, figures)
   sections += ["", "## Figures", ""]
   for name, caption in figures:
@@ -619,15 +599,13 @@ def write_summaries(results: Results, fig_dir: str, figures) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
   runs_dir = io.join(results.workdir, "runs")
-  tags, names = set(), {}
+  tags, names = set(), set()
   for (variant, seed) in sorted(results.pretrain):
     run_dir = io.join(runs_dir, variant, f"seed{seed}")
     if not io.isdir(run_dir):
       continue
     scalars = run_scalars(results, variant, seed)
-    for name, value in _session_hparams(results, run_dir, variant, seed).items():
-      names.setdefault(name, set()).add(value if isinstance(value, (bool, int, float, str))
-                                        else str(value))
+    names.update(_session_hparams(results, run_dir, variant, seed))
     summary_dir = io.join(run_dir, SUMMARY_DIR)
     if io.exists(summary_dir):
       io.rmtree(summary_dir)
@@ -671,11 +649,7 @@ def _section(report_text: str, heading: str) -> str:
   if not starts:
     raise ValueError(f"the report has no section {heading!r}; write it with "
                      "experiments/report first")
-  body = []
-  for line in lines[starts[0] + 1:]:
-    if line.startswith("## "):
-      break
-    body.append(line)
+  body = itertools.takewhile(lambda line: not line.startswith("## "), lines[starts[0] + 1:])
   return "\n".join(body).strip()
 
 
@@ -707,9 +681,10 @@ def update_readme(readme_path: str, report_path: str) -> None:
                        "\n" + text[end:])
 
 
-def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, rho, p, sweep):
+def _figures(results, fig_dir, objectives, datasets, separation, spearman, sweep, heads):
   """Draws Figures 1-6 of the study (official.analysis.plots) into `fig_dir`; returns
-  [(file name, caption)] of those with data."""
+  [(file name, caption)] of those with data. `separation`: Figure 5's points of the
+  objectives, with their Spearman (rho, p); `heads`: Figure 6's points."""
   made = []
 
   def draw(name: str, caption: str, plot, *args, **kwargs) -> None:
@@ -753,37 +728,23 @@ def _figures(results, fig_dir, objectives, datasets, r2_values, mean_transfer, r
          plots.sparsity_plot),
         ("class_separation", "fig4_class_separation.png",
          "Figure 4: class separation per endpoint", plots.class_separation_plot)):
-      # Undefined values (None: collapsed features) are left out of the mean over seeds.
-      means = {o: np.array([[np.nan if r[key][e] is None else r[key][e] for e in ends]
-                            for r in rs], float) for o, rs in runs.items()}
+      # Undefined values (None, as NaN: collapsed features) are left out of the mean.
+      means = {o: np.array([[r[key][e] for e in ends] for r in rs], float)
+               for o, rs in runs.items()}
       with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all seeds undefined: NaN
         means = {o: np.nanmean(m, axis=0) for o, m in means.items()}
       draw(name, caption, plot, means, ends, title=caption)
 
-  sweep_points = {}
-  for v in sweep or ():
-    r2 = results.values(v, _r2, results.representations)
-    tr = results.values(v, lambda r: _mean_linear(r, datasets), results.transfer)
-    if r2 and tr:
-      sweep_points[v[len("cosine_softmax_tau"):]] = (np.mean(r2), np.mean(tr))
+  rho, p = spearman
+  sweep_points = {_tau(v): point
+                  for v, point in _separation_and_transfer(results, sweep, datasets).items()}
   draw("fig5_separation_vs_transfer.png",
        "Figure 5: class separation vs mean linear transfer accuracy",
-       plots.separation_vs_transfer_plot,
-       {o: (np.mean(r2_values[o]), np.mean(mean_transfer[o])) for o in objectives
-        if r2_values[o] and mean_transfer[o]},
+       plots.separation_vs_transfer_plot, separation,
        subtitle="" if math.isnan(rho) else f"Spearman rho = {rho:.2f}, p = {p:.3g}",
        sweep=sweep_points if sweep else None, sweep_title="cosine softmax temperatures",
        title="Figure 5: class separation vs transfer")
-
-  heads = {}
-  for o in objectives:
-    original = results.values(o, lambda r: r["relearned_head"]["original"],
-                              results.representations)
-    relearned = results.values(o, lambda r: r["relearned_head"]["relearned"],
-                               results.representations)
-    if original and relearned and r2_values[o]:
-      heads[o] = (np.mean(r2_values[o]), np.mean(original), np.mean(relearned))
   if heads:
     draw("fig6_relearned_head.png", "Figure 6: original vs relearned head",
          plots.relearned_head_plot, heads, title="Figure 6: relearning the pretraining head")

@@ -51,56 +51,36 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def _best_and_ties(rows: Mapping, best: str, p_value, alpha: float) -> set[str]:
+  """`best` and every other row whose test against it, p_value(rows[best], rows[row]), gives
+  p >= alpha (an undefined, NaN, p: not marked)."""
+  return {best} | {name for name in rows if name != best
+                   and p_value(rows[best], rows[name]) >= alpha}
+
+
 def not_worse_than_best(columns: Mapping[str, Sequence[float]], *, higher_is_better: bool = True,
                         alpha: float = 0.05) -> set[str]:
-  """Rows whose values are the best mean or not significantly different from it.
-
-  Args:
-    columns: row name -> per-seed values of one table column.
-    higher_is_better: whether the best row has the largest mean.
-    alpha: significance level of Welch's t-test.
-
-  Returns:
-    The set of row names to mark (the best row is always in it). With fewer than two runs per
-    row no test is possible and only the best row is marked.
-  """
+  """The rows of one column (row name -> per-seed values) to mark: the best mean and every row
+  Welch's t-test does not tell from it at `alpha`. With fewer than two runs per row no test is
+  possible and only the best row is marked."""
   rows = {k: list(v) for k, v in columns.items() if len(v)}
   if not rows:
     return set()
   sign = 1.0 if higher_is_better else -1.0
   best = max(rows, key=lambda k: sign * float(np.mean(rows[k])))
-  marked = {best}
-  for name, values in rows.items():
-    if name == best:
-      continue
-    p = welch_p_value(rows[best], values)
-    if not math.isnan(p) and p >= alpha:
-      marked.add(name)
-  return marked
+  return _best_and_ties(rows, best, welch_p_value, alpha)
 
 
 def anova_p_value(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[float]]) -> float:
-  """p-value of the objective factor in a two-way ANOVA of two objectives' scores.
+  """p-value of the objective factor in a two-way ANOVA (objective x dataset) of two
+  objectives' scores (a, b: dataset -> per-seed scores): paper Table 2's average column.
 
-  The paper's Table 2 marks an objective's average over datasets as "not significantly
-  different from the best" by a two-way ANOVA (objective x dataset). For two objectives A, B
-  with per-seed scores on each dataset, this fits the additive model
-
-      score[o, d, s] = mu + alpha_o + beta_d + e[o, d, s]
-
-  by least squares (statsmodels' OLS over the design C(objective) + C(dataset)) and returns
-  the p-value of the F test that alpha_A = alpha_B (type II sums of squares): whether the two
-  differ on average once each dataset's own level is accounted for. The residual pools the
-  seed-to-seed variation and the dataset-to-dataset variation of the difference. Only the
-  datasets both objectives have are used.
-
-  Args:
-    a, b: dataset -> per-seed scores of one objective.
-
-  Returns:
-    The p-value; NaN when the model leaves no residual degrees of freedom (e.g. one dataset
-    with one seed each); 1.0 (or 0.0) when every residual is zero and the objective means are
-    equal (or differ).
+  Fits score[o, d, s] = mu + alpha_o + beta_d + e[o, d, s] by least squares (statsmodels OLS,
+  C(objective) + C(dataset)) on the datasets both have and returns the p-value of the F test
+  that alpha_A = alpha_B (type II sums of squares); the residual pools the seed-to-seed and
+  the dataset-to-dataset variation of the difference. NaN when no residual degrees of freedom
+  remain (one dataset, one seed each); 1.0 (0.0) when every residual is zero and the
+  objective means agree (differ).
   """
   import pandas as pd  # pylint: disable=g-import-not-at-top
   from statsmodels.formula import api as smf  # pylint: disable=g-import-not-at-top
@@ -127,17 +107,10 @@ def anova_p_value(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[flo
 
 def not_worse_than_best_on_average(
     scores: Mapping[str, Mapping[str, Sequence[float]]], *, alpha: float = 0.05) -> set[str]:
-  """Rows of Table 2's average column to mark: the best mean over datasets and every
-  objective whose two-way ANOVA against it (anova_p_value) gives p >= alpha.
-
-  Args:
-    scores: objective -> dataset -> per-seed scores (higher is better).
-    alpha: significance level.
-
-  Returns:
-    The marked objectives (the best is always in it; with no residual degrees of freedom no
-    test is possible and only the best is marked).
-  """
+  """Rows of Table 2's average column to mark (scores: objective -> dataset -> per-seed
+  scores, higher is better): the best mean over datasets and every objective whose two-way
+  ANOVA against it (anova_p_value) gives p >= alpha; with no residual degrees of freedom no
+  test is possible and only the best is marked."""
   rows = {o: {d: [v for v in vs if v is not None] for d, vs in by_dataset.items()}
           for o, by_dataset in scores.items()}
   rows = {o: {d: vs for d, vs in r.items() if vs} for o, r in rows.items()}
@@ -148,14 +121,7 @@ def not_worse_than_best_on_average(
   def average(o):
     return float(np.mean([np.mean(vs) for vs in rows[o].values()]))
 
-  best = max(rows, key=average)
-  marked = {best}
-  for name in rows:
-    if name != best:
-      p = anova_p_value(rows[best], rows[name])
-      if not math.isnan(p) and p >= alpha:
-        marked.add(name)
-  return marked
+  return _best_and_ties(rows, max(rows, key=average), anova_p_value, alpha)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
@@ -191,16 +157,9 @@ def spearman_over_seeds(x: Mapping[str, Mapping[int, float]],
 
 
 def plateau_gain(curve: Sequence[Sequence[float]], last_fraction: float = 0.25) -> float:
-  """How much a learning curve still rose at its end: the last value minus the value of the
-  last evaluation at or before (1 - last_fraction) of the final epoch.
-
-  Args:
-    curve: (epoch, value) pairs in increasing epoch order, e.g. a run's top-1 per epoch.
-    last_fraction: the final part of training, in (0, 1).
-
-  Returns:
-    The gain (same units as the values); NaN when no evaluation precedes the final part.
-  """
+  """How much a learning curve, (epoch, value) pairs in increasing epoch order, still rose at
+  its end: the last value minus the value of the last evaluation at or before
+  (1 - last_fraction) of the final epoch; NaN when no evaluation precedes that."""
   if not 0.0 < last_fraction < 1.0:
     raise ValueError(f"last_fraction: {last_fraction}; valid is a number in (0, 1)")
   if not curve:

@@ -6,6 +6,9 @@
                                    (class separation and sparsity per endpoint, relearned head)
   finetune(run, dataset)        -> results/finetune/<run>/<dataset>.json
   cka(runs)                     -> results/cka.json                 (Figure 2)
+
+<dataset> spells the spec as a file name (datasets.result_name: "folder:/d/x@5-9" ->
+"folder__d_x_5-9").
 """
 
 import dataclasses
@@ -21,13 +24,8 @@ from official.evaluation import evaluators
 from official.evaluation import features
 from official.evaluation import representations as representations_lib
 from official.modeling import pretrained
-from official.modeling import resnet
 from official.study import store as store_lib
 from official.training import trainer
-
-
-# ---------------------------------------------------------------------------------------------
-# Pretraining
 
 
 def pretrain_config(study: StudyConfig, run: Run):
@@ -60,15 +58,18 @@ def folder_content(spec: str, data_dir: Optional[str] = None) -> dict:
   return {"content_hash": datasets.get(spec, data_dir=data_dir).content_hash}
 
 
+def _pretraining_data(study: StudyConfig, run: Run):
+  """The DatasetInfo of the data (and class subset) `run` pretrains on."""
+  data = pretrain_config(study, run).data
+  return datasets.get(data.dataset, data_dir=study.data_dir, classes=data.classes)
+
+
 def pretrain_settings(study: StudyConfig, run: Run) -> dict:
   config = pretrain_config(study, run)
   settings = train_config.to_dict(config)
   settings.get("data", {}).pop("data_dir", None)
   return {"step": "pretrain", "train_config": settings,
           **folder_content(config.data.dataset, study.data_dir)}
-
-
-# Result keys spell a dataset spec as its file name ("folder:/d/x@5-9" -> "folder__d_x_5-9").
 
 
 def run_dir(workdir: str, run: Run) -> str:
@@ -104,13 +105,8 @@ def pretrain(study: StudyConfig, run: Run, workdir: str, fp: str, strategy) -> d
   io.makedirs(model_dir)
   io.atomic_write_json(stamp_path, {"fingerprint": fp})
   metrics = trainer.train(pretrain_config(study, run), model_dir, strategy)
-  metrics = {k: v for k, v in metrics.items() if not evaluators.is_timing(k)} | {
+  return {k: v for k, v in metrics.items() if not evaluators.is_timing(k)} | {
       "timings": {k: v for k, v in metrics.items() if evaluators.is_timing(k)}}
-  return metrics
-
-
-# ---------------------------------------------------------------------------------------------
-# Transfer with fixed features (Table 1)
 
 
 def transfer_settings(study: StudyConfig, dataset: str) -> dict:
@@ -144,10 +140,6 @@ def transfer(study: StudyConfig, run: Run, dataset: str, workdir: str) -> dict:
   }
 
 
-# ---------------------------------------------------------------------------------------------
-# Representations (§3.2-3.4): class separation, sparsity, relearned head
-
-
 def representation_settings(study: StudyConfig) -> dict:
   return {"step": "representations",
           "class_separation": [study.class_separation_split, study.class_separation_examples],
@@ -162,23 +154,16 @@ def representations(study: StudyConfig, run: Run, workdir: str) -> dict:
   Figure 4) and the fraction of non-zero activations on its evaluation split (Figure 3);
   plus the relearned head (Figure 6)."""
   model = load_model(run_dir(workdir, run))
-  train_cfg = pretrain_config(study, run)
-  info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
-                      classes=getattr(train_cfg.data, "classes", None))
+  info = _pretraining_data(study, run)
   relearn = evaluators.RelearnHead(
       test_per_class=study.relearn_test_per_class, max_examples=study.analysis_examples,
       max_iterations=study.linear_max_iterations, jit_compile=study.linear_jit_compile)
-  record = evaluators.Representations(
+  return evaluators.Representations(
       separation_split=study.class_separation_split,
       separation_examples=study.class_separation_examples,
       sparsity_split=study.analysis_split, sparsity_examples=study.analysis_examples,
       relearn=relearn if study.relearn_head else None).evaluate(
-          model, info, batch_size=study.feature_batch_size, data_dir=study.data_dir)
-  return record.scores
-
-
-# ---------------------------------------------------------------------------------------------
-# CKA across objectives (Figure 2)
+          model, info, batch_size=study.feature_batch_size, data_dir=study.data_dir).scores
 
 
 def cka_settings(study: StudyConfig) -> dict:
@@ -198,9 +183,7 @@ def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
   for seed in (seed_a, seed_b):
     for o in objectives:
       models[f"{o}@{seed}"] = pretrained.load(run_dir(workdir, Run(o, seed)))
-  train_cfg = pretrain_config(study, Run(objectives[0], seed_a))
-  info = datasets.get(train_cfg.data.dataset, data_dir=study.data_dir,
-                      classes=getattr(train_cfg.data, "classes", None))
+  info = _pretraining_data(study, Run(objectives[0], seed_a))
   result = representations_lib.analyze(
       models, info, study.analysis_split, batch_size=study.cka_batch_size,
       max_examples=study.cka_examples, data_dir=study.data_dir, progress=False,
@@ -213,10 +196,6 @@ def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
           "passes": result["passes"], "minibatches": result["minibatches"], "cka": per_pair}
 
 
-# ---------------------------------------------------------------------------------------------
-# Fine-tuning (Table 2)
-
-
 def finetune_settings(study: StudyConfig, dataset: str) -> dict:
   preset = train_config.get_preset("finetune", study.finetune_experiment)
   return {"step": "finetune", "dataset": dataset,
@@ -226,9 +205,9 @@ def finetune_settings(study: StudyConfig, dataset: str) -> dict:
 
 def finetune(study: StudyConfig, run: Run, dataset: str, workdir: str, strategy) -> dict:
   output_dir = os.path.join(run_dir(workdir, run), "finetune", datasets.result_name(dataset))
-  record = evaluators.FineTune(preset=study.finetune_experiment).evaluate(
-      run_dir(workdir, run), dataset, output_dir, data_dir=study.data_dir, strategy=strategy)
-  return record.scores
+  return evaluators.FineTune(preset=study.finetune_experiment).evaluate(
+      run_dir(workdir, run), dataset, output_dir, data_dir=study.data_dir,
+      strategy=strategy).scores
 
 
 def fingerprint(settings: dict, upstream: Optional[list[str]] = None) -> str:
