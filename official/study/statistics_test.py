@@ -1,5 +1,6 @@
 """Tests for the report's statistics against independent computations."""
 
+import itertools
 import math
 
 from absl.testing import absltest
@@ -106,7 +107,25 @@ class SpearmanTest(absltest.TestCase):
   def test_perfect_negative(self):
     rho, p = statistics.spearman([1, 2, 3, 4, 5], [5, 4, 3, 2, 1])
     self.assertAlmostEqual(rho, -1.0)
-    self.assertLess(p, 0.05)
+    self.assertAlmostEqual(p, 2 / 120)  # the two orderings with |rho| = 1 of the 5! equally likely
+
+  def test_exact_p_against_enumeration(self):
+    # Brute force: the fraction of all orderings of y whose |rho| reaches the observed one,
+    # ties included (average ranks).
+    x = [0.3, 1.2, 0.7, 2.2, 1.9, 3.1, 0.1]
+    y = [1.0, 2.0, 2.0, 3.5, 2.5, 4.0, 0.5]
+    rho, p = statistics.spearman(x, y)
+    observed = scipy_stats.spearmanr(x, y).statistic
+    self.assertAlmostEqual(rho, observed, places=12)
+    values = [abs(scipy_stats.spearmanr(x, list(order)).statistic)
+              for order in itertools.permutations(y)]
+    expected = np.mean(np.asarray(values) >= abs(observed) - 1e-12)
+    self.assertAlmostEqual(p, expected, places=10)
+    # Above SPEARMAN_EXACT_MAX points: scipy's t approximation.
+    rng = np.random.default_rng(3)
+    big_x, big_y = rng.normal(size=12), rng.normal(size=12)
+    self.assertAlmostEqual(statistics.spearman(big_x, big_y)[1],
+                           scipy_stats.spearmanr(big_x, big_y).pvalue, places=12)
 
   def test_length_mismatch(self):
     with self.assertRaisesRegex(ValueError, "differ in length"):
@@ -121,7 +140,7 @@ class SeedSetTest(absltest.TestCase):
     self.assertEqual(statistics.seed_sets([4, 0, 2]), [(0,), (2,)])
     self.assertEqual(statistics.seed_sets([5]), [(5,)])
 
-  def test_spearman_over_seeds_equals_scipy_on_seed_means(self):
+  def test_spearman_over_seeds_is_spearman_of_seed_means(self):
     rng = np.random.default_rng(2)
     variants = [f"o{i}" for i in range(7)]
     x = {v: {s: float(rng.normal()) for s in range(4)} for v in variants}
@@ -134,7 +153,10 @@ class SeedSetTest(absltest.TestCase):
       rho, p, n = statistics.spearman_over_seeds(x, y, seeds)
       self.assertEqual(n, expected_n)
       self.assertAlmostEqual(rho, expected.statistic, places=12)
-      self.assertAlmostEqual(p, expected.pvalue, places=12)
+      # At 7 points the p-value is the exact permutation test's (see SpearmanTest).
+      self.assertEqual(p, statistics.spearman(
+          [np.mean([x[v][s] for s in seeds]) for v in kept],
+          [np.mean([y[v][s] for s in seeds]) for v in kept])[1])
 
 
 class PlateauGainTest(absltest.TestCase):
