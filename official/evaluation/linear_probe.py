@@ -118,11 +118,15 @@ def _lbfgs(x, y, theta0, l2, max_iterations, tolerance, history_size):
     return tf.matmul(x, theta[:-1]) + theta[-1]
 
   def cross_entropy(z):
-    lse = tf.reduce_logsumexp(z, axis=1)
-    return tf.reduce_mean(lse - tf.reduce_sum(y * z, axis=1)), lse
+    """Mean CE and the softmax probabilities of logits z, from one exponential."""
+    shifted = z - tf.reduce_max(z, axis=1, keepdims=True)
+    e = tf.exp(shifted)
+    total = tf.reduce_sum(e, axis=1, keepdims=True)
+    ce = tf.reduce_mean(tf.math.log(total[:, 0]) - tf.reduce_sum(y * shifted, axis=1))
+    return ce, e / total
 
-  def gradient(theta, z, lse):
-    residual = tf.exp(z - lse[:, None]) - y
+  def gradient(theta, p):
+    residual = p - y
     # R^T X is the fast layout for the product with the tall feature matrix.
     g_w = tf.transpose(tf.matmul(residual, x, transpose_a=True)) / n + 2.0 * c * theta[:-1]
     g_b = tf.reduce_sum(residual, axis=0, keepdims=True) / n
@@ -132,9 +136,9 @@ def _lbfgs(x, y, theta0, l2, max_iterations, tolerance, history_size):
     return tf.reduce_max(tf.abs(v))
 
   z0 = logits(theta0)
-  ce0, lse0 = cross_entropy(z0)
+  ce0, p0 = cross_entropy(z0)
   f0 = ce0 + c * tf.reduce_sum(tf.square(theta0[:-1]))
-  g0 = gradient(theta0, z0, lse0)
+  g0 = gradient(theta0, p0)
   zero_hist = tf.zeros([history_size, tf.size(theta0)], dtype)
   one = tf.constant(1.0, dtype)
   status0 = tf.where(max_norm(g0) <= tolerance, STATUS_CONVERGED, _STATUS_RUNNING)
@@ -164,22 +168,20 @@ def _lbfgs(x, y, theta0, l2, max_iterations, tolerance, history_size):
     w_dot_w = tf.reduce_sum(tf.square(theta[:-1]))
 
     def phi(t):
-      zt = z + t * u
-      ce, lse = cross_entropy(zt)
+      ce, p = cross_entropy(z + t * u)
       value = ce + c * (w_dot_w + 2.0 * t * w_dot_d + t * t * d_dot_d)
-      p = tf.exp(zt - lse[:, None])
       deriv = (tf.reduce_mean(tf.reduce_sum((p - y) * u, axis=1))
                + 2.0 * c * (w_dot_d + t * d_dot_d))
-      return value, deriv
+      return value, deriv, ce, p
 
     inf = tf.constant(np.inf, dtype)
 
-    def ls_cond(i, t, lo, f_lo, df_lo, hi, f_hi, done):
-      del t, lo, f_lo, df_lo, hi, f_hi
+    def ls_cond(i, t, lo, f_lo, df_lo, hi, f_hi, done, ce_t, p_t):
+      del t, lo, f_lo, df_lo, hi, f_hi, ce_t, p_t
       return tf.logical_and(tf.logical_not(done), i < _MAX_LINE_SEARCH)
 
-    def ls_body(i, t, lo, f_lo, df_lo, hi, f_hi, done):
-      f_t, df_t = phi(t)
+    def ls_body(i, t, lo, f_lo, df_lo, hi, f_hi, done, ce_t, p_t):
+      f_t, df_t, ce_t, p_t = phi(t)
       finite = tf.logical_and(tf.math.is_finite(f_t), tf.math.is_finite(df_t))
       armijo = tf.logical_and(finite, f_t <= f + _C1 * t * slope)
       curvature = df_t >= _C2 * slope
@@ -200,11 +202,12 @@ def _lbfgs(x, y, theta0, l2, max_iterations, tolerance, history_size):
       quad = tf.where(tf.math.is_finite(f_hi), quad, lo + 0.1 * width)
       t_next = tf.where(tf.math.is_inf(hi), 4.0 * t, quad)
       t_next = tf.where(done, t, t_next)
-      return i + 1, t_next, lo, f_lo, df_lo, hi, f_hi, done
+      return i + 1, t_next, lo, f_lo, df_lo, hi, f_hi, done, ce_t, p_t
 
-    _, t, lo, _, _, _, _, found = tf.while_loop(
+    _, t, lo, _, _, _, _, found, ce_t, p_t = tf.while_loop(
         ls_cond, ls_body,
-        (tf.constant(0), t0, tf.zeros([], dtype), f, slope, inf, inf, tf.constant(False)))
+        (tf.constant(0), t0, tf.zeros([], dtype), f, slope, inf, inf, tf.constant(False),
+         f, tf.zeros_like(z)))
     # Budget spent with a sufficient-decrease step in hand: take it. Near the optimum float32
     # cannot resolve J's decrease while the gradient still can, so a step is accepted on its
     # line-search evaluation and progress is judged by the gradient.
@@ -213,9 +216,10 @@ def _lbfgs(x, y, theta0, l2, max_iterations, tolerance, history_size):
     step = t * direction
     theta_new = theta + step
     z_new = z + t * u
-    ce_new, lse_new = cross_entropy(z_new)
+    # The accepted trial's probabilities, recomputed only after a spent budget.
+    ce_new, p_new = tf.cond(found, lambda: (ce_t, p_t), lambda: cross_entropy(z_new))
     f_new = ce_new + c * tf.reduce_sum(tf.square(theta_new[:-1]))
-    g_new = gradient(theta_new, z_new, lse_new)
+    g_new = gradient(theta_new, p_new)
 
     dg = g_new - g
     sy = tf.reduce_sum(step * dg)
