@@ -24,8 +24,9 @@ traces each TensorFlow function once, on its first call (whatever the problem si
 one-off cost, measured before the sweep, is printed but kept out of the ratios; scikit-learn
 gets the same untimed first call. The linear probe's solver is also compiled by XLA for each
 new shape up to `linear_probe.XLA_MAX_ENTRIES` feature entries: its first call at every size
-(the refit's shape included) is printed in the row, also outside the ratio. A method's runs are repeated while they total under 2 s (at
-most 5) and the fastest counts, the same rule for both sides. Both linear solvers get the
+(the refit's shape included) is printed in the row, also outside the ratio. A method's runs
+are repeated while they total under 2 s (at most 5) and the fastest counts, the same rule for
+both sides. Both linear solvers get the
 demo study's budget of 200 iterations per fit (--max_iterations).
 
 For each method the time's growth along the sweep is fitted as seconds ~ n^a (least squares

@@ -1,4 +1,4 @@
-r"""Linear transfer with fixed features (paper Table 1 "Linear", docs/protocol.md §4), and Figure 6.
+r"""Linear transfer with fixed features (paper Table 1 "Linear", docs/protocol.md §4); Figure 6.
 
   python -m experiments.linear_probe --model=runs/demo/softmax-seed0
   python -m experiments.linear_probe --model=runs/demo/softmax-seed0 \

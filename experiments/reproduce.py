@@ -5,7 +5,7 @@ analyse the representations, and write the report (Tables 1-4, Figures 1-6).
   python -m experiments.reproduce --quick               # a 2-minute smoke run (one seed)
   python -m experiments.reproduce --experiment=demo_long  # the demo to the plateau: ~1 hour
   python -m experiments.reproduce --experiment=paper --data_dir=... --strategy=tpu --tpu=...
-  python -m experiments.reproduce --experiment=paper_tuning ...   # -> workdir/paper_tuning/tuning.json
+  python -m experiments.reproduce --experiment=paper_tuning ...  # workdir/paper_tuning/tuning.json
   python -m experiments.reproduce --experiment=paper --tuning=workdir/paper_tuning/tuning.json ...
   python -m experiments.reproduce --pretrain_dataset=folder:/data/photos --pretrain_classes=0-4 \
       --transfer_datasets=folder:/data/photos@5-9     # class-disjoint study on an image folder

@@ -168,8 +168,8 @@ class SectionsTest(absltest.TestCase):
                                      "imagenet64_resnet18", "imagenet64_resnet18_holdout",
                                      "imagenet32_resnet50", "imagenet32_resnet50_holdout"},
                       "finetune": {"paper", "demo", "imagenet32"},
-                      "study": {"demo", "demo_long", "paper", "imagenet32", "demo_tuning", "paper_tuning",
-                                "imagenet32_tuning"}})
+                      "study": {"demo", "demo_long", "paper", "imagenet32", "demo_tuning",
+                                "paper_tuning", "imagenet32_tuning"}})
     self.assertIs(config.EXPERIMENTS, config.PRESETS["experiment"])
     with self.assertRaisesRegex(ValueError, "unknown preset section 'nope'; valid: experiment"):
       config.get_preset("nope", "demo")

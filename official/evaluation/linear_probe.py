@@ -16,15 +16,15 @@ of the last `history_size` curvature pairs, a line search satisfying the weak Wo
 inside one `tf.function`, so it runs on whichever device TensorFlow places it on. It works on
 centred features, x - mean(x) with the bias absorbing the mean: the same minimiser (W is
 unchanged, b moves by mean(x) W), but without the large common mean of post-ReLU features the
-curvature is far less elongated along the bias (3-4x fewer iterations on ReLU features). Along a search direction
-d the logits are affine in the step, z(t) = z + t X d, so after one product X d every trial step
-of the line search costs O(n K) instead of a pass over the features: an L-BFGS iteration costs
-two matrix products whatever the line search does.
+curvature is far less elongated along the bias (3-4x fewer iterations on ReLU features).
+Along a search direction d the logits are affine in the step, z(t) = z + t X d, so after one
+product X d every trial step of the line search costs O(n K) instead of a pass over the
+features: an L-BFGS iteration costs two matrix products whatever the line search does.
 
 The penalty is selected as docs/protocol.md §4 says (`search_penalty`); every solve is
 warm-started from the solutions of the penalties already tried (`warm_start`), the refit from
-the chosen one. Without a validation split a
-stratified `holdout_fraction` of train is held out. `standardize=True` z-scores the features
+the chosen one. Without a validation split a stratified `holdout_fraction` of train is held
+out. `standardize=True` z-scores the features
 (the protocol uses them as given) and folds the scaling back into `weights`/`bias`.
 """
 
@@ -324,8 +324,8 @@ def search_penalty(train_fn: Callable[[float, Any], Any], score_fn: Callable[[An
   """Chooses the penalty as Kornblith's `linear_eval`.
 
   `train_fn(l2, solved)` fits one penalty given `solved` (l2 -> solution of every penalty fitted
-  so far, for warm starts), `score_fn(solution)` is its validation score (larger is better). Returns (best l2, its solution, l2 -> score of every penalty in
-  the order tried).
+  so far, for warm starts), `score_fn(solution)` is its validation score (larger is better).
+  Returns (best l2, its solution, l2 -> score of every penalty in the order tried).
   """
   grid = sorted(float(v) for v in l2_grid)
   scores = {}

@@ -1,4 +1,4 @@
-"""Tests for the ResNet v1 of docs/protocol.md §2: sizes, endpoints, padding, initialisation, batch norm."""
+"""Tests for the ResNet v1 of docs/protocol.md §2: sizes, endpoints, padding, init, batch norm."""
 
 import keras
 import numpy as np

@@ -315,7 +315,8 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
     rho, p, _ = pooled.get((relation, runs), (math.nan, math.nan, 0))
     if not math.isnan(rho):
       out += ["", f"{relation[0].upper() + relation[1:]} vs transfer across {runs}: "
-              f"rho = {rho:.2f}, p = {max(p, 1e-16):.3g} ({'negative' if rho < 0 else 'not negative'}; "
+              f"rho = {rho:.2f}, p = {max(p, 1e-16):.3g} "
+              f"({'negative' if rho < 0 else 'not negative'}; "
               f"{'significant' if p < 0.05 else 'not significant'} at p < 0.05)."]
   # Premise of Table 3: every alternative separates classes more than softmax.
   found, missed = [], []

@@ -128,10 +128,11 @@ class ReportTest(absltest.TestCase):
     self.assertEqual(_row(text, "softmax", "## Training curves"),
                      ["4", "70.5 ± 0.5", "1.5 ± 0.5"])
     # Seed set {0}: R² 0.3, 0.8 (cosine's seed 0 undefined) -> n = 2, no test; seed set {1}:
-    # transfer 0.81, 0.71, 0.95 against R² 0.3, 0.6, 0.8 -> rho = 0.5.
+    # transfer 0.81, 0.71, 0.95 against R² 0.3, 0.6, 0.8 -> rho = 0.5, exact p = 1 (every
+    # ordering of three points has |rho| >= 0.5).
     rows = [l for l in text.splitlines() if l.startswith("| class separation R² | objectives")]
     self.assertEqual(rows[1], "| class separation R² | objectives | 0 | 2 | – | – |")
-    self.assertEqual(rows[2], "| class separation R² | objectives | 1 | 3 | 0.50 | 0.667 |")
+    self.assertEqual(rows[2], "| class separation R² | objectives | 1 | 3 | 0.50 | 1 |")
     self.assertIn("It does not reproduce a negative rank correlation between class separation "
                   "and transfer across objectives", text)
     self.assertIn("the premise held", text)
@@ -249,7 +250,8 @@ class ReportTest(absltest.TestCase):
     table = [l for l in linear.splitlines() if l.startswith("|")]
     self.assertEqual([l for l in body.splitlines() if l.startswith("|")][:len(table)], table)
     # Then the correlations on each seed set and the verdict, verbatim from the report.
-    self.assertIn("| class separation R² | objectives | 1 | 3 | -1.00 | 1e-16 |", body)
+    # rho = -1 over 3 points: exact p = 2 / 3! (the two orderings with |rho| = 1).
+    self.assertIn("| class separation R² | objectives | 1 | 3 | -1.00 | 0.333 |", body)
     self.assertIn("**This study reproduces", body)
     self.assertIn("| softmax | **70.5 ± 0.5** | **99.0 ± 0.0** | **80.5 ± 0.5** |", body)
     self.assertIn("**rho = -1.00", body)
