@@ -10,7 +10,6 @@ Every case runs `python -m experiments.train` in a subprocess on a tiny config (
     uninterrupted run.
 """
 
-import glob
 import os
 import re
 import signal
@@ -51,8 +50,11 @@ def _command(*flags):
 
 
 def _checkpoint_steps(model_dir):
-  paths = glob.glob(os.path.join(model_dir, "checkpoints", "ckpt-*.index"))
-  return sorted(int(re.search(r"ckpt-(\d+)\.index$", p).group(1)) for p in paths)
+  """Steps of the complete checkpoints: those the manager recorded in its state file (files of
+  a checkpoint still being written, or cut short by SIGKILL, are visible before that)."""
+  state = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
+  paths = state.all_model_checkpoint_paths if state else []
+  return sorted(int(re.search(r"ckpt-(\d+)$", p).group(1)) for p in paths)
 
 
 class BadFlagsTest(absltest.TestCase):
