@@ -3,10 +3,11 @@ r"""Writes a study's report from its result files alone (no recomputation).
   python -m experiments.report --workdir=workdir/demo
   python -m experiments.report --workdir=workdir/demo --readme=README.md
 
-With --readme, the text between the README's `<!-- demo-results:begin -->` and
-`<!-- demo-results:end -->` markers is replaced by the report's Table 1 (linear transfer)
-and its Spearman sentence (official.study.report.update_readme), so the README's results
-are the report's, never typed by hand.
+With --readme, the text between the README's `<!-- <experiment>-results:begin -->` and
+`<!-- <experiment>-results:end -->` markers (the study preset's name: `demo`, `demo_long`)
+is replaced by the report's Table 1 (linear transfer), learning curves, Table 4 and rank
+correlations (official.study.report.update_readme), so the README's results are the
+report's, never typed by hand.
 """
 
 from official.core import native_logging  # pylint: disable=unused-import  (first: before TF)
@@ -17,8 +18,8 @@ from official.core import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/demo", "The study's workdir.")
 _README = flags.DEFINE_string(
-    "readme", None, "If set, a README whose demo-results markers receive the report's "
-    "Table 1 and Spearman sentence.")
+    "readme", None, "If set, a README whose <experiment>-results markers receive the "
+    "report's tables and rank correlations.")
 
 
 def main(argv):
@@ -28,8 +29,9 @@ def main(argv):
   path = report.write(_WORKDIR.value)
   print(path)
   if _README.value:
-    report.update_readme(_README.value, path)
-    print(f"{_README.value}: demo results replaced from {path}")
+    experiment = report.Results(_WORKDIR.value).study["experiment"]
+    report.update_readme(_README.value, path, experiment)
+    print(f"{_README.value}: {experiment} results replaced from {path}")
 
 
 if __name__ == "__main__":

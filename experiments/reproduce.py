@@ -3,7 +3,7 @@ analyse the representations, and write the report (Tables 1-4, Figures 1-6).
 
   python -m experiments.reproduce                       # the demo: ~15 min on 2 CPU cores
   python -m experiments.reproduce --quick               # a 2-minute smoke run (one seed)
-  python -m experiments.reproduce --experiment=demo_long  # the demo to the plateau: ~1 hour
+  python -m experiments.reproduce --experiment=demo_long  # 8 epochs, 4 seeds: ~1 hour
   python -m experiments.reproduce --experiment=paper --data_dir=... --strategy=tpu --tpu=...
   python -m experiments.reproduce --experiment=paper_tuning ...  # workdir/paper_tuning/tuning.json
   python -m experiments.reproduce --experiment=paper --tuning=workdir/paper_tuning/tuning.json ...
@@ -31,7 +31,7 @@ from official.core import config
 from official.core import io
 
 _EXPERIMENT = flags.DEFINE_enum("experiment", "demo", sorted(config.PRESETS["study"]),
-                                "Study preset: the embedded demo (demo_long: to the plateau, "
+                                "Study preset: the embedded demo (demo_long: 8 epochs, "
                                 "4 seeds, 8 temperatures) or the paper's scale.")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Folder for runs, result files, logs and the report "

@@ -45,9 +45,9 @@ class PresetTest(parameterized.TestCase):
       self.assertIs(study.pretrain_overrides["train.select_best_epoch"], True)
       self.assertEqual(study.transfer_datasets, ())
     self.assertLen(config.get_study("paper_tuning").runs(), 26 * 3)
-    # (6 objectives x 2 values, softmax, sigmoid) x 2 learning rates, cosine softmax 2 x 3, and
-    # 8 temperatures x 3 learning rates, of which the three at tau = 0.05 are cosine softmax's.
-    self.assertLen(config.get_study("demo_tuning").runs(), (6 * 2 + 2) * 2 + 2 * 3 + 8 * 3 - 3)
+    # (6 objectives x 2 values, softmax, sigmoid) x 2 learning rates, cosine softmax 2 x 4, and
+    # 8 temperatures x 4 learning rates, of which the four at tau = 0.05 are cosine softmax's.
+    self.assertLen(config.get_study("demo_tuning").runs(), (6 * 2 + 2) * 2 + 2 * 4 + 8 * 4 - 4)
     with self.assertRaisesRegex(ValueError, r"train.stop_after_epochs=3 must be an integer in "
                                 r"\[0, train.epochs=2\]"):
       config.override(config.get_experiment("demo"), {"train.stop_after_epochs": 3})

@@ -635,8 +635,12 @@ def write_summaries(results: Results, fig_dir: str, figures) -> None:
   writer.close()
 
 
-README_BEGIN = "<!-- demo-results:begin -->"
-README_END = "<!-- demo-results:end -->"
+def readme_markers(experiment: str) -> tuple[str, str]:
+  """The README's markers around the results of the study preset `experiment`."""
+  return f"<!-- {experiment}-results:begin -->", f"<!-- {experiment}-results:end -->"
+
+
+README_BEGIN, README_END = readme_markers("demo")
 _LINEAR_TABLE = "## Table 1 (Linear transfer)"
 _CORRELATION = "## Class separation vs. transfer"
 _TABLE4 = "## Table 4: cosine softmax temperature"
@@ -665,20 +669,21 @@ def readme_section(report_text: str) -> str:
                        for heading in parts)
 
 
-def update_readme(readme_path: str, report_path: str) -> None:
-  """Replaces the text between README_BEGIN and README_END in `readme_path` with
+def update_readme(readme_path: str, report_path: str, experiment: str = "demo") -> None:
+  """Replaces the text between the `readme_markers(experiment)` in `readme_path` with
   readme_section of the report at `report_path` (atomically).
 
   Raises:
     ValueError: the README lacks the two markers (in order) or the report lacks a section.
   """
   text = io.read_text(readme_path)
-  begin, end = text.find(README_BEGIN), text.find(README_END)
+  begin_marker, end_marker = readme_markers(experiment)
+  begin, end = text.find(begin_marker), text.find(end_marker)
   if begin < 0 or end < begin:
-    raise ValueError(f"{readme_path} has no {README_BEGIN} ... {README_END} markers (in this "
-                     "order) around its demo results")
+    raise ValueError(f"{readme_path} has no {begin_marker} ... {end_marker} markers (in this "
+                     f"order) around the {experiment} study's results")
   section = readme_section(io.read_text(report_path))
-  io.atomic_write_text(readme_path, text[:begin + len(README_BEGIN)] + "\n" + section +
+  io.atomic_write_text(readme_path, text[:begin + len(begin_marker)] + "\n" + section +
                        "\n" + text[end:])
 
 
