@@ -26,10 +26,11 @@ def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
   from official.study import report  # pylint: disable=g-import-not-at-top
+  from official.study import store  # pylint: disable=g-import-not-at-top
   path = report.write(_WORKDIR.value)
   print(path)
   if _README.value:
-    experiment = report.Results(_WORKDIR.value).study["experiment"]
+    experiment = store.read_study(_WORKDIR.value)["experiment"]
     report.update_readme(_README.value, path, experiment)
     print(f"{_README.value}: {experiment} results replaced from {path}")
 

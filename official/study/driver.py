@@ -179,7 +179,7 @@ def run(study: StudyConfig, workdir: str, strategy=None,
     table = leases_lib.Lockstep(workdir, owner=me, timeout_seconds=lease_timeout)
   else:
     table = leases_lib.LeaseTable(workdir, owner=me, timeout_seconds=lease_timeout)
-  io.atomic_write_json(io.join(workdir, "study.json"), dataclasses.asdict(study))
+  io.atomic_write_json(io.join(workdir, store_lib.STUDY_FILE), dataclasses.asdict(study))
   planned = plan(study, workdir, strategy)
   _remove_abandoned_temporaries(store.root, lease_timeout)
   _prepare_data_once(study, table)

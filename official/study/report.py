@@ -34,11 +34,7 @@ class Results:
 
   def __init__(self, workdir: str):
     self.workdir = io.absolute(workdir)
-    study_path = io.join(self.workdir, "study.json")
-    if not io.exists(study_path):
-      raise FileNotFoundError(f"no study in {self.workdir!r}: study.json is missing "
-                              "(run experiments/reproduce first)")
-    self.study = io.read_json(study_path)
+    self.study = store_lib.read_study(self.workdir)
     store = store_lib.ResultStore(self.workdir)
     self.pretrain = {}        # (variant, seed) -> metrics
     self.transfer = collections.defaultdict(dict)   # (variant, seed) -> dataset -> result

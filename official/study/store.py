@@ -16,6 +16,19 @@ import tensorflow as tf
 from official.core import io
 
 
+# The StudyConfig a study's driver ran with, at the top of its workdir.
+STUDY_FILE = "study.json"
+
+
+def read_study(workdir: str) -> dict:
+  """The study settings (STUDY_FILE) of a workdir; FileNotFoundError naming it if missing."""
+  path = io.join(io.absolute(workdir), STUDY_FILE)
+  if not io.exists(path):
+    raise FileNotFoundError(f"no study in {io.absolute(workdir)!r}: {STUDY_FILE} is missing "
+                            "(run experiments/reproduce first)")
+  return io.read_json(path)
+
+
 def fingerprint(obj: Any) -> str:
   """A short stable hash of a JSON-serialisable description of a step."""
   text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
