@@ -1,7 +1,7 @@
 r"""Fine-tunes a pretrained network on transfer datasets (paper Table 2, docs/protocol.md §5).
 
-  python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_texture
-  python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_texture \
+  python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_size
+  python -m experiments.finetune --model=runs/demo/softmax-seed0 --datasets=demo_size \
       --steps=100 --learning_rates=0.03 --weight_decays=none,1e-4
   python -m experiments.finetune --model=runs/photos/softmax-seed0 \
       --datasets=folder:data/photos --classes=5-9
@@ -75,7 +75,7 @@ def main(argv):
   names = [d.strip() for d in (_DATASETS.value or []) if d.strip()]
   if not names:
     raise cli.UsageError("--datasets is required: comma-separated dataset specs, e.g. "
-                         "demo_texture or cifar10,pets")
+                         "demo_size or cifar10,pets")
   # Every input is checked before any training starts.
   settings = overrides()
   config.override(config.get_preset("finetune", _PRESET.value), settings)

@@ -69,13 +69,13 @@ class FinetuneBinaryTest(tf.test.TestCase):
     cls.model_dir = os.path.join(root, "pretrained")
     finetune_test.make_model_dir(cls.model_dir, num_classes=5, image_size=16)
     cls.data_dir = os.path.join(root, "tfds")
-    datasets.num_examples(datasets.get("demo_texture/small"), "train", data_dir=cls.data_dir)
+    datasets.num_examples(datasets.get("demo_size/small"), "train", data_dir=cls.data_dir)
 
   def test_demo_end_to_end_preempted_resumed_and_rerun(self):
     output_dir = os.path.join(self.create_tempdir().full_path, "ft")
-    flags = (f"--model={self.model_dir}", "--datasets=demo_texture/small",
+    flags = (f"--model={self.model_dir}", "--datasets=demo_size/small",
              f"--data_dir={self.data_dir}", f"--output_dir={output_dir}", *FAST)
-    settings = dict(model=self.model_dir, datasets=["demo_texture/small"],
+    settings = dict(model=self.model_dir, datasets=["demo_size/small"],
                     data_dir=self.data_dir, output_dir=output_dir, steps=16, batch_size=32,
                     learning_rates=["0.1"], weight_decays=["none", "1e-3"])
     # SIGTERM once fine-tuning has started (its first line): the first grid point saves a
@@ -86,13 +86,13 @@ class FinetuneBinaryTest(tf.test.TestCase):
     self.assertEqual(status, 0, output[-3000:])
     preempted = [l for l in output.splitlines() if l.startswith("preempted: ")]
     self.assertLen(preempted, 1, output[-3000:])
-    checkpoint_dir = os.path.join(output_dir, "demo_texture_small", "grid", "lr0.1_wd0",
+    checkpoint_dir = os.path.join(output_dir, "demo_size_small", "grid", "lr0.1_wd0",
                                   "checkpoints")
     self.assertEqual(preempted[0], f"preempted: SIGTERM: checkpoint saved at step 11 in "
                      f"{checkpoint_dir}; rerun the same command to resume")
     self.assertEqual(tf.train.latest_checkpoint(checkpoint_dir),
                      os.path.join(checkpoint_dir, "ckpt-11"))
-    self.assertFalse(os.path.exists(os.path.join(output_dir, "demo_texture_small.json")))
+    self.assertFalse(os.path.exists(os.path.join(output_dir, "demo_size_small.json")))
 
     # The same command again resumes there and finishes.
     stdout = io_lib.StringIO()
@@ -103,10 +103,10 @@ class FinetuneBinaryTest(tf.test.TestCase):
     self.assertEqual([l.split()[1] for l in lines if l.strip().startswith("step ")],
                      ["16/16"] * 3)
     self.assertLen([l for l in lines if l.startswith("grid ")], 2)
-    result = io.read_json(os.path.join(output_dir, "demo_texture_small.json"))
+    result = io.read_json(os.path.join(output_dir, "demo_size_small.json"))
     self.assertEqual((result["dataset"], result["metric"], result["steps"],
                       result["batch_size"], result["num_classes"]),
-                     ("demo_texture/small", "top1", 16, 32, 4))
+                     ("demo_size/small", "top1", 16, 32, 4))
     self.assertEqual(result["model"], os.path.abspath(self.model_dir))
     scores = [s["score"] for s in result["validation_scores"]]
     self.assertEqual([s["weight_decay"] for s in result["validation_scores"]], [0.0, 1e-3])
@@ -117,7 +117,7 @@ class FinetuneBinaryTest(tf.test.TestCase):
       self.assertBetween(score, 0.0, 1.0)
       self.assertAllClose(score * n, round(score * n), atol=1e-6)
     self.assertGreater(result["timings"]["wall_seconds"], 0.0)
-    run_dir = os.path.join(output_dir, "demo_texture_small")
+    run_dir = os.path.join(output_dir, "demo_size_small")
     for sub in ("grid/lr0.1_wd0", "grid/lr0.1_wd0.001", "final/" + finetune.grid_point_name(
         result["learning_rate"], result["weight_decay"])):
       self.assertTrue(os.path.exists(os.path.join(run_dir, sub, "result.json")), sub)
@@ -132,20 +132,20 @@ class FinetuneBinaryTest(tf.test.TestCase):
     lines = stdout.getvalue().splitlines()
     self.assertLen([l for l in lines if l.endswith("(done before)")], 2)
     self.assertFalse([l for l in lines if l.strip().startswith("step ")])
-    again = io.read_json(os.path.join(output_dir, "demo_texture_small.json"))
+    again = io.read_json(os.path.join(output_dir, "demo_size_small.json"))
     again.pop("timings"), result.pop("timings")
     self.assertEqual(again, result)
 
   def test_bad_inputs_exit_2_with_one_line(self):
     output_dir = os.path.join(self.create_tempdir().full_path, "ft")
     missing = os.path.join(self.get_temp_dir(), "no_such_model")
-    process = run_binary(f"--model={missing}", "--datasets=demo_texture/small",
+    process = run_binary(f"--model={missing}", "--datasets=demo_size/small",
                          f"--output_dir={output_dir}")
     self.assertEqual(process.returncode, 2)
     self.assertLen(error_lines(process.stderr), 1)
     self.assertIn(missing, error_lines(process.stderr)[0])
     with self.assertRaises(ValueError) as raised:
-      self._main(model=self.model_dir, datasets=["demo_texture/small", "nope"],
+      self._main(model=self.model_dir, datasets=["demo_size/small", "nope"],
                  output_dir=output_dir)
     self.assertStartsWith(cli.format_error(raised.exception), "error: dataset: unknown 'nope'")
     self.assertFalse(os.path.exists(output_dir))
@@ -199,11 +199,11 @@ class FinetuneBinaryTest(tf.test.TestCase):
     module.serve = serve
     tf.saved_model.save(module, saved, signatures={"serving_default": serve})
     with self.assertRaisesRegex(ValueError, "has no 'final_avg_pool' endpoint"):
-      self._main(model=saved, datasets=["demo_texture/small"], data_dir=self.data_dir)
+      self._main(model=saved, datasets=["demo_size/small"], data_dir=self.data_dir)
     with self.assertRaisesRegex(cli.UsageError, "--datasets is required"):
       self._main(model=self.model_dir, datasets=[])
     with self.assertRaisesRegex(cli.UsageError, "--learning_rates: 'fast' is not a number"):
-      self._main(model=self.model_dir, datasets=["demo_texture/small"],
+      self._main(model=self.model_dir, datasets=["demo_size/small"],
                  learning_rates=["fast"])
 
 

@@ -13,6 +13,7 @@ from absl import flags
 
 from experiments import common_flags
 from official.core import cli
+from official.core import config
 from official.core import io
 from official.data import datasets
 from official.evaluation import features
@@ -24,9 +25,9 @@ MODEL = flags.DEFINE_string(
     "model", None, "The pretrained network: a model_dir of experiments/train, its "
     "export/saved_model, or any SavedModel whose serving signature returns named endpoints.")
 DATASETS = flags.DEFINE_list(
-    "datasets", list(datasets.DEMO_TRANSFER_DATASETS),
+    "datasets", list(config.DEMO_TRANSFER),
     "Transfer datasets (official.data.datasets specs: registry names such as cifar10 or pets, "
-    "demo names such as demo_texture/small, folder:/path), comma-separated.")
+    "demo names such as demo_size/small, folder:/path), comma-separated.")
 CLASSES = flags.DEFINE_string(
     "classes", None, "Class subset applied to every dataset, e.g. '5-9' or '0,2,5' (ids of "
     "the full dataset, relabelled 0..K-1 in the given order).")

@@ -1,7 +1,7 @@
 r"""k-nearest-neighbour transfer with fixed features (paper Table 1 "kNN", docs/protocol.md §4).
 
   python -m experiments.knn --model=runs/demo/softmax-seed0
-  python -m experiments.knn --model=runs/demo/softmax-seed0 --datasets=demo_texture \
+  python -m experiments.knn --model=runs/demo/softmax-seed0 --datasets=demo_size \
       --k_max=50 --distance=euclidean
   bazel run //experiments:knn -- --model=/models/softmax/seed0 \
       --datasets=food101,cifar10,cifar100,sun397,cars196,pets,flowers --data_dir=/tfds

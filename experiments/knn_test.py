@@ -22,7 +22,7 @@ from official.evaluation import knn
 from official.evaluation import relearn_head_test
 from official.modeling import pretrained
 
-DATASET = relearn_head_test.DATASET  # demo_texture/small: 4 classes, 360 / 40 / 200 examples
+DATASET = relearn_head_test.DATASET  # demo_size/small: 4 classes, 360 / 40 / 200 examples
 K_MAX = 15
 SPLITS = ("train", "validation", "test")
 
@@ -55,7 +55,7 @@ class KNNBinaryTest(tf.test.TestCase):
                          f"--data_dir={self.data_dir}", f"--output_dir={output_dir}",
                          f"--k_max={K_MAX}")
     self.assertEqual(process.returncode, 0, process.stderr[-3000:])
-    path = os.path.join(output_dir, "knn", "demo_texture_small.json")
+    path = os.path.join(output_dir, "knn", "demo_size_small.json")
     result = io.read_json(path)
     lines = [l for l in process.stdout.splitlines() if l.startswith(DATASET)]
     self.assertEqual(lines, [f"{DATASET}: test top1 {result['test_score']:.4f} (k "
@@ -81,9 +81,9 @@ class KNNBinaryTest(tf.test.TestCase):
                         atol=1e-9)
 
     scalars = read_scalars(os.path.join(output_dir, "tensorboard", "knn"))
-    self.assertEqual(scalars["demo_texture_small/test_top1"], {0: result["test_score"]})
-    self.assertEqual(scalars["demo_texture_small/k"], {0: result["k"]})
-    self.assertEqual(scalars["demo_texture_small/loo_top1"],
+    self.assertEqual(scalars["demo_size_small/test_top1"], {0: result["test_score"]})
+    self.assertEqual(scalars["demo_size_small/k"], {0: result["k"]})
+    self.assertEqual(scalars["demo_size_small/loo_top1"],
                      {p["k"]: p["score"] for p in result["loo_scores"]})
 
     # Second run, Euclidean distance, plus a class subset: the cached features of the first
@@ -107,7 +107,7 @@ class KNNBinaryTest(tf.test.TestCase):
     self.assertEqual((again["distance"], again["test_score"], again["k"]),
                      ("euclidean", expected["test_score"], expected["k"]))
 
-    result = io.read_json(os.path.join(output_dir, "knn", "demo_texture_small_2-3_0.json"))
+    result = io.read_json(os.path.join(output_dir, "knn", "demo_size_small_2-3_0.json"))
     self.assertEqual((result["dataset"], result["num_classes"], result["classes"]),
                      (f"{DATASET}@2-3,0", 3, [2, 3, 0]))
     names = self.info.class_names

@@ -2,7 +2,7 @@ r"""Linear transfer with fixed features (paper Table 1 "Linear", docs/protocol.m
 
   python -m experiments.linear_probe --model=runs/demo/softmax-seed0
   python -m experiments.linear_probe --model=runs/demo/softmax-seed0 \
-      --datasets=demo_texture,demo_digits --classes=0-4 --l2_grid=1e-4,1e-2,1,100
+      --datasets=demo_size,demo_digits --classes=0-4 --l2_grid=1e-4,1e-2,1,100
   bazel run //experiments:linear_probe -- --model=/models/softmax/seed0 \
       --datasets=food101,cifar10,cifar100,sun397,cars196,pets,flowers --data_dir=/tfds
   python -m experiments.linear_probe --model=runs/demo/softmax-seed0 --relearn_head

@@ -24,7 +24,7 @@ from official.evaluation import relearn_head_test
 from official.modeling import pretrained
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATASET = relearn_head_test.DATASET  # demo_texture/small: 4 classes, 360 / 40 / 200 examples
+DATASET = relearn_head_test.DATASET  # demo_size/small: 4 classes, 360 / 40 / 200 examples
 L2_GRID = ("1e-2", "1", "100")
 MAX_ITERATIONS = 100
 FAST = (f"--l2_grid={','.join(L2_GRID)}", f"--max_iterations={MAX_ITERATIONS}")
@@ -117,7 +117,7 @@ class LinearProbeBinaryTest(tf.test.TestCase):
                          f"--data_dir={self.data_dir}", *FAST)
     self.assertEqual(process.returncode, 0, process.stderr[-3000:])
     output_dir = os.path.join(self.model_dir, "transfer")  # the default
-    path = os.path.join(output_dir, "linear_probe", "demo_texture_small.json")
+    path = os.path.join(output_dir, "linear_probe", "demo_size_small.json")
     result = io.read_json(path)
     lines = [l for l in process.stdout.splitlines() if l.startswith(DATASET)]
     self.assertLen(lines, 1)
@@ -152,9 +152,9 @@ class LinearProbeBinaryTest(tf.test.TestCase):
     self.assertAllEqual(labels, data["test"][1][:16])
 
     scalars = read_scalars(os.path.join(output_dir, "tensorboard", "linear_probe"))
-    self.assertEqual(scalars["demo_texture_small/test_top1"], {0: result["test_score"]})
-    self.assertAllClose(scalars["demo_texture_small/log10_l2"][0], np.log10(result["l2"]))
-    curve = scalars["demo_texture_small/validation_top1"]
+    self.assertEqual(scalars["demo_size_small/test_top1"], {0: result["test_score"]})
+    self.assertAllClose(scalars["demo_size_small/log10_l2"][0], np.log10(result["l2"]))
+    curve = scalars["demo_size_small/validation_top1"]
     self.assertEqual(curve, {round(1000 * np.log10(p["l2"])): p["score"]
                              for p in result["validation_scores"]})
     self.assertContainsSubset({-2000, 0, 2000}, set(curve))
@@ -199,7 +199,7 @@ class LinearProbeBinaryTest(tf.test.TestCase):
         relearn_test_per_class=2, data_dir=self.data_dir, output_dir=output_dir,
         l2_grid=list(L2_GRID), max_iterations=MAX_ITERATIONS)
     self.assertEqual(status, 0, stderr)
-    result = io.read_json(os.path.join(output_dir, "relearn_head", "demo_texture_small.json"))
+    result = io.read_json(os.path.join(output_dir, "relearn_head", "demo_size_small.json"))
     # The pretraining dataset and split come from the model_dir's config.json.
     expected = relearn_head_test.relearn(
         self.model, self.info, "test", max_examples=100, test_per_class=2, batch_size=BATCH_SIZE,
@@ -214,8 +214,8 @@ class LinearProbeBinaryTest(tf.test.TestCase):
     self.assertIn(f"{DATASET}:test: original head top1 {expected['original']:.4f}, relearned "
                   f"head top1 {expected['relearned']:.4f}", stdout)
     scalars = read_scalars(os.path.join(output_dir, "tensorboard", "relearn_head"))
-    self.assertEqual(scalars["demo_texture_small/original_top1"], {0: expected["original"]})
-    self.assertEqual(scalars["demo_texture_small/relearned_top1"], {0: expected["relearned"]})
+    self.assertEqual(scalars["demo_size_small/original_top1"], {0: expected["original"]})
+    self.assertEqual(scalars["demo_size_small/relearned_top1"], {0: expected["relearned"]})
 
   def _assert_fails(self, expected_error: str, output_dir: str, **flag_values):
     flag_values = {"l2_grid": list(L2_GRID), "max_iterations": MAX_ITERATIONS, **flag_values}

@@ -105,7 +105,7 @@ class RamFilesystemTest(absltest.TestCase):
       local_model = os.path.join(self.base, f"{module}_local")
       shutil.copytree(model, local_model)
       copied = os.path.join(self.base, f"{module}_ram")
-      flags = ["--datasets=demo_texture/small", f"--data_dir={self.data_dir}", *extra]
+      flags = ["--datasets=demo_size/small", f"--data_dir={self.data_dir}", *extra]
       self._both(module, [f"--model={local_model}", *flags], ["--model=ram://m", *flags],
                  copy_in=[[model, "ram://m"]], copy_out=[["ram://m", copied]])
       paths = [local_model, "ram://m"]

@@ -537,8 +537,9 @@ def demo() -> ExperimentConfig:
   Sized for two CPU cores, where a study trains 28 of these (measured there, softmax):
   - network: one basic block per group, 1/8 width (64 features), 3x3/2 stem (block1 at
     16x16): ~20 s for 2 epochs and 52% top-1; a 3x3/1 stem reached 22% in the same time.
-    A faint background texture was read at chance (13-16%) at 1/8 and 1/4 width alike,
-    hence demo_texture's texture is the shape's fill (official/data/demo.py).
+    A faint background texture was read at chance (13-16%) at 1/8 and 1/4 width alike, and
+    the shape's fill pattern nearly so at every layer, trained or not; the nuisance task,
+    demo_size, asks for the shape's size instead (official/data/demo.py).
   - optimisation: batch 128, 0.4 per 256 (peak 0.2) after 0.2 epochs of warm-up, EMA 0.98;
     a higher learning rate helped softmax but stalled or diverged squared error and cosine
     softmax. Evaluation after every epoch shows how far from its plateau a run ends (2
@@ -671,7 +672,8 @@ def finetune_imagenet32() -> FinetuneConfig:
                         log_every_steps=500, checkpoint_every_steps=1000)
 
 
-DEMO_TRANSFER = ("demo_texture", "demo_novel_shapes", "demo_digits")
+# The demo's transfer tasks (docs/protocol.md §7.3, item 19).
+DEMO_TRANSFER = ("demo_size", "demo_novel_shapes", "demo_digits")
 
 
 # Table 4's temperatures in the demo: five, the fewest for which Spearman's exact test can
@@ -706,7 +708,7 @@ def study_demo(quick: bool = False) -> StudyConfig:
   """
   # 200 L-BFGS iterations instead of 1000: test accuracies moved <= 0.2 points, 4-6x faster.
   config = StudyConfig(experiment="demo", transfer_datasets=DEMO_TRANSFER,
-                       finetune_datasets=("demo_texture",), linear_max_iterations=200,
+                       finetune_datasets=("demo_size",), linear_max_iterations=200,
                        temperature_sweep=DEMO_TEMPERATURES,
                        tuned={name: {"hparams": row} for name, row in DEMO_TUNED.items()})
   if quick:

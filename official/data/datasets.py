@@ -112,7 +112,7 @@ def _registry() -> Dict[str, DatasetInfo]:
                   validation_split="validation", test_split="test", num_classes=102,
                   metric="mean_per_class", train_full_split="train+validation"),
   ]
-  for name, task in (("demo_pretrain", "pretrain"), ("demo_texture", "texture"),
+  for name, task in (("demo_pretrain", "pretrain"), ("demo_size", "size"),
                      ("demo_novel_shapes", "novel_shapes"), ("demo_digits", "digits")):
     names = demo.class_names(task)
     entries.append(_holdout(name, name, "test", len(names), image_size=demo.IMAGE_SIZE,
@@ -126,10 +126,9 @@ ALIASES = {"digits": "demo_digits", "oxford_iiit_pet": "pets",
            "sun397/standard-part1-120k": "sun397",
            **{f"imagenet_resized/{size}x{size}": f"imagenet{size}"
               for size in IMAGENET_RESIZED_SIZES}}
-# The datasets of Table 1 and their analogues in the embedded demo.
+# The datasets of Table 1 (the embedded demo's analogues: config.DEMO_TRANSFER).
 TRANSFER_DATASETS = ("food101", "cifar10", "cifar100", "birdsnap", "sun397", "cars196",
                      "pets", "flowers")
-DEMO_TRANSFER_DATASETS = ("demo_texture", "demo_novel_shapes", "demo_digits")
 # Builders whose data cannot be downloaded by TFDS.
 _MANUAL = {
     "imagenet2012": ("download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "

@@ -57,7 +57,7 @@ _EXPECTED = {
     "pets": ("oxford_iiit_pet", "test", "mean_per_class", 37),
     "flowers": ("oxford_flowers102", "test", "mean_per_class", 102),
     "demo_pretrain": ("demo_pretrain", "test", "top1", 48),
-    "demo_texture": ("demo_texture", "test", "top1", 4),
+    "demo_size": ("demo_size", "test", "top1", 4),
     "demo_novel_shapes": ("demo_novel_shapes", "test", "top1", 24),
     "demo_digits": ("demo_digits", "test", "top1", 10),
 }
@@ -106,14 +106,14 @@ class RegistryTest(tf.test.TestCase, parameterized.TestCase):
   def test_aliases_configs_and_unknown_names(self):
     self.assertEqual(datasets.get("digits").name, "demo_digits")
     self.assertEqual(datasets.get("oxford_iiit_pet", data_dir=self.data_dir).name, "pets")
-    small = datasets.get("demo_texture/small")
-    self.assertEqual(small.tfds_name, "demo_texture/small")
+    small = datasets.get("demo_size/small")
+    self.assertEqual(small.tfds_name, "demo_size/small")
     with self.assertRaisesRegex(ValueError, r"^dataset: unknown 'mnist'; valid are .*food101"):
       datasets.get("mnist")
-    with self.assertRaisesRegex(ValueError, "valid configs: demo_texture/default"):
-      datasets.get("demo_texture/huge")
+    with self.assertRaisesRegex(ValueError, "valid configs: demo_size/default"):
+      datasets.get("demo_size/huge")
     with self.assertRaisesRegex(ValueError, "split_name"):
-      datasets.get("demo_texture").split("holdout")
+      datasets.get("demo_size").split("holdout")
 
   def test_mock_data_loads_every_transfer_dataset_and_imagenet(self):
     with tfds.testing.mock_data(num_examples=3):

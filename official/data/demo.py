@@ -1,9 +1,11 @@
-"""The embedded demo datasets: procedurally generated shapes over textures, and digits.
+"""The embedded demo datasets: procedurally generated shapes, and digits.
 
 The images carry information that varies within the pretraining classes and that the transfer
 tasks need (paper §3.3-3.4): an objective that collapses within-class variation (high R^2,
-eq. 11) discards it. The nuisance sits on the object itself, its fill pattern, rather than in
-the background, which every network ignored (docs/protocol.md §7.3).
+eq. 11) discards it. The nuisance task asks for the shape's size, which varies inside every
+pretraining class and which the pretraining labels never need; a background texture and then
+the shape's fill pattern, the earlier nuisances, were read at chance by every network, trained
+or not, so they could not tell objectives apart (docs/protocol.md §7.3).
 
 Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
 
@@ -15,13 +17,16 @@ Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
               2.5 px wide around a dark interior), stripes, checker; dark parts are the
               colour at (1 - contrast), contrast 55-70%; stripes and checker squares have a
               random period (6-9 px), orientation and phase.
-  position, scale, rotation (full circle) of the shape, a flat grey background of random
-  level, and uniform luminance pixel noise.
+  size        the shape's radius, uniform in RADIUS_RANGE (6.5-10 px), and its quarter of that
+              range, 4 classes (SIZES): the label of `demo_size`, whose images are drawn as
+              the pretraining images are.
+  position, rotation (full circle) of the shape, a flat grey background of random level,
+  and uniform luminance pixel noise.
 
 The TFDS datasets (registered on `import official.data`, generated on first use in seconds)
 are the builders below, with features "image" uint8 [32, 32, 3], "label" and, for the shape
-datasets, the factors "shape", "colour", "texture". Each shape dataset has configs "default"
-and "small" (a fifth of its size); labels are balanced (class counts differ by at most one)
+datasets, the factors "shape", "colour", "texture", "size". Each shape dataset has configs
+"default" and "small" (a fifth of its size); labels are balanced (class counts differ by at most one)
 and the nuisance factors are drawn independently of the label.
 """
 
@@ -51,8 +56,15 @@ COLOUR_RGB = np.array([
 TEXTURES = ("solid", "outline", "stripes", "checker")
 OUTLINE_PX = 2.5
 
-TASKS = ("pretrain", "texture", "novel_shapes")
-_TASK_IDS = {"pretrain": 1, "texture": 2, "novel_shapes": 3, "digits": 4}
+# The shape's radius in pixels, uniform in this range; its four equal quarters are the size
+# classes, smallest first.
+RADIUS_RANGE = (6.5, 10.0)
+SIZES = ("smallest", "small", "large", "largest")
+
+TASKS = ("pretrain", "size", "novel_shapes")
+_TASK_IDS = {"pretrain": 1, "size": 2, "novel_shapes": 3, "digits": 4}
+# The categorical factors a shape dataset stores with each image.
+FACTORS = ("label", "shape", "colour", "texture", "size")
 _SPLIT_IDS = {"train": 1, "test": 2}
 
 # Rendering chunk size: bounds memory to a few [2048, 32, 32, 3] float32 arrays.
@@ -60,13 +72,13 @@ _CHUNK = 2048
 
 
 _CLASS_NAMES = {"pretrain": tuple(f"{c}_{s}" for s in PRETRAIN_SHAPES for c in COLOURS),
-                "texture": TEXTURES,
+                "size": SIZES,
                 "novel_shapes": tuple(f"{c}_{s}" for s in NOVEL_SHAPES for c in COLOURS),
                 "digits": tuple(str(d) for d in range(10))}
 
 
 def class_names(task: str) -> Tuple[str, ...]:
-  """Label names of a task: '<colour>_<shape>' for shape tasks, texture names, digits."""
+  """Label names of a task: '<colour>_<shape>' for shape tasks, size classes, digits."""
   if task not in _CLASS_NAMES:
     raise ValueError(f"task: {task!r}; valid are {', '.join(_CLASS_NAMES)}")
   return _CLASS_NAMES[task]
@@ -77,11 +89,19 @@ def _balanced(rng: np.random.Generator, num_examples: int, num_values: int) -> n
   return rng.permutation(np.arange(num_examples) % num_values).astype(np.int64)
 
 
+def size_class(radius: np.ndarray) -> np.ndarray:
+  """The quarter of RADIUS_RANGE that each radius falls in: int64 index into SIZES."""
+  low, high = RADIUS_RANGE
+  quarter = np.floor((np.asarray(radius) - low) / (high - low) * len(SIZES))
+  return np.clip(quarter, 0, len(SIZES) - 1).astype(np.int64)
+
+
 def sample_factors(task: str, num_examples: int,
                    rng: np.random.Generator) -> Dict[str, np.ndarray]:
   """Draws the factors of `num_examples` images of `task`; arrays of length N.
 
-  Categorical factors: label, shape (index into SHAPES), colour, texture. Continuous:
+  Categorical factors: label, shape (index into SHAPES), colour, texture, size (index into
+  SIZES, the quarter of RADIUS_RANGE the radius falls in). Continuous:
   centre_x/centre_y (pixels), radius (pixels), rotation (radians), grey, contrast, phase,
   orientation (radians), period (pixels), colour_rgb [N, 3].
   """
@@ -89,28 +109,27 @@ def sample_factors(task: str, num_examples: int,
     raise ValueError(f"task: {task!r}; valid are {', '.join(TASKS)}")
   n = num_examples
   num_colours = len(COLOURS)
-  if task != "texture":
+  if task != "size":
     shapes, first_shape = ((PRETRAIN_SHAPES, 0) if task == "pretrain"
                            else (NOVEL_SHAPES, len(PRETRAIN_SHAPES)))
     label = _balanced(rng, n, len(shapes) * num_colours)
     shape, colour = first_shape + label // num_colours, label % num_colours
-    texture = _balanced(rng, n, len(TEXTURES))
   else:
-    label = _balanced(rng, n, len(TEXTURES))
-    texture = label
+    label = _balanced(rng, n, len(SIZES))
     combo = _balanced(rng, n, len(PRETRAIN_SHAPES) * num_colours)
     shape, colour = combo // num_colours, combo % num_colours
+  texture = _balanced(rng, n, len(TEXTURES))
   brightness = rng.uniform(0.85, 1.05, n)[:, None]
   colour_rgb = np.clip(COLOUR_RGB[colour] * brightness + rng.normal(0.0, 0.035, (n, 3)),
                        0.0, 1.0)
-  return {
+  factors = {
       "label": label,
       "shape": shape.astype(np.int64),
       "colour": colour.astype(np.int64),
       "texture": texture.astype(np.int64),
       "centre_x": rng.uniform(11.0, 21.0, n),
       "centre_y": rng.uniform(11.0, 21.0, n),
-      "radius": rng.uniform(6.5, 10.0, n),
+      "radius": rng.uniform(*RADIUS_RANGE, n),
       "rotation": rng.uniform(0.0, 2.0 * np.pi, n),
       "grey": rng.uniform(0.30, 0.62, n),
       "contrast": rng.uniform(0.55, 0.70, n),
@@ -119,6 +138,16 @@ def sample_factors(task: str, num_examples: int,
       "period": rng.uniform(6.0, 9.0, n),
       "colour_rgb": colour_rgb.astype(np.float32),
   }
+  if task == "size":
+    # The radius moves into the label's quarter of the range, uniform there, so the task's
+    # radii are distributed as pretraining's.
+    low, high = RADIUS_RANGE
+    fraction = (factors["radius"] - low) / (high - low)
+    factors["radius"] = low + (label + fraction) * (high - low) / len(SIZES)
+    factors["size"] = label.astype(np.int64)
+  else:
+    factors["size"] = size_class(factors["radius"])
+  return factors
 
 
 def _box(u, v, centre_u, centre_v, half_u, half_v):
@@ -249,7 +278,7 @@ def render(factors: Dict[str, np.ndarray], rng: np.random.Generator,
 
 def generate(task: str, split: str, num_examples: int, seed: int = 0) -> Dict[str, np.ndarray]:
   """All examples of one split of a shape task: {"image": uint8 [N, 32, 32, 3], "label",
-  "shape", "colour", "texture": int64 [N]}; a pure function of (task, split, N, seed)."""
+  "shape", "colour", "texture", "size": int64 [N]}; a pure function of (task, split, N, seed)."""
   if split not in _SPLIT_IDS:
     raise ValueError(f"split: {split!r}; valid are {', '.join(_SPLIT_IDS)}")
   if num_examples < 1:
@@ -257,7 +286,7 @@ def generate(task: str, split: str, num_examples: int, seed: int = 0) -> Dict[st
   rng = np.random.default_rng([int(seed), _TASK_IDS.get(task, 0), _SPLIT_IDS[split]])
   factors = sample_factors(task, num_examples, rng)
   images = render(factors, rng)
-  return {"image": images, **{k: factors[k] for k in ("label", "shape", "colour", "texture")}}
+  return {"image": images, **{k: factors[k] for k in FACTORS}}
 
 
 def _upsample_matrix(source: int, target: int) -> np.ndarray:
@@ -322,11 +351,14 @@ def _configs(num_train: int, num_test: int):
 class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Shared builder of the procedurally generated shape datasets."""
 
-  VERSION = tfds.core.Version("2.0.0")
+  VERSION = tfds.core.Version("3.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release.",
                    "2.0.0": "The texture is the shape's fill pattern (4 classes: solid, "
                             "outline, stripes, checker) over a flat grey background, instead of "
-                            "faint background stripes (8 classes)."}
+                            "faint background stripes (8 classes).",
+                   "3.0.0": "Every image records its size class (the quarter of the radius "
+                            "range); the size task demo_size replaces the fill-pattern task "
+                            "demo_size. Pretraining and novel-shape images are unchanged."}
   TASK = ""
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -338,6 +370,7 @@ class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             "shape": tfds.features.ClassLabel(names=SHAPES),
             "colour": tfds.features.ClassLabel(names=COLOURS),
             "texture": tfds.features.ClassLabel(names=TEXTURES),
+            "size": tfds.features.ClassLabel(names=SIZES),
         }),
         supervised_keys=("image", "label"),
     )
@@ -353,7 +386,7 @@ class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _generate_examples(self, split: str, num_examples: int) -> Iterator:
     data = generate(self.TASK, split, num_examples, seed=self.builder_config.seed)
     for i in range(num_examples):
-      yield i, {k: data[k][i] for k in ("image", "label", "shape", "colour", "texture")}
+      yield i, {k: data[k][i] for k in ("image", *FACTORS)}
 
 
 class DemoPretrain(_ShapesBuilder):
@@ -363,10 +396,10 @@ class DemoPretrain(_ShapesBuilder):
   BUILDER_CONFIGS = _configs(12_800, 2_560)
 
 
-class DemoTexture(_ShapesBuilder):
-  """Transfer task: label = the shape's fill pattern, a pretraining nuisance (4 classes)."""
-  name = "demo_texture"
-  TASK = "texture"
+class DemoSize(_ShapesBuilder):
+  """Transfer task: label = the shape's size class, a pretraining nuisance (4 classes)."""
+  name = "demo_size"
+  TASK = "size"
   BUILDER_CONFIGS = _configs(2_000, 1_000)
 
 
@@ -407,4 +440,4 @@ class DemoDigits(tfds.core.GeneratorBasedBuilder):
       yield int(index), {"image": image, "label": int(label)}
 
 
-DATASET_NAMES = ("demo_pretrain", "demo_texture", "demo_novel_shapes", "demo_digits")
+DATASET_NAMES = ("demo_pretrain", "demo_size", "demo_novel_shapes", "demo_digits")

@@ -26,30 +26,55 @@ class GeneratorTest(tf.test.TestCase):
     self.assertEqual(a["image"].shape, (300, 32, 32, 3))
     self.assertEqual(a["image"].dtype, np.uint8)
 
-  def test_pretrain_labels_balanced_and_texture_independent(self):
+  def test_pretrain_labels_balanced_and_nuisances_independent(self):
     data = demo.generate("pretrain", "train", 2400, seed=0)
     counts = _counts(data["label"], 48)
     self.assertLessEqual(counts.max() - counts.min(), 1)
     self.assertAllEqual(data["label"], data["shape"] * 6 + data["colour"])
     self.assertLess(data["shape"].max(), len(demo.PRETRAIN_SHAPES))
-    # The nuisance factor varies inside every pretraining class, independently of it.
-    table = np.zeros((48, 4))
-    np.add.at(table, (data["label"], data["texture"]), 1)
-    self.assertTrue(np.all(table.sum(axis=1) > 0))
-    self.assertTrue(np.all(table > 0))
-    _, p_value, _, _ = stats.chi2_contingency(table)
-    self.assertGreater(p_value, 1e-3)
+    # The nuisance factors vary inside every pretraining class, independently of it.
+    for factor in ("texture", "size"):
+      table = np.zeros((48, 4))
+      np.add.at(table, (data["label"], data[factor]), 1)
+      self.assertTrue(np.all(table > 0), factor)
+      _, p_value, _, _ = stats.chi2_contingency(table)
+      self.assertGreater(p_value, 1e-3, factor)
 
-  def test_texture_task_label_is_texture_independent_of_object(self):
-    data = demo.generate("texture", "train", 1600, seed=0)
-    self.assertAllEqual(data["label"], data["texture"])
-    counts = _counts(data["label"], 4)
+  def test_size_class_is_the_quarter_of_the_radius_range(self):
+    low, high = demo.RADIUS_RANGE
+    edges = low + (high - low) * np.arange(5) / 4
+    radius = np.array([edges[0], edges[1] - 1e-9, edges[1], edges[2] + 1e-9, edges[3],
+                       edges[4]])
+    self.assertAllEqual(demo.size_class(radius), [0, 0, 1, 2, 3, 3])
+
+  def test_size_task_label_is_size_radius_distributed_as_pretraining(self):
+    rng = np.random.default_rng(3)
+    factors = demo.sample_factors("size", 4000, rng)
+    self.assertAllEqual(factors["label"], factors["size"])
+    self.assertAllEqual(demo.size_class(factors["radius"]), factors["label"])
+    counts = _counts(factors["label"], 4)
     self.assertLessEqual(counts.max() - counts.min(), 1)
+    # Within its quarter the radius is uniform, so overall it is uniform over the range, as
+    # in pretraining.
+    low, high = demo.RADIUS_RANGE
+    self.assertGreater(stats.kstest(factors["radius"], "uniform",
+                                    args=(low, high - low)).pvalue, 1e-3)
+    pretrain = demo.sample_factors("pretrain", 4000, rng)
+    self.assertGreater(stats.ks_2samp(factors["radius"], pretrain["radius"]).pvalue, 1e-3)
+    # The label is independent of the object, which comes from the pretraining classes.
     table = np.zeros((4, 48))
-    np.add.at(table, (data["label"], data["shape"] * 6 + data["colour"]), 1)
+    np.add.at(table, (factors["label"], factors["shape"] * 6 + factors["colour"]), 1)
     _, p_value, _, _ = stats.chi2_contingency(table)
     self.assertGreater(p_value, 1e-3)
-    self.assertLess(data["shape"].max(), len(demo.PRETRAIN_SHAPES))
+    self.assertLess(factors["shape"].max(), len(demo.PRETRAIN_SHAPES))
+
+  def test_rendered_area_grows_with_the_size_class(self):
+    data = demo.generate("size", "test", 400, seed=0)
+    images = data["image"].astype(np.float32) / 255.0
+    # Shape pixels are saturated, the background grey.
+    area = (images.max(axis=-1) - images.min(axis=-1) > 0.2).sum(axis=(1, 2))
+    means = [area[data["label"] == k].mean() for k in range(4)]
+    self.assertTrue(np.all(np.diff(means) > 0), means)
 
   def test_novel_shapes_are_never_pretraining_shapes(self):
     data = demo.generate("novel_shapes", "train", 480, seed=0)
@@ -95,7 +120,7 @@ class GeneratorTest(tf.test.TestCase):
 
   def test_fill_patterns(self):
     rng = np.random.default_rng(0)
-    factors = demo.sample_factors("texture", 96, rng)
+    factors = demo.sample_factors("size", 96, rng)
     distance = demo.shape_pixel_distance(factors)
     fill = demo.fill(factors)
     dark = 1.0 - factors["contrast"]
@@ -154,11 +179,11 @@ class BuilderTest(tf.test.TestCase):
       self.assertEqual(builder(name).info.supervised_keys, ("image", "label"))
     self.assertEqual(builder("demo_pretrain").builder_config.num_train, 12_800)
     self.assertEqual(builder("demo_pretrain").builder_config.num_test, 2_560)
-    self.assertEqual(builder("demo_texture").builder_config.num_train, 2_000)
+    self.assertEqual(builder("demo_size").builder_config.num_train, 2_000)
     self.assertEqual(builder("demo_novel_shapes").builder_config.num_test, 1_000)
     self.assertEqual(builder("demo_pretrain/small").builder_config.num_train, 2_560)
     self.assertEqual(builder("demo_pretrain").info.features["label"].num_classes, 48)
-    self.assertEqual(builder("demo_texture").info.features["label"].num_classes, 4)
+    self.assertEqual(builder("demo_size").info.features["label"].num_classes, 4)
     self.assertEqual(builder("demo_novel_shapes").info.features["label"].num_classes, 24)
 
   def _load_all(self, name, data_dir, **kwargs):
@@ -187,7 +212,7 @@ class BuilderTest(tf.test.TestCase):
 
   def test_small_configs_and_digits_generate(self):
     data_dir = self.create_tempdir().full_path
-    for name, splits in (("demo_texture/small", {"train": 400, "test": 200}),
+    for name, splits in (("demo_size/small", {"train": 400, "test": 200}),
                          ("demo_novel_shapes/small", {"train": 400, "test": 200}),
                          ("demo_digits", {"train": 1297, "test": 500})):
       builder = tfds.builder(name, data_dir=data_dir)

@@ -1,4 +1,4 @@
-"""Tests of the tf.data pipelines on the small demo texture dataset (400 train / 200 test)."""
+"""Tests of the tf.data pipelines on the small demo size dataset (400 train / 200 test)."""
 
 import shutil
 import tempfile
@@ -25,7 +25,7 @@ class InputPipelineTest(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.data_dir = tempfile.mkdtemp(prefix="input_pipeline_test_")
-    cls.info = datasets.get("demo_texture/small")
+    cls.info = datasets.get("demo_size/small")
     raw = list(datasets.load(cls.info, "train_full", data_dir=cls.data_dir).as_numpy_iterator())
     cls.images = np.stack([image for image, _ in raw])
     cls.labels = np.array([label for _, label in raw])
@@ -140,7 +140,7 @@ class InputPipelineTest(tf.test.TestCase):
 
   def test_class_subset_pipelines_hold_their_slots(self):
     # 100 examples of 2 classes (their count unknown to tf.data): 6 global batches of 16.
-    info = datasets.get("demo_texture/small", classes="3,1")
+    info = datasets.get("demo_size/small", classes="3,1")
     kwargs = dict(training=True, batch_size=16, seed=0, data_dir=self.data_dir,
                   preprocess="transfer")
     _, labels = _batches(input_pipeline.build(info, "test", **kwargs))
@@ -181,11 +181,11 @@ class InputPipelineTest(tf.test.TestCase):
       self.build(input_context=tf.distribute.InputContext(2, 0, 3), batch_size=48)
 
   def test_class_subset_labels(self):
-    info = datasets.get("demo_texture/small", classes="3,1")
+    info = datasets.get("demo_size/small", classes="3,1")
     ds = input_pipeline.build(info, "test", training=True, batch_size=16, seed=0,
                               data_dir=self.data_dir, drop_remainder=False)
     labels = np.concatenate([y.numpy() for _, y in ds])
-    self.assertLen(labels, 100)  # 50 test images per texture class
+    self.assertLen(labels, 100)  # 50 test images per size class
     self.assertEqual(set(labels.tolist()), {0, 1})
     self.assertEqual(input_pipeline.steps_per_epoch(info, "test", 16, data_dir=self.data_dir),
                      6)

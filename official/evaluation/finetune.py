@@ -1,7 +1,7 @@
 """Fine-tuning a whole pretrained network on a transfer dataset (Table 2, docs/protocol.md §5).
 
     from official.evaluation import finetune
-    result = finetune.run("runs/demo/softmax-seed0", "demo_texture", "/tmp/ft", preset="demo")
+    result = finetune.run("runs/demo/softmax-seed0", "demo_size", "/tmp/ft", preset="demo")
     result["test"], result["learning_rate"], result["weight_decay"]
 
 `output_dir` holds config.json (the resolved settings; others are refused), one folder per grid

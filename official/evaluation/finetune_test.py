@@ -218,7 +218,7 @@ class _Interrupt(Exception):
 
 
 class TrainingTest(tf.test.TestCase):
-  """Fine-tuning on the embedded demo data (demo_texture/small: 4 texture classes)."""
+  """Fine-tuning on the embedded demo data (demo_size/small: 4 size classes)."""
 
   @classmethod
   def setUpClass(cls):
@@ -227,7 +227,7 @@ class TrainingTest(tf.test.TestCase):
     cls.model_dir = os.path.join(root, "pretrained")
     make_model_dir(cls.model_dir, num_classes=5, image_size=32)
     cls.data_dir = os.path.join(root, "tfds")
-    cls.info = datasets.get("demo_texture/small", data_dir=cls.data_dir)
+    cls.info = datasets.get("demo_size/small", data_dir=cls.data_dir)
     cls.data = finetune.TransferData.create(cls.info, cls.data_dir, 32)
     cls.network = finetune.find_pretrained(cls.model_dir)
     cls.config = config_lib.override(config_lib.get_preset("finetune", "demo"), {
@@ -330,7 +330,7 @@ class TrainingTest(tf.test.TestCase):
                  "batch_size": 32, "steps_per_loop": 3, "log_every_steps": 3,
                  "checkpoint_every_steps": 3, "eval_batch_size": 100}
     lines = []
-    result = finetune.run(self.model_dir, "demo_texture/small", output_dir,
+    result = finetune.run(self.model_dir, "demo_size/small", output_dir,
                           data_dir=self.data_dir, overrides=overrides, log=lines.append)
     self.assertLen([l for l in lines if l.startswith("grid ")], 2)
     scores = [s["score"] for s in result["validation_scores"]]
@@ -351,7 +351,7 @@ class TrainingTest(tf.test.TestCase):
                      result["test"])
 
     lines = []
-    again = finetune.run(self.model_dir, "demo_texture/small", output_dir,
+    again = finetune.run(self.model_dir, "demo_size/small", output_dir,
                          data_dir=self.data_dir, overrides=overrides, log=lines.append)
     self.assertFalse([l for l in lines if l.strip().startswith("step ")])
     self.assertLen([l for l in lines if l.endswith("(done before)")], 2)
@@ -359,7 +359,7 @@ class TrainingTest(tf.test.TestCase):
     self.assertEqual(again, result)
 
     with self.assertRaisesRegex(ValueError, "holds fine-tuning results with other settings"):
-      finetune.run(self.model_dir, "demo_texture/small", output_dir, data_dir=self.data_dir,
+      finetune.run(self.model_dir, "demo_size/small", output_dir, data_dir=self.data_dir,
                    overrides=dict(overrides, steps=7), log=lines.append)
 
 

@@ -22,7 +22,7 @@ from official.modeling import resnet
 IMAGE_SIZE = 32
 TINY = {"depth": 18, "width_multiplier": 0.0625, "small_input_stem": True,
         "block_counts": [1, 1, 1, 1], "bn_momentum": 0.9, "bn_epsilon": 1e-5}
-DATASET = "demo_texture/small"  # 4 classes; 360 train, 40 validation, 200 test examples
+DATASET = "demo_size/small"  # 4 classes; 360 train, 40 validation, 200 test examples
 FIT = {"l2_grid": (1e-2, 1.0, 100.0), "max_iterations": 100}
 
 
@@ -188,7 +188,7 @@ class RelearnHeadTest(tf.test.TestCase, parameterized.TestCase):
     with mock.patch.object(features, "iterate", side_effect=AssertionError("extracted")):
       with self.assertRaisesRegex(ValueError, "has no 'final_avg_pool' endpoint"):
         relearn(no_pool, self.info, "test", data_dir=self.data_dir)
-      with self.assertRaisesRegex(ValueError, "has 4 outputs but dataset demo_texture/small@0-2"
+      with self.assertRaisesRegex(ValueError, "has 4 outputs but dataset demo_size/small@0-2"
                                   " has 3 classes"):
         relearn(self.model, subset, "test", data_dir=self.data_dir)
       with self.assertRaisesRegex(ValueError, "test_per_class"):

@@ -13,6 +13,7 @@ from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from official.core import config
 from official.core import io
 from official.data import datasets
 from official.evaluation import evaluators
@@ -31,7 +32,7 @@ def resolve_datasets(names: Sequence[str], classes: Optional[str],
   names = [n.strip() for n in names or () if n.strip()]
   if not names:
     raise ValueError("--datasets is empty; expected comma-separated dataset specs, e.g. "
-                     f"{','.join(datasets.DEMO_TRANSFER_DATASETS)}")
+                     f"{','.join(config.DEMO_TRANSFER)}")
   infos, seen = [], {}
   for name in names:
     info = datasets.get(name, data_dir=data_dir, classes=classes)

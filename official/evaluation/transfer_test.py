@@ -17,7 +17,7 @@ class TransferTest(tf.test.TestCase):
 
   def test_result_names(self):
     self.assertEqual(datasets.result_name("folder:/d/x@5-9"), "folder__d_x_5-9")
-    self.assertEqual(datasets.result_name("demo_texture/small"), "demo_texture_small")
+    self.assertEqual(datasets.result_name("demo_size/small"), "demo_size_small")
     self.assertEqual(datasets.result_name("cifar10"), "cifar10")
     with self.assertRaisesRegex(ValueError, "'cifar10' and 'cifar10' both write cifar10.json"):
       transfer.resolve_datasets(["cifar10", " cifar10"], None, None)

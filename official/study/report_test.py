@@ -13,7 +13,7 @@ from official.study import statistics
 from official.study import store as store_lib
 
 OBJECTIVES = ("softmax", "cosine_softmax", "squared_error")
-DATASETS = ("demo_texture", "demo_digits")
+DATASETS = ("demo_size", "demo_digits")
 
 
 def _write_study(workdir, r2, transfer, top1, *, experiment="demo", seeds=(0, 1),
@@ -272,7 +272,7 @@ class ReportTest(absltest.TestCase):
         os.makedirs(os.path.join(workdir, "runs", o, f"seed{seed}"))
     _write_study(workdir, r2=[0.3, 0.6, 0.8], transfer=[0.80, 0.70, 0.50],
                  top1=[0.70, 0.72, 0.71],
-                 finetune={"softmax": {"demo_texture": [0.6, 0.62]}})
+                 finetune={"softmax": {"demo_size": [0.6, 0.62]}})
 
     def events(folder):
       paths = tf.io.gfile.glob(os.path.join(folder, "events.*"))
@@ -287,9 +287,9 @@ class ReportTest(absltest.TestCase):
     # Seed 1 of softmax: transfer 0.81 (kNN 0.71), fine-tuning 0.62, top-1 0.71 (relearned
     # 0.61), R² 0.3, 70% non-zero penultimate activations.
     expected = {
-        "transfer/demo_texture/linear": 0.81, "transfer/demo_texture/knn": 0.71,
+        "transfer/demo_size/linear": 0.81, "transfer/demo_size/knn": 0.71,
         "transfer/demo_digits/linear": 0.81, "transfer/demo_digits/knn": 0.71,
-        "finetune/demo_texture": 0.62,
+        "finetune/demo_size": 0.62,
         "representations/penultimate_nonzero": 0.7,
         "representations/penultimate_class_separation": 0.3,
         "relearned_head/original": 0.71, "relearned_head/relearned": 0.61}

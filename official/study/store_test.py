@@ -26,7 +26,7 @@ class ResultStoreTest(parameterized.TestCase):
   @parameterized.parameters("local", "ram")
   def test_status_cycle(self, filesystem):
     store = self._store(filesystem)
-    key = "transfer/softmax/seed0/demo_texture"
+    key = "transfer/softmax/seed0/demo_size"
     self.assertEqual(store.status(key, "fp1"), "missing")
     store.put(key, "fp1", {"linear": {"test": 0.5}})
     self.assertEqual(store.status(key, "fp1"), "done")
