@@ -325,6 +325,7 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
             f"{'held' if premise else 'did not hold'}."]
     (found if premise else missed).append(
         "every alternative objective separating classes more than softmax")
+  out += _above_chance(results, datasets)
   for runs, claim in (("objectives", "across objectives"),
                       ("temperatures", "across cosine softmax temperatures (Table 4)")):
     per_set = by_set.get(("class separation R²", runs))
@@ -342,6 +343,37 @@ def _robustness(results: Results, objectives, sweep, datasets, r2_values) -> lis
     verdict.append(("It does not reproduce " if found else "This study does not reproduce ")
                    + "; ".join(missed) + ".")
   return out + ["", "**" + " ".join(verdict) + "**"] if verdict else out
+
+
+def _above_chance(results: Results, datasets) -> list[str]:
+  """Whether every network reads every transfer task above chance (1/K): per task, the lowest
+  linear-probe test accuracy over all runs and a one-sided binomial test of it against 1/K
+  (a task no network reads cannot tell objectives apart)."""
+  cells, every = [], True
+  for dataset in datasets:
+    records = [by_dataset[dataset] for by_dataset in results.transfer.values()
+               if dataset in by_dataset and by_dataset[dataset].get("class_names")]
+    if not records:
+      continue
+    lowest = min(records, key=lambda r: r["linear"]["test"])
+    accuracy, chance = lowest["linear"]["test"], 1.0 / len(lowest["class_names"])
+    cell = f"{short_label(dataset)} {100 * accuracy:.1f}% (chance {100 * chance:.1f}%"
+    if lowest.get("num_test"):
+      p = statistics.above_chance_p_value(accuracy, lowest["num_test"],
+                                          len(lowest["class_names"]))
+      above = p < 0.05
+      cell += f", p = {max(p, 1e-16):.2g})"
+    else:  # a result written without its test-set size: no test
+      above = accuracy > chance
+      cell += ")"
+    every &= above
+    cells.append(cell)
+  if not cells:
+    return []
+  return ["", f"Transfer tasks read above chance: the lowest linear-probe accuracy of any "
+          f"network, {'; '.join(cells)} (one-sided binomial test against chance); "
+          f"{'every' if every else 'not every'} task is read above chance (p < 0.05) by every "
+          "network."]
 
 
 def _separation_and_transfer(results: Results, variants, datasets) -> dict:

@@ -137,6 +137,34 @@ class ReportTest(absltest.TestCase):
                   "and transfer across objectives", text)
     self.assertIn("the premise held", text)
 
+  def test_transfer_tasks_above_chance(self):
+    workdir = self.create_tempdir().full_path
+    _write_study(workdir, r2=[0.3, 0.6, 0.8], transfer=[0.80, 0.70, 0.50],
+                 top1=[0.70, 0.72, 0.71])
+    store = store_lib.ResultStore(workdir)
+
+    def put(variant, seed, dataset, accuracy, num_classes, num_test):
+      store.put(f"transfer/{variant}/seed{seed}/{datasets_lib.result_name(dataset)}", "fp",
+                {"dataset": dataset, "class_names": [str(c) for c in range(num_classes)],
+                 "num_test": num_test, "linear": {"test": accuracy},
+                 "knn": {"test": accuracy}})
+
+    for o in OBJECTIVES:
+      for seed in (0, 1):
+        put(o, seed, "demo_size", 0.60, 4, 1000)
+        put(o, seed, "demo_digits", 0.90, 10, 500)
+    # The lowest network on the size task: 270 of 1,000 right at chance 1/4.
+    put("squared_error", 1, "demo_size", 0.27, 4, 1000)
+    text = open(report.write(workdir)).read()
+    p = statistics.above_chance_p_value(0.27, 1000, 4)
+    self.assertBetween(p, 0.05, 0.1)
+    self.assertIn(f"demo_size 27.0% (chance 25.0%, p = {p:.2g}); demo_digits 90.0% "
+                  "(chance 10.0%, p = 1e-16)", text)
+    self.assertIn("not every task is read above chance (p < 0.05) by every network", text)
+    put("squared_error", 1, "demo_size", 0.29, 4, 1000)  # p = 0.0016
+    text = open(report.write(workdir)).read()
+    self.assertIn("; every task is read above chance (p < 0.05) by every network", text)
+
   def test_report_is_deterministic(self):
     workdir = self.create_tempdir().full_path
     _write_study(workdir, r2=[0.3, 0.6, 0.8], transfer=[0.80, 0.70, 0.50],

@@ -185,3 +185,16 @@ def plateau_gain(curve: Sequence[Sequence[float]], last_fraction: float = 0.25) 
   cut = (1.0 - last_fraction) * curve[-1][0]
   before = [value for epoch, value in curve if epoch <= cut + 1e-9]
   return float(curve[-1][1] - before[-1]) if before else float("nan")
+
+
+def above_chance_p_value(accuracy: float, num_examples: int, num_classes: int) -> float:
+  """One-sided exact binomial test that a classifier with `accuracy` on `num_examples` test
+  examples of `num_classes` classes reads the task better than chance (1 / num_classes): the
+  probability of at least round(accuracy * num_examples) correct answers by guessing."""
+  if num_examples < 1 or num_classes < 2 or not 0.0 <= accuracy <= 1.0:
+    raise ValueError(f"above_chance_p_value: accuracy {accuracy} on {num_examples} examples "
+                     f"of {num_classes} classes; valid is an accuracy in [0, 1], at least one "
+                     "example and two classes")
+  correct = int(round(accuracy * num_examples))
+  return float(stats.binomtest(correct, num_examples, 1.0 / num_classes,
+                               alternative="greater").pvalue)

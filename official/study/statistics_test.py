@@ -179,5 +179,27 @@ class PlateauGainTest(absltest.TestCase):
       statistics.plateau_gain([[1, 0.5]], 1.0)
 
 
+
+class AboveChanceTest(absltest.TestCase):
+
+  def test_binomial_tail_against_the_sum_of_its_terms(self):
+    # P(X >= c) for X ~ Binomial(n, 1/k), summed term by term in exact integer arithmetic.
+    for accuracy, n, k in ((0.3, 200, 4), (0.25, 1000, 4), (0.12, 50, 10), (0.05, 40, 24)):
+      correct = round(accuracy * n)
+      tail = sum(math.comb(n, j) * (k - 1) ** (n - j) for j in range(correct, n + 1))
+      self.assertAlmostEqual(statistics.above_chance_p_value(accuracy, n, k),
+                             tail / k**n, places=12)
+
+  def test_clearly_above_and_at_chance(self):
+    self.assertLess(statistics.above_chance_p_value(0.41, 1000, 4), 1e-20)
+    self.assertGreater(statistics.above_chance_p_value(0.25, 1000, 4), 0.4)
+    self.assertAlmostEqual(statistics.above_chance_p_value(0.0, 10, 2), 1.0)
+
+  def test_bad_input(self):
+    for args in ((1.2, 10, 4), (0.5, 0, 4), (0.5, 10, 1)):
+      with self.assertRaisesRegex(ValueError, "valid is an accuracy in"):
+        statistics.above_chance_p_value(*args)
+
+
 if __name__ == "__main__":
   absltest.main()

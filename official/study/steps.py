@@ -131,6 +131,7 @@ def transfer(study: StudyConfig, run: Run, dataset: str, workdir: str) -> dict:
   return {
       "dataset": dataset, "metric": info.metric,
       "class_names": list(info.class_names) if info.class_names else None,
+      "num_test": int(data["test"][1].shape[0]),
       "linear": {"test": float(linear.scores["test_score"]), "l2": float(linear.scores["l2"]),
                  "validation": float(linear.scores["validation_score"])},
       "knn": {"test": float(neighbours.scores["test_score"]), "k": int(neighbours.scores["k"]),
