@@ -362,7 +362,7 @@ def _above_chance(results: Results, datasets) -> list[str]:
       p = statistics.above_chance_p_value(accuracy, lowest["num_test"],
                                           len(lowest["class_names"]))
       above = p < 0.05
-      cell += f", p = {max(p, 1e-16):.2g})"
+      cell += f", p = {p:.2g})" if p >= 1e-16 else ", p < 1e-16)"
     else:  # a result written without its test-set size: no test
       above = accuracy > chance
       cell += ")"
