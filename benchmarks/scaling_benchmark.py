@@ -27,7 +27,7 @@ new shape up to `linear_probe.XLA_MAX_ENTRIES` feature entries: its first call a
 (the refit's shape included) is printed in the row, also outside the ratio. A method's runs
 are repeated while they total under 2 s (at most 5) and the fastest counts, the same rule for
 both sides. Both linear solvers get the
-demo study's budget of 200 iterations per fit (--max_iterations).
+same budget of 200 iterations per fit (--max_iterations).
 
 For each method the time's growth along the sweep is fitted as seconds ~ n^a (least squares
 on log-log; the feature dimension grows with n up to 2048). The paper's largest transfer set
@@ -77,7 +77,7 @@ flags.DEFINE_multi_enum("tasks", ["linear", "knn", "cka"], ["linear", "knn", "ck
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic features and activations.")
 flags.DEFINE_float("separation", 0.5, "Spread of the synthetic class centres.")
 flags.DEFINE_integer("max_iterations", 200,
-                     "L-BFGS budget per fit of both solvers (the demo study's budget).")
+                     "L-BFGS budget per fit of both solvers.")
 flags.DEFINE_float("tolerance", linear_probe.TOLERANCE, "Gradient tolerance of both solvers.")
 flags.DEFINE_integer("k_max", 40, "Largest k of the leave-one-out choice.")
 flags.DEFINE_integer("knn_stride", 8, "Baseline queries every this many k at the larger sizes.")
