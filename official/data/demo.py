@@ -26,8 +26,8 @@ Every image is 32x32 RGB and composed of independent factors, drawn from a seed:
 The TFDS datasets (registered on `import official.data`, generated on first use in seconds)
 are the builders below, with features "image" uint8 [32, 32, 3], "label" and, for the shape
 datasets, the factors "shape", "colour", "texture", "size". Each shape dataset has configs
-"default" and "small" (a fifth of its size); labels are balanced (class counts differ by at most one)
-and the nuisance factors are drawn independently of the label.
+"default" and "small" (a fifth of its size); labels are balanced (class counts differ by at
+most one) and the nuisance factors are drawn independently of the label.
 """
 
 import dataclasses
@@ -358,7 +358,7 @@ class _ShapesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                             "faint background stripes (8 classes).",
                    "3.0.0": "Every image records its size class (the quarter of the radius "
                             "range); the size task demo_size replaces the fill-pattern task "
-                            "demo_size. Pretraining and novel-shape images are unchanged."}
+                            "demo_texture. Pretraining and novel-shape images are unchanged."}
   TASK = ""
 
   def _info(self) -> tfds.core.DatasetInfo:
