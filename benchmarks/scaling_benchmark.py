@@ -214,7 +214,7 @@ def sklearn_linear_protocol(train, validation, test, max_iterations: int,
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", sklearn_exceptions.ConvergenceWarning)
     l2, _, _ = linear_probe.search_penalty(
-        lambda l2, unused_init: train_fn(l2, train_x, train_y),
+        lambda penalties, unused_solved: [train_fn(l2, train_x, train_y) for l2 in penalties],
         lambda model: metrics.top1(val_y, model.predict(val_x)))
     model = train_fn(l2, np.concatenate([train_x, val_x]), np.concatenate([train_y, val_y]))
   return dict(l2=l2, test=metrics.top1(test_y, model.predict(test_x)))

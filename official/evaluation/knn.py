@@ -31,18 +31,22 @@ DISTANCES = ("cosine", "euclidean")
 TIE_BREAKS = ("nearest", "lowest_class")
 K_MAX = 100
 CHUNK_SIZE = 1024
-# Elements of the [rows, k_max, K] vote tensor built at once.
-_VOTE_BUDGET = 1 << 24
 
 
 def _prepare(x: np.ndarray, distance: str) -> tuple[tf.Tensor, tf.Tensor]:
-  """Features as searched, and each row's additive similarity term (-||r||^2 or 0)."""
-  x = tf.convert_to_tensor(np.asarray(x, dtype=np.float32))
+  """Features as searched, and each row's additive similarity term (-||r||^2 or 0).
+
+  In NumPy: at 1,000 x 64 a TensorFlow call for it costs four times as long.
+  """
+  x = np.asarray(x, dtype=np.float32)
   if distance == "cosine":
     # A zero vector stays zero: similarity 0 to everything.
-    x = tf.math.divide_no_nan(x, tf.norm(x, axis=1, keepdims=True))
-    return x, tf.zeros([tf.shape(x)[0]], x.dtype)
-  return x, -tf.reduce_sum(tf.square(x), axis=1)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    x = np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+    term = np.zeros(x.shape[0], np.float32)
+  else:
+    term = -np.einsum("ij,ij->i", x, x)
+  return tf.constant(x), tf.constant(term)
 
 
 _MATRIX = tf.TensorSpec([None, None], tf.float32)
@@ -156,39 +160,39 @@ def neighbours(queries, reference, k: int, *, distance: str = "cosine",
   return indices, sims
 
 
-def _votes_for_every_k(neighbour_ids: np.ndarray, num_classes: int,
-                       nearest_tie_break: bool) -> np.ndarray:
-  """[rows, k_max] majority-vote class for each prefix length k = 1..k_max.
-
-  Integer counts in NumPy: at the sizes of a vote block this is faster than a TensorFlow call,
-  and the answer is exact either way. The counts take the smallest integer type that holds the
-  largest score (cumsum and argmax are memory-bound: int8 is about twice as fast as int32).
-  """
-  k_max = neighbour_ids.shape[1]
-  bound = k_max * (k_max + 1) if nearest_tie_break else k_max
-  dtype = next(t for t in (np.int8, np.int16, np.int32, np.int64) if np.iinfo(t).max >= bound)
-  one_hot = neighbour_ids[:, :, None] == np.arange(num_classes)  # [rows, k_max, K]
-  votes = np.cumsum(one_hot, axis=1, dtype=dtype)
-  if nearest_tie_break:
-    # Rank of each class's nearest neighbour (k_max when the class is absent).
-    first_rank = np.where(votes[:, -1] > 0, np.argmax(one_hot, axis=1), k_max)
-    votes = votes * dtype(k_max + 1) - first_rank[:, None, :].astype(dtype)
-  return np.argmax(votes, axis=2)  # ties: lowest class id
-
-
 def vote(neighbour_ids: np.ndarray, num_classes: int, tie_break: str = "nearest") -> np.ndarray:
   """int64 [q, k_max] majority votes: column k - 1 the prediction of the k nearest.
 
   `neighbour_ids` [q, k_max]: class ids of each query's neighbours, most similar first.
+  One pass over k, vectorised over the queries: adding the k-th neighbour raises only its
+  class's count, so the winner at k is the winner at k - 1 or that class (classes tied with
+  the old winner had lost to it, and the tie rule is a total order), from [q, K] counts
+  instead of the [q, k_max, K] votes of every prefix (twice as fast at 1,000 x 40).
   """
   _check("tie_break", tie_break, TIE_BREAKS)
   neighbour_ids = np.asarray(neighbour_ids)
   rows, k_max = neighbour_ids.shape
-  step = max(1, _VOTE_BUDGET // max(1, k_max * num_classes))
+  # [q, K] tables indexed flat (query * K + class): faster than two-dimensional indexing.
+  offset = np.arange(rows) * int(num_classes)
+  counts = np.zeros(rows * int(num_classes), np.int64)
+  first_rank = np.full(rows * int(num_classes), k_max, np.int64)  # nearest neighbour's rank
+  winner = np.zeros(rows, np.int64)
+  winner_count = np.zeros(rows, np.int64)
   out = np.empty((rows, k_max), np.int64)
-  for start in range(0, rows, step):
-    out[start:start + step] = _votes_for_every_k(neighbour_ids[start:start + step],
-                                                 int(num_classes), tie_break == "nearest")
+  for rank in range(k_max):
+    cls = neighbour_ids[:, rank].astype(np.int64)
+    slot = offset + cls
+    count = counts[slot] + 1
+    counts[slot] = count
+    if tie_break == "nearest":
+      first_rank[slot] = np.minimum(first_rank[slot], rank)
+      wins_tie = first_rank[slot] < first_rank[offset + winner]
+    else:
+      wins_tie = cls < winner
+    wins = (count > winner_count) | ((count == winner_count) & wins_tie)
+    winner = np.where(wins, cls, winner)
+    winner_count = np.where(wins, count, winner_count)
+    out[:, rank] = winner
   return out
 
 

@@ -25,8 +25,9 @@ rows, and under XLA neither product reads a transposed operand (both are several
 otherwise on a CPU).
 
 The penalty is selected as docs/protocol.md §4 says (`search_penalty`); every solve is
-warm-started from the solutions of the penalties already tried (`warm_start`), the refit from
-the chosen one. Without a validation split a stratified `holdout_fraction` of train is held
+warm-started from the solutions of the penalties already tried (`warm_start`; the grid is one
+call of the solver, each penalty from the previous one's solution), the refit from the chosen
+one. Without a validation split a stratified `holdout_fraction` of train is held
 out. `standardize=True` z-scores the features
 (the protocol uses them as given) and folds the scaling back into `weights`/`bias`.
 """
@@ -111,25 +112,24 @@ def _inverse_hessian_times(g, s_hist, y_hist, gamma, count):
           - gamma * tf.linalg.matvec(y_hist, x1[:, 0], transpose_a=True))
 
 
-def _lbfgs(x, y, theta0, l2, max_iterations, tolerance, history_size, transpose_once):
+def _lbfgs(x, x_transposed, y, theta0, l2, max_iterations, tolerance, history_size):
   """Minimises J / n over theta = [W^T, b] ([K, D + 1], bias last) by L-BFGS.
 
-  x [n, D] features, y [K, n] one-hot labels, theta0 the start; returns theta, J / n, the
-  gradient max-norm, the iterations and the status.
+  x [n, D] features, x_transposed its transpose or None, y [K, n] one-hot labels, theta0 the
+  start; returns theta, J / n, the gradient max-norm, the iterations and the status.
 
   Class-major: logits are Z^T [K, n], so the per-example sums over the K classes add K
   contiguous rows (3x faster under XLA on a CPU than summing K-wide rows), and both products
-  with X have a plain layout. `transpose_once`: the logits read a copy of X^T made once per
-  solve, since XLA on a CPU multiplies a transposed operand about 4x slower than a plain one;
-  TensorFlow's own kernels do not, and the copy would double the memory of a large problem.
+  with X have a plain layout. With `x_transposed` the logits read a copy of X^T made once per
+  solve path, since XLA on a CPU multiplies a transposed operand about 4x slower than a plain
+  one; TensorFlow's own kernels do not, and the copy would double the memory of a large problem.
   """
   dtype = x.dtype
   n = tf.cast(tf.shape(x)[0], dtype)
   c = l2 / n  # J / n = mean CE + c ||W||^2
-  x_transposed = tf.transpose(x) if transpose_once else None
 
   def logits(theta):
-    if transpose_once:
+    if x_transposed is not None:
       return tf.matmul(theta[:, :-1], x_transposed) + theta[:, -1:]
     return tf.matmul(theta[:, :-1], x, transpose_b=True) + theta[:, -1:]
 
@@ -266,19 +266,47 @@ def _lbfgs(x, y, theta0, l2, max_iterations, tolerance, history_size, transpose_
   return theta, f, max_norm(g), it, status
 
 
+def _lbfgs_path(x, y, theta0, settings, history_size, transpose_once):
+  """Solves a path of penalties in order, each from the previous one's solution.
+
+  settings [tolerance, max_iterations, l2_1, ..., l2_G] (one argument: each argument of a call
+  costs about 40 us of dispatch, and one call instead of one per penalty saves the call and
+  the program's set-up, together as much as several iterations of a small problem); theta0
+  starts l2_1. Returns thetas [G, K, D + 1] and the per-penalty J / n, gradient max-norms,
+  iterations and statuses [G].
+  """
+  tolerance = settings[0]
+  max_iterations = tf.cast(settings[1], tf.int32)
+  penalties = settings[2:]
+  count = tf.shape(penalties)[0]
+  x_transposed = tf.transpose(x) if transpose_once else None
+  dtype = x.dtype
+  outputs = (tf.zeros(tf.concat([[count], tf.shape(theta0)], 0), dtype), tf.zeros([count], dtype),
+             tf.zeros([count], dtype), tf.zeros([count], tf.int32), tf.zeros([count], tf.int32))
+
+  def body(i, theta, outputs):
+    solved = _lbfgs(x, x_transposed, y, theta, penalties[i], max_iterations, tolerance,
+                    history_size)
+    outputs = tuple(tf.tensor_scatter_nd_update(out, [[i]], value[None])
+                    for out, value in zip(outputs, solved))
+    return i + 1, solved[0], outputs
+
+  _, _, outputs = tf.while_loop(lambda i, *_: i < count, body, (tf.constant(0), theta0, outputs))
+  return outputs
+
+
 _SOLVERS = {}
 
 
 def _solver(dtype: tf.DType, history_size: int, jit_compile: bool):
-  """The L-BFGS tf.function for one arithmetic, traced once for every problem size."""
+  """The L-BFGS path tf.function for one arithmetic, traced once for every problem size."""
   key = (dtype, history_size, jit_compile)
   if key not in _SOLVERS:
     matrix = tf.TensorSpec([None, None], dtype)
-    scalar = tf.TensorSpec([], dtype)
     _SOLVERS[key] = tf.function(
-        functools.partial(_lbfgs, history_size=history_size, transpose_once=jit_compile),
+        functools.partial(_lbfgs_path, history_size=history_size, transpose_once=jit_compile),
         jit_compile=jit_compile,
-        input_signature=[matrix, matrix, matrix, scalar, tf.TensorSpec([], tf.int32), scalar])
+        input_signature=[matrix, matrix, matrix, tf.TensorSpec([None], dtype)])
   return _SOLVERS[key]
 
 
@@ -291,29 +319,40 @@ class _Problem:
     x = np.asarray(x, dtype=self.dtype.as_numpy_dtype)
     self.mean = x.mean(axis=0, dtype=np.float64)
     self.x = tf.convert_to_tensor(x - self.mean.astype(x.dtype))
-    self.y = tf.one_hot(labels, num_classes, axis=0, dtype=self.dtype)  # [K, n]
+    # One-hot [K, n], built in NumPy: an eager tf.one_hot costs ten times as long.
+    one_hot = np.zeros((num_classes, x.shape[0]), x.dtype)
+    one_hot[labels, np.arange(x.shape[0])] = 1
+    self.y = tf.constant(one_hot)
     self.num_features = int(x.shape[1])
     self.num_classes = num_classes
 
-  def solve(self, l2: float, init: Optional[Solution], *, max_iterations: int, tolerance: float,
-            history_size: int, jit_compile: Optional[bool]) -> Solution:
+  def solve(self, penalties: Sequence[float], init: Optional[Solution], *, max_iterations: int,
+            tolerance: float, history_size: int, jit_compile: Optional[bool]) -> list[Solution]:
+    """Solutions at `penalties`, solved in order in one call, the first from `init` (None:
+    zeros), each next one from the previous one's solution."""
     # The solver's parameters are class-major, [W^T, b] ([K, D + 1]).
     if init is None:
-      theta0 = tf.zeros([self.num_classes, self.num_features + 1], self.dtype)
+      theta0 = tf.constant(np.zeros((self.num_classes, self.num_features + 1),
+                                    self.dtype.as_numpy_dtype))
     else:
       bias = init.bias + self.mean @ init.weights
       theta0 = tf.constant(np.concatenate([init.weights.T, bias[:, None]], 1),
                            dtype=self.dtype)
     if jit_compile is None:
       jit_compile = self.x.shape[0] * self.num_features <= XLA_MAX_ENTRIES
-    theta, f, g_max, it, status = _solver(self.dtype, int(history_size), bool(jit_compile))(
-        self.x, self.y, theta0, tf.constant(l2, self.dtype),
-        tf.constant(max_iterations, tf.int32), tf.constant(tolerance, self.dtype))
-    theta = theta.numpy()
-    weights = np.ascontiguousarray(theta[:, :-1].T)
-    bias = theta[:, -1] - (self.mean @ weights).astype(theta.dtype)
-    return Solution(weights=weights, bias=bias, l2=float(l2), objective=float(f),
-                    gradient_max_norm=float(g_max), iterations=int(it), status=int(status))
+    settings = tf.constant([tolerance, max_iterations, *penalties], self.dtype)
+    outputs = _solver(self.dtype, int(history_size), bool(jit_compile))(
+        self.x, self.y, theta0, settings)
+    thetas, objectives, gradients, iterations, statuses = (v.numpy() for v in outputs)
+    solutions = []
+    for l2, theta, f, g_max, it, status in zip(penalties, thetas, objectives, gradients,
+                                               iterations, statuses):
+      weights = np.ascontiguousarray(theta[:, :-1].T)
+      bias = theta[:, -1] - (self.mean @ weights).astype(theta.dtype)
+      solutions.append(Solution(weights=weights, bias=bias, l2=float(l2), objective=float(f),
+                                gradient_max_norm=float(g_max), iterations=int(it),
+                                status=int(status)))
+    return solutions
 
 
 def holdout_split(labels: np.ndarray, fraction: float = HOLDOUT_FRACTION,
@@ -341,21 +380,21 @@ def holdout_split(labels: np.ndarray, fraction: float = HOLDOUT_FRACTION,
   return keep, held
 
 
-def search_penalty(train_fn: Callable[[float, Any], Any], score_fn: Callable[[Any], float],
+def search_penalty(train_fn: Callable[[list, dict], list], score_fn: Callable[[Any], float],
                    l2_grid: Sequence[float] = DEFAULT_L2_GRID,
                    num_refinements: int = NUM_REFINEMENTS) -> tuple[float, Any, dict]:
   """Chooses the penalty as Kornblith's `linear_eval`.
 
-  `train_fn(l2, solved)` fits one penalty given `solved` (l2 -> solution of every penalty fitted
-  so far, for warm starts), `score_fn(solution)` is its validation score (larger is better).
-  Returns (best l2, its solution, l2 -> score of every penalty in the order tried).
+  `train_fn(penalties, solved)` fits a path of penalties (list, fitted in that order, each
+  free to start from the previous one's fit) given `solved` (l2 -> fit of every penalty
+  fitted before, for warm starts) and returns their fits; `score_fn(fit)` is a fit's
+  validation score (larger is better). The grid is one path, from the largest penalty down;
+  each refined penalty is a path of one. Returns (best l2, its fit, l2 -> score of every
+  penalty in the order tried).
   """
   grid = sorted(float(v) for v in l2_grid)
-  scores = {}
-  solutions = {}
-  for l2 in reversed(grid):
-    solutions[l2] = train_fn(l2, dict(solutions))
-    scores[l2] = float(score_fn(solutions[l2]))
+  solutions = dict(zip(reversed(grid), train_fn(list(reversed(grid)), {})))
+  scores = {l2: float(score_fn(solution)) for l2, solution in solutions.items()}
   best_index = int(np.argmax([scores[l2] for l2 in grid]))  # ties: the smallest penalty
   best_l2 = grid[best_index]
   best_score = scores[best_l2]
@@ -372,7 +411,7 @@ def search_penalty(train_fn: Callable[[float, Any], Any], score_fn: Callable[[An
     for sign in (-1.0, 1.0):
       exponent = best_exponent + sign * log_step
       l2 = float(10.0**exponent)
-      solution = train_fn(l2, dict(solutions))
+      [solution] = train_fn([l2], dict(solutions))
       solutions[l2] = solution
       score = float(score_fn(solution))
       scores[l2] = score
@@ -450,9 +489,10 @@ def solve(features, labels, l2: float, *, num_classes: Optional[int] = None,
       raise ValueError(f"initial_weights/initial_bias must have shapes {(x.shape[1], k)} and "
                        f"{(k,)}, got {w0.shape} and {b0.shape}")
     init = Solution(w0, b0, l2, math.nan, math.nan, 0, STATUS_CONVERGED)
-  problem = _Problem(x, y, k, dtype)
-  return problem.solve(l2, init, max_iterations=max_iterations, tolerance=tolerance,
-                       history_size=history_size, jit_compile=jit_compile)
+  [solution] = _Problem(x, y, k, dtype).solve(
+      [l2], init, max_iterations=max_iterations, tolerance=tolerance, history_size=history_size,
+      jit_compile=jit_compile)
+  return solution
 
 
 def _check_solver_args(l2, max_iterations, tolerance, history_size, dtype):
@@ -547,10 +587,10 @@ def fit(train_x, train_y, val_x=None, val_y=None, *, l2_grid: Optional[Sequence[
   eval_features = transform(eval_x)
   iterations = {}
 
-  def train_fn(l2, solved):
-    solution = problem.solve(l2, warm_start(l2, solved), **solver_args)
-    iterations[l2] = solution.iterations
-    return solution
+  def train_fn(penalties, solved):
+    solutions = problem.solve(penalties, warm_start(penalties[0], solved), **solver_args)
+    iterations.update((s.l2, s.iterations) for s in solutions)
+    return solutions
 
   def score_fn(solution):
     logits = eval_features @ solution.weights + solution.bias
@@ -562,7 +602,8 @@ def fit(train_x, train_y, val_x=None, val_y=None, *, l2_grid: Optional[Sequence[
   start = time.perf_counter()
   refit_iterations = 0
   if refit:
-    solution = _Problem(transform(all_x), all_ids, k, dtype).solve(l2, solution, **solver_args)
+    [solution] = _Problem(transform(all_x), all_ids, k, dtype).solve([l2], solution,
+                                                                     **solver_args)
     refit_iterations = solution.iterations
   seconds_refit = time.perf_counter() - start
   weights = solution.weights / std[:, None].astype(solution.weights.dtype)

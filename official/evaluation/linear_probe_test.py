@@ -145,6 +145,22 @@ class SolverTest(parameterized.TestCase, tf.test.TestCase):
                                   jit_compile=True)
     self.assertAllClose(compiled.objective, plain.objective, rtol=1e-10)
 
+  def test_path_of_penalties_in_one_call_is_the_chain_of_solves(self):
+    # One call over penalties [a, b, c]: each solved from the previous one's solution, the
+    # same as separate solves warm-started in turn (float64, converged: equal to rounding).
+    x, y = _gaussian_classes(120, 6, 3, noise=1.5, seed=8)
+    args = dict(max_iterations=500, tolerance=1e-9, history_size=10, jit_compile=False)
+    problem = linear_probe._Problem(x, y, 3, "float64")
+    path = problem.solve([100.0, 1.0, 0.01], None, **args)
+    previous = None
+    for l2, solved in zip([100.0, 1.0, 0.01], path):
+      [alone] = problem.solve([l2], previous, **args)
+      self.assertEqual(solved.l2, l2)
+      self.assertEqual(solved.status, linear_probe.STATUS_CONVERGED)
+      self.assertAllClose(solved.weights, alone.weights, atol=1e-7)
+      self.assertAllClose(solved.objective, alone.objective, rtol=1e-12)
+      previous = alone
+
   def test_iteration_budget(self):
     x, y = _gaussian_classes(90, 5, 3, noise=1.0, seed=3)
     solution = linear_probe.solve(x, y, 1e-3, max_iterations=2, tolerance=0.0)
@@ -157,30 +173,33 @@ class SelectionTest(parameterized.TestCase, tf.test.TestCase):
   def test_search_follows_linear_eval_with_warm_starts(self):
     calls = []
 
-    def train_fn(l2, init):
-      calls.append((l2, init))
-      return l2
+    def train_fn(penalties, solved):
+      calls.append((penalties, solved))
+      return list(penalties)
 
     def score_fn(l2):
       return -abs(math.log10(l2) - 0.4)  # validation score peaks at l2 = 10^0.4
 
     best, solution, scores = linear_probe.search_penalty(train_fn, score_fn)
-    tried = [l2 for l2, _ in calls]
-    grid = [1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6]
-    self.assertAllClose(tried[:7], grid)
-    # Every solve is given the solutions of all the penalties tried before it.
-    for i, (_, solved) in enumerate(calls):
-      self.assertEqual(solved, {l2: l2 for l2 in tried[:i]})
-    # Best grid value 1; then steps of 10^1, 10^0.5, 10^0.25, 10^0.125 around the best.
+    # The grid is one path from the largest penalty down, with nothing solved before it.
+    self.assertAllClose(calls[0][0], [1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6])
+    self.assertEqual(calls[0][1], {})
+    # Best grid value 1; then steps of 10^1, 10^0.5, 10^0.25, 10^0.125 around the best, one
+    # penalty per call, each given the solutions of all the penalties tried before it.
     refined = [10**-1, 10**1, 10**-0.5, 10**0.5, 10**0.25, 10**0.75, 10**0.375]
-    self.assertAllClose(tried[7:], refined)
+    self.assertEqual([len(penalties) for penalties, _ in calls[1:]], [1] * len(refined))
+    self.assertAllClose([penalties[0] for penalties, _ in calls[1:]], refined)
+    tried = list(calls[0][0])
+    for penalties, solved in calls[1:]:
+      self.assertEqual(solved, {l2: l2 for l2 in tried})
+      tried += penalties
     self.assertAllClose(best, 10**0.375)
     self.assertEqual(solution, best)
     self.assertLen(scores, 14)
 
   def test_ties_prefer_smallest_penalty(self):
-    best, _, _ = linear_probe.search_penalty(lambda l2, init: l2, lambda l2: float(l2 < 1),
-                                             num_refinements=0)
+    best, _, _ = linear_probe.search_penalty(lambda penalties, init: list(penalties),
+                                             lambda l2: float(l2 < 1), num_refinements=0)
     self.assertEqual(best, 1e-6)
 
   def test_recovers_separable_problem(self):
