@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: every test under Bazel (`bazel test //...`), and the library's
-# tests (official/) under pytest as well, so both runners are exercised. `pytest` alone runs
-# every test too (the binaries' end-to-end tests in experiments/ included).
+# Runs the whole test suite under Bazel (`bazel test //...`: every *_test.py of official/,
+# experiments/ and benchmarks/ is a py_test target there). `.venv/bin/python -m pytest` runs
+# the same tests in one process.
 # Sets the project up first (idempotent), so it works on a fresh clone.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 bash setup.sh
 export TF_CPP_MIN_LOG_LEVEL=2
-echo "== pytest official/ =="
-.venv/bin/python -m pytest -q official "$@"
-echo "== bazel test //... =="
-bazel test //... --test_output=errors
+# A test file that is not a py_test target of its package would never run here.
+missing=""
+for test in $(find official experiments benchmarks -name '*_test.py' | sort); do
+  grep -q "name = \"$(basename "$test" .py)\"" "$(dirname "$test")/BUILD" || missing="$missing $test"
+done
+if [[ -n "$missing" ]]; then
+  echo "test.sh: not a py_test target of its package's BUILD:$missing" >&2
+  exit 1
+fi
+bazel test //... --test_output=errors "$@"
