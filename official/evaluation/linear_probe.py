@@ -1,35 +1,20 @@
 """Linear probe: L2-regularised multinomial logistic regression on frozen features.
 
-Transfer with fixed features (docs/protocol.md §4, Table 1 "Linear"). On penultimate features x
-([n, D]) with classes y in 0..K-1 the probe minimises, over weights W ([D, K]) and bias b ([K]),
+Transfer with fixed features (docs/protocol.md §4, Table 1 "Linear"). On features x [n, D] with
+classes y in 0..K-1 the probe minimises, over weights W [D, K] and bias b [K],
 
   J(W, b) = sum_i CE(x_i W + b, y_i) + l2 * ||W||_F^2,      CE(z, y) = logsumexp(z) - z_y,
 
-the scaling of Kornblith's `linear_eval` tool (summed cross-entropy, penalty l2 * ||W||^2 on the
-weights only, never the bias), so the protocol's penalty grid 10^-6, 10^-4, ..., 10^6 means what
-it meant there. scikit-learn's `LogisticRegression(C=C)` minimises the same function with
-C = 1 / (2 * l2). The solver works on J / n = mean CE + (l2 / n) ||W||^2, so its gradient
-tolerance is per example.
+the scaling of Kornblith's `linear_eval` (scikit-learn's `LogisticRegression(C=1 / (2 * l2))`).
 
-The solver is full-batch L-BFGS written in TensorFlow (the compact form of the inverse Hessian
-of the last `history_size` curvature pairs, a line search satisfying the weak Wolfe conditions)
-inside one `tf.function`, so it runs on whichever device TensorFlow places it on. It works on
-centred features, x - mean(x) with the bias absorbing the mean: the same minimiser (W is
-unchanged, b moves by mean(x) W), but without the large common mean of post-ReLU features the
-curvature is far less elongated along the bias (3-4x fewer iterations on ReLU features).
-Along a search direction d the logits are affine in the step, z(t) = z + t X d, so after one
-product X d every trial step of the line search costs O(n K) instead of a pass over the
-features: an L-BFGS iteration costs two matrix products whatever the line search does. The
-solver works class-major (logits [K, n], weights [K, D]): its sums over classes add contiguous
-rows, and under XLA neither product reads a transposed operand (both are several times slower
-otherwise on a CPU).
+The solver is full-batch L-BFGS (compact inverse Hessian, weak Wolfe line search) on J / n, so
+its gradient tolerance is per example, inside one `tf.function`. It works class-major on centred
+features (the bias absorbs the mean: the same minimiser, with far less elongated curvature), and
+as the logits are affine in the step, each line-search trial costs O(n K) after one product X d.
 
-The penalty is selected as docs/protocol.md §4 says (`search_penalty`); every solve is
-warm-started from the solutions of the penalties already tried (`warm_start`; the grid is one
-call of the solver, each penalty from the previous one's solution), the refit from the chosen
-one. Without a validation split a stratified `holdout_fraction` of train is held
-out. `standardize=True` z-scores the features
-(the protocol uses them as given) and folds the scaling back into `weights`/`bias`.
+`search_penalty` chooses the penalty; every solve is warm-started (`warm_start`). Without a
+validation split a stratified `holdout_fraction` of train is held out; `standardize=True`
+z-scores the features and folds the scaling back into `weights`/`bias`.
 """
 
 import dataclasses
@@ -52,11 +37,8 @@ MAX_ITERATIONS = 1000
 TOLERANCE = 1e-4
 HISTORY_SIZE = 10
 HOLDOUT_FRACTION = 0.2
-# jit_compile=None compiles the solver with XLA up to this many feature entries n x D: on a
-# CPU small problems are dominated by per-op overhead, which XLA removes (a fit with its
-# penalty search, measured on 2 cores: 1,000 x 64 0.03 s against 0.09 s without XLA;
-# 2,500 x 256 0.13 s against 0.19 s; 5,000 x 512 0.37 s against 0.40 s), and the XLA path
-# holds a transposed copy of the features.
+# jit_compile=None compiles the solver with XLA up to this many feature entries n x D (small
+# problems, dominated by per-op overhead); the XLA path holds a transposed copy of the features.
 XLA_MAX_ENTRIES = 2**21
 
 # Wolfe constants (sufficient decrease, curvature) and line-search trial budget.
@@ -115,14 +97,10 @@ def _inverse_hessian_times(g, s_hist, y_hist, gamma, count):
 def _lbfgs(x, x_transposed, y, theta0, l2, max_iterations, tolerance, history_size):
   """Minimises J / n over theta = [W^T, b] ([K, D + 1], bias last) by L-BFGS.
 
-  x [n, D] features, x_transposed its transpose or None, y [K, n] one-hot labels, theta0 the
-  start; returns theta, J / n, the gradient max-norm, the iterations and the status.
-
-  Class-major: logits are Z^T [K, n], so the per-example sums over the K classes add K
-  contiguous rows (3x faster under XLA on a CPU than summing K-wide rows), and both products
-  with X have a plain layout. With `x_transposed` the logits read a copy of X^T made once per
-  solve path, since XLA on a CPU multiplies a transposed operand about 4x slower than a plain
-  one; TensorFlow's own kernels do not, and the copy would double the memory of a large problem.
+  x [n, D] features, x_transposed its transpose or None (with it the logits read X^T: XLA on a
+  CPU multiplies a transposed operand several times slower), y [K, n] one-hot labels, theta0
+  the start; returns theta, J / n, the gradient max-norm, the iterations and the status.
+  Class-major (logits Z^T [K, n]): the sums over classes add contiguous rows.
   """
   dtype = x.dtype
   n = tf.cast(tf.shape(x)[0], dtype)
@@ -190,9 +168,8 @@ def _lbfgs(x, x_transposed, y, theta0, l2, max_iterations, tolerance, history_si
       return value, deriv, ce, p
 
     inf = tf.constant(np.inf, dtype)
-    # Sufficient decrease up to J's rounding: near the optimum the decrease a step earns is
-    # below the resolution of J / n, and comparing values that differ by rounding alone would
-    # reject every step while the gradient can still be reduced.
+    # Sufficient decrease up to J's rounding: near the optimum a step's decrease is below the
+    # resolution of J / n, which would reject every step while the gradient can still shrink.
     rounding = _ROUNDING_ULPS * np.finfo(dtype.as_numpy_dtype).eps * tf.abs(f)
 
     def ls_cond(i, t, lo, f_lo, df_lo, hi, f_hi, done, ce_t, p_t):
@@ -227,9 +204,8 @@ def _lbfgs(x, x_transposed, y, theta0, l2, max_iterations, tolerance, history_si
         ls_cond, ls_body,
         (tf.constant(0), t0, tf.zeros([], dtype), f, slope, inf, inf, tf.constant(False),
          f, tf.zeros_like(z)))
-    # Budget spent with a sufficient-decrease step in hand: take it. Near the optimum float32
-    # cannot resolve J's decrease while the gradient still can, so a step is accepted on its
-    # line-search evaluation and progress is judged by the gradient.
+    # Budget spent with a sufficient-decrease step in hand: take it (progress is judged by the
+    # gradient, which float32 still resolves near the optimum where J's decrease is not).
     t = tf.where(found, t, lo)
     moved = t > 0
     step = t * direction
@@ -270,10 +246,8 @@ def _lbfgs_path(x, y, theta0, settings, history_size, transpose_once):
   """Solves a path of penalties in order, each from the previous one's solution.
 
   settings [tolerance, max_iterations, l2_1, ..., l2_G] (one argument: each argument of a call
-  costs about 40 us of dispatch, and one call instead of one per penalty saves the call and
-  the program's set-up, together as much as several iterations of a small problem); theta0
-  starts l2_1. Returns thetas [G, K, D + 1] and the per-penalty J / n, gradient max-norms,
-  iterations and statuses [G].
+  costs dispatch time); theta0 starts l2_1. Returns thetas [G, K, D + 1] and the per-penalty
+  J / n, gradient max-norms, iterations and statuses [G].
   """
   tolerance = settings[0]
   max_iterations = tf.cast(settings[1], tf.int32)
@@ -400,11 +374,8 @@ def search_penalty(train_fn: Callable[[list, dict], list], score_fn: Callable[[A
   best_score = scores[best_l2]
   best = solutions[best_l2]
   # Steps in log10 so that refined penalties of a decade grid print as 0.1, 10^-0.5, ...
-  if len(grid) > 1:
-    neighbour = grid[1] / grid[0] if best_index == 0 else grid[best_index] / grid[best_index - 1]
-    log_step = math.log10(neighbour)
-  else:
-    log_step = 0.0
+  upper = max(best_index, 1)  # the grid step next to the best penalty
+  log_step = math.log10(grid[upper] / grid[upper - 1]) if len(grid) > 1 else 0.0
   best_exponent = math.log10(best_l2)
   for _ in range(num_refinements if log_step > 0 else 0):
     log_step /= 2.0
@@ -475,10 +446,10 @@ def solve(features, labels, l2: float, *, num_classes: Optional[int] = None,
   """
   x = inputs.check_features(features, "features")
   y = inputs.check_labels(labels, "labels", x.shape[0], "features").astype(np.int64)
-  if y.size and y.min() < 0:
+  if y.min() < 0:
     raise ValueError("labels must be class ids in 0..num_classes-1, got a negative id")
   k = int(y.max()) + 1 if num_classes is None else int(num_classes)
-  if y.size and y.max() >= k:
+  if y.max() >= k:
     raise ValueError(f"labels must be class ids in 0..{k - 1}, got {int(y.max())}")
   _check_solver_args(l2, max_iterations, tolerance, history_size, dtype)
   init = None
