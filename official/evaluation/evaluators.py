@@ -45,7 +45,7 @@ class Record:
 
 
 class _ProbeOptions:
-  """The linear probe's options of an evaluator; library defaults where unset."""
+  """The linear probe's options of an evaluator; None: linear_probe.fit's defaults."""
 
   def __init__(self, l2_grid: Optional[Sequence[float]], max_iterations: int,
                jit_compile: Optional[bool]):
@@ -54,23 +54,11 @@ class _ProbeOptions:
     self.jit_compile = jit_compile
 
   def grid(self) -> list[float]:
-    return [float(v) for v in (linear_probe.DEFAULT_L2_GRID if self.l2_grid is None
-                               else self.l2_grid)]
+    return list(linear_probe.DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid)
 
   def fit_kwargs(self) -> dict:
-    fit = {"max_iterations": self.max_iterations}
-    if self.l2_grid is not None:
-      fit["l2_grid"] = self.l2_grid
-    if self.jit_compile is not None:
-      fit["jit_compile"] = self.jit_compile
-    return fit
-
-
-def _label(info, class_id: int) -> str:
-  names = info.class_names
-  if names and 0 <= class_id < len(names):
-    return f"class {class_id} ({names[class_id]!r})"
-  return f"class {class_id}"
+    return {"l2_grid": self.l2_grid, "max_iterations": self.max_iterations,
+            "jit_compile": self.jit_compile}
 
 
 def check_classes(info, data: dict, evaluated: str, trained: Sequence[str]) -> None:
@@ -85,7 +73,10 @@ def check_classes(info, data: dict, evaluated: str, trained: Sequence[str]) -> N
   missing = np.setdiff1d(np.unique(labels), classes)
   if missing.size:
     class_id = int(missing[0])
-    raise ValueError(f"{info.name}: {_label(info, class_id)} occurs in {evaluated} "
+    label = f"class {class_id}"
+    if info.class_names and 0 <= class_id < len(info.class_names):
+      label += f" ({info.class_names[class_id]!r})"
+    raise ValueError(f"{info.name}: {label} occurs in {evaluated} "
                      f"({int(np.sum(labels == class_id))} of its {labels.size} examples) but "
                      f"not in {trained_name}; every evaluated class must be trained on "
                      "(choose classes present in every split, e.g. with --classes)")
