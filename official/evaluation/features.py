@@ -102,7 +102,10 @@ def iterate(model, info, split: str, *, endpoints: Sequence[str] = (PENULTIMATE,
     step = cache[wanted]
     stream = ((step(images), labels) for images, labels in dataset)
 
-  total = _split_size(info, split, data_dir)
+  try:
+    total = datasets.num_examples(info, split, data_dir=data_dir)
+  except (AttributeError, ValueError, KeyError):
+    total = None
   if max_examples is not None and total is not None:
     total = min(total, max_examples)
   with tqdm.tqdm(total=total, unit="img", desc=f"{info.name}:{split}", leave=False,
@@ -190,10 +193,3 @@ def transfer_features(model, info, splits: Sequence[str], **kwargs) -> dict:
     out[split] = (x, inputs.check_labels(labels, f"{where} labels", x.shape[0],
                                          f"{where} features"))
   return out
-
-
-def _split_size(info, split: str, data_dir: Optional[str]) -> Optional[int]:
-  try:
-    return datasets.num_examples(info, split, data_dir=data_dir)
-  except (AttributeError, ValueError, KeyError):
-    return None
