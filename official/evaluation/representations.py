@@ -306,13 +306,9 @@ def corresponding_cka(result: Mapping[str, Any], endpoint: str) -> np.ndarray:
   """[M, M] CKA between `endpoint` of network a and of network b (Figure 2b), NaN for None."""
   names = result["models"]
   index = result["endpoints"].index(endpoint)
-  matrix = np.full((len(names), len(names)), np.nan)
-  for a, model_a in enumerate(names):
-    for b, model_b in enumerate(names):
-      value = result["cka"][pair_key(model_a, model_b)][index][index]
-      if value is not None:
-        matrix[a, b] = value
-  return matrix
+  # None (undefined) becomes NaN in a float array.
+  return np.array([[result["cka"][pair_key(a, b)][index][index] for b in names]
+                   for a in names], dtype=float)
 
 
 def _file_names(names: Sequence[str]) -> dict[str, str]:
