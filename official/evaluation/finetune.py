@@ -43,10 +43,6 @@ BOOKKEEPING_FIELDS = ("eval_batch_size", "steps_per_loop", "log_every_steps",
                       "checkpoint_every_steps", "keep_checkpoints")
 
 
-# ---------------------------------------------------------------------------------------------
-# The protocol's formulas.
-
-
 def bn_momentum(steps_per_epoch: int, epochs: float = 10.0, minimum: float = 0.9) -> float:
   """Batch-norm momentum of fine-tuning (docs/protocol.md §5): max(1 - epochs / s, minimum)."""
   if steps_per_epoch < 1:
@@ -66,10 +62,6 @@ def grid_point_name(learning_rate: float, weight_decay: float) -> str:
   return f"lr{learning_rate:.6g}_wd{weight_decay:.6g}"
 
 
-# ---------------------------------------------------------------------------------------------
-# The pretrained network.
-
-
 def find_pretrained(path: str) -> pretrained.ModelDir:
   """Resolves a training model_dir (or its export/saved_model, which leads back to it): the
   network every grid point rebuilds from config.json with the EMA weights of its latest
@@ -83,17 +75,14 @@ def find_pretrained(path: str) -> pretrained.ModelDir:
     raise ValueError(f"pretrained model {path} is not a directory: {expected}")
   model_dir = path
   if not io.exists(os.path.join(path, CONFIG_FILE)):
-    parent = os.path.dirname(os.path.dirname(path))
-    if (tf.saved_model.contains_saved_model(path) and
-        io.exists(os.path.join(parent, CONFIG_FILE))):
-      model_dir = parent
-    elif tf.saved_model.contains_saved_model(path):
+    if not tf.saved_model.contains_saved_model(path):
+      raise ValueError(f"pretrained model {path} holds no {CONFIG_FILE}: {expected}")
+    model_dir = os.path.dirname(os.path.dirname(path))  # above export/saved_model
+    if not io.exists(os.path.join(model_dir, CONFIG_FILE)):
       pretrained.resolve(path, (resnet.PENULTIMATE,))
       raise ValueError(f"pretrained model {path} is a SavedModel without its training "
                        f"model_dir; fine-tuning needs trainable weights: pass a model_dir "
                        f"with config.json and {CHECKPOINT_DIR}/")
-    else:
-      raise ValueError(f"pretrained model {path} holds no {CONFIG_FILE}: {expected}")
   network = pretrained.read_model_dir(model_dir)
   height, width = network.image_size
   if height != width:
@@ -114,10 +103,6 @@ def build_model(network: pretrained.ModelDir, num_classes: int, image_size: int,
       kernel_initializer=keras.initializers.RandomNormal(
           mean=0.0, stddev=losses.heads.HEAD_KERNEL_STDDEV, seed=seed))
   return keras.Model(source.input, head(source.output[resnet.PENULTIMATE]), name="finetune")
-
-
-# ---------------------------------------------------------------------------------------------
-# Data.
 
 
 @dataclasses.dataclass
@@ -195,10 +180,6 @@ def _label_counts(info, split: str, data_dir: Optional[str], num_classes: int) -
   return counts
 
 
-# ---------------------------------------------------------------------------------------------
-# Training and evaluation of one setting.
-
-
 class FinetuneTrainer:
   """The fine-tuned model, its optimiser and the compiled steps under a strategy.
 
@@ -228,7 +209,7 @@ class FinetuneTrainer:
     self.step = self.optimizer.iterations
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
     self._train_loop = tf.function(self._train_loop_fn)
-    self._predict = self._make_predict()
+    self._predict = tf.function(self._predict_fn)
 
   def penalty(self) -> tf.Tensor:
     """(wd / lr) * 0.5 * sum over convolution and dense kernels of ||v||^2 (float32)."""
@@ -269,15 +250,11 @@ class FinetuneTrainer:
   def learning_rate(self) -> float:
     return float(self.schedule(self.step)) if callable(self.schedule) else self.schedule
 
-  def _make_predict(self):
-    """argmax z of a distributed batch, gathered; one closure per trainer, traced once."""
-
-    def predict(images):
-      classes = self.strategy.run(
-          lambda x: tf.argmax(self.model(x, training=False), axis=-1), args=(images,))
-      return self.strategy.gather(classes, axis=0)
-
-    return tf.function(predict)
+  def _predict_fn(self, images):
+    """argmax z of a distributed batch, gathered."""
+    classes = self.strategy.run(
+        lambda x: tf.argmax(self.model(x, training=False), axis=-1), args=(images,))
+    return self.strategy.gather(classes, axis=0)
 
   def evaluate(self, dataset: tf.data.Dataset, metric: str) -> float:
     """The metric ("top1" | "mean_per_class") of argmax z over a padded eval dataset."""
@@ -345,10 +322,6 @@ def train_and_score(network: pretrained.ModelDir, data: TransferData,
     raise loop.Preempted(f"SIGTERM: {workdir} finished and its result saved; rerun the same "
                          "command to resume")
   return result
-
-
-# ---------------------------------------------------------------------------------------------
-# The grid search.
 
 
 def _settings(network: pretrained.ModelDir, dataset_spec: str, info, preset: str,
