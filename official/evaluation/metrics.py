@@ -1,9 +1,5 @@
-"""Transfer accuracy metrics of Table 1 (docs/protocol.md §4).
-
-Most datasets report top-1 accuracy; Oxford-IIIT Pets and Oxford Flowers 102 report mean
-per-class accuracy, the mean over classes of the fraction of that class's examples that are
-classified correctly (per-class recall), so that every class counts equally however many test
-examples it has.
+"""Transfer accuracy metrics of Table 1 (docs/protocol.md §4): top-1 accuracy, and mean
+per-class accuracy (per-class recall averaged over classes) for Oxford-IIIT Pets and Flowers.
 """
 
 from typing import Callable

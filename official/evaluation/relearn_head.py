@@ -1,12 +1,9 @@
 """Relearning the head on the pretraining task (paper Figure 6, docs/protocol.md §6).
 
-The evaluation split (optionally only its first `max_examples`) is cut once, per class: the
-last `test_per_class` examples of each class (in stored order) score both heads, the rest train
-the new head (`linear_probe.fit`); a class with fewer than 2 * `test_per_class` examples holds
-out half of them (rounded down). The network's own prediction is the argmax of its `outputs`
+This module holds the per-class cut of the split (docs/protocol.md §7 item 10) and the checks;
+evaluators.RelearnHead runs it. The network's own prediction is the argmax of its `outputs`
 endpoint, or of `final_layer` where a SavedModel lacks `outputs` (every objective's `outputs` is
-a per-example positive rescaling of `final_layer`: the same argmax). evaluators.RelearnHead
-runs it; this module holds its cut and its checks.
+a per-example positive rescaling of `final_layer`: the same argmax).
 """
 
 import numpy as np
