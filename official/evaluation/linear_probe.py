@@ -269,19 +269,14 @@ def _lbfgs_path(x, y, theta0, settings, history_size, transpose_once):
   return outputs
 
 
-_SOLVERS = {}
-
-
+@functools.cache
 def _solver(dtype: tf.DType, history_size: int, jit_compile: bool):
   """The L-BFGS path tf.function for one arithmetic, traced once for every problem size."""
-  key = (dtype, history_size, jit_compile)
-  if key not in _SOLVERS:
-    matrix = tf.TensorSpec([None, None], dtype)
-    _SOLVERS[key] = tf.function(
-        functools.partial(_lbfgs_path, history_size=history_size, transpose_once=jit_compile),
-        jit_compile=jit_compile,
-        input_signature=[matrix, matrix, matrix, tf.TensorSpec([None], dtype)])
-  return _SOLVERS[key]
+  matrix = tf.TensorSpec([None, None], dtype)
+  return tf.function(
+      functools.partial(_lbfgs_path, history_size=history_size, transpose_once=jit_compile),
+      jit_compile=jit_compile,
+      input_signature=[matrix, matrix, matrix, tf.TensorSpec([None], dtype)])
 
 
 class _Problem:
@@ -293,7 +288,7 @@ class _Problem:
     x = np.asarray(x, dtype=self.dtype.as_numpy_dtype)
     self.mean = x.mean(axis=0, dtype=np.float64)
     self.x = tf.convert_to_tensor(x - self.mean.astype(x.dtype))
-    # One-hot [K, n], built in NumPy: an eager tf.one_hot costs ten times as long.
+    # One-hot [K, n], built in NumPy (cheaper than an eager tf.one_hot).
     one_hot = np.zeros((num_classes, x.shape[0]), x.dtype)
     one_hot[labels, np.arange(x.shape[0])] = 1
     self.y = tf.constant(one_hot)
