@@ -385,5 +385,4 @@ def write_summaries(result: Mapping[str, Any], logdir: str,
       stem = file_name[:-4] if file_name.endswith(".png") else file_name
       image = tf.io.decode_png(png, channels=4)[tf.newaxis]
       tf.summary.image(f"figures/{datasets.result_name(stem)}", image, step=0)
-  writer.flush()
-  writer.close()
+  writer.close()  # flushes

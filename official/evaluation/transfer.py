@@ -141,6 +141,5 @@ def write_results(output_dir: str, method: str, results: Mapping[str, dict],
   with writer.as_default():
     for tag, step, value in sorted(scalars, key=lambda s: s[1]):
       tf.summary.scalar(tag, float(value), step=int(step))
-  writer.flush()
-  writer.close()
+  writer.close()  # flushes
   return paths
