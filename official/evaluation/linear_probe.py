@@ -476,10 +476,8 @@ def _check_solver_args(l2, max_iterations, tolerance, history_size, dtype):
 
 def warm_start(l2: float, solved: dict) -> Optional[Solution]:
   """The start of the solve at `l2` from the solutions `solved` (l2 -> Solution) of other
-  penalties: between two solved penalties, the interpolation of their solutions linear in
-  log l2 (the path is smooth in log l2, so this is second-order close where either end is
-  first-order); outside them, the nearest one; None when nothing is solved.
-  """
+  penalties (docs/protocol.md §4): between two solved penalties, their interpolation linear in
+  log l2; outside them, the nearest one; None when nothing is solved."""
   if not solved:
     return None
   exponent = math.log10(l2)
