@@ -54,7 +54,8 @@ class _ProbeOptions:
     self.jit_compile = jit_compile
 
   def grid(self) -> list[float]:
-    return list(linear_probe.DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid)
+    return [float(v) for v in (linear_probe.DEFAULT_L2_GRID if self.l2_grid is None
+                               else self.l2_grid)]
 
   def fit_kwargs(self) -> dict:
     return {"l2_grid": self.l2_grid, "max_iterations": self.max_iterations,
