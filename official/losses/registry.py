@@ -161,7 +161,6 @@ MODEL_SIDE = {
 def get(name: str, **hparams) -> keras.losses.Loss:
   """The loss of objective `name` (or alias), called as `loss(labels, z)` on the head output z:
 
-
   >>> import keras
   >>> from official import losses
   >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
