@@ -51,12 +51,12 @@ def multiply_adds(model: keras.Model) -> int:
     if isinstance(layer, keras.Model):
       total += multiply_adds(layer)
       continue
-    kernels = [w for w in layer.weights if w.path.endswith("kernel")]
     if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
       _, height, width, _ = layer.output.shape
       total += int(height) * int(width) * int(np.prod(layer.kernel.shape))
     else:
-      total += sum(int(np.prod(k.shape)) for k in kernels if len(k.shape) == 2)
+      total += sum(int(np.prod(w.shape)) for w in layer.weights
+                   if w.path.endswith("kernel") and len(w.shape) == 2)
   return total
 
 

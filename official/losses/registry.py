@@ -124,10 +124,7 @@ class Objective:
     return self._definition.head(self.hparams, num_classes, name, dtype)
 
   def outputs(self, name="outputs", dtype=None) -> keras.layers.Layer:
-    """Layer mapping z to the logits used for prediction (argmax).
-
-    The loss takes z itself and applies the same transform inside (eqs. 6 and 7).
-    """
+    """Layer mapping z to the logits used for prediction; the loss applies it inside (eq. 6, 7)."""
     return self._definition.outputs(self.hparams, name, dtype)
 
   def get_config(self) -> dict:
