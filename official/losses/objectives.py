@@ -252,9 +252,7 @@ class SigmoidCrossEntropy(ObjectiveLoss):
 
 @_register
 class LogitPenaltyCrossEntropy(ObjectiveLoss):
-  """`logit_penalty`, paper eq. 5: softmax cross-entropy + `beta * 0.5 * ||z||^2`.
-
-  The 0.5 is the released form (eq. 5 omits it); the released beta = 6e-4 goes with it.
+  """`logit_penalty`, paper eq. 5: softmax cross-entropy + `beta * 0.5 * ||z||^2` (released 0.5).
 
   Example:
 
