@@ -1,12 +1,9 @@
 r"""Where the demo study's time goes: wall seconds per phase of `experiments/reproduce`.
 
-Runs the study (default: the quick demo) in a fresh workdir through official.study.driver and
-times each step from the driver's progress lines: a step lasts from its "[i/N] <kind> ..."
-line to the next one (the last to the end of the run). Phases are the step kinds (pretrain,
-including model build, tracing, dataset generation on first use and export; representations;
-transfer, feature extraction plus the linear and kNN probes; CKA), plus start-up (importing
-TensorFlow and the project, up to the first step). The last step's time includes writing
-the report.
+Runs the study (default: the quick demo) in a fresh workdir through official.study.driver; a
+step lasts from its "[i/N] <kind> ..." progress line to the next (the last one, which writes the
+report, to the end of the run). Phases are the step kinds plus start-up (imports, up to the
+first step).
 
   python -m benchmarks.demo_phases                 # the quick demo, about 2 minutes
   python -m benchmarks.demo_phases --noquick       # the default demo study (15 minutes)

@@ -1,46 +1,21 @@
 r"""Scaling sweep: linear probe, kNN choice of k and all-pairs minibatch CKA against baselines.
 
-The project's three evaluation cores, each timed against a named baseline in the same run at
-every size of a sweep from about 1,000 x 64 to 10,000 x 2048 features (docs/protocol.md §4):
+Times each evaluation core (docs/protocol.md §4) against a named baseline in the same run, at
+sizes from about 1,000 x 64 to 10,000 x 2048 synthetic features (benchmarks/synthetic_features.py);
+README.md, "Benchmarks", tables the methods, baselines, agreement checks and bars. Both linear
+solvers get the same gradient tolerance and iteration budget (--max_iterations).
 
-  linear probe   `linear_probe.fit(train, val)`: penalty selection on the grid 10^-6..10^6 +
-                 4 refinements and the refit on train + validation, against scikit-learn
-                 `LogisticRegression(solver="lbfgs", C=1/(2 l2))` fitted from scratch at every
-                 penalty of the same search (`linear_probe.search_penalty`) and refitted; both
-                 at the same gradient tolerance. Agreement: test top-1 within
-                 --max_accuracy_gap points.
-  kNN            `knn.fit(k_max=40)`: leave-one-out choice of k from one top-k_max search,
-                 against scikit-learn `NearestNeighbors(metric="cosine", algorithm="brute")`
-                 queried once per k (each point's k neighbours, itself left out) with majority
-                 votes by `scipy.stats.mode`; both break vote ties to the lowest class.
-                 Agreement: same chosen k, leave-one-out accuracies within 0.1 points.
-  minibatch CKA  `cka.MinibatchCKA` over 17 x 17 endpoints of two networks (Figure 2) against
-                 the per-pair recomputation of both Grams and the three HSIC1 terms of every
-                 pair, on synthetic ReLU activations with ResNet-50's relative widths; swept
-                 over the minibatch size n. Agreement: CKA matrices within --cka_tolerance.
+Times are steady state: each method's first call in the process (tracing) is timed before the
+sweep, and the linear probe's first call at each size (XLA compilation) is shown in its row,
+both outside the ratios; a method's runs are repeated while they total under 2 s (at most 5)
+and the fastest counts, for either side. Growth along the sweep is fitted as seconds ~ n^a,
+and the paper's largest transfer set (Food-101) is extrapolated from the largest measured size
+(`extrapolated_row`), not held to the bars and left out of the --markdown table. Above
+2,500 x 256 the kNN baseline is queried at every --knn_stride-th k only, its time scaled to all
+k_max queries (its cost hardly depends on k); agreement is checked on those k.
 
-Features are synthetic (benchmarks/synthetic_features.py). Times are steady state: a process
-traces each TensorFlow function once, on its first call (whatever the problem size), and that
-one-off cost, measured before the sweep, is printed but kept out of the ratios; scikit-learn
-gets the same untimed first call. The linear probe's solver is also compiled by XLA for each
-new shape up to `linear_probe.XLA_MAX_ENTRIES` feature entries: its first call at every size
-(the refit's shape included) is printed in the row, also outside the ratio. A method's runs
-are repeated while they total under 2 s (at most 5) and the fastest counts, the same rule for
-both sides. Both linear solvers get the
-same budget of 200 iterations per fit (--max_iterations).
-
-For each method the time's growth along the sweep is fitted as seconds ~ n^a (least squares
-on log-log; the feature dimension grows with n up to 2048). The paper's largest transfer set
-(Food-101: 75,750 x 2048, 101 classes) does not fit in minutes for the baselines: its row is
-extrapolated from the largest measured size with the exponents fitted over the sizes at
-D = 2048 (growth in n alone; the linear probe's times also scaled by the ratio of classes),
-marked as such, not held to the bars, and left out of the --markdown table. At the kNN sizes
-above 2,500 x 256 the baseline is queried for every --knn_stride-th k only and its time scaled
-to all k_max queries (its cost hardly depends on k); agreement is checked on those k.
-
-Bars (exit status 1 when any measured size misses one): linear probe >= --min_linear_speedup,
-kNN >= --min_knn_speedup below --knn_large_from examples and >= --min_knn_speedup_large from
-there, CKA >= --min_cka_speedup; every size must also agree. Bad flags exit with status 2.
+Exit status 1 when a measured size misses its bar or disagrees with its baseline, 2 for bad
+flags.
 
   python -m benchmarks.scaling_benchmark              # full sweep, a few minutes
   python -m benchmarks.scaling_benchmark --quick      # smoke run, under a minute
@@ -76,8 +51,7 @@ flags.DEFINE_multi_enum("tasks", ["linear", "knn", "cka"], ["linear", "knn", "ck
                         "Sweeps to run.")
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic features and activations.")
 flags.DEFINE_float("separation", 0.5, "Spread of the synthetic class centres.")
-flags.DEFINE_integer("max_iterations", 200,
-                     "L-BFGS budget per fit of both solvers.")
+flags.DEFINE_integer("max_iterations", 200, "L-BFGS budget per fit of both solvers.")
 flags.DEFINE_float("tolerance", linear_probe.TOLERANCE, "Gradient tolerance of both solvers.")
 flags.DEFINE_integer("k_max", 40, "Largest k of the leave-one-out choice.")
 flags.DEFINE_integer("knn_stride", 8, "Baseline queries every this many k at the larger sizes.")
@@ -100,8 +74,6 @@ CKA_BATCH_SIZES = (16, 32, 64, 128)
 QUICK_CKA_BATCH_SIZES = (8, 16)
 # The paper's largest transfer set: Food-101's train + validation features.
 LARGEST = (75750, 2048, 101)
-# Timed runs of a method are repeated while they total under this many seconds, at most
-# _MAX_RUNS times, and the fastest counts.
 _REPEAT_SECONDS = 2.0
 _MAX_RUNS = 5
 # Baseline kNN queries every k up to this many multiply-adds of one all-pairs search.
@@ -182,8 +154,7 @@ def _timed(fn: Callable[[], object]) -> tuple[object, float]:
 def _best_time(fn: Callable[[], object]) -> tuple[object, float]:
   """fn's result and its fastest time over runs repeated while they total under _REPEAT_SECONDS.
 
-  The same rule for the project and its baseline: short runs are the ones a busy machine's
-  load spikes distort, and at most _MAX_RUNS are made.
+  At most _MAX_RUNS runs; short runs are the ones a busy machine's load spikes distort.
   """
   result, best = _timed(fn)
   total, runs = best, 1
@@ -195,10 +166,6 @@ def _best_time(fn: Callable[[], object]) -> tuple[object, float]:
 
 def _size(n: int, d: int, k: Optional[int] = None) -> str:
   return f"{n:,} x {d}" + ("" if k is None else f", {k} classes")
-
-
-# ---------------------------------------------------------------------------------------------
-# Linear probe.
 
 
 def sklearn_linear_protocol(train, validation, test, max_iterations: int,
@@ -245,12 +212,11 @@ def linear_row(n: int, d: int, k: int) -> Row:
              f"{theirs['l2']:.3g}, first call {first:.1f} s")
 
 
-# ---------------------------------------------------------------------------------------------
-# kNN.
-
-
 def sklearn_leave_one_out(x: np.ndarray, y: np.ndarray, ks: Sequence[int]) -> np.ndarray:
-  """Leave-one-out top-1 accuracy at each k of `ks`, one cosine neighbour query per k."""
+  """Leave-one-out top-1 accuracy at each k of `ks`, one cosine neighbour query per k.
+
+  Votes by `scipy.stats.mode` break ties to the lowest class, as `knn.fit` is asked to.
+  """
   model = neighbors.NearestNeighbors(metric="cosine", algorithm="brute").fit(x)
   accuracy = []
   for k in ks:
@@ -277,10 +243,6 @@ def knn_row(n: int, d: int, k: int) -> Row:
                      FLAGS.knn_large_from),
              ours_k == theirs_k and gap <= FLAGS.max_loo_gap,
              f"k {ours_k} / {theirs_k}, max LOO gap {gap:.2f} points ({scope})")
-
-
-# ---------------------------------------------------------------------------------------------
-# All-pairs minibatch CKA.
 
 
 def synthetic_minibatches(batch_size: int, num_batches: int, seed: int):
@@ -363,9 +325,6 @@ def cka_row(batch_size: int) -> Row:
              difference <= FLAGS.cka_tolerance, f"largest CKA difference {difference:.1e}")
 
 
-# ---------------------------------------------------------------------------------------------
-
-
 def first_calls() -> dict:
   """Seconds of each method's first call in this process (tracing), on a tiny problem."""
   s = _linear_splits(200, 16, 4)
@@ -383,21 +342,18 @@ def first_calls() -> dict:
 
 def _exponents(rows: Sequence[Row]) -> Optional[tuple[float, float]]:
   """(exponent of ours, of the baseline) over `rows`, or None below two distinct sizes."""
-  if len({r.n for r in rows}) < 2:
-    return None
   sizes = [r.n for r in rows]
+  if len(set(sizes)) < 2:
+    return None
   return (fit_exponent(sizes, [r.ours_seconds for r in rows]),
           fit_exponent(sizes, [r.baseline_seconds for r in rows]))
 
 
 def exponent_rows(rows: Sequence[Row]) -> dict:
   """task -> (exponent of ours, exponent of the baseline), over the measured sizes."""
-  out = {}
-  for task in dict.fromkeys(r.task for r in rows):
-    fitted = _exponents([r for r in rows if r.task == task and not r.extrapolated])
-    if fitted is not None:
-      out[task] = fitted
-  return out
+  fitted = {task: _exponents([r for r in rows if r.task == task and not r.extrapolated])
+            for task in dict.fromkeys(r.task for r in rows)}
+  return {task: exponents for task, exponents in fitted.items() if exponents is not None}
 
 
 def extrapolated_row(rows: Sequence[Row], task: str) -> Optional[Row]:
@@ -408,10 +364,8 @@ def extrapolated_row(rows: Sequence[Row], task: str) -> Optional[Row]:
   the ratio of classes (each of its matrix products is linear in K).
   """
   measured = [r for r in rows if r.task == task and not r.extrapolated]
-  if not measured:
-    return None
   n, d, k = LARGEST
-  last = max(measured, key=lambda r: r.n)
+  last = max(measured, key=lambda r: r.n, default=None)
   fitted = _exponents([r for r in measured if r.d == d])
   if fitted is None or last.d != d:
     return None

@@ -1,14 +1,10 @@
 r"""What a pretraining run and a whole study cost, at the demo, middle and paper scales.
 
-A network's accelerator throughput is the PUBLISHED ResNet-50 training throughput (NVIDIA
-DeepLearningExamples, TensorFlow ResNet-50 v1.5 README, TF 20.06, mixed precision + XLA, batch
-256 per GPU; `PUBLISHED`) scaled by ResNet-50's multiply-adds over the network's, both counted
-here (`multiply_adds`; batch norm, ReLU, pooling and additions, under 1%, left out); an
-evaluation image costs a third of a training image. FLOP scaling is optimistic for 32x32
-images (small convolutions keep an accelerator less busy, the input pipeline must deliver
-~10x more images/s): budget up to 2x. Runs are independent, so 8 GPUs train 8 at once
-(the paper's runs use the published 8-GPU figure: data-parallel). The middle preset's
-network is also timed on this CPU (official.training.Trainer on a synthetic batch).
+A network's throughput is the published ResNet-50 training throughput (`PUBLISHED`) scaled by
+the ratio of counted multiply-adds (README.md, "Three scales"; batch norm, ReLU, pooling and
+additions, under 1%, are left out). Runs are independent, so 8 GPUs train 8 at once; the
+paper's runs use the published 8-GPU figure (data-parallel). The middle preset's network is
+also timed on this CPU.
 
   python -m benchmarks.study_cost                      # the table, A100, CPU measurement
   python -m benchmarks.study_cost --gpu=v100 --measure_steps=0
@@ -36,7 +32,8 @@ flags.DEFINE_integer("measure_batch_size", 64, "Images per timed CPU step.")
 flags.DEFINE_integer("measure_steps", 5, "Timed CPU training steps (0: skip the measurement).")
 
 # Published ResNet-50 v1.5 training throughput (images/s), NVIDIA DeepLearningExamples,
-# TensorFlow/Classification/ConvNets/resnet50v1.5/README.md, mixed precision + XLA.
+# TensorFlow/Classification/ConvNets/resnet50v1.5/README.md (TF 20.06, mixed precision + XLA,
+# batch 256 per GPU).
 PUBLISHED = {
     "a100": {"name": "A100 40GB", "one": 2375.0, "eight": 17400.0},
     "v100": {"name": "V100 16GB", "one": 1270.0, "eight": 9510.0},
@@ -54,12 +51,12 @@ def multiply_adds(model: keras.Model) -> int:
     if isinstance(layer, keras.Model):
       total += multiply_adds(layer)
       continue
-    kernels = [w for w in layer.weights if w.path.endswith("kernel")]
     if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
       _, height, width, _ = layer.output.shape
       total += int(height) * int(width) * int(np.prod(layer.kernel.shape))
     else:
-      total += sum(int(np.prod(k.shape)) for k in kernels if len(k.shape) == 2)
+      total += sum(int(np.prod(w.shape)) for w in layer.weights
+                   if w.path.endswith("kernel") and len(w.shape) == 2)
   return total
 
 
@@ -115,10 +112,10 @@ def cost_table(gpu: str = "a100") -> list[dict]:
   """One row per scale: multiply-adds, scaled throughput, hours per run and per study."""
   published = PUBLISHED[gpu]
   reference = network_multiply_adds(config_lib.get_experiment("imagenet_resnet50"), 1000)
-  rows = []
   middle = config_lib.get_study("imagenet32")
   paper = config_lib.get_study("paper")
   finetune = config_lib.get_preset("finetune", "imagenet32")
+  rows = []
   for preset, study in (("imagenet32_resnet18", middle), ("imagenet64_resnet18", middle),
                         ("imagenet32_resnet50", middle), ("imagenet_resnet50", paper)):
     experiment = config_lib.get_experiment(preset)

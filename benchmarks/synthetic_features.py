@@ -16,12 +16,9 @@ def make_splits(sizes: dict, *, num_features: int = 2048, num_classes: int = 100
 
   Args:
     sizes: split name -> number of examples (classes balanced, order shuffled).
-    num_features: D.
-    num_classes: K.
     rank: dimension of the subspace holding the class structure.
     separation: spread of the class centres relative to the within-class spread.
-    noise: standard deviation of the isotropic noise in D dimensions.
-    seed: seed of everything.
+    noise: standard deviation of the isotropic noise in D = num_features dimensions.
 
   Returns:
     split name -> (features float32 [n, D], labels int64 [n]).

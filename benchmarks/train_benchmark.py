@@ -1,15 +1,12 @@
 r"""Training throughput: this project's train step against Keras' ResNet-50 and model.fit.
 
-All sides train a ResNet-50 v1 with softmax cross-entropy and SGD + Nesterov momentum on one
-synthetic float32 batch in one process: "baseline" keras.applications.ResNet50 with
-model.fit; "recipe" the same with Keras' weight decay and EMA (for reference); "project"
-official.training.trainer.Trainer, whose released network has a few percent more
-multiply-adds (stride on the 3x3 convolution) and whose step also does weight decay and EMA.
-
-The sides alternate in rounds after warm-up steps; each side's throughput is its median round,
-per wall-second and per CPU-second of this process (the machine may be shared). The verdict
-is the median of the rounds' wall-time ratios project / baseline (adjacent rounds share the
-load of other processes): exit status 1 below --min_ratio (2 for bad flags).
+Each side trains a ResNet-50 v1 with softmax cross-entropy and SGD + Nesterov momentum on one
+synthetic float32 batch: "baseline" keras.applications.ResNet50 + model.fit, "recipe" the same
+with Keras' weight decay and EMA, "project" official.training.trainer.Trainer (its network has
+a few percent more multiply-adds: stride on the 3x3 convolution; its step adds weight decay
+and EMA). The sides alternate in rounds; each side's throughput is its median round, per wall-
+and per CPU-second. Exit status 1 when the median of the rounds' project / baseline ratios is
+below --min_ratio, 2 for bad flags.
 
   python -m benchmarks.train_benchmark
   python -m benchmarks.train_benchmark --image_size=96 --batch_size=32 --steps=6
@@ -93,8 +90,7 @@ def main(argv):
                                  FLAGS.batch_size)}
   for _, run in sides.values():
     run(FLAGS.warmup_steps)
-  wall = {key: [] for key in sides}
-  cpu = {key: [] for key in sides}
+  wall, cpu = {key: [] for key in sides}, {key: [] for key in sides}
   for _ in range(FLAGS.rounds):
     for key, (_, run) in sides.items():
       start_wall, start_cpu = time.perf_counter(), time.process_time()

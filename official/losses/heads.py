@@ -28,11 +28,9 @@ def head_kernel_initializer() -> keras.initializers.Initializer:
 
 @_register
 class FinalLayerL2(keras.regularizers.Regularizer):
-  """Extra final-layer L2 penalty of paper eq. 4: `lambda_ * 0.5 * ||W||_F^2`.
+  """Extra final-layer L2 penalty of paper eq. 4: `lambda_ * 0.5 * ||W||_F^2` (released 0.5).
 
-  The head's `kernel_regularizer` (not found by variable name as in the released code), so it
-  appears in `model.losses`, on top of the global weight decay; the 0.5 is the released form
-  (`tf.nn.l2_loss`), which eq. 4 omits.
+  The head's `kernel_regularizer`, so it reaches `model.losses`, on top of the weight decay.
   """
 
   def __init__(self, lambda_=_default("extra_final_layer_l2", "lambda_")):
@@ -144,9 +142,6 @@ def sigmoid_head(num_classes, *, name="final_layer", dtype=None):
 
 
 def penultimate_dropout(keep_prob, *, name="penultimate_dropout", dtype=None):
-  """Penultimate dropout of paper eq. 3: in training `x -> x * xi / rho`, `xi ~ Bernoulli(rho)`.
-
-  Identity at inference. `keras.layers.Dropout(rate=1 - rho)` computes exactly this.
-  """
+  """Penultimate dropout of paper eq. 3: `Dropout(1 - rho)`, `x -> x * xi / rho` in training."""
   keep_prob = hyperparameters.check_keep_prob(keep_prob)
   return keras.layers.Dropout(rate=1.0 - keep_prob, name=name, dtype=dtype)

@@ -1,11 +1,8 @@
 """The objectives' released hyperparameters (one table) and their range checks.
 
-`RELEASED_DEFAULTS` is the only place where a default is written (docs/protocol.md §1): the
-loss classes, the heads, the registry and the binaries' help texts read it from here.
-
-Every check raises a one-line `ValueError` that names the parameter, the value it got and the
-valid range, and returns the value as a Python `float` (or `bool`/`int`) so that resolved
-hyperparameters are plain JSON values.
+`RELEASED_DEFAULTS` is the only place where a default is written (docs/protocol.md §1). Every
+check raises a one-line `ValueError` naming the parameter, its value and the valid range, and
+returns the value as a Python `float` (or `bool`/`int`), so resolved hyperparameters are JSON.
 """
 
 import math
@@ -29,11 +26,9 @@ RELEASED_DEFAULTS = {
     "squared_error": {"kappa": 9.0, "m": 60.0, "loss_scale": 10.0},          # eq. 9, released
 }
 
-# The tuning grids of the study's tuning mode (docs/protocol.md §3): objective -> keyword ->
-# values, every combination tried on the holdout. Paper §3 tuned each objective's
-# hyperparameters without listing the values searched here, so these grids are assumed
-# (docs/protocol.md §7): each spans its released (tuned) value by about a factor of two
-# either side. Objectives without a hyperparameter have one configuration.
+# The study's tuning grids, objective -> keyword -> values, every combination tried on the
+# holdout (docs/protocol.md §3); assumed, around the released values (docs/protocol.md §7.1,
+# item 3).
 TUNING_GRIDS = {
     "softmax": {},
     "label_smoothing": {"alpha": (0.05, 0.1, 0.2)},
@@ -130,11 +125,10 @@ def check_num_classes(num_classes) -> int:
 
 
 def tau_loss_factor(tau: float, scale_loss_by_tau: bool) -> float:
-  """Factor multiplying the tau-objectives' loss (paper §3.4 footnote 1).
+  """Factor of the tau-objectives' loss: tau if `scale_loss_by_tau` and tau < 0.05, else 1.
 
-  With `scale_loss_by_tau`, the loss is multiplied by tau when tau < 0.05, which keeps the
-  gradient with respect to the correct-class logit comparable across temperatures; for
-  tau >= 0.05 the paper trains without scaling, so the factor is 1.
+  Paper §3.4, footnote 1; it keeps the correct-class logit's gradient comparable across
+  temperatures.
   """
   if scale_loss_by_tau and tau < TAU_LOSS_SCALING_BELOW:
     return tau

@@ -8,12 +8,7 @@ L2_NORMALIZE_EPSILON = 1e-12
 
 
 def l2_normalize(x, axis: int = -1):
-  """Returns `x / max(||x||_2, sqrt(1e-12))` along `axis`.
-
-  The floor makes the value 0 (not NaN) at `x = 0` and keeps the gradient finite there: below
-  the floor the map is the linear `x * 1e6`, whose gradient is a constant. 16-bit inputs are
-  normalised in float32 and cast back.
-  """
+  """Returns `x / max(||x||_2, sqrt(1e-12))` along `axis`: 0 with a finite gradient at x = 0."""
   dtype = keras.backend.standardize_dtype(x.dtype)
   # 1e-12 underflows in float16; the normalisation runs in float32 for 16-bit inputs.
   if dtype in ("float16", "bfloat16"):

@@ -1,8 +1,7 @@
-"""One table `objective name -> hyperparameters and parts`; `get` and `get_objective`.
+"""One table `objective name -> loss and model-side parts`; `get` and `get_objective`.
 
-Each entry says which loss, head, penultimate transform and output transform the objective
-uses; its defaults are `hyperparameters.RELEASED_DEFAULTS`. Adding an objective is one entry
-there and one `ObjectiveDefinition` in `_DEFINITIONS`.
+Adding an objective is one entry in `hyperparameters.RELEASED_DEFAULTS` (its defaults) and one
+`ObjectiveDefinition` in `_DEFINITIONS`.
 """
 
 import dataclasses
@@ -75,8 +74,7 @@ _DEFINITIONS = {
 
 NAMES = tuple(_DEFINITIONS)
 ALIASES = {"mse": "squared_error"}
-# Released defaults (docs/protocol.md §1) plus the switches each objective accepts; a copy of
-# hyperparameters.RELEASED_DEFAULTS, so editing it changes nothing.
+# A copy of hyperparameters.RELEASED_DEFAULTS (editing it changes nothing).
 DEFAULT_HPARAMS = {name: dict(hyperparameters.RELEASED_DEFAULTS[name]) for name in NAMES}
 
 
@@ -126,10 +124,7 @@ class Objective:
     return self._definition.head(self.hparams, num_classes, name, dtype)
 
   def outputs(self, name="outputs", dtype=None) -> keras.layers.Layer:
-    """Layer mapping z to the logits used for prediction (argmax).
-
-    The loss takes z itself and applies the same transform inside (eqs. 6 and 7).
-    """
+    """Layer mapping z to the logits used for prediction; the loss applies it inside (eq. 6, 7)."""
     return self._definition.outputs(self.hparams, name, dtype)
 
   def get_config(self) -> dict:
@@ -161,19 +156,15 @@ MODEL_SIDE = {
 
 
 def get(name: str, **hparams) -> keras.losses.Loss:
-  """The loss of objective `name` (or alias), ready to call as `loss(labels, z)`.
-
-  The loss computes the objective's value from the head output z, so it can be passed to
-  `model.compile(loss=...)` of any Keras model:
+  """The loss of objective `name` (or alias), called as `loss(labels, z)` on the head output z:
 
   >>> import keras
   >>> from official import losses
   >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
   >>> model.compile(optimizer="sgd", loss=losses.get("label_smoothing", alpha=0.2))
 
-  For the objectives of MODEL_SIDE it warns that a model without their layers trains exactly as
-  softmax; build a whole objective with `get_objective` (README, "Using an objective in your own
-  Keras model").
+  For the objectives of MODEL_SIDE it warns that a model without their layers trains as softmax;
+  `get_objective` builds the whole objective.
   """
   objective = get_objective(name, **hparams)
   if objective.name in MODEL_SIDE:
