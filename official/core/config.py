@@ -322,8 +322,8 @@ class FinetuneConfig:
     return [(lr, wd) for lr in self.learning_rates for wd in self.weight_decays]
 
   def to_dict(self) -> dict[str, Any]:
-    return {f.name: (list(v) if isinstance(v, tuple) else v)
-            for f, v in ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()}
 
 
 # ---------------------------------------------------------------------------------------------
