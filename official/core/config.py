@@ -951,19 +951,18 @@ def _parse_literal(text: Any) -> Any:
   """A flag's string as the Python value it spells ("3" -> 3, "none" -> None); others as is."""
   if not isinstance(text, str):
     return text
-  lowered = text.strip().lower()
-  if lowered in ("none", "null"):
+  stripped = text.strip()
+  if stripped.lower() in ("none", "null"):
     return None
-  if lowered in ("true", "false"):
-    return lowered == "true"
+  if stripped.lower() in ("true", "false"):
+    return stripped.lower() == "true"
   try:
-    return ast.literal_eval(text.strip())
+    return ast.literal_eval(stripped)
   except (ValueError, SyntaxError):
     pass
-  inner = text.strip()
-  if inner.startswith("[") and inner.endswith("]"):
+  if stripped.startswith("[") and stripped.endswith("]"):
     # A list of bare words ("[softmax,mse]"), items parsed one by one.
-    return [_parse_literal(item.strip()) for item in _split_top_level(inner[1:-1])
+    return [_parse_literal(item.strip()) for item in _split_top_level(stripped[1:-1])
             if item.strip()]
   return text
 
