@@ -74,15 +74,11 @@ class DataConfig:
     dataset: an official.data.datasets spec ("demo_pretrain", "imagenet2012", "folder:/p").
     data_dir: TFDS data directory (None: TFDS's default).
     classes: optional class subset, as official.data.datasets.get takes it.
-    class_names: the names of the classes in label order (label k is class_names[k]), filled
-      by `resolve` from the dataset (sorted class-folder names for an image folder; None when
-      the dataset names none); a value given here must match the dataset's.
-    eval_split: split evaluated on every epoch (with the EMA weights).
-    train_examples: if set, only the first N examples of `train_split` are used.
-    eval_examples: if set, only the first N examples of `eval_split` are evaluated.
-    train_preprocess: official.data preprocessing of training images ("train": random crop
-      and flip, docs/protocol.md §3).
-    eval_preprocess: preprocessing of evaluation images ("eval": centre crop, docs/protocol.md §3).
+    class_names: the names of the classes in label order, filled by `resolve` from the
+      dataset (None when it names none); a value given here must match the dataset's.
+    train_examples, eval_examples: if set, only the first N examples of the split are used.
+    train_preprocess, eval_preprocess: official.data preprocessing ("train": random crop and
+      flip; "eval": centre crop; docs/protocol.md §3).
     crop_area_range: area fraction of the random training crop (released: 8%-100%).
   """
   dataset: str = "demo_pretrain"
