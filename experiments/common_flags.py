@@ -1,9 +1,5 @@
 """Flags every binary of experiments/ shares, defined once: --data_dir, --strategy, --tpu.
 
-  from experiments import common_flags
-  info = datasets.get(spec, data_dir=common_flags.DATA_DIR.value)
-  strategy = common_flags.strategy()
-
 A binary that imports this module has the three flags (and lists them in --help with
 `flags.adopt_module_key_flags(common_flags)`).
 """

@@ -85,12 +85,11 @@ def main(argv):
     info = datasets.get(name, data_dir=common_flags.DATA_DIR.value, classes=_CLASSES.value)
     # With --classes, the canonical spec ("<dataset>@<classes>") names the task.
     infos[info.name if _CLASSES.value is not None else name] = info
-  names = list(infos)
   strategy = common_flags.strategy()
   _, _, is_chief = distribute.worker_info(strategy)
   output_dir = _OUTPUT_DIR.value or os.path.join(network.model_dir, "finetune")
 
-  for name in names:
+  for name, info in infos.items():
     start = time.time()
     try:
       result = finetune.run(network.model_dir, name,
@@ -101,7 +100,6 @@ def main(argv):
     except loop.Preempted as e:
       print(f"preempted: {e}", flush=True)
       return
-    info = infos[name]
     result = dict(result, model=io.absolute(network.model_dir), **info.class_record())
     result["timings"] = dict(result["timings"], wall_seconds=time.time() - start)
     path = os.path.join(output_dir, datasets.result_name(name) + ".json")

@@ -44,8 +44,8 @@ flags.adopt_module_key_flags(common_flags)
 
 
 def begin(argv: Sequence[str]) -> None:
-  """Start of every main: no positional arguments; relative paths are the user's."""
-  # Under `bazel run`, relative paths are the user's, not the runfiles tree's.
+  """Start of every main: no positional arguments; relative paths are the user's (also
+  under `bazel run`, which starts in the runfiles tree)."""
   if os.environ.get("BUILD_WORKING_DIRECTORY"):
     os.chdir(os.environ["BUILD_WORKING_DIRECTORY"])
   if len(argv) > 1:

@@ -110,18 +110,14 @@ def caller_path(path: str) -> str:
   return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), path)
 
 
-def default_model_dir(experiment: str, resolved: config.ExperimentConfig) -> str:
-  return os.path.join("runs", experiment,
-                      f"{resolved.objective.name}-seed{resolved.train.seed}")
-
-
 def main(argv):
   if len(argv) > 1:
     raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   start = time.time()
   resolved = config.resolve(build_config())
   strategy = common_flags.strategy()
-  model_dir = caller_path(_MODEL_DIR.value or default_model_dir(_EXPERIMENT.value, resolved))
+  model_dir = caller_path(_MODEL_DIR.value or os.path.join(
+      "runs", _EXPERIMENT.value, f"{resolved.objective.name}-seed{resolved.train.seed}"))
   print(f"model_dir: {model_dir}", flush=True)
   try:
     metrics = trainer.train(resolved, model_dir, strategy,

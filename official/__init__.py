@@ -8,8 +8,6 @@ Less Transferable Features?" (NeurIPS 2021). One sub-package per stage of the st
 
 from official.core import native_logging as _native_logging
 
-# TensorFlow's C++ start-up lines (CUDA probing, oneDNN, CPU features; a spurious cuInit error on
-# CPU-only machines) hide the project's own output: kept off unless TF_CPP_MIN_LOG_LEVEL says
-# otherwise (TF_CPP_MIN_LOG_LEVEL=0 shows them). Effective when `official` is imported before
-# TensorFlow, which is why every binary imports official.core.native_logging first.
+# TensorFlow's C++ start-up lines kept off the console (TF_CPP_MIN_LOG_LEVEL=0 shows them);
+# effective when `official` is imported before TensorFlow, as every binary does.
 _native_logging.install()

@@ -1,20 +1,15 @@
 """The one config schema of the project: its sections, one preset registry, overrides.
 
-Sections: model, data, objective and train make up an `ExperimentConfig` (one pretraining
-run, <model_dir>/config.json); `FinetuneConfig` is the fine-tuning grid search (paper
-Table 2), `StudyConfig` what a study runs. `PRESETS[section][name]` holds the presets
-(`get_preset`, `get_experiment`, `get_study`; each preset's docstring says what it is);
-`override(config, {"train.epochs": 3})` and `parse_params_override("train.epochs=3")` change
-any of them. The module also names the files of a pretraining run directory (CONFIG_FILE,
-CHECKPOINT_DIR, EXPORT_DIR, METRICS_FILE) and holds their one reader, `read_run_config`.
-Study presets have `_tuning` variants (`tuning_study`): every objective's hyperparameters
-(and learning rate, in a grid with LEARNING_RATE) and early-stopping epoch tuned on the
-holdout, written to the tuning.json a final study takes (`tuned`). It sits low in the import
-graph (official.data is imported only inside `resolve`).
+`ExperimentConfig` (model, data, objective, train) is one pretraining run, stored as
+<model_dir>/config.json (`read_run_config`); `FinetuneConfig` is the fine-tuning grid search
+(paper Table 2) and `StudyConfig` what a study runs, with `_tuning` variants (`tuning_study`).
+`PRESETS[section][name]` holds the presets; `override` and `parse_params_override` change
+any config. official.data is imported only inside `resolve`.
 """
 
 import ast
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -29,8 +24,7 @@ from official import losses
 from official.core import io
 from official.modeling import resnet
 
-# A pretraining run directory (official.training.trainer writes it, experiments/train names
-# it --model_dir):
+# The files of a pretraining run directory (official.training.trainer writes it):
 CONFIG_FILE = "config.json"  # to_dict of the resolved ExperimentConfig
 CHECKPOINT_DIR = "checkpoints"  # tf.train.CheckpointManager's ckpt-N files
 EXPORT_DIR = os.path.join("export", "saved_model")  # SavedModel of the EMA weights
@@ -80,15 +74,11 @@ class DataConfig:
     dataset: an official.data.datasets spec ("demo_pretrain", "imagenet2012", "folder:/p").
     data_dir: TFDS data directory (None: TFDS's default).
     classes: optional class subset, as official.data.datasets.get takes it.
-    class_names: the names of the classes in label order (label k is class_names[k]), filled
-      by `resolve` from the dataset (sorted class-folder names for an image folder; None when
-      the dataset names none); a value given here must match the dataset's.
-    eval_split: split evaluated on every epoch (with the EMA weights).
-    train_examples: if set, only the first N examples of `train_split` are used.
-    eval_examples: if set, only the first N examples of `eval_split` are evaluated.
-    train_preprocess: official.data preprocessing of training images ("train": random crop
-      and flip, docs/protocol.md §3).
-    eval_preprocess: preprocessing of evaluation images ("eval": centre crop, docs/protocol.md §3).
+    class_names: the names of the classes in label order, filled by `resolve` from the
+      dataset (None when it names none); a value given here must match the dataset's.
+    train_examples, eval_examples: if set, only the first N examples of the split are used.
+    train_preprocess, eval_preprocess: official.data preprocessing ("train": random crop and
+      flip; "eval": centre crop; docs/protocol.md §3).
     crop_area_range: area fraction of the random training crop (released: 8%-100%).
   """
   dataset: str = "demo_pretrain"
@@ -140,37 +130,23 @@ class ObjectiveConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-  """Optimisation and the training loop (docs/protocol.md §3).
+  """Optimisation and the training loop (docs/protocol.md §3: schedule, EMA, early stopping).
 
   Attributes:
     seed: seeds the initialisation, dropout and the data order of every epoch.
-    batch_size: the global batch, split evenly across replicas.
-    base_learning_rate: learning rate per 256 examples; the peak is
-      base_learning_rate * batch_size / 256 (linear scaling rule) ...
-    learning_rate: ... unless this absolute peak learning rate is given.
-    warmup_epochs: linear warm-up from 0 to the peak, then cosine decay to 0.
-    momentum, nesterov: SGD momentum, Nesterov's if `nesterov`.
-    weight_decay: the coefficient c of the penalty c * 0.5 * ||v||^2 summed over every
-      convolution and dense kernel (not batch-norm parameters, not biases).
-    ema_decay: decay of the exponential moving average of the weights used for evaluation
-      and export.
-    ema_warmup: if True the decay at step t is min(ema_decay, (1 + t) / (10 + t)), so the
-      average does not remember the initialisation in short runs.
-    mixed_precision: bfloat16 computation (keras "mixed_bfloat16"), head and loss in float32.
-    sync_batch_norm: batch-norm statistics over the global batch (all replicas) instead of
-      each replica's part; needed for results independent of the number of replicas.
-    jit_compile: compile the per-replica forward and backward pass with XLA.
-    deterministic: deterministic TF ops (tf.config.experimental.enable_op_determinism), so a
-      resumed run reproduces an uninterrupted one.
+    base_learning_rate: learning rate per 256 examples of the global batch (linear scaling
+      rule), unless `learning_rate` gives the absolute peak.
+    weight_decay: c of the penalty c * 0.5 * ||v||^2 over every convolution and dense kernel.
+    ema_warmup: the EMA decay at step t is min(ema_decay, (1 + t) / (10 + t)).
+    mixed_precision: bfloat16 computation, head and loss in float32.
+    sync_batch_norm: batch-norm statistics over the global batch, not each replica's part.
+    deterministic: deterministic TF ops, so a resumed run reproduces an uninterrupted one.
     steps_per_loop: training steps per call of the compiled loop (between host checks).
-    log_every_steps: console line and TensorBoard scalars every N steps.
     checkpoint_every_steps: periodic checkpoint every N steps (0: only at epoch ends).
     eval_every_epochs: evaluate every N epochs (and always after the last).
-    select_best_epoch: early stopping on the evaluation split (docs/protocol.md §3): keep the
-      EMA weights of the evaluated epoch of highest top-1 (ties: the earlier) and export
-      those; metrics.json records the top-1 of every evaluated epoch and the one selected.
+    select_best_epoch: export the EMA weights of the evaluated epoch of highest top-1.
     stop_after_epochs: end the run after this many epochs of the `epochs`-epoch schedule
-      (an early-stopped run; 0: train all `epochs`).
+      (0: train all `epochs`).
     class_separation_examples: the first N examples of the evaluation split, on which the
       class separation R^2 (docs/protocol.md §6) of the penultimate features is measured.
   """
@@ -267,9 +243,6 @@ GRID_SIZE = 7
 
 def log_spaced(low: float, high: float, num: int = GRID_SIZE) -> tuple[float, ...]:
   """`num` values low * (high / low)^(i / (num - 1)), i = 0..num-1 (both ends included)."""
-  if not 0 < low < high or num < 2:
-    raise ValueError(f"log-spaced grid: need 0 < low < high and num >= 2, got low={low}, "
-                     f"high={high}, num={num}")
   return tuple(float(v) for v in np.logspace(math.log10(low), math.log10(high), num))
 
 
@@ -283,8 +256,7 @@ class FinetuneConfig:
     schedule: "cosine" (decay from lr to 0 over `steps`) or "constant".
     bn_momentum_epochs: E in the batch-norm momentum max(1 - E / s, min_bn_momentum).
     min_bn_momentum: the floor of the batch-norm momentum.
-    sync_batch_norm: batch-norm statistics over the global batch (all replicas) instead of
-      each replica's part, so the result does not depend on the number of replicas.
+    sync_batch_norm: batch-norm statistics over the global batch, not each replica's part.
     image_size: side S of the network's input; None: the pretrained network's own.
     seed: seeds the head's initialisation and the data order of every epoch.
     checkpoint_every_steps: checkpoint every N steps (and at the end of training).
@@ -346,8 +318,8 @@ class FinetuneConfig:
     return [(lr, wd) for lr in self.learning_rates for wd in self.weight_decays]
 
   def to_dict(self) -> dict[str, Any]:
-    return {f.name: (list(v) if isinstance(v, tuple) else v)
-            for f, v in ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,8 +377,7 @@ class StudyConfig:
   pretrain_dataset: Optional[str] = None
   pretrain_classes: Optional[str] = None
   # Table 4: cosine softmax temperatures (empty: not run). With `temperature_scale_loss` the
-  # sweep's runs multiply the loss by tau for tau < 0.05 (paper §3.4, footnote 1; the
-  # objective's `scale_loss_by_tau`), as the paper did because training was unstable otherwise.
+  # runs below tau = 0.05 multiply the loss by tau (paper §3.4, footnote 1).
   temperature_sweep: tuple = ()
   temperature_seeds: tuple = (0,)
   temperature_scale_loss: bool = True
@@ -430,12 +401,10 @@ class StudyConfig:
   analysis_examples: int = 1280
   relearn_head: bool = True
   # Figure 6: held-out examples per class of the analysis split that score both heads, the
-  # new head trained on the rest (paper: 10 per class of ImageNet's validation set; the demo's
-  # 5 per class hold out ~19% of its 1,280 examples).
+  # new head trained on the rest.
   relearn_test_per_class: int = 5
   # Minibatch CKA (Figure 2): the first `cka_examples` of the analysis split in minibatches of
-  # `cka_batch_size`, `cka_passes` passes, each after the first in a seeded random order
-  # (paper: all 50,000 ImageNet validation images, minibatches of 1,500, 10 passes).
+  # `cka_batch_size`, `cka_passes` passes, each after the first in a seeded random order.
   cka_examples: int = 1024
   cka_batch_size: int = 256
   cka_passes: int = 1
@@ -443,25 +412,20 @@ class StudyConfig:
   # Deterministic ops: a killed and resumed study reproduces an uninterrupted one exactly.
   deterministic: bool = True
   # The tuning mode (docs/protocol.md §3): `tune` pretrains every configuration of each
-  # objective's grid (`tuning_grid`: objective -> keyword -> values, every combination; None:
-  # losses.hyperparameters.TUNING_GRIDS) x seeds on a holdout preset, and writes tuning.json
-  # (official.study.driver.tuning_results) instead of evaluating transfer.
+  # objective's grid (`tuning_grid`: objective -> keyword -> values; None:
+  # losses.hyperparameters.TUNING_GRIDS) x seeds and writes tuning.json instead of transfer.
   tune: bool = False
   tuning_grid: Optional[dict] = None
-  # A final study's tuned settings, tuning.json's choices (official.study.driver.read_tuning):
-  # run variant (an objective, or a sweep temperature's `cosine_softmax_tau0.01`) ->
-  # {"hparams", "epoch", "schedule_epochs"}. Each of its runs trains with those hyperparameters
-  # (hparam_override) and, if "epoch" is given, stops after that epoch of that schedule.
+  # A final study's tuning.json choices (official.study.driver.read_tuning): run variant ->
+  # {"hparams", "epoch", "schedule_epochs"}, its runs' hyperparameters and early stop.
   tuned: dict = dataclasses.field(default_factory=dict)
   # Infrastructure (not part of any result).
   data_dir: Optional[str] = None
   strategy: str = "default"
 
   def runs(self) -> list[Run]:
-    """The pretraining grid: objectives x seeds, then the temperature sweep (cosine softmax
-    at each tau of `temperature_sweep`, with `scale_loss_by_tau` = temperature_scale_loss
-    below 0.05).
-    Tuning (`tune`): every configuration of `tuning_sets` x seeds."""
+    """The pretraining grid: objectives x seeds, then the temperature sweep; when tuning,
+    every configuration of `tuning_sets` x seeds."""
     if self.tune:
       return list(dict.fromkeys(
           dataclasses.replace(run, seed=seed) for configurations in self.tuning_sets().values()
@@ -532,22 +496,10 @@ class StudyConfig:
 # Presets.
 
 def demo() -> ExperimentConfig:
-  """The embedded demo: 32x32 generated images, a ResNet-10, 2 epochs (docs/protocol.md §7.3).
+  """The embedded demo: 32x32 generated images, a ResNet-10, 2 epochs on two CPU cores.
 
-  Sized for two CPU cores, where a study trains 28 of these (measured there, softmax):
-  - network: one basic block per group, 1/8 width (64 features), 3x3/2 stem (block1 at
-    16x16): ~20 s for 2 epochs and 52% top-1; a 3x3/1 stem reached 22% in the same time.
-    A faint background texture was read at chance (13-16%) at 1/8 and 1/4 width alike, and
-    the shape's fill pattern nearly so at every layer, trained or not; the nuisance task,
-    demo_size, asks for the shape's size instead (official/data/demo.py).
-  - optimisation: batch 128, 0.4 per 256 (peak 0.2) after 0.2 epochs of warm-up, EMA 0.98;
-    a higher learning rate helped softmax but stalled or diverged squared error and cosine
-    softmax. Evaluation after every epoch shows how far from its plateau a run ends (2
-    epochs: far; softmax 44% top-1 in 2 epochs, 92% in 8 and still +5.6 points over their
-    last quarter; `demo_long` trains 8).
-  - crops keep 50-100% of the area (the 8% floor cuts most of a 32x32 shape away).
-  - squared error (paper eq. 9): loss_scale = 1/K and M = 6 instead of the released 10 and
-    60, which diverge or stall in so few steps (3 epochs: 15% top-1 at M = 60, 58% at M = 6).
+  Its network, optimisation, crops and squared-error hyperparameters (loss_scale = 1/K,
+  M = 6) and the reason for each: docs/protocol.md §7.3, items 20-23.
   """
   return ExperimentConfig(
       model=ModelConfig(depth=18, block_counts=(1, 1, 1, 1), width_multiplier=0.125,
@@ -582,25 +534,22 @@ def imagenet_resnet50() -> ExperimentConfig:
           class_separation_examples=10_000))
 
 
-# The middle scale: downsampled ImageNet on one GPU (benchmarks/study_cost.py derives the cost
-# figures quoted below; README "Three scales").
+# The middle scale: downsampled ImageNet on one GPU (README "Three scales").
 IMAGENET32_EPOCHS = 30
 IMAGENET32_TEMPERATURES = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08)
 
 
 def imagenet32_resnet18() -> ExperimentConfig:
-  """ImageNet downsampled to 32x32, a ResNet-18: the paper's recipe on one GPU (README
-  "Three scales", docs/protocol.md §7.4).
+  """ImageNet downsampled to 32x32, a ResNet-18: the paper's recipe on one GPU
+  (docs/protocol.md §7.4, items 30-32).
 
   - network: ResNet-18 at full width with the 3x3/1 stem, so block1 works at 32x32 as the
-    paper's ResNet-50 at 56x56: 0.56 G multiply-adds per image, 0.137 of ResNet-50's.
+    paper's ResNet-50 at 56x56.
   - the paper's schedule shape at global batch 1024 (peak 0.4), so the EMA's ~10,000-step
     horizon spans ~8 of 30 epochs (the paper's ~32 of 90); warm-up 2 epochs (5 of 90 scaled).
-  - 30 epochs, so the 35 runs of study_imagenet32 train in ~22 h on one A100 at the
-    FLOP-scaled throughput of benchmarks/study_cost.py (budget up to twice that: small images
-    keep an accelerator less busy); Chrabaszcz et al. (2017) trained 40.
-  - crops of 25-100% of the area (8% removes most of a 32x32 object; not tuned).
-  - the released ImageNet hyperparameters and cosine softmax head, as `imagenet_resnet50`.
+  - 30 epochs, so the 35 runs of study_imagenet32 fit a day on one A100
+    (benchmarks/study_cost.py); Chrabaszcz et al. (2017) trained 40.
+  - crops of 25-100% of the area; the released hyperparameters and cosine softmax head.
   """
   return ExperimentConfig(
       model=ModelConfig(depth=18, width_multiplier=1.0, small_input_stem=True,
@@ -631,25 +580,12 @@ def imagenet32_resnet50() -> ExperimentConfig:
   return config
 
 
-def _holdout_variant(preset: Callable[[], ExperimentConfig]) -> Callable[[], ExperimentConfig]:
-  """The tuning variant of a preset: train -> validation (held-out training examples)."""
-
-  def variant() -> ExperimentConfig:
-    config = preset()
-    config.data.train_split = "train"
-    config.data.eval_split = "validation"
-    return config
-
-  variant.__name__ = preset.__name__ + "_holdout"
-  variant.__doc__ = f"`{preset.__name__}` on the tuning split: train -> the holdout."
-  return variant
-
-
-demo_holdout = _holdout_variant(demo)
-imagenet_resnet50_holdout = _holdout_variant(imagenet_resnet50)
-imagenet32_resnet18_holdout = _holdout_variant(imagenet32_resnet18)
-imagenet64_resnet18_holdout = _holdout_variant(imagenet64_resnet18)
-imagenet32_resnet50_holdout = _holdout_variant(imagenet32_resnet50)
+def _holdout(preset: Callable[[], ExperimentConfig]) -> ExperimentConfig:
+  """`preset` on the tuning split: train -> validation (held-out training examples)."""
+  config = preset()
+  config.data.train_split = "train"
+  config.data.eval_split = "validation"
+  return config
 
 
 def finetune_paper() -> FinetuneConfig:
@@ -675,16 +611,12 @@ def finetune_imagenet32() -> FinetuneConfig:
 # The demo's transfer tasks (docs/protocol.md §7.3, item 19).
 DEMO_TRANSFER = ("demo_size", "demo_novel_shapes", "demo_digits")
 
-
-# Table 4's temperatures in the demo: five, the fewest for which Spearman's exact test can
-# reach p < 0.05 (n = 5: only at |rho| = 1, p = 0.017), spanning the paper's 0.01-0.08.
+# Table 4's temperatures in the demo: the fewest for a rank test at p < 0.05 (item 28).
 DEMO_TEMPERATURES = (0.01, 0.02, 0.04, 0.06, 0.08)
 
 # The demo's base learning rate (per 256 examples) and hyperparameters per objective and per
-# sweep temperature (demo's and demo_long's): chosen on demo_holdout by `reproduce
-# --experiment=demo_tuning`, holdout top-1 at the best of 2 epochs, seed 0 (DEMO_TUNING_GRID;
-# docs/protocol.md §7.3), as the released hyperparameters are the paper's tuning's choices.
-# The chosen epoch is not taken: the demo trains its 2 epochs, demo_long 8.
+# sweep temperature, chosen by `reproduce --experiment=demo_tuning` (DEMO_TUNING_GRID); the
+# chosen epoch is not taken (docs/protocol.md §7.3, item 21a).
 DEMO_TUNED = {
     "softmax": {LEARNING_RATE: 0.4}, "label_smoothing": {"alpha": 0.1, LEARNING_RATE: 0.4},
     "sigmoid": {LEARNING_RATE: 0.4},
@@ -721,14 +653,21 @@ def study_demo(quick: bool = False) -> StudyConfig:
 
 
 def study_demo_long() -> StudyConfig:
-  """The demo at more nearly the length the question needs (docs/protocol.md §7): 8 epochs
-  per run, 4 seeds per objective (seed sets {0, 1} and {2, 3}) and the paper's eight
-  temperatures (0.01-0.08) with 2 seeds each (seed sets {0}, {1}). 52 runs: 57 min 12 s on
-  2 idle CPU cores (measured, clean clone)."""
+  """The demo at 8 epochs, 4 seeds per objective and the paper's eight temperatures x 2
+  seeds: 52 runs, about an hour on 2 CPU cores (docs/protocol.md §7.3, item 28c)."""
   return dataclasses.replace(
       study_demo(), experiment="demo_long", seeds=(0, 1, 2, 3),
       pretrain_overrides={"train.epochs": 8},
       temperature_sweep=IMAGENET32_TEMPERATURES, temperature_seeds=(0, 1))
+
+
+# The paper's transfer datasets (Tables 1 and 2).
+PAPER_TRANSFER = ("food101", "cifar10", "cifar100", "birdsnap", "sun397", "cars196", "pets",
+                  "flowers")
+# The paper's representation analysis on 50,000 images of ImageNet (docs/protocol.md §6).
+_PAPER_ANALYSIS = dict(class_separation_examples=50_000, analysis_examples=50_000,
+                       cka_examples=50_000, cka_batch_size=1500, cka_passes=10,
+                       relearn_test_per_class=10)
 
 
 def study_paper() -> StudyConfig:
@@ -736,16 +675,9 @@ def study_paper() -> StudyConfig:
   one run is ~a day on 8 V100s or hours on a TPU pod."""
   return StudyConfig(
       experiment="paper", seeds=tuple(range(8)), pretrain_experiment="imagenet_resnet50",
-      temperature_seeds=(0, 1, 2),
-      transfer_datasets=("food101", "cifar10", "cifar100", "birdsnap", "sun397", "cars196",
-                         "pets", "flowers"),
-      finetune_experiment="paper",
-      finetune_datasets=("food101", "cifar10", "cifar100", "birdsnap", "sun397", "cars196",
-                         "pets", "flowers"),
-      finetune_seeds=(0, 1, 2), feature_batch_size=512,
-      class_separation_split="train", class_separation_examples=50_000,
-      analysis_split="test", analysis_examples=50_000, cka_examples=50_000,
-      cka_batch_size=1500, cka_passes=10, relearn_test_per_class=10)
+      temperature_seeds=(0, 1, 2), transfer_datasets=PAPER_TRANSFER,
+      finetune_experiment="paper", finetune_datasets=PAPER_TRANSFER, finetune_seeds=(0, 1, 2),
+      feature_batch_size=512, **_PAPER_ANALYSIS)
 
 
 def study_imagenet32() -> StudyConfig:
@@ -758,15 +690,12 @@ def study_imagenet32() -> StudyConfig:
       temperature_sweep=IMAGENET32_TEMPERATURES, temperature_seeds=(0,),
       transfer_datasets=("cifar10", "cifar100"), finetune_experiment="imagenet32",
       finetune_datasets=("cifar10", "cifar100"), finetune_seeds=(0,), feature_batch_size=1000,
-      class_separation_split="train", class_separation_examples=50_000,
-      analysis_split="test", analysis_examples=50_000, cka_examples=50_000,
-      cka_batch_size=1500, cka_passes=10, relearn_test_per_class=10)
+      **_PAPER_ANALYSIS)
 
 
-# The demo's tuning grid (docs/protocol.md §7.3): two values per hyperparameter, the demo
-# preset's first, each with base learning rates 0.1 and the demo's 0.4 per 256; cosine softmax
-# also 1.6 and 6.4 (its rates are every sweep temperature's too; each was added when the rate
-# below it, then the grid's edge, won for the loss-scaled temperatures).
+# The demo's tuning grid (docs/protocol.md §7.3, item 21a): two values per hyperparameter,
+# the demo preset's first, each with base learning rates 0.1 and 0.4 per 256; cosine softmax's
+# (and so every sweep temperature's) also 1.6 and 6.4.
 DEMO_TUNING_GRID = {name: {LEARNING_RATE: (0.1, 0.4), **grid} for name, grid in {
     "softmax": {}, "label_smoothing": {"alpha": (0.1, 0.2)}, "sigmoid": {},
     "extra_final_layer_l2": {"lambda_": (8e-4, 1.6e-3)}, "dropout": {"keep_prob": (0.7, 0.9)},
@@ -793,15 +722,13 @@ def tuning_study(final: StudyConfig, holdout: str, seeds: tuple,
 # The preset registry: section -> name -> a function returning a fresh config.
 
 PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
-    "experiment": {"demo": demo, "demo_holdout": demo_holdout,
-                   "imagenet_resnet50": imagenet_resnet50,
-                   "imagenet_resnet50_holdout": imagenet_resnet50_holdout,
-                   "imagenet32_resnet18": imagenet32_resnet18,
-                   "imagenet32_resnet18_holdout": imagenet32_resnet18_holdout,
-                   "imagenet64_resnet18": imagenet64_resnet18,
-                   "imagenet64_resnet18_holdout": imagenet64_resnet18_holdout,
-                   "imagenet32_resnet50": imagenet32_resnet50,
-                   "imagenet32_resnet50_holdout": imagenet32_resnet50_holdout},
+    # Each pretraining preset, then its tuning variant `<name>_holdout`.
+    "experiment": {
+        name: preset
+        for base in (demo, imagenet_resnet50, imagenet32_resnet18, imagenet64_resnet18,
+                     imagenet32_resnet50)
+        for name, preset in ((base.__name__, base),
+                             (f"{base.__name__}_holdout", functools.partial(_holdout, base)))},
     "finetune": {"paper": finetune_paper, "demo": finetune_demo,
                  "imagenet32": finetune_imagenet32},
     "study": {"demo": study_demo, "demo_long": study_demo_long, "paper": study_paper,
@@ -1020,19 +947,18 @@ def _parse_literal(text: Any) -> Any:
   """A flag's string as the Python value it spells ("3" -> 3, "none" -> None); others as is."""
   if not isinstance(text, str):
     return text
-  lowered = text.strip().lower()
-  if lowered in ("none", "null"):
+  stripped = text.strip()
+  if stripped.lower() in ("none", "null"):
     return None
-  if lowered in ("true", "false"):
-    return lowered == "true"
+  if stripped.lower() in ("true", "false"):
+    return stripped.lower() == "true"
   try:
-    return ast.literal_eval(text.strip())
+    return ast.literal_eval(stripped)
   except (ValueError, SyntaxError):
     pass
-  inner = text.strip()
-  if inner.startswith("[") and inner.endswith("]"):
+  if stripped.startswith("[") and stripped.endswith("]"):
     # A list of bare words ("[softmax,mse]"), items parsed one by one.
-    return [_parse_literal(item.strip()) for item in _split_top_level(inner[1:-1])
+    return [_parse_literal(item.strip()) for item in _split_top_level(stripped[1:-1])
             if item.strip()]
   return text
 

@@ -1,16 +1,13 @@
 """Files on any TensorFlow filesystem: local paths, `gs://`, `ram://` and the rest alike.
 
-Every file the project reads or writes goes through these helpers or `tf.io.gfile`, so a model
-directory or study workdir on Cloud Storage behaves as one on local disk.
-
-Atomic writes (`atomic_write_*`) write a temporary file in the destination's folder and rename
-it over the destination, so a reader sees the old file or the new one, whole (on `gs://` a crash
-can leave a temporary ".<name>...tmp" behind: `is_temporary`).
+Atomic writes (`atomic_write_*`) rename a temporary file of the destination's folder over the
+destination, so a reader sees the old file or the new one, whole (`is_temporary` names what a
+crash on `gs://` can leave behind).
 
 `ram://` answers `exists`, `isdir` and `listdir` by name prefix ("x/a" seems to exist while only
 "x/a.tmp/f" does), renames only the one entry named and fails to delete folders it never
 created; the functions here answer exactly there too (a folder counts when created with
-`makedirs`) and move and delete folders file by file, so callers need no special case.
+`makedirs`) and move and delete folders file by file.
 """
 
 import errno
@@ -188,7 +185,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
   """Writes `data` to `path` through a temporary file in the same folder and a rename."""
   path = absolute(path)
   directory = dirname(path)
-  tf.io.gfile.makedirs(directory)
+  makedirs(directory)
   tmp = join(directory, f".{posixpath.basename(path)}.{uuid.uuid4().hex[:12]}{_TMP_SUFFIX}")
   try:
     if is_remote(path):

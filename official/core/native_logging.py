@@ -1,8 +1,6 @@
 """TensorFlow's C++ start-up lines, kept off the console unless asked for.
 
-Loading TensorFlow prints native log lines on stderr before any Python code can configure
-logging (`Could not find cuda drivers`, `cpu_feature_guard` ...), which read as errors.
-`install()`, run when `official` is imported, defaults `TF_CPP_MIN_LOG_LEVEL` to 3 and, since
+`install()`, run when `official` is imported, defaults `TF_CPP_MIN_LOG_LEVEL` to 3 and, as
 the lines written while `tensorflow` itself loads ignore it, captures file descriptor 2 during
 that one import and writes back all but the native lines below the level (everything after a
 failed import). A level set by the user wins (0: nothing is filtered).
