@@ -121,15 +121,12 @@ class LeaseTable:
       return True
     return record.get("host") == self.host and not _pid_alive(int(record.get("pid", -1)))
 
-  def _new_record(self, key: str) -> dict:
-    return {"key": key, "token": uuid.uuid4().hex, "owner": self.owner, "host": self.host,
-            "pid": os.getpid(), "acquired": time.time(), "heartbeat": time.time()}
-
   def try_acquire(self, key: str) -> Optional[Lease]:
     """A lease on `key` if no live process holds one, else None."""
     path = self.path(key)
     io.makedirs(io.dirname(path))
-    record = self._new_record(key)
+    record = {"key": key, "token": uuid.uuid4().hex, "owner": self.owner, "host": self.host,
+              "pid": os.getpid(), "acquired": time.time(), "heartbeat": time.time()}
     data = json.dumps(record, sort_keys=True).encode("utf-8")
     if self.exclusive_create and _create_exclusive(path, data):
       return Lease(self, key, path, record)
