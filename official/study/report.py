@@ -510,8 +510,7 @@ def write(workdir: str) -> str:
     sections.append("Too few objectives with both class separation and transfer results for "
                     "a rank correlation.")
   else:
-    relation = ("negative, as in the paper" if rho < 0 else
-                "not negative, unlike the paper")
+    relation = "negative, as in the paper" if rho < 0 else "not negative, unlike the paper"
     significance = "significant" if p < 0.05 else "not significant"
     sections.append(
         f"Spearman's rank correlation between penultimate-layer class separation and mean "
