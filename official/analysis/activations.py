@@ -1,9 +1,6 @@
-"""Activations as matrices: the common input of CKA, class separation and sparsity.
-
-A layer's activations on n examples arrive as a NumPy array or an eager tensor [n, ...]; every
-example is one vector, so convolutional activations are flattened to [n, h * w * c] (as the
-paper's Figures 2 and 4 do).
-"""
+"""Activations [n, ...] (NumPy arrays or eager tensors) as checked arrays and [n, features]
+matrices, convolutional ones flattened as in paper Figures 2 and 4: the common input of CKA,
+class separation and sparsity."""
 
 from typing import Any
 

@@ -1,18 +1,14 @@
 """Linear CKA (paper eq. 10) and minibatch CKA of unbiased HSIC1 (docs/protocol.md §6).
 
-`linear_cka` uses the feature-space form ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) or the Gram
-form <K_c, L_c> / (||K_c||_F ||L_c||_F), whichever is cheaper; with debiased=True it replaces
-<K_c, L_c> by HSIC1 (Song et al. 2012), which is unchanged when a constant is added to every
-row of X.
-
-`MinibatchCKA` U-centres each layer's Gram matrix once per minibatch (Szekely & Rizzo 2014):
+`linear_cka` takes the feature-space or the Gram form, whichever is cheaper; debiased, it
+replaces <K_c, L_c> by HSIC1 (Song et al. 2012). `MinibatchCKA` U-centres each layer's Gram
+matrix once per minibatch (Szekely & Rizzo 2014):
 
   K_U[i, j] = K~[i, j] - (1/(n-2)) sum_l K~[i, l] - (1/(n-2)) sum_l K~[l, j]
               + (1/((n-1)(n-2))) sum_{k,l} K~[k, l]  (i != j),   K_U[i, i] = 0,
 
-for which <K_U, L_U> / (n (n-3)) = HSIC1(K, L) exactly, so stacking the flattened K_U of all
-layers as the rows of G gives every HSIC1 of the minibatch as G G^T. Its accumulators are
-sums, so replicas and hosts combine by addition.
+for which <K_U, L_U> / (n (n-3)) = HSIC1(K, L) exactly: with the flattened K_U of all layers
+as the rows of G, G G^T holds every HSIC1 of the minibatch.
 """
 
 from concurrent import futures
@@ -130,10 +126,8 @@ def _flatten(activations: Any, name: str) -> tf.Tensor:
 
 
 def _hsic_matrix(grams: tf.Tensor) -> tf.Tensor:
-  """[L, L] HSIC1 between all layers from their float64 Grams [L, n, n] (module docstring).
-
-  U-centring removes what centring the activations would, so they are used as they are.
-  """
+  """[L, L] HSIC1 between all layers from their float64 Grams [L, n, n] (module docstring);
+  U-centring makes centring the activations unnecessary."""
   count = tf.cast(tf.shape(grams)[1], tf.float64)
   zeros = tf.zeros(tf.shape(grams)[:2], tf.float64)
   grams = tf.linalg.set_diag(grams, zeros)
@@ -154,11 +148,11 @@ _BLAS = threadpoolctl.ThreadpoolController()
 
 
 def _numpy_grams(layers: Sequence[tf.Tensor]) -> np.ndarray:
-  """[L, n, n] float64 Grams X X^T of eager layers [n, features], one BLAS call per layer.
+  """[L, n, n] float64 Grams X X^T of eager layers [n, features].
 
-  NumPy's x @ x.T is a symmetric rank-k update: half the products of a general matrix
-  product. Each call is single-threaded, the layers spread over Python threads: BLAS worker
-  threads would busy-wait between calls, starving TensorFlow's on a loaded machine.
+  NumPy's x @ x.T is a symmetric rank-k update (half a matrix product's work); each runs on
+  one BLAS thread, the layers on Python threads, as idle BLAS threads busy-wait and would
+  starve TensorFlow's.
   """
   def gram(a):
     x = np.asarray(a, np.float64)

@@ -1,23 +1,15 @@
 """Class separation R^2 (paper eq. 11) in linear time (docs/protocol.md §6).
 
-Every pair counts, self-pairs included, and every class weighs 1/K whatever its size. Cosine
-distance (the paper's), with u = x / ||x|| (u = 0 for x = 0) and mu_k the mean of u over class
-k: d_within = 1 - (1/K) sum_k ||mu_k||^2, d_total = 1 - ||(1/K) sum_k mu_k||^2. Squared
-Euclidean distance (paper Appendix E.2 uses other distances), with mu_k the mean and s_k the
-mean squared norm of x over class k: the mean of ||x_m - x_n||^2 over classes j, k is
-s_j + s_k - 2 mu_j.mu_k, so
+Cosine distance (the paper's): the formulas of docs/protocol.md §6, u = 0 for x = 0. Squared
+Euclidean distance, with mu_k the mean and s_k the mean squared norm of x over class k:
 
   d_within = 2 ((1/K) sum_k s_k - (1/K) sum_k ||mu_k||^2),
   d_total  = 2 ((1/K) sum_k s_k - ||(1/K) sum_k mu_k||^2).
 
-Both need only per-class sums: O(n p) time, O(K p) memory. Convolutional activations are
-flattened (paper Figure 4).
-
-Collapsed features: when all embeddings point nearly one way, R^2 is a ratio of two tiny
-numbers close to 1 whatever the classes do. With cosine distance R^2 is undefined (NaN) when
-d_total is below MIN_TOTAL_DISPERSION = 0.01 (unit embeddings agreeing to within about 8
-degrees; trained penultimate layers sit at 0.1-0.5). Squared Euclidean R^2 is invariant to
-shifts and scales, so it is undefined only when d_total = 0.
+Both need only per-class sums (O(n p) time, O(K p) memory). Collapsed features make R^2 a
+ratio of two tiny numbers (docs/protocol.md §7 item 28b): cosine R^2 is NaN when d_total <
+MIN_TOTAL_DISPERSION (unit embeddings within about 8 degrees; trained penultimate layers sit
+at 0.1-0.5); squared Euclidean R^2, invariant to shifts and scales, only when d_total = 0.
 """
 
 from typing import Any
@@ -110,10 +102,9 @@ def r2(features: Any, labels: Any, *, distance: str = "cosine") -> float:
 class ClassSeparation:
   """Streaming class separation R^2 (eq. 11) for activations too large to hold at once.
 
-  State per class k of `num_classes`: the sum of u (cosine) or x (squared Euclidean) [K, p]
-  float64, the count N_k (int64) and the sum of squared norms (float64). Memory is O(K p),
-  independent of the number of examples. `result()` equals `r2` on all examples seen;
-  accumulators filled separately (replicas, hosts, shards) combine with `merge`.
+  State per class: the sum of u (cosine) or x (squared Euclidean), the count and the sum of
+  squared norms. `result()` equals `r2` on all examples seen; accumulators filled separately
+  (replicas, hosts, shards) combine with `merge`.
   """
 
   def __init__(self, num_classes: int, *, distance: str = "cosine"):

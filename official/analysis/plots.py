@@ -44,6 +44,7 @@ def _png(fig: figure_lib.Figure, dpi: int, path: Optional[str]) -> bytes:
 
 
 def _matrix(values: Any, name: str) -> np.ndarray:
+  """`values` as a float64 matrix; NumPy reads None entries as NaN."""
   try:
     matrix = np.asarray(values, dtype=np.float64)
   except (TypeError, ValueError):
@@ -54,19 +55,13 @@ def _matrix(values: Any, name: str) -> np.ndarray:
   return matrix
 
 
-def _none_to_nan(values: Any) -> Any:
-  if isinstance(values, (list, tuple)):
-    return [_none_to_nan(v) for v in values]
-  return np.nan if values is None else values
-
-
 def _cka_panels(panels: Mapping[str, Any], shape: tuple[int, int], name: str,
                 what: str) -> dict[str, np.ndarray]:
   """Each panel's CKA matrix (None -> NaN), checked to be `shape`: one row and column per
   `what`."""
   checked = {}
   for key, values in panels.items():
-    matrix = _matrix(_none_to_nan(values), f"{name}[{key!r}]")
+    matrix = _matrix(values, f"{name}[{key!r}]")
     if matrix.shape != shape:
       raise ValueError(f"{name}[{key!r}]: has shape {matrix.shape}; expected "
                        f"[{shape[0]}, {shape[1]}], one row and column per {what}")
@@ -89,7 +84,7 @@ def cka_heatmap(cka: Any, *, row_labels: Sequence[str], column_labels: Sequence[
                 path: Optional[str] = None) -> bytes:
   """Figure 2a: heatmap of CKA [L1, L2] between the endpoints of networks A (rows, bottom to
   top) and B (columns), on a fixed [0, 1] colour scale; NaN or None (undefined) is blank."""
-  matrix = _matrix(_none_to_nan(cka), "cka")
+  matrix = _matrix(cka, "cka")
   if len(row_labels) != matrix.shape[0] or len(column_labels) != matrix.shape[1]:
     raise ValueError(f"row_labels, column_labels: {len(row_labels)} and {len(column_labels)} "
                      f"labels for a CKA matrix of shape {matrix.shape}; expected one per row "
@@ -199,7 +194,7 @@ def _per_endpoint_lines(values: Mapping[str, Any], endpoints: Sequence[str],
       if len(row) != len(endpoints):
         raise ValueError(f"{name}[{model!r}]: has {len(row)} values; expected one per "
                          f"endpoint ({len(endpoints)})")
-    lines[model] = np.asarray(_none_to_nan(row), dtype=np.float64)
+    lines[model] = np.asarray(row, dtype=np.float64)
   return lines
 
 

@@ -1,8 +1,5 @@
-"""Activation sparsity (paper Figure 3): the share of non-zero activations of a layer.
-
-Figure 3 reports, for each block output and final_avg_pool, 100 * (non-zero entries) /
-(entries) over all examples, positions and channels (docs/protocol.md §6).
-"""
+"""Activation sparsity (paper Figure 3, docs/protocol.md §6): the share of non-zero entries
+of each endpoint, over all examples, positions and channels."""
 
 from typing import Any, Mapping
 
@@ -32,32 +29,32 @@ class Sparsity:
   counts of non-zero entries and of all entries; separately filled objects combine with `merge`."""
 
   def __init__(self):
-    self.nonzero: dict[str, int] = {}
-    self.total: dict[str, int] = {}
+    self.reset_state()
 
   def reset_state(self) -> None:
     """Forgets every endpoint and count."""
-    self.nonzero = {}
-    self.total = {}
+    self.nonzero: dict[str, int] = {}
+    self.total: dict[str, int] = {}
+
+  def _add(self, counts: Mapping[str, tuple[int, int]]) -> None:
+    for name, (nonzero, total) in counts.items():
+      self.nonzero[name] = self.nonzero.get(name, 0) + nonzero
+      self.total[name] = self.total.get(name, 0) + total
 
   def update_state(self, activations: Mapping[str, Any]) -> None:
     """Adds a batch: endpoint name -> activations [b, ...] (NumPy or eager tensor)."""
     if not isinstance(activations, Mapping) or not activations:
       raise ValueError(f"activations: got {type(activations).__name__}; expected a non-empty "
                        "mapping endpoint name -> activations")
-    counts = {name: _counts(value, f"activations[{name!r}]")
-              for name, value in activations.items()}
-    for name, (nonzero, total) in counts.items():
-      self.nonzero[name] = self.nonzero.get(name, 0) + nonzero
-      self.total[name] = self.total.get(name, 0) + total
+    # Every endpoint is checked before any count changes.
+    self._add({name: _counts(value, f"activations[{name!r}]")
+               for name, value in activations.items()})
 
   def merge(self, other: "Sparsity") -> None:
     """Adds the counts of `other`, endpoint by endpoint."""
     if not isinstance(other, Sparsity):
       raise ValueError(f"other: got {type(other).__name__}; expected a Sparsity")
-    for name in other.total:
-      self.nonzero[name] = self.nonzero.get(name, 0) + other.nonzero[name]
-      self.total[name] = self.total.get(name, 0) + other.total[name]
+    self._add({name: (other.nonzero[name], other.total[name]) for name in other.total})
 
   def result(self) -> dict[str, float]:
     """Endpoint name -> share of non-zero entries, in the order endpoints were first seen."""

@@ -1,25 +1,14 @@
 """Runs a study: plans every step, skips the finished ones, runs the rest, writes the report.
 
-A tuning study (StudyConfig.tune, docs/protocol.md §3) plans only its pretraining runs (every
-configuration of each objective's grid on the holdout) and writes <workdir>/tuning.json
-(`tuning_results`) instead of the report; a final study reads it back with `read_tuning`.
+Each finished step is one result file (official.study.store), so a rerun skips what is done
+and a killed driver loses at most the step in progress. A tuning study (docs/protocol.md §3)
+plans only its pretraining runs and writes <workdir>/tuning.json instead of the report.
 
-Resumable and idempotent: each finished step is one result file (official.study.store),
-written atomically after the step completes. Killing the driver loses at most the step in
-progress (pretraining resumes from its last checkpoint); a rerun skips what is done.
-
-Several drivers on one workdir cooperate through the shared storage alone (README "Paper scale
-on a cluster"): pretraining run i and the steps that read only it belong to worker
-i % num_workers, a static partition, because runs dominate the cost and are alike in size (a
-dynamic queue would balance little better and would move whole model directories between
-machines); CKA and the report belong to every worker, and whichever finds all their inputs
-done computes them. Every step runs under a lease (official.study.leases), so no step is
-started twice; a killed worker's lease goes stale and its step is taken over. Each worker
-writes its results before checking the others', and the storage is read-after-write
-consistent (POSIX; Cloud Storage), so the last worker to finish finds every input done.
-Sharded workers write the report once per set of results (leases/report-written.json); a
-single driver rewrites it on every run. The hosts of one multi-worker training cluster
-(TF_CONFIG) are one study worker: they run every step together, without leases.
+Several drivers on one workdir cooperate through the storage alone (README "Paper scale on a
+cluster"): pretraining run i and the steps that read only it belong to worker i % num_workers
+(runs dominate the cost and are alike in size), every step runs under a lease
+(official.study.leases), and each worker writes its results before checking the others' on
+read-after-write consistent storage, so the last one to finish finds every input done.
 """
 
 import dataclasses
@@ -37,6 +26,8 @@ from official.study import leases as leases_lib
 from official.study import report as report_lib
 from official.study import steps
 from official.study import store as store_lib
+
+TUNING_FILE = "tuning.json"
 
 
 @dataclasses.dataclass
@@ -117,12 +108,8 @@ def check_writable(workdir: str) -> None:
 
 
 def prepare_data(study: StudyConfig) -> None:
-  """Generates the study's datasets in a child process before anything trains.
-
-  Generating TFDS data in the training process changes the state TensorFlow starts a run
-  from, so a run that generated its data would not match one that found it prepared; in a
-  child process every run of the study, interrupted or not, starts from the same state.
-  """
+  """Generates the study's datasets in a child process before anything trains, so that every
+  run starts from the same TensorFlow state whether or not it found its data prepared."""
   specs = [steps.pretrain_config(study, study.runs()[0]).data.dataset]
   specs += list(study.transfer_datasets) + (
       list(study.finetune_datasets) if study.finetune else [])
@@ -170,15 +157,14 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   say = lambda line: log(prefix + line)
   store = store_lib.ResultStore(workdir)
   from official.training import distribute  # pylint: disable=g-import-not-at-top
-  if strategy is not None and distribute.worker_info(strategy)[0] > 1:
-    # One multi-worker training cluster is one study worker; its hosts run in lockstep.
-    if num_workers > 1:
-      raise ValueError("--strategy=multi_worker_mirrored trains each run across the TF_CONFIG "
-                       "cluster, whose hosts run the study together: use --num_workers=1 "
-                       "with it, or one study worker per machine with --strategy=mirrored")
-    table = leases_lib.Lockstep(workdir, owner=me, timeout_seconds=lease_timeout)
-  else:
-    table = leases_lib.LeaseTable(workdir, owner=me, timeout_seconds=lease_timeout)
+  # One multi-worker training cluster is one study worker; its hosts run in lockstep.
+  lockstep = strategy is not None and distribute.worker_info(strategy)[0] > 1
+  if lockstep and num_workers > 1:
+    raise ValueError("--strategy=multi_worker_mirrored trains each run across the TF_CONFIG "
+                     "cluster, whose hosts run the study together: use --num_workers=1 "
+                     "with it, or one study worker per machine with --strategy=mirrored")
+  table = (leases_lib.Lockstep if lockstep else leases_lib.LeaseTable)(
+      workdir, owner=me, timeout_seconds=lease_timeout)
   io.atomic_write_json(io.join(workdir, store_lib.STUDY_FILE), dataclasses.asdict(study))
   planned = plan(study, workdir, strategy)
   _remove_abandoned_temporaries(store.root, lease_timeout)
@@ -187,6 +173,12 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   mine = [s for s in planned if s.share is None or s.share % num_workers == worker_index]
   done = {s.key for s in planned if store.status(s.key, s.fingerprint) == "done"}
   todo = [s for s in mine if s.key not in done]
+
+  def finished(key: str) -> bool:  # done by now, here or by another process
+    if key not in done and store.status(key, fingerprints[key]) == "done":
+      done.add(key)
+    return key in done
+
   share = f" ({len(mine)} in this worker's share)" if num_workers > 1 else ""
   say(f"study {study.experiment}: {len(planned)} steps{share}, {len(mine) - len(todo)} done, "
       f"{len(todo)} to run; workdir {workdir}")
@@ -197,13 +189,9 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   while True:
     blocked = []  # (step, why) of steps this worker cannot start now
     for step in todo:
-      if step.key in done:
+      if finished(step.key):
         continue
-      if store.status(step.key, step.fingerprint) == "done":
-        done.add(step.key)
-        continue
-      missing = [k for k in step.upstream
-                 if k not in done and store.status(k, fingerprints[k]) != "done"]
+      missing = [k for k in step.upstream if not finished(k)]
       if missing:
         blocked.append((step, f"needs {missing[0]}"))
         continue
@@ -239,11 +227,8 @@ def run(study: StudyConfig, workdir: str, strategy=None,
       break  # a step ran: rescan from the first (plan order, and freed leases are retried)
     else:  # no step could run now
       if not blocked:  # this worker's share is done; are the other workers' shares?
-        for step in planned:
-          if step.key not in done and store.status(step.key, step.fingerprint) == "done":
-            done.add(step.key)
         blocked = [(s, f"worker {s.share % num_workers}'s share") for s in planned
-                   if s.key not in done]
+                   if not finished(s.key)]
         if not blocked:
           break
       if waited_since is None and wait_seconds > 0:
@@ -285,21 +270,10 @@ def run(study: StudyConfig, workdir: str, strategy=None,
   return report_path
 
 
-# ---------------------------------------------------------------------------------------------
-# Tuning (docs/protocol.md §3).
-
-TUNING_FILE = "tuning.json"
-
-
 def tuning_results(study: StudyConfig, results: dict) -> dict:
-  """tuning.json of a tuning study from its pretraining results (step key -> metrics).
-
-  Per objective (and sweep temperature, StudyConfig.tuning_sets) and configuration of its
-  grid, the holdout top-1 of every evaluated epoch averaged over the seeds; the
-  configuration's score is the best epoch of that mean curve (ties: the earlier epoch). The
-  choice is the configuration of highest score (ties: the earlier in grid order) with its
-  epoch. Only holdout top-1 enters.
-  """
+  """tuning.json of a tuning study from its pretraining results (step key -> metrics): per
+  configuration set (StudyConfig.tuning_sets) the configuration and epoch of highest
+  seed-averaged holdout top-1 (docs/protocol.md §3)."""
   objectives = {}
   for name, candidates in study.tuning_sets().items():
     configurations = []

@@ -1,26 +1,20 @@
 """Leases on shared storage: at most one live process computes a study step at a time.
 
-A lease is a small JSON file `<workdir>/leases/<step key>.json` naming its holder (a random
-token, host, process id, worker index) and a heartbeat time that the holder refreshes from a
-background thread. A lease is *stale*, and may be taken over, when its heartbeat is older than
-the timeout, or when its holder ran on this host and that process no longer exists (a killed
-worker restarted on the same machine takes its step back at once).
-
-Claiming, by filesystem:
-  - local disk (POSIX, also NFS): a free lease is written to a private file and hard-linked
-    to the lease's name; link(2) fails atomically if the name exists, so exactly one of two
-    processes creates it, whole. A stale lease is replaced by a rename and read back.
-  - `gs://` and other remote filesystems (no exclusive create through tf.io.gfile): write the
-    lease (objects appear whole, reads after writes are consistent), wait a settle delay, read
-    it back; the claim holds only if the token read back is ours. Two claimants that both saw
-    the lease free write within one request of their check, so the later write lands before
-    the earlier reads back, and only the later keeps the lease; the settle delay (2 s) must
-    exceed that check-to-write gap (tens of milliseconds on GCS).
-  - `ram://` lives inside one process: the same read-back, without delay.
-Heartbeats compare wall clocks of different machines: keep them synchronised (NTP) to well
-under the timeout. A holder that finds, on a heartbeat, that its lease was taken over (it
-stalled for longer than the timeout) marks it lost; the driver then discards that step's
-result instead of writing it.
+A lease is a JSON file `<workdir>/leases/<step key>.json` naming its holder (a random token,
+host, pid, worker) and a heartbeat time that a background thread refreshes. It is stale, and
+may be taken over, when its heartbeat is older than the timeout or its holder ran on this host
+and is gone. Claiming a free lease:
+  - local disk (POSIX, also NFS): hard-link a private file to the lease's name; link(2) fails
+    atomically if the name exists, so exactly one claimant creates it, whole;
+  - `gs://` and other remote filesystems (no exclusive create): write the lease, wait a settle
+    delay, read it back, and hold it only if the token read back is ours. Claimants that both
+    saw it free write within one request of their check, so the later write lands before the
+    earlier reads back; the delay (2 s) must exceed that gap (tens of ms on GCS);
+  - `ram://` (one process): the same read-back, without delay.
+A stale lease is replaced the same way as a remote one. Heartbeats compare wall clocks of
+different machines (keep them within well under the timeout, README "Paper scale on a
+cluster"). A holder whose lease was taken over while it stalled marks it lost, and the driver
+discards that step's result.
 """
 
 import contextlib
@@ -127,15 +121,12 @@ class LeaseTable:
       return True
     return record.get("host") == self.host and not _pid_alive(int(record.get("pid", -1)))
 
-  def _new_record(self, key: str) -> dict:
-    return {"key": key, "token": uuid.uuid4().hex, "owner": self.owner, "host": self.host,
-            "pid": os.getpid(), "acquired": time.time(), "heartbeat": time.time()}
-
   def try_acquire(self, key: str) -> Optional[Lease]:
     """A lease on `key` if no live process holds one, else None."""
     path = self.path(key)
     io.makedirs(io.dirname(path))
-    record = self._new_record(key)
+    record = {"key": key, "token": uuid.uuid4().hex, "owner": self.owner, "host": self.host,
+              "pid": os.getpid(), "acquired": time.time(), "heartbeat": time.time()}
     data = json.dumps(record, sort_keys=True).encode("utf-8")
     if self.exclusive_create and _create_exclusive(path, data):
       return Lease(self, key, path, record)
@@ -159,11 +150,8 @@ class LeaseTable:
 
 
 def _create_exclusive(path: str, data: bytes) -> bool:
-  """Creates local file `path` holding `data` unless it exists; whether it was created.
-
-  The content is written to a private file first and hard-linked to `path`: link(2) fails when
-  `path` exists, atomically, so the lease file appears whole or not at all (also on NFS).
-  """
+  """Creates local file `path` holding `data`, whole, unless it exists (by link(2), module
+  docstring); whether it was created."""
   tmp = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
   with open(tmp, "wb") as f:
     f.write(data)

@@ -1,12 +1,7 @@
 """The study's report, from its result files alone (no recomputation): `report/report.md`
-with Tables 1-4 and Figures 1-6 of the paper as PNG files beside it, and the README's demo
-section written from it (`update_readme`).
-
-Statistics (docs/protocol.md §7): cells are mean ± standard error over seeds; a column's best
-mean and every objective not significantly different from it (Welch's t-test, p < 0.05) are
-bold, except with one seed (no test possible: nothing is bold); Table 2's average column
-marks objectives by the paper's two-way ANOVA (objective x dataset). Where the study is the
-paper preset, the paper's numbers stand in parentheses beside the measured ones.
+with Tables 1-4 and Figures 1-6 of the paper as PNG files beside it, the study's TensorBoard
+summaries, and the README's demo section written from it (`update_readme`). Its statistics
+and conventions: docs/protocol.md §6 and §7 items 6, 7 and 16.
 """
 
 import collections
@@ -28,6 +23,7 @@ from official.modeling import resnet
 from official.study import paper_numbers
 from official.study import statistics
 from official.study import store as store_lib
+
 
 class Results:
   """Everything under `results/`, indexed by objective variant and seed."""
@@ -201,11 +197,8 @@ def _num_classes(results: Results) -> Optional[int]:
 
 def _cosine_heads(results: Results) -> str:
   """Which cosine softmax head the runs used, from their hparams ("" when none ran)."""
-  heads = set()
-  for (variant, _), metrics in sorted(results.pretrain.items()):
-    hparams = metrics.get("hparams") or {}
-    if variant.startswith("cosine_softmax") and "normalize_features" in hparams:
-      heads.add(bool(hparams["normalize_features"]))
+  heads = {bool(m["hparams"]["normalize_features"]) for (v, _), m in results.pretrain.items()
+           if v.startswith("cosine_softmax") and "normalize_features" in (m.get("hparams") or {})}
   names = {True: "paper eq. 7 (kernel columns and features L2-normalised)",
            False: "the released head (only the kernel columns L2-normalised)"}
   return ("Cosine softmax head: " + " and ".join(names[h] for h in sorted(heads)) + "."
@@ -425,11 +418,11 @@ def write(workdir: str) -> str:
 
   # Table 1.
   top1_cells = _column(results, objectives, lambda m: m["top1"])
-  for probe, name in (("linear", "Linear transfer"), ("knn", "k-nearest neighbours")):
+  for probe, name, reference in (
+      ("linear", "Linear transfer", paper_numbers.LINEAR_TRANSFER),
+      ("knn", "k-nearest neighbours", paper_numbers.KNN_TRANSFER)):
     header = (["objective", "top-1"] + (["top-5"] if top5 else []) +
               [labels[d] for d in datasets] + (["mean"] if probe == "linear" else []))
-    reference = (paper_numbers.LINEAR_TRANSFER if probe == "linear"
-                 else paper_numbers.KNN_TRANSFER)
     columns = [(top1_cells, paper_numbers.IMAGENET_TOP1)]
     if top5:
       columns.append((_column(results, objectives, lambda m: m.get("top5")),
@@ -517,8 +510,7 @@ def write(workdir: str) -> str:
     sections.append("Too few objectives with both class separation and transfer results for "
                     "a rank correlation.")
   else:
-    relation = ("negative, as in the paper" if rho < 0 else
-                "not negative, unlike the paper")
+    relation = "negative, as in the paper" if rho < 0 else "not negative, unlike the paper"
     significance = "significant" if p < 0.05 else "not significant"
     sections.append(
         f"Spearman's rank correlation between penultimate-layer class separation and mean "
@@ -617,14 +609,10 @@ def _session_hparams(results: Results, run_dir: str, variant: str, seed: int) ->
 
 
 def write_summaries(results: Results, fig_dir: str, figures) -> None:
-  """TensorBoard summaries of the study (rewritten on every report).
-
-  Each run with a directory under <workdir>/runs gets its `run_scalars` at step 0 in
-  <run dir>/study; <workdir>/runs/_study gets the HParams experiment (hparams_config) that
-  declares them, with the pretraining evaluation's top-1 and class separation, as the
-  dashboard's metrics (so it compares objectives by transfer accuracy against R², as the
-  paper does), and the CKA figures (Figure 2) as images.
-  """
+  """Rewrites the study's TensorBoard summaries: each run's `run_scalars` at step 0 in
+  <run dir>/SUMMARY_DIR; in <workdir>/runs/STUDY_RUN the HParams experiment declaring them,
+  with the pretraining top-1 and class separation, as metrics (transfer against R², as in the
+  paper), and the CKA figures (Figure 2) as images."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
   runs_dir = io.join(results.workdir, "runs")

@@ -75,12 +75,10 @@ def anova_p_value(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[flo
   """p-value of the objective factor in a two-way ANOVA (objective x dataset) of two
   objectives' scores (a, b: dataset -> per-seed scores): paper Table 2's average column.
 
-  Fits score[o, d, s] = mu + alpha_o + beta_d + e[o, d, s] by least squares (statsmodels OLS,
-  C(objective) + C(dataset)) on the datasets both have and returns the p-value of the F test
-  that alpha_A = alpha_B (type II sums of squares); the residual pools the seed-to-seed and
-  the dataset-to-dataset variation of the difference. NaN when no residual degrees of freedom
-  remain (one dataset, one seed each); 1.0 (0.0) when every residual is zero and the
-  objective means agree (differ).
+  The additive model of docs/protocol.md §7 item 7 on the datasets both have; its residual
+  pools the seed-to-seed and the dataset-to-dataset variation of the difference. NaN with no
+  residual degree of freedom; 1.0 (0.0) when every residual is zero and the objective means
+  agree (differ).
   """
   import pandas as pd  # pylint: disable=g-import-not-at-top
   from statsmodels.formula import api as smf  # pylint: disable=g-import-not-at-top
@@ -124,9 +122,8 @@ def not_worse_than_best_on_average(
   return _best_and_ties(rows, max(rows, key=average), anova_p_value, alpha)
 
 
-# Up to this many points Spearman's p is exact (every permutation of the ranks, 9! = 362,880);
-# the t approximation of scipy.stats.spearmanr is far off there (n = 5, rho = 1: 1e-24 for
-# the exact 2 / 5! = 0.017).
+# Up to this many points Spearman's p is exact (all 9! permutations of the ranks): there the t
+# approximation is far off (n = 5, rho = 1: 1e-24 for the exact 2 / 5! = 0.017).
 SPEARMAN_EXACT_MAX = 9
 
 

@@ -174,16 +174,13 @@ def cka_settings(study: StudyConfig) -> dict:
 
 def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
   """Minibatch CKA between every endpoint of the first seed's networks and every endpoint of
-  the second seed's networks (Figure 2a: all block pairs; 2b: corresponding blocks across
-  objectives, whose diagonal compares two seeds of one objective), over `cka_passes` passes
-  (each after the first reshuffled, seed 0; representations.analyze)."""
+  the second seed's (Figure 2a: all block pairs; 2b: corresponding blocks across objectives,
+  diagonal: two seeds of one), over `cka_passes` passes (docs/protocol.md §6)."""
   seed_a, seed_b = study.cka_seeds
   objectives = [o for o in study.objectives
                 if Run(o, seed_a) in runs and Run(o, seed_b) in runs]
-  models = {}
-  for seed in (seed_a, seed_b):
-    for o in objectives:
-      models[f"{o}@{seed}"] = pretrained.load(run_dir(workdir, Run(o, seed)))
+  models = {f"{o}@{seed}": pretrained.load(run_dir(workdir, Run(o, seed)))
+            for seed in (seed_a, seed_b) for o in objectives}
   info = _pretraining_data(study, Run(objectives[0], seed_a))
   result = representations_lib.analyze(
       models, info, study.analysis_split, batch_size=study.cka_batch_size,
@@ -199,16 +196,15 @@ def cka(study: StudyConfig, runs: list[Run], workdir: str) -> dict:
 
 def finetune_settings(study: StudyConfig, dataset: str) -> dict:
   preset = train_config.get_preset("finetune", study.finetune_experiment)
-  return {"step": "finetune", "dataset": dataset,
-          "preset": dataclasses.asdict(preset) if dataclasses.is_dataclass(preset) else preset,
+  return {"step": "finetune", "dataset": dataset, "preset": dataclasses.asdict(preset),
           **folder_content(dataset, study.data_dir)}
 
 
 def finetune(study: StudyConfig, run: Run, dataset: str, workdir: str, strategy) -> dict:
-  output_dir = os.path.join(run_dir(workdir, run), "finetune", datasets.result_name(dataset))
+  model_dir = run_dir(workdir, run)
+  output_dir = os.path.join(model_dir, "finetune", datasets.result_name(dataset))
   return evaluators.FineTune(preset=study.finetune_experiment).evaluate(
-      run_dir(workdir, run), dataset, output_dir, data_dir=study.data_dir,
-      strategy=strategy).scores
+      model_dir, dataset, output_dir, data_dir=study.data_dir, strategy=strategy).scores
 
 
 def fingerprint(settings: dict, upstream: Optional[list[str]] = None) -> str:

@@ -1,9 +1,8 @@
 """Result files of a study: one JSON per finished step, written atomically.
 
 Every result records the fingerprint of everything that determines it (the step's settings and
-the fingerprints of the steps it reads). A rerun skips a step whose file exists with the same
-fingerprint, recomputes a step whose file is missing, and when the fingerprint differs moves
-the old file to `stale/` (never mixing results of different settings) before recomputing.
+the fingerprints of the steps it reads). A rerun skips a step whose file has that fingerprint,
+and moves a file of another fingerprint to `stale/` before recomputing the step.
 """
 
 import hashlib
