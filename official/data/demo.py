@@ -324,8 +324,7 @@ def digits(seed: int = 0) -> Dict[str, Dict[str, np.ndarray]]:
 
 
 def _image_feature() -> tfds.features.Tensor:
-  # Raw uint8 bytes rather than PNG: encoding dominated the generation time, and a 32x32
-  # image with pixel noise barely compresses.
+  # Raw uint8 bytes, not PNG: faster to generate, and noisy 32x32 images barely compress.
   return tfds.features.Tensor(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8,
                               encoding=tfds.features.Encoding.BYTES)
 
