@@ -15,7 +15,7 @@ the train split every other image.
 """
 
 import os
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator
 
 from etils import epath
 import tensorflow_datasets as tfds
@@ -28,14 +28,6 @@ MANUAL_DOWNLOAD_INSTRUCTIONS = (
     "Download birdsnap.tgz (v1.1) from the Birdsnap website, extract it, run "
     "`python get_birdsnap.py` to fetch the images, and place the result as "
     "<manual_dir>/birdsnap/{test_images.txt,species.txt,images/<Species>/<id>.jpg}.")
-
-
-def _read_test_paths(path: epath.Path) -> List[str]:
-  lines = [line.strip() for line in path.read_text().splitlines()]
-  lines = [line for line in lines if line]
-  if lines and lines[0] == "path":
-    lines = lines[1:]
-  return lines
 
 
 def _read_species(path: epath.Path) -> Dict[str, int]:
@@ -88,7 +80,8 @@ class Birdsnap(tfds.core.GeneratorBasedBuilder):
       labels = {name: i for i, name in enumerate(folders)}
     if not folders:
       raise ValueError(f"{images_dir}: no species folders; {MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    test_paths = set(_read_test_paths(test_list))
+    # (The header line "path" never names an image: those are <folder>/<file>.)
+    test_paths = {line.strip() for line in test_list.read_text().splitlines()}
     train, test = [], []
     for folder in folders:
       for image in sorted((images_dir / folder).iterdir()):

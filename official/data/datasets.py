@@ -15,7 +15,9 @@ classes="0,2,5")) keeps those classes and relabels them 0..K-1 in the given orde
 """
 
 import dataclasses
+import functools
 import hashlib
+import itertools
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -197,12 +199,10 @@ def parse_classes(classes: str, num_classes: int) -> Tuple[int, ...]:
 
 def _format_classes(ids: Sequence[int]) -> str:
   """Canonical text of a class list: runs of consecutive ids as ranges ("0-4,7")."""
-  parts, start = [], 0
-  for i in range(1, len(ids) + 1):
-    if i == len(ids) or ids[i] != ids[i - 1] + 1:
-      run = ids[start:i]
-      parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-      start = i
+  parts = []
+  for _, run in itertools.groupby(enumerate(ids), lambda pair: pair[1] - pair[0]):
+    run = [i for _, i in run]
+    parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
   return ",".join(parts)
 
 
@@ -211,12 +211,6 @@ def _with_classes(info: DatasetInfo, classes: str) -> DatasetInfo:
   names = tuple(info.class_names[i] for i in ids) if info.class_names else None
   return dataclasses.replace(info, name=f"{info.name}@{_format_classes(ids)}",
                              num_classes=len(ids), classes=ids, class_names=names)
-
-
-def _tfds_class_names(tfds_name: str, data_dir: Optional[str]) -> Optional[Tuple[str, ...]]:
-  label = tfds.builder(tfds_name, data_dir=data_dir).info.features["label"]
-  names = getattr(label, "names", None)
-  return tuple(names) if names else None
 
 
 def _split_subset(spec: str) -> Tuple[str, Optional[str]]:
@@ -258,22 +252,19 @@ def get(spec: str, *, data_dir: Optional[str] = None,
       raise ValueError(f"dataset: unknown {spec!r}; valid are {', '.join(valid_names())}")
     info = REGISTRY[name]
     if config:
-      configs = _demo_configs(name)
+      configs = ([c.name for c in tfds.builder_cls(name).BUILDER_CONFIGS]
+                 if name in demo.DATASET_NAMES else [])
       if config not in configs:
         valid = ", ".join(f"{name}/{c}" for c in configs) or "none"
         raise ValueError(f"dataset: {spec!r} names an unknown config; valid configs: {valid}")
       info = dataclasses.replace(info, name=f"{name}/{config}", tfds_name=f"{name}/{config}")
     if info.class_names is None:
-      info = dataclasses.replace(info, class_names=_tfds_class_names(info.tfds_name, data_dir))
+      label = tfds.builder(info.tfds_name, data_dir=data_dir).info.features["label"]
+      names = getattr(label, "names", None)
+      info = dataclasses.replace(info, class_names=tuple(names) if names else None)
   if classes is not None:
     info = _with_classes(info, classes)
   return info
-
-
-def _demo_configs(name: str) -> List[str]:
-  if name not in demo.DATASET_NAMES:
-    return []
-  return [c.name for c in tfds.builder_cls(name).BUILDER_CONFIGS]
 
 
 def prepare(specs: Sequence[str], *, data_dir: Optional[str] = None) -> None:
@@ -355,9 +346,8 @@ def load_encoded(info: DatasetInfo, split_name: str, *,
   else:
     builder = _prepared_builder(info, data_dir)
     _check_splits(info, builder, spec)
-    skip = {}
-    if isinstance(builder.info.features["image"], tfds.features.Image):
-      skip = {"image": tfds.decode.SkipDecoding()}
+    skip = ({"image": tfds.decode.SkipDecoding()}
+            if isinstance(builder.info.features["image"], tfds.features.Image) else {})
     # Parse only what the study uses (not bounding boxes, file names, masks ...).
     decoders = tfds.decode.PartialDecoding({"image": True, "label": True}, decoders=skip)
     ds = builder.as_dataset(split=spec, decoders=decoders, shuffle_files=False)
@@ -397,14 +387,17 @@ def split_infos(info: DatasetInfo, *,
   return _split_infos(_prepared_builder(info, data_dir))
 
 
-def _count(spec: str, split_infos: Dict[str, tfds.core.SplitInfo]) -> int:
-  total = 0
-  for instruction in tfds.core.ReadInstruction.from_spec(spec).to_absolute(split_infos):
-    size = split_infos[instruction.splitname].num_examples
-    start = 0 if instruction.from_ is None else instruction.from_
-    end = size if instruction.to is None else instruction.to
-    total += max(0, end - start)
-  return total
+def split_ranges(spec: str, infos: Dict[str, tfds.core.SplitInfo]) -> List[Tuple[str, int, int]]:
+  """(stored split, start, end) of every part of a TFDS split spec, in absolute indices."""
+  ranges = []
+  for part in tfds.core.ReadInstruction.from_spec(spec).to_absolute(infos):
+    end = infos[part.splitname].num_examples if part.to is None else part.to
+    ranges.append((part.splitname, part.from_ or 0, end))
+  return ranges
+
+
+def _count(spec: str, infos: Dict[str, tfds.core.SplitInfo]) -> int:
+  return sum(max(0, end - start) for _, start, end in split_ranges(spec, infos))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,10 +443,6 @@ def _list_dirs(path: str) -> List[str]:
   return [e for e in io.listdir(path) if io.isdir(io.join(path, e))]
 
 
-def _is_file(path: str) -> bool:
-  return io.exists(path) and not io.isdir(path)  # (a dangling link is neither)
-
-
 def _folder_root(path: str) -> str:
   """An image folder's path, absolute ("~" expanded) when local; a URL unchanged."""
   return io.absolute(path if io.is_remote(path) else os.path.expanduser(path))
@@ -495,7 +484,9 @@ def _scan_folder(path: str) -> _FolderScan:
     split_total, split_bad = 0, []
     for name in train_classes:
       class_dir = os.path.join(root, split, name)
-      files = [f for f in io.listdir(class_dir) if _is_file(io.join(class_dir, f))]
+      # Files only (a dangling link is neither a file nor a folder).
+      files = [f for f in io.listdir(class_dir)
+               if io.exists(io.join(class_dir, f)) and not io.isdir(io.join(class_dir, f))]
       if not [f for f in files if not f.startswith(".")]:
         raise ValueError(f"{where}: class folder {class_dir} is empty; valid has at least "
                          "one image")
@@ -577,7 +568,4 @@ def _load_folder(info: DatasetInfo, spec: str) -> tf.data.Dataset:
     if instruction.to is not None:
       ds = ds.take(instruction.to - (instruction.from_ or 0))
     pieces.append(ds)
-  ds = pieces[0]
-  for piece in pieces[1:]:
-    ds = ds.concatenate(piece)
-  return ds
+  return functools.reduce(tf.data.Dataset.concatenate, pieces)

@@ -31,6 +31,7 @@ most one) and the nuisance factors are drawn independently of the label.
 """
 
 import dataclasses
+import functools
 from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
@@ -160,12 +161,9 @@ def _circle(u, v, centre_u, centre_v, radius):
 
 def _polygon(u, v, sides: int, inradius: float, first_normal: float):
   """Regular polygon: the largest distance along its edge normals, minus the inradius."""
-  distance = None
-  for k in range(sides):
-    angle = first_normal + 2 * np.pi * k / sides
-    along = u * np.float32(np.cos(angle)) + v * np.float32(np.sin(angle))
-    distance = along if distance is None else np.maximum(distance, along)
-  return distance - inradius
+  angles = [first_normal + 2 * np.pi * k / sides for k in range(sides)]
+  along = [u * np.float32(np.cos(a)) + v * np.float32(np.sin(a)) for a in angles]
+  return functools.reduce(np.maximum, along) - inradius
 
 
 def shape_distance(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -320,15 +318,13 @@ def digits(seed: int = 0) -> Dict[str, Dict[str, np.ndarray]]:
   for digit in range(10):
     rows = np.flatnonzero(labels == digit)
     test[rng.permutation(rows)[:DIGITS_TEST_PER_CLASS]] = True
-  out = {}
-  for split, rows in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test))):
-    out[split] = {"image": images[rows], "label": labels[rows], "index": rows.astype(np.int64)}
-  return out
+  splits = {"train": np.flatnonzero(~test), "test": np.flatnonzero(test)}
+  return {split: {"image": images[rows], "label": labels[rows], "index": rows.astype(np.int64)}
+          for split, rows in splits.items()}
 
 
 def _image_feature() -> tfds.features.Tensor:
-  # Raw uint8 bytes rather than PNG: encoding dominated the generation time, and a 32x32
-  # image with pixel noise barely compresses.
+  # Raw uint8 bytes, not PNG: faster to generate, and noisy 32x32 images barely compress.
   return tfds.features.Tensor(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8,
                               encoding=tfds.features.Encoding.BYTES)
 

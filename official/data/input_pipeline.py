@@ -9,11 +9,9 @@ batches; tf.distribute hands them to its local replicas in order, so the replica
 exactly one device's global batches. Evaluation pipelines split the stored order the same way.
 
 `build(..., epoch=e, skip_batches=k)` equals `build(..., epoch=e).skip(k)` without decoding the
-skipped examples, for resumption. Images stay encoded until after the shuffle and the slot
-selection, so the shuffle buffer holds bytes and each pipeline decodes only its own examples;
-the price is that every pipeline reads the whole split each epoch, so that results do not
-depend on how many workers trained them. tf.data's shuffle order also depends on TensorFlow's
-global seed: fix it too for reproducibility across processes.
+skipped examples, for resumption. Images are decoded after the shuffle and the slot selection
+(the shuffle buffer holds bytes), so every pipeline reads the whole split each epoch. tf.data's
+shuffle order also depends on TensorFlow's global seed: fix it too across processes.
 """
 
 from typing import Optional, Sequence
@@ -30,8 +28,7 @@ _MAX_EPOCHS = 2 ** 62
 def _epoch_seed(seed: int, epoch) -> tf.Tensor:
   """Stateless seed [2] of one epoch, the same in every input pipeline."""
   base = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-  # The fold_in with 0 is part of the study's seed derivation: dropping it would change the
-  # data order and augmentation of every run.
+  # The fold_in with 0 is part of the seed derivation: without it every run's data changes.
   return tf.random.experimental.stateless_fold_in(base, 0)
 
 
@@ -97,8 +94,7 @@ def build(info: datasets.DatasetInfo, split_name: str, *, training: bool, batch_
     offset %= num_examples
   last_epoch = _MAX_EPOCHS if repeat else int(epoch) + 1
 
-  # The element functions below hold no Python control flow on tensors; skipping autograph's
-  # source conversion saves seconds per pipeline built.
+  # No Python control flow on tensors below: autograph's conversion is skipped (faster).
   @tf.autograph.experimental.do_not_convert
   def one_epoch(e):
     epoch_ds = ds

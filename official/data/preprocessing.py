@@ -94,11 +94,8 @@ def _check_size(image_size: int) -> int:
 
 def _resize_shorter_side(image: tf.Tensor, size) -> tf.Tensor:
   """Bicubic resize so that the shorter side equals `size`, keeping the aspect ratio."""
-  shape = tf.shape(image)
-  height = tf.cast(shape[0], tf.float32)
-  width = tf.cast(shape[1], tf.float32)
-  size_f = tf.cast(size, tf.float32)
-  scale = size_f / tf.minimum(height, width)
+  height, width = tf.unstack(tf.cast(tf.shape(image)[:2], tf.float32))
+  scale = tf.cast(size, tf.float32) / tf.minimum(height, width)
   new_height = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), size)
   new_width = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), size)
   return _resize_bicubic(image, new_height, new_width)

@@ -6,10 +6,10 @@ import dataclasses
 from typing import Any, Optional
 
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from official.data import datasets
 from official.data import input_pipeline
+
 
 def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional[str] = None):
   """`info` whose split `split_name` keeps only its first `num` stored examples (before any
@@ -18,12 +18,10 @@ def first_examples(info, split_name: str, num: Optional[int], data_dir: Optional
     return info
   splits = datasets.split_infos(info, data_dir=data_dir)  # prepares a TFDS dataset
   parts, left = [], num
-  for part in tfds.core.ReadInstruction.from_spec(info.split(split_name)).to_absolute(splits):
-    start = part.from_ or 0
-    end = splits[part.splitname].num_examples if part.to is None else part.to
+  for split, start, end in datasets.split_ranges(info.split(split_name), splits):
     take = min(left, end - start)
     if take > 0:
-      parts.append(f"{part.splitname}[{start}:{start + take}]")
+      parts.append(f"{split}[{start}:{start + take}]")
       left -= take
   return dataclasses.replace(info, **{f"{split_name}_split": "+".join(parts)})
 

@@ -104,28 +104,23 @@ class ResNetConfig:
     return cls(**{k: v for k, v in config.items() if k in names})
 
 
-def conv_kernel_initializer() -> keras.initializers.Initializer:
-  """The released `tf.compat.v1.variance_scaling_initializer()`: LeCun truncated normal."""
-  return keras.initializers.VarianceScaling(scale=1.0, mode="fan_in",
-                                            distribution="truncated_normal")
-
-
 def _conv(x, filters: int, kernel_size: int, strides: int, name: str):
   """Convolution with the released "fixed" padding for strides > 1 (no bias)."""
   if strides > 1 and kernel_size > 1:
-    pad_total = kernel_size - 1
-    pad_beg = pad_total // 2
-    pad = (pad_beg, pad_total - pad_beg)
+    pad = ((kernel_size - 1) // 2, kernel_size // 2)  # k - 1 in all (module docstring)
     x = keras.layers.ZeroPadding2D(padding=(pad, pad), name=name + "_pad")(x)
+  # The released `tf.compat.v1.variance_scaling_initializer()`: LeCun truncated normal.
+  initializer = keras.initializers.VarianceScaling(scale=1.0, mode="fan_in",
+                                                   distribution="truncated_normal")
   return keras.layers.Conv2D(
       filters, kernel_size, strides=strides,
       padding="same" if strides == 1 else "valid", use_bias=False,
-      kernel_initializer=conv_kernel_initializer(), name=name)(x)
+      kernel_initializer=initializer, name=name)(x)
 
 
 def _batch_norm(x, config: ResNetConfig, name: str, zero_gamma: bool = False):
-  # Keras updates the moving variance with the biased batch variance; the released TF1 fused
-  # batch norm used the unbiased one (factor n / (n - 1), n = B * h * w): negligible here.
+  # Biased batch variance in the moving variance, unlike the released TF1 (docs/protocol.md
+  # §7.1 item 12).
   return keras.layers.BatchNormalization(
       momentum=config.bn_momentum, epsilon=config.bn_epsilon,
       gamma_initializer="zeros" if zero_gamma else "ones", name=name)(x)

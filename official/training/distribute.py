@@ -42,11 +42,8 @@ def get_strategy(name: str = "default",
 
 
 def split_cpu(num_devices: int) -> None:
-  """Splits the host CPU into `num_devices` logical devices (before TF initialises).
-
-  MirroredStrategy then runs one replica per logical CPU: how the tests check that the
-  result does not depend on the number of replicas.
-  """
+  """Splits the host CPU into `num_devices` logical devices (before TF initialises), so that
+  MirroredStrategy runs one replica on each (how the tests vary the number of replicas)."""
   cpus = tf.config.list_physical_devices("CPU")
   tf.config.set_logical_device_configuration(
       cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])

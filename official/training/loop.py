@@ -48,35 +48,11 @@ def seed_everything(seed: int) -> None:
   tf.random.set_seed(None)
 
 
-# ---------------------------------------------------------------------------------------------
-# Preemption.
-#
-# Not tf.distribute.experimental.PreemptionCheckpointHandler: it supports only multi-worker and
-# TPU strategies, owns one checkpoint per process and ends the process itself, while one process
-# here runs many loops (the study's runs, fine-tuning's grid points) and callers turn
-# `Preempted` into a clean exit. So SIGTERM only sets a flag that every worker checks between
-# compiled loops (a collective, so all workers save and stop at the same step).
-
-
 class _StopSignal:
-  """Turns SIGTERM into a flag the loop checks between compiled loops (main thread only)."""
+  """Whether SIGTERM arrived; set by the handler of `preemption_guard`."""
 
   def __init__(self):
     self.requested = False
-    self._previous = None
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
 
   def requested_on_any_worker(self, strategy: tf.distribute.Strategy,
                               num_workers: int) -> bool:
@@ -93,28 +69,34 @@ _active_guard: Optional[_StopSignal] = None
 
 @contextlib.contextmanager
 def preemption_guard() -> Iterator[_StopSignal]:
-  """Context manager under which SIGTERM only sets a flag, for loops that stop cleanly.
+  """Context manager under which SIGTERM only sets a flag, checked between compiled loops.
 
+  Unlike tf.distribute.experimental.PreemptionCheckpointHandler, it leaves saving and exiting
+  to the caller: one process runs many loops, and callers turn `Preempted` into a clean exit.
   A guard entered inside another one is that one (a SIGTERM caught by either is seen by both).
   Outside the main thread no handler can be installed and `stop.requested` stays False.
   """
   global _active_guard
-  main = threading.current_thread() is threading.main_thread()
-  if main and _active_guard is not None:
+  if threading.current_thread() is not threading.main_thread():
+    yield _StopSignal()
+    return
+  if _active_guard is not None:
     yield _active_guard
     return
-  with _StopSignal() as stop:
-    if main:
-      _active_guard = stop
-    try:
-      yield stop
-    finally:
-      if main:
-        _active_guard = None
+  stop = _StopSignal()
 
+  def handle(signum, frame):
+    del signum, frame
+    stop.requested = True
 
-# ---------------------------------------------------------------------------------------------
-# The loop.
+  previous = signal.signal(signal.SIGTERM, handle)
+  _active_guard = stop
+  try:
+    yield stop
+  finally:
+    _active_guard = None
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +145,7 @@ class Runner:
     io.makedirs(run_dir)
     self.checkpoint_dir = os.path.join(run_dir, CHECKPOINT_DIR)
     # Every worker takes part in saving; only the chief's copy is kept.
-    self._worker_dir = None if self.is_chief else os.path.join(run_dir,
-                                                               f".worker{worker_index}")
+    self._worker_dir = None if self.is_chief else os.path.join(run_dir, f".worker{worker_index}")
     write_dir = (self.checkpoint_dir if self.is_chief
                  else os.path.join(self._worker_dir, CHECKPOINT_DIR))
     self.manager = tf.train.CheckpointManager(checkpoint, write_dir,
@@ -251,18 +232,17 @@ class Runner:
           stats = train_loop(iterator, num)
           elapsed = time.time() - start
 
+          step += num
           # Divergence.
           if not stats["finite"]:
             if not stop_on_divergence:
               raise TrainingDiverged(
-                  f"training diverged between steps {step} and {step + num}: the loss is "
+                  f"training diverged between steps {step - num} and {step}: the loss is "
                   f"{stats.get('last_loss', stats['loss'])}; {self._kept()}; try a lower "
                   "learning rate")
-            step += num
             self.log(f"{self.indent}step {step}/{total}  the loss is not finite: diverged")
             progress.step, progress.diverged = step, True
             return progress
-          step += num
           progress.step, progress.last_loss = step, stats["loss"]
           progress.train_seconds += elapsed
           progress.trained_images += num * batch

@@ -3,20 +3,17 @@ seed, one model directory.
 
     metrics = trainer.train(config.get_experiment("demo"), "/tmp/run", strategy=None)
 
-On each of R replicas one step minimises L_r = mean_r(objective loss of z) / R (keras.losses.Loss
-divides by R under tf.distribute) + sum(model.losses) / R, and adds this replica's share c * v / R
-of the weight decay gradient (c = 8e-5 on every convolution and dense kernel) directly rather than
-through the tape; summed across replicas this is the gradient of the global-batch loss whatever R
-is. After each step the exponential moving average (EMA) of the weights is updated; evaluation,
-the class separation R^2 and the export use it.
+Each of R replicas minimises its share of the global-batch loss (objective loss and
+model.losses divided by R) and adds its share c * v / R of the weight-decay gradient directly,
+so the summed gradient does not depend on R. Evaluation, the class separation R^2 and the
+export use the weights' exponential moving average (EMA).
 
 The model directory holds config.json (a different config refuses to resume),
 checkpoints/ckpt-N (every `checkpoint_every_steps`, at every epoch end and on SIGTERM), train/
-and eval/ TensorBoard scalars with the run's HParams, export/saved_model (the EMA weights
-returning the endpoint dict) and metrics.json. With `train.select_best_epoch` (early stopping,
-paper §3) the EMA weights of the best evaluated epoch are kept in the checkpoint and exported.
-The data order of epoch e depends only on (seed, e), so with `train.deterministic` a resumed
-run ends with exactly the metrics of an uninterrupted one.
+and eval/ TensorBoard scalars with the run's HParams, export/saved_model and metrics.json.
+With `train.select_best_epoch` the best evaluated epoch's EMA weights are exported (early
+stopping, docs/protocol.md §3). With `train.deterministic` a resumed run ends with exactly the
+metrics of an uninterrupted one.
 """
 
 import contextlib
@@ -113,8 +110,7 @@ class Trainer:
     tracked = dict(model=self.model, ema_model=self.ema_model, optimizer=self.optimizer,
                    step=self.step)
     if train.select_best_epoch:
-      # Early stopping: the EMA weights of the best epoch so far and the top-1 of every epoch
-      # (-1: not evaluated), checkpointed so that a resumed run selects the same epoch.
+      # Checkpointed, so that a resumed run selects the same epoch.
       with strategy.scope():
         self.best_model = build_model(config, self.objective, name="resnet_best")
       optimization.copy_weights(strategy, self.best_model.weights, self.ema_model.weights)
@@ -129,9 +125,6 @@ class Trainer:
 
   # Training.
 
-  def _model_losses(self) -> tf.Tensor:
-    return sum((tf.cast(extra, tf.float32) for extra in self.model.losses), tf.constant(0.0))
-
   def _gradients(self, images, labels):
     """Per-replica gradients of this replica's share of the loss (module docstring)."""
     replicas = self.strategy.num_replicas_in_sync
@@ -140,7 +133,8 @@ class Trainer:
       z = tf.cast(endpoints["final_layer"], tf.float32)
       # keras.losses.Loss already divides by the number of replicas in a replica context.
       objective_loss = self.objective.loss(labels, z)
-      model_losses = self._model_losses()
+      model_losses = sum((tf.cast(extra, tf.float32) for extra in self.model.losses),
+                         tf.constant(0.0))
       loss = objective_loss + model_losses / replicas
     grads = tape.gradient(loss, self.model.trainable_variables)
     # The gradient of the weight decay c * 0.5 * ||v||^2 is c * v: added directly (this
