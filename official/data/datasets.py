@@ -443,6 +443,10 @@ def _list_dirs(path: str) -> List[str]:
   return [e for e in io.listdir(path) if io.isdir(io.join(path, e))]
 
 
+def _is_file(path: str) -> bool:
+  return io.exists(path) and not io.isdir(path)  # (a dangling link is neither)
+
+
 def _folder_root(path: str) -> str:
   """An image folder's path, absolute ("~" expanded) when local; a URL unchanged."""
   return io.absolute(path if io.is_remote(path) else os.path.expanduser(path))
@@ -484,9 +488,7 @@ def _scan_folder(path: str) -> _FolderScan:
     split_total, split_bad = 0, []
     for name in train_classes:
       class_dir = os.path.join(root, split, name)
-      # Files only (a dangling link is neither a file nor a folder).
-      files = [f for f in io.listdir(class_dir)
-               if io.exists(io.join(class_dir, f)) and not io.isdir(io.join(class_dir, f))]
+      files = [f for f in io.listdir(class_dir) if _is_file(io.join(class_dir, f))]
       if not [f for f in files if not f.startswith(".")]:
         raise ValueError(f"{where}: class folder {class_dir} is empty; valid has at least "
                          "one image")

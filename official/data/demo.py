@@ -161,9 +161,9 @@ def _circle(u, v, centre_u, centre_v, radius):
 
 def _polygon(u, v, sides: int, inradius: float, first_normal: float):
   """Regular polygon: the largest distance along its edge normals, minus the inradius."""
-  angles = [first_normal + 2 * np.pi * k / sides for k in range(sides)]
-  along = [u * np.float32(np.cos(a)) + v * np.float32(np.sin(a)) for a in angles]
-  return functools.reduce(np.maximum, along) - inradius
+  angles = (first_normal + 2 * np.pi * k / sides for k in range(sides))
+  along = (u * np.float32(np.cos(a)) + v * np.float32(np.sin(a)) for a in angles)
+  return functools.reduce(np.maximum, along) - inradius  # one edge's distances at a time
 
 
 def shape_distance(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:

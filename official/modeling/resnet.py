@@ -107,7 +107,8 @@ class ResNetConfig:
 def _conv(x, filters: int, kernel_size: int, strides: int, name: str):
   """Convolution with the released "fixed" padding for strides > 1 (no bias)."""
   if strides > 1 and kernel_size > 1:
-    pad = ((kernel_size - 1) // 2, kernel_size // 2)  # k - 1 in all (module docstring)
+    pad_total = kernel_size - 1
+    pad = (pad_total // 2, pad_total - pad_total // 2)
     x = keras.layers.ZeroPadding2D(padding=(pad, pad), name=name + "_pad")(x)
   # The released `tf.compat.v1.variance_scaling_initializer()`: LeCun truncated normal.
   initializer = keras.initializers.VarianceScaling(scale=1.0, mode="fan_in",

@@ -9,6 +9,8 @@ cluster"): pretraining run i and the steps that read only it belong to worker i 
 (runs dominate the cost and are alike in size), every step runs under a lease
 (official.study.leases), and each worker writes its results before checking the others' on
 read-after-write consistent storage, so the last one to finish finds every input done.
+Sharded workers write the report once per set of results (leases/report-written.json); a
+single driver rewrites it on every run.
 """
 
 import dataclasses

@@ -12,9 +12,9 @@ and is gone. Claiming a free lease:
     earlier reads back; the delay (2 s) must exceed that gap (tens of ms on GCS);
   - `ram://` (one process): the same read-back, without delay.
 A stale lease is replaced the same way as a remote one. Heartbeats compare wall clocks of
-different machines (keep them within well under the timeout, README "Paper scale on a
-cluster"). A holder whose lease was taken over while it stalled marks it lost, and the driver
-discards that step's result.
+different machines: keep them synchronised (NTP) to well under the timeout. A holder whose
+lease was taken over while it stalled marks it lost, and the driver discards that step's
+result.
 """
 
 import contextlib
